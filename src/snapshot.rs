@@ -1,0 +1,240 @@
+//! Every owner's numbers at one moment, and what changed between two moments.
+
+use crate::stats::OwnerStats;
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One owner in a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OwnerEntry {
+    /// Full name (`parent/child` for children).
+    pub name: String,
+    /// The parent's full name; `None` for top-level owners.
+    pub parent: Option<String>,
+    /// Retired but still holding bytes.
+    pub retired: bool,
+    /// Numbers including the owner's descendants.
+    pub stats: OwnerStats,
+    /// Live bytes of this owner alone, without descendants.
+    pub own_live_bytes: u64,
+}
+
+/// Every owner's stats at one moment: sorted by name, so two captures of the same state
+/// serialise identically.
+///
+/// ```
+/// use heapscope::Snapshot;
+///
+/// let history = heapscope::Owner::named("history");
+/// let turns = history.in_scope(|| vec![String::from("hi"); 10]);
+/// let snap = Snapshot::capture();
+/// let json = serde_json::to_string(&snap).unwrap();
+/// let back: Snapshot = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, snap);
+/// # drop(turns);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Whether the numbers are real (see [`is_tracking`](crate::is_tracking)); when `false`
+    /// every number is zero and `owners` is empty.
+    pub tracking: bool,
+    /// Capture time, milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// The whole process: every owner and root together.
+    pub total: OwnerStats,
+    /// Every registered owner (and retired ones still holding bytes), sorted by name.
+    pub owners: Vec<OwnerEntry>,
+    /// Exact-class blocks charged to `heapscope.overflow` because the side table had no
+    /// room for their owner, since the process started.
+    pub side_table_overflows: u64,
+}
+
+impl Snapshot {
+    /// Reads every owner's counters.
+    ///
+    /// ```
+    /// let snap = heapscope::Snapshot::capture();
+    /// assert!(snap.owners.iter().all(|o| o.stats.peak_bytes >= o.stats.live_bytes));
+    /// ```
+    pub fn capture() -> Snapshot {
+        let taken_at_unix_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let tracking = crate::is_tracking();
+        let owners = if tracking { capture_owners() } else { Vec::new() };
+        #[cfg(feature = "enabled")]
+        let side_table_overflows = crate::alloc::side_table::overflow_count();
+        #[cfg(not(feature = "enabled"))]
+        let side_table_overflows = 0;
+        Snapshot {
+            tracking,
+            taken_at_unix_ms,
+            total: crate::global_stats(),
+            owners,
+            side_table_overflows,
+        }
+    }
+
+    /// The entry of the owner with this full name.
+    ///
+    /// ```
+    /// let snap = heapscope::Snapshot::capture();
+    /// # if snap.tracking {
+    /// assert!(snap.owner("root").is_some());
+    /// # }
+    /// ```
+    pub fn owner(&self, name: &str) -> Option<&OwnerEntry> {
+        self.owners
+            .binary_search_by(|o| o.name.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.owners.get(i))
+    }
+
+    /// Per-owner growth from `baseline` to `self`, largest growth first.
+    ///
+    /// ```
+    /// let base = heapscope::Snapshot::capture();
+    /// let cache = heapscope::Owner::named("diff_doc_cache");
+    /// let v = cache.in_scope(|| vec![0u8; 10_000]);
+    /// let diff = heapscope::Snapshot::capture().diff(&base);
+    /// # if diff.tracking {
+    /// assert_eq!(diff.owners[0].name, "diff_doc_cache");
+    /// # }
+    /// # drop(v);
+    /// ```
+    pub fn diff(&self, baseline: &Snapshot) -> SnapshotDiff {
+        let mut owners: Vec<OwnerDelta> = self
+            .owners
+            .iter()
+            .map(|after| {
+                let before = baseline.owner(&after.name).map(|o| o.stats).unwrap_or_default();
+                OwnerDelta::between(&after.name, &before, &after.stats)
+            })
+            .collect();
+        for gone in &baseline.owners {
+            if self.owner(&gone.name).is_none() {
+                owners.push(OwnerDelta::between(&gone.name, &gone.stats, &OwnerStats::default()));
+            }
+        }
+        owners.sort_by(|a, b| {
+            b.live_bytes_delta.cmp(&a.live_bytes_delta).then_with(|| a.name.cmp(&b.name))
+        });
+        SnapshotDiff {
+            tracking: self.tracking && baseline.tracking,
+            elapsed_ms: self.taken_at_unix_ms.saturating_sub(baseline.taken_at_unix_ms),
+            total: OwnerDelta::between("total", &baseline.total, &self.total),
+            owners,
+        }
+    }
+}
+
+#[cfg(feature = "enabled")]
+fn capture_owners() -> Vec<OwnerEntry> {
+    use crate::counters::{self, Raw};
+    use crate::registry::{NO_PARENT, PROCESS};
+    use std::collections::HashMap;
+
+    let entries = crate::registry::with(|r| r.all());
+    let paths: HashMap<u16, String> = entries.iter().map(|(id, e)| (*id, e.path.clone())).collect();
+    let parents: HashMap<u16, u16> = entries.iter().map(|(id, e)| (*id, e.parent)).collect();
+    let own: HashMap<u16, Raw> =
+        entries.iter().map(|(id, _)| (*id, counters::read_own(*id))).collect();
+    let mut subtree: HashMap<u16, Raw> = HashMap::new();
+    for (&id, raw) in &own {
+        let mut cur = id;
+        for _ in 0..crate::registry::MAX_DEPTH {
+            if cur == PROCESS || cur == NO_PARENT {
+                break;
+            }
+            subtree.entry(cur).or_default().add(raw);
+            cur = parents.get(&cur).copied().unwrap_or(NO_PARENT);
+        }
+    }
+    let mut owners: Vec<OwnerEntry> = entries
+        .iter()
+        .filter(|(id, _)| *id != PROCESS)
+        .map(|(id, e)| {
+            let raw = subtree.get(id).copied().unwrap_or_default();
+            OwnerEntry {
+                name: e.path.clone(),
+                parent: (e.parent != PROCESS).then(|| paths.get(&e.parent).cloned()).flatten(),
+                retired: e.retired,
+                stats: OwnerStats::from_raw(&raw, counters::read_peak(*id)),
+                own_live_bytes: own.get(id).map_or(0, Raw::live_bytes),
+            }
+        })
+        .collect();
+    owners.sort_by(|a, b| a.name.cmp(&b.name));
+    owners
+}
+
+#[cfg(not(feature = "enabled"))]
+fn capture_owners() -> Vec<OwnerEntry> {
+    Vec::new()
+}
+
+/// How one owner's numbers moved between two snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OwnerDelta {
+    /// Full owner name.
+    pub name: String,
+    /// Live bytes at the baseline.
+    pub before_live_bytes: u64,
+    /// Live bytes at the later snapshot.
+    pub after_live_bytes: u64,
+    /// `after - before` live bytes (negative when the owner shrank).
+    pub live_bytes_delta: i64,
+    /// `after - before` live blocks.
+    pub live_blocks_delta: i64,
+    /// Bytes allocated between the two snapshots (churn).
+    pub allocated_bytes: u64,
+    /// Peak at the later snapshot.
+    pub peak_bytes: u64,
+}
+
+impl OwnerDelta {
+    fn between(name: &str, before: &OwnerStats, after: &OwnerStats) -> OwnerDelta {
+        OwnerDelta {
+            name: name.to_owned(),
+            before_live_bytes: before.live_bytes,
+            after_live_bytes: after.live_bytes,
+            live_bytes_delta: after.live_bytes as i64 - before.live_bytes as i64,
+            live_blocks_delta: after.live_blocks as i64 - before.live_blocks as i64,
+            allocated_bytes: after.total_bytes.saturating_sub(before.total_bytes),
+            peak_bytes: after.peak_bytes,
+        }
+    }
+}
+
+/// What changed between two snapshots; see [`Snapshot::diff`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SnapshotDiff {
+    /// Both snapshots had real numbers.
+    pub tracking: bool,
+    /// Time between the two snapshots.
+    pub elapsed_ms: u64,
+    /// The whole process.
+    pub total: OwnerDelta,
+    /// Every owner in either snapshot, largest live growth first.
+    pub owners: Vec<OwnerDelta>,
+}
+
+impl std::fmt::Display for SnapshotDiff {
+    /// A table of owners whose live bytes or allocations moved, largest growth first.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{:<40} {:>14} {:>14} {:>14}", "owner", "live before", "live after", "growth")?;
+        for d in std::iter::once(&self.total)
+            .chain(self.owners.iter().filter(|d| d.live_bytes_delta != 0 || d.allocated_bytes != 0))
+        {
+            writeln!(
+                f,
+                "{:<40} {:>14} {:>14} {:>+14}",
+                d.name, d.before_live_bytes, d.after_live_bytes, d.live_bytes_delta
+            )?;
+        }
+        Ok(())
+    }
+}

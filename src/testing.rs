@@ -1,0 +1,388 @@
+//! Tests that attribute growth: probes, growth assertions and leak checks.
+//!
+//! Every probe and check uses a fresh, uniquely named owner, so tests running in parallel in
+//! one process (libtest's default) never see each other's bytes; the harness's own
+//! allocations land in `root`, which these helpers ignore.
+//!
+//! Without the `enabled` feature (or without the allocator installed) nothing is measured:
+//! the helpers run the code, print `heapscope: disabled, growth not checked` once to stderr,
+//! and [`Probe::is_active`] returns `false`. They never pass silently.
+
+use crate::owner::{Owner, OwnerScope};
+use crate::snapshot::Snapshot;
+use crate::stats::OwnerStats;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+fn unique_owner(prefix: &str, name: &str) -> Owner {
+    let n = NEXT.fetch_add(1, Relaxed);
+    let clean: String =
+        name.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).take(96).collect();
+    Owner::named(format!("{prefix}:{clean}#{n}"))
+}
+
+fn warn_inactive() -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let active = crate::is_tracking();
+    if !active && !WARNED.swap(true, Relaxed) {
+        eprintln!("heapscope: disabled, growth not checked");
+    }
+    active
+}
+
+/// A fresh owner entered on this thread until the probe is dropped.
+///
+/// ```
+/// use heapscope::testing::Probe;
+///
+/// let probe = Probe::start("parse");
+/// let v = vec![0u8; 1000];
+/// # #[cfg(feature = "enabled")] if probe.is_active() {
+/// assert_eq!(probe.stats().live_bytes, 1000);
+/// # }
+/// # drop(v);
+/// ```
+#[derive(Debug)]
+pub struct Probe {
+    owner: Owner,
+    scope: Option<OwnerScope>,
+    active: bool,
+}
+
+impl Probe {
+    /// Registers `probe:<name>#<n>` (unique in the process) and enters it on this thread.
+    pub fn start(name: &str) -> Probe {
+        let active = warn_inactive();
+        let owner = unique_owner("probe", name);
+        Probe { owner, scope: Some(owner.enter()), active }
+    }
+
+    /// The probe's owner.
+    ///
+    /// ```
+    /// let p = heapscope::testing::Probe::start("x");
+    /// assert!(p.owner().name().starts_with("probe:x#"));
+    /// ```
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// The probe owner's numbers so far (including any children of it).
+    ///
+    /// ```
+    /// let p = heapscope::testing::Probe::start("x");
+    /// assert_eq!(p.stats().live_bytes, 0);
+    /// ```
+    pub fn stats(&self) -> OwnerStats {
+        self.owner.stats()
+    }
+
+    /// Whether the probe measures anything (tracking compiled in and installed).
+    ///
+    /// ```
+    /// let p = heapscope::testing::Probe::start("x");
+    /// assert_eq!(p.is_active(), heapscope::is_tracking());
+    /// ```
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        drop(self.scope.take());
+        let _ = self.owner.retire();
+    }
+}
+
+/// Checks that `owner`'s live bytes grow by at most `at_most` bytes while `body` runs, and
+/// returns `body`'s value. The body is *not* run under `owner`: measuring does not change
+/// attribution. Prefer the [`assert_owner_growth!`](crate::assert_owner_growth) macro.
+///
+/// # Panics
+/// When the owner grew by more than `at_most`, with a message that starts `heapscope:` and
+/// a table of every owner that moved.
+pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at: &str) -> R {
+    if !warn_inactive() {
+        return body();
+    }
+    let before_all = Snapshot::capture();
+    let before = owner.stats().live_bytes;
+    let out = body();
+    let after = owner.stats().live_bytes;
+    let growth = after as i128 - before as i128;
+    if growth > at_most as i128 {
+        let diff = Snapshot::capture().diff(&before_all);
+        panic!(
+            "heapscope: owner {:?} grew by {growth} bytes, more than the {at_most} allowed ({at})\n{diff}",
+            owner.name()
+        );
+    }
+    out
+}
+
+/// Asserts that an owner's live bytes grow by at most `at_most` bytes while the block runs;
+/// evaluates to the block's value.
+///
+/// On failure it panics with `heapscope: owner "…" grew by N bytes, more than the M allowed`
+/// and a table of every owner's growth, largest first. Without tracking it runs the block and
+/// checks nothing (saying so once on stderr).
+///
+/// ```
+/// let cache = heapscope::Owner::named("growth_doc");
+/// let v = heapscope::assert_owner_growth!(cache, at_most = 2048, {
+///     cache.in_scope(|| vec![0u8; 1024])
+/// });
+/// # drop(v);
+/// ```
+#[macro_export]
+macro_rules! assert_owner_growth {
+    ($owner:expr, at_most = $at_most:expr, $body:block) => {
+        $crate::testing::check_growth(
+            $owner,
+            ($at_most) as u64,
+            || $body,
+            concat!(file!(), ":", line!()),
+        )
+    };
+}
+
+/// How an owner's retained bytes moved over the measured iterations of [`leak_check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Trend {
+    /// Grows in every part of the run: a leak.
+    Leaking,
+    /// Held more at some moment than at any iteration boundary, and does not grow: a
+    /// transient peak (a deep copy, a temporary buffer).
+    TransientPeak,
+    /// No growth over the measured iterations: nothing retained, or a cache that filled
+    /// (during warm-up, or once) and stays.
+    Flat,
+}
+
+/// One owner in a [`LeakReport`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OwnerTrend {
+    /// Full owner name.
+    pub name: String,
+    /// The verdict.
+    pub trend: Trend,
+    /// Least-squares slope of the owner's own live bytes against the iteration number.
+    pub bytes_per_iteration: f64,
+    /// Own live bytes after warm-up, before the first measured iteration.
+    pub start_live_bytes: u64,
+    /// Own live bytes after the last iteration.
+    pub end_live_bytes: u64,
+    /// The owner's peak (including descendants) at the end.
+    pub peak_bytes: u64,
+}
+
+/// The result of [`leak_check`]. `Debug` and `Display` name only the leaking owners.
+#[derive(Clone, PartialEq)]
+pub struct LeakReport {
+    warmup: usize,
+    iterations: usize,
+    owners: Vec<OwnerTrend>,
+    active: bool,
+}
+
+impl LeakReport {
+    /// The owners judged leaking, largest bytes per iteration first.
+    pub fn leaking(&self) -> Vec<&OwnerTrend> {
+        self.owners.iter().filter(|o| o.trend == Trend::Leaking).collect()
+    }
+
+    /// Every owner observed (except `root` and heapscope's own), sorted by name.
+    pub fn all(&self) -> &[OwnerTrend] {
+        &self.owners
+    }
+
+    /// The verdict for one owner, by full name.
+    pub fn owner(&self, name: &str) -> Option<&OwnerTrend> {
+        self.owners.iter().find(|o| o.name == name)
+    }
+
+    /// Whether anything was measured (tracking compiled in and installed).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
+
+impl fmt::Debug for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakReport")
+            .field("warmup", &self.warmup)
+            .field("iterations", &self.iterations)
+            .field("leaking", &self.leaking())
+            .finish()
+    }
+}
+
+impl fmt::Display for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let leaking = self.leaking();
+        if !self.active {
+            return writeln!(f, "heapscope: disabled, leaks not checked");
+        }
+        if leaking.is_empty() {
+            return writeln!(f, "heapscope: no leaking owner over {} iterations", self.iterations);
+        }
+        writeln!(
+            f,
+            "heapscope: {} leaking owner(s) over {} iterations:",
+            leaking.len(),
+            self.iterations
+        )?;
+        for o in leaking {
+            writeln!(
+                f,
+                "  {:<40} {:>10.1} bytes/iteration ({} -> {} bytes)",
+                o.name, o.bytes_per_iteration, o.start_live_bytes, o.end_live_bytes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `body(i)` `warmup` times, then `iterations` times while sampling every owner's own
+/// live bytes after each iteration, and judges each owner's [`Trend`]:
+///
+/// - **leaking**: the least-squares slope is positive *and* the owner grew within each third
+///   of the measured run (so one late cache fill is not a leak);
+/// - **transient peak**: not leaking, and its peak exceeds every sampled value;
+/// - **flat**: neither.
+///
+/// Each iteration runs under a fresh `leak_check:#n` owner, so growth the body does not
+/// attribute anywhere still shows. Other threads' owners are observed too: run leak checks in
+/// a test process of their own, or give every test unique owner names. Use at least 6
+/// iterations (each third needs two samples) and a warm-up that fills caches.
+///
+/// ```
+/// use heapscope::Owner;
+/// let leak = Owner::named("leak_doc");
+/// let mut kept = Vec::new();
+/// let report = heapscope::testing::leak_check(2, 12, |i| {
+///     kept.push(leak.in_scope(|| vec![i as u8; 256]));
+/// });
+/// # #[cfg(feature = "enabled")] if report.is_active() {
+/// assert_eq!(report.leaking()[0].name, "leak_doc");
+/// # }
+/// ```
+pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize)) -> LeakReport {
+    let active = warn_inactive();
+    let run_owner = unique_owner("leak_check", "");
+    for i in 0..warmup {
+        run_owner.in_scope(|| body(i));
+    }
+    if !active {
+        for i in warmup..warmup + iterations {
+            run_owner.in_scope(|| body(i));
+        }
+        return LeakReport { warmup, iterations, owners: Vec::new(), active };
+    }
+    let mut series: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut record = |snap: &Snapshot, sample: usize| {
+        for o in &snap.owners {
+            let s = series.entry(o.name.clone()).or_insert_with(|| vec![0; sample]);
+            s.resize(sample, 0);
+            s.push(o.own_live_bytes);
+        }
+    };
+    record(&Snapshot::capture(), 0);
+    for i in 0..iterations {
+        run_owner.in_scope(|| body(warmup + i));
+        record(&Snapshot::capture(), i + 1);
+    }
+    let last = Snapshot::capture();
+    let mut owners: Vec<OwnerTrend> = series
+        .into_iter()
+        .filter(|(name, _)| name != crate::registry::ROOT_NAME && !name.starts_with("heapscope."))
+        .map(|(name, mut ys)| {
+            ys.resize(iterations + 1, 0);
+            let peak = last.owner(&name).map_or(0, |o| o.stats.peak_bytes);
+            judge(name, &ys, peak)
+        })
+        .collect();
+    owners.sort_by(|a, b| {
+        b.bytes_per_iteration.total_cmp(&a.bytes_per_iteration).then_with(|| a.name.cmp(&b.name))
+    });
+    let _ = run_owner.retire();
+    LeakReport { warmup, iterations, owners, active }
+}
+
+fn judge(name: String, ys: &[u64], peak_bytes: u64) -> OwnerTrend {
+    let n = ys.len();
+    let slope = slope(ys);
+    let third = (n.saturating_sub(1) / 3).max(1);
+    let grew_in = |a: usize, b: usize| match (ys.get(a), ys.get(b.min(n - 1))) {
+        (Some(x), Some(y)) => y > x,
+        _ => false,
+    };
+    let every_third_grew =
+        n >= 4 && grew_in(0, third) && grew_in(third, 2 * third) && grew_in(2 * third, n - 1);
+    let max_sampled = ys.iter().copied().max().unwrap_or(0);
+    let trend = if slope > 0.0 && every_third_grew {
+        Trend::Leaking
+    } else if peak_bytes > max_sampled {
+        Trend::TransientPeak
+    } else {
+        Trend::Flat
+    };
+    OwnerTrend {
+        name,
+        trend,
+        bytes_per_iteration: slope,
+        start_live_bytes: ys.first().copied().unwrap_or(0),
+        end_live_bytes: ys.last().copied().unwrap_or(0),
+        peak_bytes,
+    }
+}
+
+/// Ordinary least squares slope of `ys` against `0, 1, 2, …`.
+fn slope(ys: &[u64]) -> f64 {
+    let n = ys.len() as f64;
+    if ys.len() < 2 {
+        return 0.0;
+    }
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = ys.iter().map(|&y| y as f64).sum::<f64>() / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (i, &y) in ys.iter().enumerate() {
+        let dx = i as f64 - mean_x;
+        num += dx * (y as f64 - mean_y);
+        den += dx * dx;
+    }
+    num / den
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_of_a_line() {
+        assert!((slope(&[0, 10, 20, 30]) - 10.0).abs() < 1e-9);
+        assert_eq!(slope(&[5, 5, 5]), 0.0);
+    }
+
+    #[test]
+    fn judge_tells_leak_cache_and_peak_apart() {
+        let leak: Vec<u64> = (0..13).map(|i| i * 100).collect();
+        assert_eq!(judge("l".into(), &leak, 1200).trend, Trend::Leaking);
+        let mut cache = vec![0u64; 13];
+        for y in cache.iter_mut().skip(3) {
+            *y = 5000;
+        }
+        assert_eq!(judge("c".into(), &cache, 5000).trend, Trend::Flat);
+        let flat = vec![64u64; 13];
+        assert_eq!(judge("t".into(), &flat, 1 << 20).trend, Trend::TransientPeak);
+        // Doubling growth (a leaking Vec) still grows in every third.
+        let doubling: Vec<u64> = (0..13u64).map(|i| (i * 100).next_power_of_two()).collect();
+        assert_eq!(judge("d".into(), &doubling, 2048).trend, Trend::Leaking);
+    }
+}

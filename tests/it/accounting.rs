@@ -1,0 +1,38 @@
+use heapscope::testing::Probe;
+use heapscope::Owner;
+use std::hint::black_box;
+
+#[test]
+fn tracking_is_live() {
+    assert!(heapscope::is_tracking());
+}
+
+#[test]
+fn known_sizes_per_owner() {
+    let a = Owner::named("acc_known_a");
+    let b = Owner::named("acc_known_b");
+    // 100 and 24 carry a trailer; 64 and 4096 live in the side table.
+    let (x, y) = a.in_scope(|| (black_box(vec![0u8; 100]), black_box(vec![0u8; 64])));
+    let z = b.in_scope(|| black_box(vec![0u64; 3]));
+    let w = b.in_scope(|| black_box(vec![0u8; 4096]));
+    let sa = a.stats();
+    let sb = b.stats();
+    assert_eq!((sa.live_bytes, sa.live_blocks, sa.total_bytes, sa.total_blocks), (164, 2, 164, 2));
+    assert_eq!((sb.live_bytes, sb.live_blocks), (24 + 4096, 2));
+    assert_eq!(sa.peak_bytes, 164);
+    drop((x, y, z, w));
+    assert_eq!(a.stats().live_bytes, 0);
+    assert_eq!(b.stats().live_blocks, 0);
+    assert_eq!(a.stats().total_bytes, 164);
+    assert_eq!(a.stats().peak_bytes, 164);
+}
+
+#[test]
+fn probe_counts_exactly() {
+    let p = Probe::start("exact");
+    let v: Vec<u8> = black_box(Vec::with_capacity(1000));
+    assert_eq!(p.stats().live_bytes, 1000);
+    drop(v);
+    assert_eq!(p.stats().live_bytes, 0);
+    assert_eq!(p.stats().total_blocks, 1);
+}

@@ -1,0 +1,6 @@
+//! Ordinary allocator tests, sharing one binary with heapscope installed. Each test uses
+//! owners of its own (libtest runs them in parallel; its own allocations land in `root`).
+
+heapscope::install!();
+
+mod accounting;
