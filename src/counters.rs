@@ -30,7 +30,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering::*};
 
-pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, NO_PARENT, OVERFLOW, PROCESS, ROOT};
+pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, OVERFLOW, PROCESS, ROOT};
 
 /// How many threads count without atomic read-modify-writes at once.
 pub(crate) const MAX_THREAD_SLOTS: usize = 256;
@@ -74,8 +74,8 @@ pub(crate) struct OwnerCell {
     /// Published subtree live bytes (see the module docs on peaks).
     flushed: AtomicI64,
     /// Highest subtree live bytes seen since the owner was registered.
-    peak: AtomicU64,
-    /// Parent id, or [`NO_PARENT`].
+    peak: AtomicI64,
+    /// Parent id (ignored for [`PROCESS`], where every walk ends).
     pub(crate) parent: AtomicU16,
     /// Bumped each time the id is reused, so stale `Owner` handles are recognised.
     pub(crate) generation: AtomicU16,
@@ -88,7 +88,7 @@ impl OwnerCell {
     const fn new() -> Self {
         OwnerCell {
             flushed: AtomicI64::new(0),
-            peak: AtomicU64::new(0),
+            peak: AtomicI64::new(0),
             parent: AtomicU16::new(PROCESS),
             generation: AtomicU16::new(0),
             base_bytes: AtomicU64::new(0),
@@ -147,84 +147,88 @@ fn bump(counter: &AtomicU64, by: u64) {
 }
 
 /// Counts an allocation of `size` bytes by `owner`, made on the thread whose slot is `slot`.
+///
+/// The fast path: three single-writer counters of the owner and one look at its shared
+/// published total and peak. Everything that walks the owner tree is out of line and rare.
 #[inline(always)]
 pub(crate) fn charge(slot: usize, owner: u16, size: usize) {
-    match (SLOTS.get(slot), (owner as usize) < MAX_OWNERS) {
-        (Some(s), true) => charge_in(s, owner, size),
-        _ => charge_cold(slot, owner, size),
+    let id = owner as usize;
+    if slot >= MAX_THREAD_SLOTS || id >= MAX_OWNERS {
+        return charge_cold(slot, owner, size);
     }
-}
-
-#[inline(always)]
-fn charge_in(slot: &Slot, owner: u16, size: usize) {
-    let Some(c) = slot.counts.get(owner as usize) else { return };
+    // Both indices were checked just above, so these cannot panic (and compile unchecked).
+    let c = &SLOTS[slot].counts[id];
+    let shared = &OWNERS[id];
     bump(&c.alloc_bytes, size as u64);
     bump(&c.alloc_blocks, 1);
-    note_growth(slot, owner, size as i64);
-}
-
-#[inline(always)]
-fn credit_in(slot: &Slot, owner: u16, size: usize) {
-    let Some(c) = slot.counts.get(owner as usize) else { return };
-    bump(&c.free_bytes, size as u64);
-    bump(&c.free_blocks, 1);
-    note_shrink(slot, owner, size as i64);
+    let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
+    c.pending.store(pending, Relaxed);
+    if pending > FLUSH_BYTES {
+        return publish(c, owner);
+    }
+    if shared.flushed.load(Relaxed).wrapping_add(pending) > shared.peak.load(Relaxed) {
+        raise_peaks(owner, pending);
+    }
 }
 
 /// Counts a free of `size` bytes of a block owned by `owner`, on the thread whose slot is
 /// `slot`.
 #[inline(always)]
 pub(crate) fn credit(slot: usize, owner: u16, size: usize) {
-    match (SLOTS.get(slot), (owner as usize) < MAX_OWNERS) {
-        (Some(s), true) => credit_in(s, owner, size),
-        _ => credit_cold(slot, owner, size),
+    let id = owner as usize;
+    if slot >= MAX_THREAD_SLOTS || id >= MAX_OWNERS {
+        return credit_cold(slot, owner, size);
+    }
+    // Both indices were checked just above.
+    let c = &SLOTS[slot].counts[id];
+    bump(&c.free_bytes, size as u64);
+    bump(&c.free_blocks, 1);
+    let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
+    c.pending.store(pending, Relaxed);
+    if pending < -FLUSH_BYTES {
+        publish(c, owner);
     }
 }
 
-/// Walks from `owner` to the process, adding `size` to each level's pending growth and
-/// raising peaks.
-#[inline(always)]
-fn note_growth(slot: &Slot, owner: u16, size: i64) {
+/// Adds this slot's pending bytes of `owner` to the published total of `owner` and of each
+/// ancestor, raising their peaks.
+#[cold]
+#[inline(never)]
+fn publish(c: &Counts, owner: u16) {
+    let pending = c.pending.load(Relaxed);
+    c.pending.store(0, Relaxed);
+    add_published(owner, pending);
+}
+
+/// A new high of `owner`'s estimate: raise the peaks of `owner` and its ancestors with this
+/// thread's pending bytes on top of each one's published total.
+#[cold]
+#[inline(never)]
+fn raise_peaks(owner: u16, pending: i64) {
     let mut id = owner as usize;
     for _ in 0..MAX_DEPTH {
-        let (Some(c), Some(shared)) = (slot.counts.get(id), OWNERS.get(id)) else { return };
-        let pending = c.pending.load(Relaxed).wrapping_add(size);
-        let live = if pending > FLUSH_BYTES {
-            c.pending.store(0, Relaxed);
-            shared.flushed.fetch_add(pending, Relaxed).wrapping_add(pending)
-        } else {
-            c.pending.store(pending, Relaxed);
-            shared.flushed.load(Relaxed).wrapping_add(pending)
-        };
-        if live > 0 && live as u64 > shared.peak.load(Relaxed) {
-            shared.peak.fetch_max(live as u64, Relaxed);
-        }
-        let parent = shared.parent.load(Relaxed);
-        if parent == NO_PARENT {
+        let Some(shared) = OWNERS.get(id) else { return };
+        shared.peak.fetch_max(shared.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
+        if id == PROCESS as usize {
             return;
         }
-        id = parent as usize;
+        id = shared.parent.load(Relaxed) as usize;
     }
 }
 
-/// Walks from `owner` to the process, subtracting `size` from each level's pending growth.
-#[inline(always)]
-fn note_shrink(slot: &Slot, owner: u16, size: i64) {
+/// Adds `delta` to the published totals of `owner` and its ancestors; growth raises peaks.
+fn add_published(owner: u16, delta: i64) {
     let mut id = owner as usize;
     for _ in 0..MAX_DEPTH {
-        let (Some(c), Some(shared)) = (slot.counts.get(id), OWNERS.get(id)) else { return };
-        let pending = c.pending.load(Relaxed).wrapping_sub(size);
-        if pending < -FLUSH_BYTES {
-            c.pending.store(0, Relaxed);
-            shared.flushed.fetch_add(pending, Relaxed);
-        } else {
-            c.pending.store(pending, Relaxed);
+        let Some(shared) = OWNERS.get(id) else { return };
+        let now = shared.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
+        if delta > 0 {
+            shared.peak.fetch_max(now, Relaxed);
         }
-        let parent = shared.parent.load(Relaxed);
-        if parent == NO_PARENT {
+        if id == PROCESS as usize {
             return;
         }
-        id = parent as usize;
+        id = shared.parent.load(Relaxed) as usize;
     }
 }
 
@@ -236,13 +240,13 @@ fn note_shrink(slot: &Slot, owner: u16, size: i64) {
 fn charge_cold(slot: usize, owner: u16, size: usize) {
     let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
     let slot = if slot == UNASSIGNED { take_slot() } else { slot };
-    if let Some(s) = SLOTS.get(slot) {
-        return charge_in(s, owner, size);
+    if slot < MAX_THREAD_SLOTS {
+        return charge(slot, owner, size);
     }
     let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
     c.alloc_bytes.fetch_add(size as u64, Relaxed);
     c.alloc_blocks.fetch_add(1, Relaxed);
-    publish_directly(owner, size as i64);
+    add_published(owner, size as i64);
 }
 
 /// The slow path of [`credit`], as [`charge_cold`].
@@ -251,30 +255,13 @@ fn charge_cold(slot: usize, owner: u16, size: usize) {
 fn credit_cold(slot: usize, owner: u16, size: usize) {
     let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
     let slot = if slot == UNASSIGNED { take_slot() } else { slot };
-    if let Some(s) = SLOTS.get(slot) {
-        return credit_in(s, owner, size);
+    if slot < MAX_THREAD_SLOTS {
+        return credit(slot, owner, size);
     }
     let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
     c.free_bytes.fetch_add(size as u64, Relaxed);
     c.free_blocks.fetch_add(1, Relaxed);
-    publish_directly(owner, -(size as i64));
-}
-
-/// Shared-slot counting: publish every change straight away (no pending).
-fn publish_directly(owner: u16, delta: i64) {
-    let mut id = owner as usize;
-    for _ in 0..MAX_DEPTH {
-        let Some(shared) = OWNERS.get(id) else { return };
-        let live = shared.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
-        if delta > 0 && live > 0 {
-            shared.peak.fetch_max(live as u64, Relaxed);
-        }
-        let parent = shared.parent.load(Relaxed);
-        if parent == NO_PARENT {
-            return;
-        }
-        id = parent as usize;
-    }
+    add_published(owner, -(size as i64));
 }
 
 /// Gives this thread a slot of its own (or the shared one) and remembers it.
@@ -408,11 +395,12 @@ pub(crate) fn read_own(id: u16) -> Raw {
 
 /// The peak subtree live bytes recorded for `id`.
 pub(crate) fn read_peak(id: u16) -> u64 {
-    OWNERS.get(id as usize).map_or(0, |c| c.peak.load(Relaxed))
+    OWNERS.get(id as usize).map_or(0, |c| c.peak.load(Relaxed).max(0) as u64)
 }
 
-/// Prepares `id` for a new owner: records the totals so far as its baseline, resets its peak,
-/// sets its parent and bumps its generation. Returns the new generation.
+/// Prepares `id` for a new owner under `parent`: records the totals so far as its baseline,
+/// resets its peak, moves its parent link (and its published remainder, see
+/// [`move_published`]) and bumps its generation. Returns the new generation.
 ///
 /// Called by the registry with the id's previous live bytes and blocks at zero.
 pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u16 {
@@ -420,35 +408,29 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u16 {
     cell.base_bytes.store(0, Relaxed);
     cell.base_blocks.store(0, Relaxed);
     let raw = read_own(id);
-    // read_own subtracted nothing (base is 0): `alloc` totals so far become the base. The
-    // frees equal them (live was zero), so both sides of `live` shift alike.
+    // `alloc` totals so far become the base. The frees equal them (live was zero), so both
+    // sides of `live` shift alike.
     cell.base_bytes.store(raw.alloc_bytes, Relaxed);
     cell.base_blocks.store(raw.alloc_blocks, Relaxed);
+    move_published(id, parent);
     cell.peak.store(0, Relaxed);
-    cell.parent.store(parent, Relaxed);
     IDS_HIGH.fetch_max(id as usize + 1, Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
-/// Moves `live` subtree bytes of an owner from the ancestors starting at `from` to those
-/// starting at `to`, for peaks (exact sums never need it: they are recomputed from the tree).
-pub(crate) fn move_published(from: u16, to: u16, live: u64) {
-    let delta = live as i64;
-    for (start, sign) in [(from, -1i64), (to, 1i64)] {
-        let mut id = start as usize;
-        for _ in 0..MAX_DEPTH {
-            let Some(shared) = OWNERS.get(id) else { break };
-            let now = shared.flushed.fetch_add(sign * delta, Relaxed).wrapping_add(sign * delta);
-            if sign > 0 && now > 0 {
-                shared.peak.fetch_max(now as u64, Relaxed);
-            }
-            let parent = shared.parent.load(Relaxed);
-            if parent == NO_PARENT {
-                break;
-            }
-            id = parent as usize;
-        }
+/// Moves owner `id` (with its subtree) under `new_parent`, for peaks: its published total
+/// leaves its old ancestors and joins the new ones. Bytes still pending in threads' slots are
+/// published later along the new parent link, so every byte is published to each ancestor
+/// exactly once. (Exact `live` sums never need this: they are recomputed from the tree.)
+pub(crate) fn move_published(id: u16, new_parent: u16) {
+    let Some(cell) = OWNERS.get(id as usize) else { return };
+    let published = cell.flushed.load(Relaxed);
+    let old_parent = cell.parent.swap(new_parent, Relaxed);
+    if id == PROCESS || published == 0 {
+        return;
     }
+    add_published(old_parent, -published);
+    add_published(new_parent, published);
 }
 
 /// Whether this thread counts without read-modify-writes (it holds a slot of its own).

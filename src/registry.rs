@@ -288,9 +288,7 @@ impl Registry {
             e.parent = new_parent;
         }
         #[cfg(feature = "enabled")]
-        if let Some(cell) = crate::counters::OWNERS.get(id as usize) {
-            cell.parent.store(new_parent, std::sync::atomic::Ordering::Relaxed);
-        }
+        crate::counters::move_published(id, new_parent);
         Ok(entry.parent)
     }
 

@@ -200,13 +200,7 @@ impl<T> Retained<T> {
     /// ```
     pub fn transfer_to(&self, new_parent: Owner) -> Result<()> {
         new_parent.check()?;
-        let moved = registry::with(|r| {
-            r.reparent(self.owner.id(), self.owner.generation(), new_parent.id())
-        })?;
-        #[cfg(feature = "enabled")]
-        crate::counters::move_published(moved, new_parent.id(), self.live_bytes());
-        #[cfg(not(feature = "enabled"))]
-        let _ = moved;
+        registry::with(|r| r.reparent(self.owner.id(), self.owner.generation(), new_parent.id()))?;
         Ok(())
     }
 

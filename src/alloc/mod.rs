@@ -208,20 +208,20 @@ impl<A: GlobalAlloc> Tracked<A> {
 // `tag::inner_size`), so `A` always receives back exactly the layout it allocated with; the
 // alignment is passed through unchanged, and the trailer lies past the caller's `size`.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: caller's guarantees on `layout`.
         unsafe { self.alloc_with(layout, false) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: caller's guarantees on `layout`. The trailer is written after the inner
         // allocator zeroed the block, over bytes past the caller's size.
         unsafe { self.alloc_with(layout, true) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let (size, align) = (layout.size(), layout.align());
         let trailer = tag::has_trailer_room(size, align);
@@ -240,7 +240,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         unsafe { self.inner.dealloc(ptr, Layout::from_size_align_unchecked(inner_size, align)) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let (old_size, align) = (layout.size(), layout.align());
         let old_trailer = tag::has_trailer_room(old_size, align);

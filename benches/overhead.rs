@@ -1,0 +1,322 @@
+//! CPU overhead of `Tracked<A>` against `A` itself, side by side in one process.
+//!
+//! Both allocators are used as instances through their `GlobalAlloc` methods, so they share
+//! one binary, one jemalloc and one machine state. Each workload runs in interleaved rounds
+//! (raw, tracked, tracked, raw, …); the figure reported is the median over rounds of the
+//! per-round ratio `tracked / raw`, which cancels most of the drift of a shared 2-core
+//! machine. Build with and without `--features enabled` to see the disabled pass-through.
+//!
+//! `cargo bench --bench overhead --features enabled` (add `-- quick` for a short run).
+
+use heapscope::{Owner, Tracked};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Instant;
+use tikv_jemallocator::Jemalloc;
+
+heapscope::install!();
+
+static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
+static RAW_JE: Jemalloc = Jemalloc;
+static TRACKED_SYS: Tracked<System> = Tracked::new(System);
+static RAW_SYS: System = System;
+
+/// Sizes 16..=256 from a fixed xorshift sequence (seed printed in the header).
+fn small_sizes() -> Vec<usize> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            16 + (x % 241) as usize
+        })
+        .collect()
+}
+
+/// Sizes that sit exactly on jemalloc classes (no slack: side-table path).
+fn exact_sizes() -> Vec<usize> {
+    [16usize, 32, 48, 64, 80, 96, 128, 160, 192, 256].iter().copied().cycle().take(4096).collect()
+}
+
+/// Allocate-and-free churn with 64 blocks live: a new block replaces the oldest.
+fn churn<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {
+    let mut ring: [(usize, usize); 64] = [(0, 0); 64];
+    for i in 0..ops {
+        let size = sizes[i % sizes.len()];
+        let slot = &mut ring[i % 64];
+        if slot.0 != 0 {
+            // SAFETY: allocated below by `a` with this size and align 8.
+            unsafe { a.dealloc(slot.0 as *mut u8, Layout::from_size_align_unchecked(slot.1, 8)) };
+        }
+        // SAFETY: non-zero size, valid align.
+        let p = unsafe { a.alloc(Layout::from_size_align_unchecked(size, 8)) };
+        // SAFETY: p has at least one byte.
+        unsafe { p.write_volatile(i as u8) };
+        *slot = (p as usize, size);
+    }
+    for (p, size) in ring {
+        if p != 0 {
+            // SAFETY: as above.
+            unsafe { a.dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, 8)) };
+        }
+    }
+}
+
+/// Allocate then free at once: the classic small-allocation microbenchmark.
+fn pairs<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {
+    for i in 0..ops {
+        let layout = Layout::from_size_align(sizes[i % sizes.len()], 8).expect("layout");
+        // SAFETY: non-zero size, valid align.
+        let p = unsafe { a.alloc(layout) };
+        // SAFETY: p has at least one byte.
+        unsafe { p.write_volatile(i as u8) };
+        // SAFETY: allocated just above with `layout`.
+        unsafe { a.dealloc(std::hint::black_box(p), layout) };
+    }
+}
+
+/// Churn while switching among `owners` (a scope per operation).
+fn churn_owners<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize, owners: &[Owner]) {
+    let chunk = 64;
+    for (n, start) in (0..ops).step_by(chunk).enumerate() {
+        let _scope = owners[n % owners.len()].enter();
+        churn(a, &sizes[(start % sizes.len())..], chunk.min(ops - start));
+    }
+}
+
+/// `Vec` doubling: realloc from 8 bytes to 64 KiB, then free.
+fn growth<A: GlobalAlloc>(a: &A, ops: usize) {
+    let mut done = 0;
+    while done < ops {
+        let mut size = 8;
+        // SAFETY: non-zero size.
+        let mut p = unsafe { a.alloc(Layout::from_size_align_unchecked(size, 8)) };
+        while size < 64 * 1024 {
+            // SAFETY: p was allocated with (size, 8).
+            p = unsafe { a.realloc(p, Layout::from_size_align_unchecked(size, 8), size * 2) };
+            size *= 2;
+            // SAFETY: p has `size` bytes.
+            unsafe { p.add(size - 1).write_volatile(1) };
+            done += 1;
+        }
+        // SAFETY: p was allocated with (size, 8).
+        unsafe { a.dealloc(p, Layout::from_size_align_unchecked(size, 8)) };
+    }
+}
+
+/// Two threads churning at once.
+fn churn_2t<A: GlobalAlloc + Sync>(a: &'static A, sizes: &'static [usize], ops: usize) {
+    let barrier = Arc::new(Barrier::new(2));
+    let other = {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            barrier.wait();
+            churn(a, sizes, ops);
+        })
+    };
+    barrier.wait();
+    churn(a, sizes, ops);
+    other.join().expect("churn thread");
+}
+
+/// One thread allocates batches, the other frees them.
+fn cross_free<A: GlobalAlloc + Sync>(a: &'static A, sizes: &'static [usize], ops: usize) {
+    let handoff: Arc<Mutex<Vec<(usize, usize)>>> = Arc::new(Mutex::new(Vec::with_capacity(ops)));
+    let producer = {
+        let handoff = handoff.clone();
+        std::thread::spawn(move || {
+            let mut batch = Vec::with_capacity(256);
+            for i in 0..ops {
+                let size = sizes[i % sizes.len()];
+                // SAFETY: non-zero size.
+                let p = unsafe { a.alloc(Layout::from_size_align_unchecked(size, 8)) };
+                batch.push((p as usize, size));
+                if batch.len() == 256 {
+                    handoff.lock().expect("handoff").append(&mut batch);
+                }
+            }
+            handoff.lock().expect("handoff").append(&mut batch);
+        })
+    };
+    let mut freed = 0;
+    let mut mine = Vec::with_capacity(ops);
+    while freed < ops {
+        std::mem::swap(&mut mine, &mut *handoff.lock().expect("handoff"));
+        for (p, size) in mine.drain(..) {
+            // SAFETY: allocated by the producer with (size, 8).
+            unsafe { a.dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, 8)) };
+            freed += 1;
+        }
+        std::hint::spin_loop();
+    }
+    producer.join().expect("producer");
+}
+
+fn ns_per_op(ops: usize, f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_nanos() as f64 / ops as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Row {
+    name: String,
+    raw_ns: f64,
+    tracked_ns: f64,
+    ratio: f64,
+}
+
+fn compare(
+    name: &str,
+    rounds: usize,
+    ops: usize,
+    raw: &mut dyn FnMut(),
+    tracked: &mut dyn FnMut(),
+) -> Row {
+    raw();
+    tracked();
+    let (mut r, mut t, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (a, b) = if round % 2 == 0 {
+            let a = ns_per_op(ops, raw);
+            (a, ns_per_op(ops, tracked))
+        } else {
+            let b = ns_per_op(ops, tracked);
+            (ns_per_op(ops, raw), b)
+        };
+        r.push(a);
+        t.push(b);
+        ratios.push(b / a);
+    }
+    let row = Row {
+        name: name.to_owned(),
+        raw_ns: median(r),
+        tracked_ns: median(t),
+        ratio: median(ratios),
+    };
+    println!(
+        "| {:<44} | {:>8.2} | {:>8.2} | {:>6.3}x |",
+        row.name, row.raw_ns, row.tracked_ns, row.ratio
+    );
+    row
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    // `only-raw` / `only-tracked`: run the pairs workload alone, for `perf stat`.
+    if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
+        let sizes = small_sizes();
+        let _scope = Owner::named("bench").enter();
+        for _ in 0..3 {
+            if which == "only-raw" {
+                pairs(&RAW_JE, &sizes, 1_000_000)
+            } else {
+                pairs(&TRACKED_JE, &sizes, 1_000_000)
+            }
+        }
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs us with no such flag: smoke only.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (rounds, ops) = if smoke {
+        (1, 2_000)
+    } else if quick {
+        (11, 200_000)
+    } else {
+        (31, 1_000_000)
+    };
+    let sizes: &'static [usize] = Box::leak(small_sizes().into_boxed_slice());
+    let exact: &'static [usize] = Box::leak(exact_sizes().into_boxed_slice());
+    println!(
+        "heapscope overhead: tracking compiled in = {}, rounds = {rounds}, ops/round = {ops}, sizes seed 0x9E3779B97F4A7C15",
+        cfg!(feature = "enabled")
+    );
+    println!("| {:<44} | {:>8} | {:>8} | {:>7} |", "workload", "raw ns", "tracked", "ratio");
+    println!("|{:-<46}|{:-<10}|{:-<10}|{:-<9}|", "", "", "", "");
+    let root = Owner::named("bench");
+    let _scope = root.enter();
+    compare(
+        "jemalloc: alloc+free pairs 16-256 B, 1 thread",
+        rounds,
+        ops,
+        &mut || pairs(&RAW_JE, sizes, ops),
+        &mut || pairs(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: churn 16-256 B, 1 thread",
+        rounds,
+        ops,
+        &mut || churn(&RAW_JE, sizes, ops),
+        &mut || churn(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: churn exact classes, 1 thread",
+        rounds,
+        ops,
+        &mut || churn(&RAW_JE, exact, ops),
+        &mut || churn(&TRACKED_JE, exact, ops),
+    );
+    compare(
+        "jemalloc: churn 16-256 B, 2 threads",
+        rounds,
+        ops,
+        &mut || churn_2t(&RAW_JE, sizes, ops),
+        &mut || churn_2t(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: cross-thread frees",
+        rounds.min(11),
+        ops,
+        &mut || cross_free(&RAW_JE, sizes, ops),
+        &mut || cross_free(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: Vec doubling 8 B..64 KiB (realloc)",
+        rounds,
+        ops / 4,
+        &mut || growth(&RAW_JE, ops / 4),
+        &mut || growth(&TRACKED_JE, ops / 4),
+    );
+    for k in [1usize, 64, 4000] {
+        let owners: Vec<Owner> = (0..k).map(|i| Owner::named(format!("bench_owner_{i}"))).collect();
+        compare(
+            &format!("jemalloc: churn, scope switch per 64 ops, {k} owners"),
+            rounds,
+            ops,
+            &mut || churn_owners(&RAW_JE, sizes, ops, &owners),
+            &mut || churn_owners(&TRACKED_JE, sizes, ops, &owners),
+        );
+    }
+    let deep = root.child("a").child("b").child("c");
+    {
+        let _outer = root.enter();
+        let _mid = root.child("a").enter();
+        let _inner = deep.enter();
+        compare(
+            "jemalloc: churn in nested scopes, owner depth 4",
+            rounds,
+            ops,
+            &mut || churn(&RAW_JE, sizes, ops),
+            &mut || churn(&TRACKED_JE, sizes, ops),
+        );
+    }
+    compare(
+        "system: churn 16-256 B, 1 thread",
+        rounds,
+        ops,
+        &mut || churn(&RAW_SYS, sizes, ops),
+        &mut || churn(&TRACKED_SYS, sizes, ops),
+    );
+    compare(
+        "system: churn 16-256 B, 2 threads",
+        rounds,
+        ops,
+        &mut || churn_2t(&RAW_SYS, sizes, ops),
+        &mut || churn_2t(&TRACKED_SYS, sizes, ops),
+    );
+}
