@@ -1,1 +1,219 @@
-fn main() {}
+//! Peak resident memory of `Tracked<Jemalloc>` against plain jemalloc, in separate processes.
+//!
+//! The bench re-runs itself as a child for each allocator: the child's global allocator picks
+//! raw jemalloc or `Tracked<Jemalloc>` from `HEAPSCOPE_BENCH_ALLOC` at its very first
+//! allocation (read with `getenv`, which does not allocate) and never switches again. Each
+//! child runs one workload and prints its peak RSS (`VmHWM`); the parent pairs raw and tracked
+//! runs and reports the median ratio.
+//!
+//! `cargo bench --bench memory --features enabled`
+
+use heapscope::Tracked;
+use std::alloc::{GlobalAlloc, Layout};
+use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use tikv_jemallocator::Jemalloc;
+
+const RAW: u8 = 1;
+const TRACKED: u8 = 2;
+static MODE: AtomicU8 = AtomicU8::new(0);
+static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
+
+fn mode() -> u8 {
+    let m = MODE.load(Relaxed);
+    if m != 0 {
+        return m;
+    }
+    // SAFETY: a NUL-terminated name; getenv does not allocate.
+    let value = unsafe { libc::getenv(c"HEAPSCOPE_BENCH_ALLOC".as_ptr()) };
+    // SAFETY: getenv returned null or a NUL-terminated string.
+    let wanted = if !value.is_null() && unsafe { *value } == b't' as libc::c_char { TRACKED } else { RAW };
+    let _ = MODE.compare_exchange(0, wanted, Relaxed, Relaxed);
+    MODE.load(Relaxed)
+}
+
+/// Raw jemalloc or `Tracked<Jemalloc>`, fixed for the life of the process.
+struct Switch;
+
+// SAFETY: every call goes to the one allocator chosen at the first call, for ever.
+unsafe impl GlobalAlloc for Switch {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { if mode() == TRACKED { TRACKED_JE.alloc(l) } else { Jemalloc.alloc(l) } }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { if mode() == TRACKED { TRACKED_JE.alloc_zeroed(l) } else { Jemalloc.alloc_zeroed(l) } }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { if mode() == TRACKED { TRACKED_JE.dealloc(p, l) } else { Jemalloc.dealloc(p, l) } }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { if mode() == TRACKED { TRACKED_JE.realloc(p, l, n) } else { Jemalloc.realloc(p, l, n) } }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Switch = Switch;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `Vec<u8>` and `String` grown by pushing to log-uniform lengths of 16 B to 64 KiB, all kept.
+fn growth(scale: usize) -> usize {
+    let owner = heapscope::Owner::named("growth");
+    let _scope = owner.enter();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut vecs: Vec<Vec<u8>> = Vec::new();
+    let mut strings: Vec<String> = Vec::new();
+    for i in 0..scale {
+        let len = 16usize << rng.below(13);
+        let len = len + rng.below(len as u64) as usize;
+        if i % 2 == 0 {
+            let mut v = Vec::new();
+            for b in 0..len {
+                v.push(b as u8);
+            }
+            vecs.push(v);
+        } else {
+            let mut s = String::new();
+            while s.len() < len {
+                s.push_str("word ");
+            }
+            strings.push(s);
+        }
+    }
+    vecs.iter().map(Vec::capacity).sum::<usize>() + strings.iter().map(String::capacity).sum::<usize>()
+}
+
+/// A JSON document of about `target` bytes: messages with roles, text and tool calls.
+fn document(rng: &mut Rng, target: usize) -> String {
+    let mut out = String::from("{\"messages\":[");
+    let mut n = 0;
+    while out.len() < target {
+        if n > 0 {
+            out.push(',');
+        }
+        let words = 5 + rng.below(120) as usize;
+        let text: Vec<String> = (0..words).map(|w| format!("w{}", (w as u64 * 7919 + rng.below(1000)) % 5000)).collect();
+        out.push_str(&format!(
+            "{{\"role\":\"{}\",\"id\":{},\"text\":\"{}\",\"tool\":{{\"name\":\"grep\",\"args\":[{},{},{}],\"ok\":{}}}}}",
+            if n % 2 == 0 { "user" } else { "assistant" },
+            rng.next() % 1_000_000,
+            text.join(" "),
+            rng.below(100),
+            rng.below(1000),
+            rng.below(10),
+            n % 3 == 0
+        ));
+        n += 1;
+    }
+    out.push_str("]}");
+    out
+}
+
+/// serde_json documents of 10-200 KiB parsed and kept in a history; every 40 documents the
+/// oldest half is dropped (compaction).
+fn json(scale: usize) -> usize {
+    let history_owner = heapscope::Owner::named("history");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut history: Vec<serde_json::Value> = Vec::new();
+    let mut text_bytes = 0;
+    for i in 0..scale {
+        let target = 10 * 1024 + rng.below(190 * 1024) as usize;
+        let text = document(&mut rng, target);
+        text_bytes += text.len();
+        let value: serde_json::Value =
+            history_owner.in_scope(|| serde_json::from_str(&text).expect("valid json"));
+        history.push(value);
+        if i % 40 == 39 {
+            history.drain(..history.len() / 2);
+        }
+    }
+    text_bytes + history.len()
+}
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+fn child(workload: &str, scale: usize) {
+    let checksum = match workload {
+        "growth" => growth(scale),
+        "json" => json(scale),
+        other => panic!("heapscope bench: unknown workload {other}"),
+    };
+    println!("{} {} {}", vm_hwm_kib(), checksum, heapscope::is_tracking());
+}
+
+fn run(workload: &str, scale: usize, tracked: bool) -> u64 {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = Command::new(exe)
+        .args(["child", workload, &scale.to_string()])
+        .env("HEAPSCOPE_BENCH_ALLOC", if tracked { "tracked" } else { "raw" })
+        .output()
+        .expect("run child");
+    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.get(2) == Some(&"true"), tracked && cfg!(feature = "enabled"), "tracking state in child");
+    fields[0].parse().expect("VmHWM")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child") {
+        return child(&args[2], args[3].parse().expect("scale"));
+    }
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let (runs, growth_scale, json_scale) = if smoke { (1, 200, 10) } else { (5, 20_000, 400) };
+    println!("heapscope memory: tracking compiled in = {}, {runs} paired runs", cfg!(feature = "enabled"));
+    println!("| {:<52} | {:>12} | {:>12} | {:>7} |", "workload (peak RSS, VmHWM)", "raw MiB", "tracked MiB", "ratio");
+    println!("|{:-<54}|{:-<14}|{:-<14}|{:-<9}|", "", "", "", "");
+    for (name, label, scale) in [
+        ("growth", "Vec/String doubling growth, 16 B-64 KiB, all kept", growth_scale),
+        ("json", "serde_json history, docs of 10-200 KiB, compaction", json_scale),
+    ] {
+        let (mut raw, mut tracked, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs {
+            let (r, t) = if i % 2 == 0 {
+                let r = run(name, scale, false);
+                (r, run(name, scale, true))
+            } else {
+                let t = run(name, scale, true);
+                (run(name, scale, false), t)
+            };
+            raw.push(r as f64);
+            tracked.push(t as f64);
+            ratios.push(t as f64 / r as f64);
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| {:<52} | {:>12.1} | {:>12.1} | {:>6.3}x |",
+            label,
+            median(raw) / 1024.0,
+            median(tracked) / 1024.0,
+            median(ratios)
+        );
+    }
+}
