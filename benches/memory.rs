@@ -27,7 +27,8 @@ fn mode() -> u8 {
     // SAFETY: a NUL-terminated name; getenv does not allocate.
     let value = unsafe { libc::getenv(c"HEAPSCOPE_BENCH_ALLOC".as_ptr()) };
     // SAFETY: getenv returned null or a NUL-terminated string.
-    let wanted = if !value.is_null() && unsafe { *value } == b't' as libc::c_char { TRACKED } else { RAW };
+    let wanted =
+        if !value.is_null() && unsafe { *value } == b't' as libc::c_char { TRACKED } else { RAW };
     let _ = MODE.compare_exchange(0, wanted, Relaxed, Relaxed);
     MODE.load(Relaxed)
 }
@@ -39,19 +40,43 @@ struct Switch;
 unsafe impl GlobalAlloc for Switch {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { if mode() == TRACKED { TRACKED_JE.alloc(l) } else { Jemalloc.alloc(l) } }
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.alloc(l)
+            } else {
+                Jemalloc.alloc(l)
+            }
+        }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { if mode() == TRACKED { TRACKED_JE.alloc_zeroed(l) } else { Jemalloc.alloc_zeroed(l) } }
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.alloc_zeroed(l)
+            } else {
+                Jemalloc.alloc_zeroed(l)
+            }
+        }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { if mode() == TRACKED { TRACKED_JE.dealloc(p, l) } else { Jemalloc.dealloc(p, l) } }
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.dealloc(p, l)
+            } else {
+                Jemalloc.dealloc(p, l)
+            }
+        }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { if mode() == TRACKED { TRACKED_JE.realloc(p, l, n) } else { Jemalloc.realloc(p, l, n) } }
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.realloc(p, l, n)
+            } else {
+                Jemalloc.realloc(p, l, n)
+            }
+        }
     }
 }
 
@@ -95,7 +120,8 @@ fn growth(scale: usize) -> usize {
             strings.push(s);
         }
     }
-    vecs.iter().map(Vec::capacity).sum::<usize>() + strings.iter().map(String::capacity).sum::<usize>()
+    vecs.iter().map(Vec::capacity).sum::<usize>()
+        + strings.iter().map(String::capacity).sum::<usize>()
 }
 
 /// A JSON document of about `target` bytes: messages with roles, text and tool calls.
@@ -107,7 +133,9 @@ fn document(rng: &mut Rng, target: usize) -> String {
             out.push(',');
         }
         let words = 5 + rng.below(120) as usize;
-        let text: Vec<String> = (0..words).map(|w| format!("w{}", (w as u64 * 7919 + rng.below(1000)) % 5000)).collect();
+        let text: Vec<String> = (0..words)
+            .map(|w| format!("w{}", (w as u64 * 7919 + rng.below(1000)) % 5000))
+            .collect();
         out.push_str(&format!(
             "{{\"role\":\"{}\",\"id\":{},\"text\":\"{}\",\"tool\":{{\"name\":\"grep\",\"args\":[{},{},{}],\"ok\":{}}}}}",
             if n % 2 == 0 { "user" } else { "assistant" },
@@ -173,7 +201,11 @@ fn run(workload: &str, scale: usize, tracked: bool) -> u64 {
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).expect("utf8");
     let fields: Vec<&str> = text.split_whitespace().collect();
-    assert_eq!(fields.get(2) == Some(&"true"), tracked && cfg!(feature = "enabled"), "tracking state in child");
+    assert_eq!(
+        fields.get(2) == Some(&"true"),
+        tracked && cfg!(feature = "enabled"),
+        "tracking state in child"
+    );
     fields[0].parse().expect("VmHWM")
 }
 
@@ -184,8 +216,14 @@ fn main() {
     }
     let smoke = !args.iter().any(|a| a == "--bench");
     let (runs, growth_scale, json_scale) = if smoke { (1, 200, 10) } else { (5, 20_000, 400) };
-    println!("heapscope memory: tracking compiled in = {}, {runs} paired runs", cfg!(feature = "enabled"));
-    println!("| {:<52} | {:>12} | {:>12} | {:>7} |", "workload (peak RSS, VmHWM)", "raw MiB", "tracked MiB", "ratio");
+    println!(
+        "heapscope memory: tracking compiled in = {}, {runs} paired runs",
+        cfg!(feature = "enabled")
+    );
+    println!(
+        "| {:<52} | {:>12} | {:>12} | {:>7} |",
+        "workload (peak RSS, VmHWM)", "raw MiB", "tracked MiB", "ratio"
+    );
     println!("|{:-<54}|{:-<14}|{:-<14}|{:-<9}|", "", "", "", "");
     for (name, label, scale) in [
         ("growth", "Vec/String doubling growth, 16 B-64 KiB, all kept", growth_scale),

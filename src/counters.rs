@@ -433,12 +433,6 @@ pub(crate) fn move_published(id: u16, new_parent: u16) {
     add_published(new_parent, published);
 }
 
-/// Whether this thread counts without read-modify-writes (it holds a slot of its own).
-#[cfg(test)]
-pub(crate) fn has_own_slot() -> bool {
-    STATE.with(|s| s.slot.get() < MAX_THREAD_SLOTS)
-}
-
 /// One past the highest owner id ever registered: readers sum no further.
 pub(crate) static IDS_HIGH: AtomicUsize = AtomicUsize::new(crate::registry::FIRST_USER_ID as usize);
 

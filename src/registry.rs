@@ -318,6 +318,7 @@ impl Registry {
     }
 
     /// `id` and all its descendants.
+    #[cfg_attr(not(feature = "enabled"), allow(dead_code))]
     pub(crate) fn subtree(&self, id: u16) -> Vec<u16> {
         (0..MAX_OWNERS as u16)
             .filter(|&d| self.entry(d).is_some() && self.is_ancestor(id, d))

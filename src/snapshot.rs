@@ -59,6 +59,8 @@ impl Snapshot {
     /// assert!(snap.owners.iter().all(|o| o.stats.peak_bytes >= o.stats.live_bytes));
     /// ```
     pub fn capture() -> Snapshot {
+        // The snapshot's own allocations are heapscope's, not the caller's current owner's.
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let taken_at_unix_ms =
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let tracking = crate::is_tracking();

@@ -42,6 +42,7 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
     #[cfg(feature = "enabled")]
     {
         use crate::counters;
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let ids = crate::registry::with(|r| {
             if r.live_entry(owner.id(), owner.generation()).is_err() && owner.id() >= 4 {
                 return Vec::new();
