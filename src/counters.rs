@@ -109,9 +109,16 @@ pub(crate) static OWNERS: [OwnerCell; MAX_OWNERS] = [const { OwnerCell::new() };
 const UNASSIGNED: usize = usize::MAX;
 /// The slot index meaning "count in the shared slot".
 const SHARED: usize = MAX_THREAD_SLOTS;
+/// Owner ids are below this power of two, so `id & ID_MASK` is always in bounds.
+const ID_MASK: usize = MAX_OWNERS - 1;
+const _: () = assert!(MAX_OWNERS.is_power_of_two());
 
 struct ThreadState {
     owner: Cell<u16>,
+    /// `SLOTS[slot].counts[0]`, or null while the thread has no slot of its own.
+    base: Cell<*const Counts>,
+    /// `base + owner`: the current owner's counters, or null like `base`.
+    current: Cell<*const Counts>,
     slot: Cell<usize>,
 }
 
@@ -119,8 +126,24 @@ thread_local! {
     // `const`-initialised with no destructor: usable at any point of a thread's life,
     // including while other thread-locals are being destroyed.
     static STATE: ThreadState = const {
-        ThreadState { owner: Cell::new(ROOT), slot: Cell::new(UNASSIGNED) }
+        ThreadState {
+            owner: Cell::new(ROOT),
+            base: Cell::new(std::ptr::null()),
+            current: Cell::new(std::ptr::null()),
+            slot: Cell::new(UNASSIGNED),
+        }
     };
+}
+
+impl ThreadState {
+    fn point_at(&self, owner: u16) {
+        let base = self.base.get();
+        // `wrapping_add` keeps this safe code; the result is only dereferenced when `base` is
+        // non-null, and then it stays inside `SLOTS[slot].counts` (the index is masked).
+        let current =
+            if base.is_null() { base } else { base.wrapping_add(owner as usize & ID_MASK) };
+        self.current.set(current);
+    }
 }
 
 /// The owner current on this thread.
@@ -132,13 +155,22 @@ pub(crate) fn current() -> u16 {
 /// Makes `owner` current on this thread and returns the previous one.
 #[inline]
 pub(crate) fn replace_current(owner: u16) -> u16 {
-    STATE.with(|s| s.owner.replace(owner))
+    STATE.with(|s| {
+        s.point_at(owner);
+        s.owner.replace(owner)
+    })
 }
 
-/// The current owner and this thread's slot index, read together on the allocation path.
+/// The current owner and its counters on this thread, read once per allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct Here {
+    pub(crate) owner: u16,
+    counts: *const Counts,
+}
+
 #[inline(always)]
-pub(crate) fn current_with_slot() -> (u16, usize) {
-    STATE.with(|s| (s.owner.get(), s.slot.get()))
+pub(crate) fn here() -> Here {
+    STATE.with(|s| Here { owner: s.owner.get(), counts: s.current.get() })
 }
 
 #[inline(always)]
@@ -146,41 +178,52 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
 }
 
-/// Counts an allocation of `size` bytes by `owner`, made on the thread whose slot is `slot`.
+/// Counts an allocation of `size` bytes by the current owner.
 ///
-/// The fast path: three single-writer counters of the owner and one look at its shared
-/// published total and peak. Everything that walks the owner tree is out of line and rare.
+/// The fast path: three single-writer counters of the owner, reached through a pointer the
+/// thread keeps, and one look at the owner's shared published total and peak. Everything that
+/// walks the owner tree is out of line and rare.
 #[inline(always)]
-pub(crate) fn charge(slot: usize, owner: u16, size: usize) {
-    let id = owner as usize;
-    if slot >= MAX_THREAD_SLOTS || id >= MAX_OWNERS {
-        return charge_cold(slot, owner, size);
+pub(crate) fn charge_here(here: Here, size: usize) {
+    if here.counts.is_null() {
+        return charge_cold(here.owner, size);
     }
-    // Both indices were checked just above, so these cannot panic (and compile unchecked).
-    let c = &SLOTS[slot].counts[id];
-    let shared = &OWNERS[id];
+    // SAFETY: a non-null `current` points into this thread's own slot (see `point_at`), which
+    // lives in a `static` and has this thread as its only writer until the thread exits.
+    let c = unsafe { &*here.counts };
     bump(&c.alloc_bytes, size as u64);
     bump(&c.alloc_blocks, 1);
     let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
     c.pending.store(pending, Relaxed);
     if pending > FLUSH_BYTES {
-        return publish(c, owner);
+        return publish(c, here.owner);
     }
+    let shared = &OWNERS[here.owner as usize & ID_MASK];
     if shared.flushed.load(Relaxed).wrapping_add(pending) > shared.peak.load(Relaxed) {
-        raise_peaks(owner, pending);
+        raise_peaks(here.owner, pending);
     }
 }
 
-/// Counts a free of `size` bytes of a block owned by `owner`, on the thread whose slot is
-/// `slot`.
+/// Counts an allocation of `size` bytes by `owner`, which is not the current one (the side
+/// table had no room and the block went to the overflow owner).
+#[cold]
+#[inline(never)]
+pub(crate) fn charge(owner: u16, size: usize) {
+    let base = STATE.with(|s| s.base.get());
+    let counts = if base.is_null() { base } else { base.wrapping_add(owner as usize & ID_MASK) };
+    charge_here(Here { owner, counts }, size);
+}
+
+/// Counts a free of `size` bytes of a block owned by `owner`, on this thread.
 #[inline(always)]
-pub(crate) fn credit(slot: usize, owner: u16, size: usize) {
-    let id = owner as usize;
-    if slot >= MAX_THREAD_SLOTS || id >= MAX_OWNERS {
-        return credit_cold(slot, owner, size);
+pub(crate) fn credit(owner: u16, size: usize) {
+    let base = STATE.with(|s| s.base.get());
+    if base.is_null() {
+        return credit_cold(owner, size);
     }
-    // Both indices were checked just above.
-    let c = &SLOTS[slot].counts[id];
+    // SAFETY: `base` is this thread's own slot (see `charge_here`); the masked index stays
+    // inside its `counts` array.
+    let c = unsafe { &*base.add(owner as usize & ID_MASK) };
     bump(&c.free_bytes, size as u64);
     bump(&c.free_blocks, 1);
     let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
@@ -232,16 +275,15 @@ fn add_published(owner: u16, delta: i64) {
     }
 }
 
-/// The slow path of [`charge`]: the thread has no slot yet, has none to be had, or the owner
-/// id is out of range (a corrupted tag can only come from a program that freed memory it did
-/// not own; it is counted under the overflow owner rather than trusted).
+/// The slow path of [`charge_here`]: the thread has no slot yet, or has none to be had.
 #[cold]
 #[inline(never)]
-fn charge_cold(slot: usize, owner: u16, size: usize) {
+fn charge_cold(owner: u16, size: usize) {
     let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
-    let slot = if slot == UNASSIGNED { take_slot() } else { slot };
-    if slot < MAX_THREAD_SLOTS {
-        return charge(slot, owner, size);
+    if let Some(base) = take_slot_if_unassigned() {
+        // SAFETY: `base` is the slot this thread just took; the masked index is in bounds.
+        let counts = unsafe { base.add(owner as usize & ID_MASK) };
+        return charge_here(Here { owner, counts }, size);
     }
     let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
     c.alloc_bytes.fetch_add(size as u64, Relaxed);
@@ -252,16 +294,24 @@ fn charge_cold(slot: usize, owner: u16, size: usize) {
 /// The slow path of [`credit`], as [`charge_cold`].
 #[cold]
 #[inline(never)]
-fn credit_cold(slot: usize, owner: u16, size: usize) {
+fn credit_cold(owner: u16, size: usize) {
     let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
-    let slot = if slot == UNASSIGNED { take_slot() } else { slot };
-    if slot < MAX_THREAD_SLOTS {
-        return credit(slot, owner, size);
+    if take_slot_if_unassigned().is_some() {
+        return credit(owner, size);
     }
     let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
     c.free_bytes.fetch_add(size as u64, Relaxed);
     c.free_blocks.fetch_add(1, Relaxed);
     add_published(owner, -(size as i64));
+}
+
+/// For a thread that never allocated: takes a slot and returns its counters' base.
+fn take_slot_if_unassigned() -> Option<*const Counts> {
+    if STATE.with(|s| s.slot.get()) != UNASSIGNED {
+        return None;
+    }
+    let index = take_slot();
+    SLOTS.get(index).map(|slot| slot.counts.as_ptr())
 }
 
 /// Gives this thread a slot of its own (or the shared one) and remembers it.
@@ -280,13 +330,21 @@ fn take_slot() -> usize {
         }
     }
     // `try_with` cannot fail for a const thread-local without destructor; ignoring is fine.
-    let _ = STATE.try_with(|s| s.slot.set(taken));
+    let _ = STATE.try_with(|s| {
+        s.slot.set(taken);
+        s.base.set(SLOTS.get(taken).map_or(std::ptr::null(), |slot| slot.counts.as_ptr()));
+        s.point_at(s.owner.get());
+    });
     taken
 }
 
 /// Called when a thread that holds slot `index` exits.
 fn release_slot(index: usize) {
-    let _ = STATE.try_with(|s| s.slot.set(SHARED));
+    let _ = STATE.try_with(|s| {
+        s.slot.set(SHARED);
+        s.base.set(std::ptr::null());
+        s.current.set(std::ptr::null());
+    });
     if let Some(flag) = SLOT_TAKEN.get(index) {
         flag.store(false, Release);
     }
@@ -361,6 +419,14 @@ impl Raw {
     pub(crate) fn live_blocks(&self) -> u64 {
         self.alloc_blocks.saturating_sub(self.free_blocks)
     }
+    /// Adds the totals of freed descendants (allocated and freed alike: they hold nothing).
+    pub(crate) fn add_absorbed(&mut self, (bytes, blocks): (u64, u64)) {
+        self.alloc_bytes = self.alloc_bytes.wrapping_add(bytes);
+        self.free_bytes = self.free_bytes.wrapping_add(bytes);
+        self.alloc_blocks = self.alloc_blocks.wrapping_add(blocks);
+        self.free_blocks = self.free_blocks.wrapping_add(blocks);
+    }
+
     pub(crate) fn add(&mut self, other: &Raw) {
         self.alloc_bytes = self.alloc_bytes.wrapping_add(other.alloc_bytes);
         self.alloc_blocks = self.alloc_blocks.wrapping_add(other.alloc_blocks);

@@ -55,6 +55,9 @@ pub(crate) struct Entry {
     pub(crate) generation: u16,
     pub(crate) retired: bool,
     pub(crate) item: Option<ItemMeta>,
+    /// Totals (bytes, blocks) of descendants whose ids were freed: a parent's `total_*` keeps
+    /// its children's history after they are gone.
+    pub(crate) absorbed: (u64, u64),
 }
 
 #[derive(Debug)]
@@ -70,7 +73,14 @@ pub(crate) struct Registry {
 pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
     let mut entries = vec![None; MAX_OWNERS];
     let reserved = |path: &str, parent| {
-        Some(Entry { path: path.to_owned(), parent, generation: 0, retired: false, item: None })
+        Some(Entry {
+            path: path.to_owned(),
+            parent,
+            generation: 0,
+            retired: false,
+            item: None,
+            absorbed: (0, 0),
+        })
     };
     entries[PROCESS as usize] = reserved("process", NO_PARENT);
     entries[ROOT as usize] = reserved(ROOT_NAME, PROCESS);
@@ -195,7 +205,8 @@ impl Registry {
         let generation = self.generations[id as usize].wrapping_add(1);
         self.generations[id as usize] = generation;
         self.by_path.insert(path.clone(), id);
-        self.entries[id as usize] = Some(Entry { path, parent, generation, retired: false, item });
+        self.entries[id as usize] =
+            Some(Entry { path, parent, generation, retired: false, item, absorbed: (0, 0) });
         Ok((id, generation))
     }
 
@@ -204,8 +215,7 @@ impl Registry {
         let retired = std::mem::take(&mut self.retired);
         for id in retired {
             if self.holds_nothing(id) {
-                self.entries[id as usize] = None;
-                self.free.push(id);
+                self.free_id(id);
             } else {
                 self.retired.push(id);
             }
@@ -244,12 +254,31 @@ impl Registry {
             e.item = None;
         }
         if self.holds_nothing(id) {
-            self.entries[id as usize] = None;
-            self.free.push(id);
+            self.free_id(id);
         } else {
             self.retired.push(id);
         }
         Ok(())
+    }
+
+    /// Frees an id that holds nothing, handing its totals (and those it absorbed) to its
+    /// parent.
+    fn free_id(&mut self, id: u16) {
+        let Some(entry) = self.entries.get_mut(id as usize).and_then(Option::take) else { return };
+        #[cfg(feature = "enabled")]
+        let (bytes, blocks) = {
+            let raw = crate::counters::read_own(id);
+            (raw.alloc_bytes, raw.alloc_blocks)
+        };
+        #[cfg(not(feature = "enabled"))]
+        let (bytes, blocks) = (0, 0);
+        if entry.parent >= FIRST_USER_ID {
+            if let Some(Some(parent)) = self.entries.get_mut(entry.parent as usize) {
+                parent.absorbed.0 = parent.absorbed.0.wrapping_add(bytes + entry.absorbed.0);
+                parent.absorbed.1 = parent.absorbed.1.wrapping_add(blocks + entry.absorbed.1);
+            }
+        }
+        self.free.push(id);
     }
 
     /// Moves `(id, generation)` under `new_parent`. Returns the previous parent.
@@ -319,9 +348,12 @@ impl Registry {
 
     /// `id` and all its descendants.
     #[cfg_attr(not(feature = "enabled"), allow(dead_code))]
-    pub(crate) fn subtree(&self, id: u16) -> Vec<u16> {
+    pub(crate) fn subtree(&self, id: u16) -> Vec<(u16, (u64, u64))> {
         (0..MAX_OWNERS as u16)
-            .filter(|&d| self.entry(d).is_some() && self.is_ancestor(id, d))
+            .filter_map(|d| {
+                let e = self.entry(d)?;
+                self.is_ancestor(id, d).then_some((d, e.absorbed))
+            })
             .collect()
     }
 

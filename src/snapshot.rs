@@ -143,8 +143,11 @@ fn capture_owners() -> Vec<OwnerEntry> {
     let own: HashMap<u16, Raw> =
         entries.iter().map(|(id, _)| (*id, counters::read_own(*id))).collect();
     let mut subtree: HashMap<u16, Raw> = HashMap::new();
-    for (&id, raw) in &own {
-        let mut cur = id;
+    for (id, entry) in &entries {
+        let mut raw = own.get(id).copied().unwrap_or_default();
+        raw.add_absorbed(entry.absorbed);
+        let raw = &raw;
+        let mut cur = *id;
         for _ in 0..crate::registry::MAX_DEPTH {
             if cur == PROCESS || cur == NO_PARENT {
                 break;

@@ -50,8 +50,9 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
             r.subtree(owner.id())
         });
         let mut raw = counters::Raw::default();
-        for id in &ids {
+        for (id, absorbed) in &ids {
             raw.add(&counters::read_own(*id));
+            raw.add_absorbed(*absorbed);
         }
         if ids.is_empty() {
             return OwnerStats::default();

@@ -163,17 +163,14 @@ impl<A: GlobalAlloc> Tracked<A> {
     /// align, trailer)` bytes.
     #[inline(always)]
     unsafe fn adopt(ptr: *mut u8, size: usize, trailer: bool) {
-        let (owner, slot) = counters::current_with_slot();
-        let owner = if trailer {
+        let here = counters::here();
+        if trailer {
             // SAFETY: the block has `size + 2` bytes (caller's duty).
-            unsafe { tag::write_trailer(ptr, size, owner) };
-            owner
-        } else if side_table::insert(ptr as usize, owner) {
-            owner
-        } else {
-            OVERFLOW
-        };
-        counters::charge(slot, owner, size);
+            unsafe { tag::write_trailer(ptr, size, here.owner) };
+        } else if !side_table::insert(ptr as usize, here.owner) {
+            return counters::charge(OVERFLOW, size);
+        }
+        counters::charge_here(here, size);
     }
 
     #[inline(always)]
@@ -232,8 +229,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // Removed before the block goes back to `A`, which may hand it out at once.
             side_table::remove(ptr as usize).unwrap_or(OVERFLOW)
         };
-        let (_, slot) = counters::current_with_slot();
-        counters::credit(slot, owner, size);
+        counters::credit(owner, size);
         // `inner_size` succeeded when this block was allocated with the same layout.
         let inner_size = if trailer { size.wrapping_add(tag::TAG_BYTES) } else { size };
         // SAFETY: the layout `A` allocated this block with (see the impl's SAFETY).
@@ -269,14 +265,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // The old block is untouched and still ours: put its owner back.
             if in_table && !side_table::insert(ptr as usize, old_owner) {
                 // No room left to put it back: from now on it is the overflow owner's.
-                let (_, slot) = counters::current_with_slot();
-                counters::credit(slot, old_owner, old_size);
-                counters::charge(slot, OVERFLOW, old_size);
+                counters::credit(old_owner, old_size);
+                counters::charge(OVERFLOW, old_size);
             }
             return new_ptr;
         }
-        let (_, slot) = counters::current_with_slot();
-        counters::credit(slot, old_owner, old_size);
+        counters::credit(old_owner, old_size);
         // SAFETY: `new_ptr` is a live block of `new_inner` bytes.
         unsafe { Self::adopt(new_ptr, new_size, new_trailer) };
         new_ptr
