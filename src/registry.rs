@@ -58,6 +58,8 @@ pub(crate) struct Entry {
     /// Totals (bytes, blocks) of descendants whose ids were freed: a parent's `total_*` keeps
     /// its children's history after they are gone.
     pub(crate) absorbed: (u64, u64),
+    /// How many registered owners (live or retired) name this one as parent.
+    children: u32,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,7 @@ pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
             retired: false,
             item: None,
             absorbed: (0, 0),
+            children: 0,
         })
     };
     entries[PROCESS as usize] = reserved("process", NO_PARENT);
@@ -205,8 +208,16 @@ impl Registry {
         let generation = self.generations[id as usize].wrapping_add(1);
         self.generations[id as usize] = generation;
         self.by_path.insert(path.clone(), id);
-        self.entries[id as usize] =
-            Some(Entry { path, parent, generation, retired: false, item, absorbed: (0, 0) });
+        self.entries[id as usize] = Some(Entry {
+            path,
+            parent,
+            generation,
+            retired: false,
+            item,
+            absorbed: (0, 0),
+            children: 0,
+        });
+        self.adjust_children(parent, 1);
         Ok((id, generation))
     }
 
@@ -223,9 +234,14 @@ impl Registry {
         self.free.pop()
     }
 
+    fn adjust_children(&mut self, id: u16, by: i32) {
+        if let Some(Some(e)) = self.entries.get_mut(id as usize) {
+            e.children = e.children.saturating_add_signed(by);
+        }
+    }
+
     fn holds_nothing(&self, id: u16) -> bool {
-        let has_children = self.entries.iter().flatten().any(|e| e.parent == id);
-        if has_children {
+        if self.entry(id).is_none_or(|e| e.children > 0) {
             return false;
         }
         #[cfg(feature = "enabled")]
@@ -272,13 +288,21 @@ impl Registry {
         };
         #[cfg(not(feature = "enabled"))]
         let (bytes, blocks) = (0, 0);
-        if entry.parent >= FIRST_USER_ID {
-            if let Some(Some(parent)) = self.entries.get_mut(entry.parent as usize) {
+        if let Some(Some(parent)) = self.entries.get_mut(entry.parent as usize) {
+            parent.children = parent.children.saturating_sub(1);
+            if entry.parent >= FIRST_USER_ID {
                 parent.absorbed.0 = parent.absorbed.0.wrapping_add(bytes + entry.absorbed.0);
                 parent.absorbed.1 = parent.absorbed.1.wrapping_add(blocks + entry.absorbed.1);
             }
         }
         self.free.push(id);
+        // A retired parent may hold nothing any more now that this child is gone.
+        if let Some(parent) = self.entry(entry.parent) {
+            if parent.retired && entry.parent >= FIRST_USER_ID && self.holds_nothing(entry.parent) {
+                self.retired.retain(|&r| r != entry.parent);
+                self.free_id(entry.parent);
+            }
+        }
     }
 
     /// Moves `(id, generation)` under `new_parent`. Returns the previous parent.
@@ -316,6 +340,8 @@ impl Registry {
         if let Some(e) = self.entries[id as usize].as_mut() {
             e.parent = new_parent;
         }
+        self.adjust_children(entry.parent, -1);
+        self.adjust_children(new_parent, 1);
         #[cfg(feature = "enabled")]
         crate::counters::move_published(id, new_parent);
         Ok(entry.parent)
