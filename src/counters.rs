@@ -43,8 +43,11 @@ struct Counts {
     alloc_blocks: AtomicU64,
     free_bytes: AtomicU64,
     free_blocks: AtomicU64,
-    /// This slot's allocated-minus-freed bytes of the owner's subtree not yet in `flushed`.
+    /// This slot's allocated-minus-freed bytes of the owner not yet in its `flushed`.
     pending: AtomicI64,
+    /// `pending` above which the owner's peak may rise: `peak - flushed` when last looked
+    /// at. Keeps the shared cell off the fast path.
+    headroom: AtomicI64,
 }
 
 impl Counts {
@@ -55,6 +58,7 @@ impl Counts {
             free_bytes: AtomicU64::new(0),
             free_blocks: AtomicU64::new(0),
             pending: AtomicI64::new(0),
+            headroom: AtomicI64::new(i64::MIN),
         }
     }
 }
@@ -195,12 +199,9 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     bump(&c.alloc_blocks, 1);
     let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
     c.pending.store(pending, Relaxed);
-    if pending > FLUSH_BYTES {
-        return publish(c, here.owner);
-    }
-    let shared = &OWNERS[here.owner as usize & ID_MASK];
-    if shared.flushed.load(Relaxed).wrapping_add(pending) > shared.peak.load(Relaxed) {
-        raise_peaks(here.owner, pending);
+    if pending > c.headroom.load(Relaxed) {
+        // A possible new peak, or time to publish: both out of line.
+        raise_peaks(c, here.owner, pending);
     }
 }
 
@@ -241,22 +242,36 @@ fn publish(c: &Counts, owner: u16) {
     let pending = c.pending.load(Relaxed);
     c.pending.store(0, Relaxed);
     add_published(owner, pending);
+    refresh_headroom(c, owner, 0);
 }
 
-/// A new high of `owner`'s estimate: raise the peaks of `owner` and its ancestors with this
-/// thread's pending bytes on top of each one's published total.
+/// `pending` has passed this slot's headroom: publish it if it is large, then raise the peaks
+/// of `owner` and its ancestors with this thread's pending bytes on top of each one's
+/// published total.
 #[cold]
 #[inline(never)]
-fn raise_peaks(owner: u16, pending: i64) {
+fn raise_peaks(c: &Counts, owner: u16, pending: i64) {
+    if pending > FLUSH_BYTES {
+        return publish(c, owner);
+    }
     let mut id = owner as usize;
     for _ in 0..MAX_DEPTH {
         let Some(shared) = OWNERS.get(id) else { return };
         shared.peak.fetch_max(shared.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
         if id == PROCESS as usize {
-            return;
+            break;
         }
         id = shared.parent.load(Relaxed) as usize;
     }
+    refresh_headroom(c, owner, pending);
+}
+
+/// Sets the slot's headroom for `owner`: the pending bytes at which its peak could rise, but
+/// never past the point where `pending` must be published.
+fn refresh_headroom(c: &Counts, owner: u16, pending: i64) {
+    let Some(shared) = OWNERS.get(owner as usize) else { return };
+    let room = shared.peak.load(Relaxed).wrapping_sub(shared.flushed.load(Relaxed));
+    c.headroom.store(room.max(pending).min(FLUSH_BYTES), Relaxed);
 }
 
 /// Adds `delta` to the published totals of `owner` and its ancestors; growth raises peaks.
@@ -480,6 +495,13 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u16 {
     cell.base_blocks.store(raw.alloc_blocks, Relaxed);
     move_published(id, parent);
     cell.peak.store(0, Relaxed);
+    // Every slot recomputes its headroom for the new owner on its next allocation. The id
+    // held nothing and no thread allocates under a retired owner, so no slot writes it now.
+    for slot in SLOTS.iter().take(SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS)) {
+        if let Some(c) = slot.counts.get(id as usize) {
+            c.headroom.store(i64::MIN, Relaxed);
+        }
+    }
     IDS_HIGH.fetch_max(id as usize + 1, Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
