@@ -15,20 +15,33 @@
 //! slot with atomic read-modify-writes: slower, equally exact.
 //!
 //! # Peaks
-//! `peak_bytes` is kept per owner *including its descendants* (and for the whole process, the
-//! pseudo-owner [`PROCESS`]). Each slot keeps, per owner, the bytes it has allocated minus
-//! freed that it has not yet published (`pending`); once that exceeds ±[`FLUSH_BYTES`] it is
-//! added to the owner's shared `flushed` total with one `fetch_add`. On every allocation the
-//! thread compares `flushed + pending` with the owner's peak and raises it when higher. With one
-//! allocating thread that sum is the exact live size, so the peak is exact; with `T` threads it
-//! can miss (or overshoot) the true peak by at most `(T - 1) * FLUSH_BYTES` per owner. Each
-//! allocation or free walks from its owner up to [`PROCESS`] (at most [`MAX_DEPTH`] levels).
+//! `peak_bytes` is kept for every owner *including its descendants*. For each owner `X`,
+//! each slot keeps `pending`: the bytes its thread allocated minus freed in `X`'s subtree
+//! that it has not yet published; beyond ±[`FLUSH_BYTES`] the slot publishes them into
+//! `X`'s shared `flushed` total with one `fetch_add`. So, for every owner,
+//!
+//! ```text
+//! flushed(X) + Σ over slots pending(X) == live bytes of X's subtree
+//! ```
+//!
+//! Each level is kept on its own: an allocation by a child adds to the child's and every
+//! ancestor's `pending` in the slot (owners with no parent but the process, the common case,
+//! have a single level). Whenever a slot's `pending(X)` passes its `headroom(X)` (the last
+//! known `peak - flushed`), the slot raises `peak(X)` to `flushed(X) + pending(X)`. With one
+//! allocating thread that is the exact live size, so the peak is exact; with `T` threads
+//! allocating in one subtree at once, it can be off by at most `(T - 1) × FLUSH_BYTES`.
+//!
+//! The whole process ([`PROCESS`]) receives what top-level owners publish, and is raised with a
+//! top-level owner's pending bytes when that owner's peak is: its peak can miss the pending
+//! bytes of a thread's *other* top-level owners, at most `FLUSH_BYTES` each.
 //!
 //! All orderings are `Relaxed`: counters are statistics, and exact reads rely on the
 //! happens-before edges the program already has (joining a thread, a channel, a lock).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
+};
 
 pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, OVERFLOW, PROCESS, ROOT};
 
@@ -43,10 +56,10 @@ struct Counts {
     alloc_blocks: AtomicU64,
     free_bytes: AtomicU64,
     free_blocks: AtomicU64,
-    /// This slot's allocated-minus-freed bytes of the owner not yet in its `flushed`.
+    /// This slot's allocated-minus-freed bytes of the owner's subtree not yet in `flushed`.
     pending: AtomicI64,
-    /// `pending` above which the owner's peak may rise: `peak - flushed` when last looked
-    /// at. Keeps the shared cell off the fast path.
+    /// `pending` above which the owner's peak may rise (`peak - flushed` when last looked
+    /// at, capped at `FLUSH_BYTES`). Keeps the shared cell off the fast path.
     headroom: AtomicI64,
 }
 
@@ -73,16 +86,15 @@ impl Slot {
     }
 }
 
-/// Shared, per-owner state: read on every allocation, written rarely.
+/// Shared, per-owner state, written rarely.
 pub(crate) struct OwnerCell {
     /// Published subtree live bytes (see the module docs on peaks).
     flushed: AtomicI64,
     /// Highest subtree live bytes seen since the owner was registered.
     peak: AtomicI64,
-    /// Parent id (ignored for [`PROCESS`], where every walk ends).
-    pub(crate) parent: AtomicU16,
-    /// Bumped each time the id is reused, so stale `Owner` handles are recognised.
-    pub(crate) generation: AtomicU16,
+    /// Bumped when the owner is retired and when its id is reused, so that stale `Owner`
+    /// handles are recognised.
+    pub(crate) generation: AtomicU32,
     /// Cumulative allocated bytes and blocks when the id was (re)registered.
     base_bytes: AtomicU64,
     base_blocks: AtomicU64,
@@ -93,8 +105,7 @@ impl OwnerCell {
         OwnerCell {
             flushed: AtomicI64::new(0),
             peak: AtomicI64::new(0),
-            parent: AtomicU16::new(PROCESS),
-            generation: AtomicU16::new(0),
+            generation: AtomicU32::new(0),
             base_bytes: AtomicU64::new(0),
             base_blocks: AtomicU64::new(0),
         }
@@ -108,6 +119,9 @@ static SLOT_TAKEN: [AtomicBool; MAX_THREAD_SLOTS] =
 /// One past the highest slot ever taken: readers sum no further.
 static SLOTS_HIGH: AtomicUsize = AtomicUsize::new(0);
 pub(crate) static OWNERS: [OwnerCell; MAX_OWNERS] = [const { OwnerCell::new() }; MAX_OWNERS];
+/// Each owner's parent. Read on every allocation and free, written only when an owner is
+/// registered or moved: kept apart from the cells that are written on publication.
+static PARENTS: [AtomicU16; MAX_OWNERS] = [const { AtomicU16::new(PROCESS) }; MAX_OWNERS];
 
 /// The slot index of a thread that has not allocated yet.
 const UNASSIGNED: usize = usize::MAX;
@@ -139,14 +153,14 @@ thread_local! {
     };
 }
 
-impl ThreadState {
-    fn point_at(&self, owner: u16) {
-        let base = self.base.get();
-        // `wrapping_add` keeps this safe code; the result is only dereferenced when `base` is
-        // non-null, and then it stays inside `SLOTS[slot].counts` (the index is masked).
-        let current =
-            if base.is_null() { base } else { base.wrapping_add(owner as usize & ID_MASK) };
-        self.current.set(current);
+/// `base + id` with the id masked into range, or null when `base` is null. Safe code: the
+/// pointer is dereferenced only when non-null, and then it lies inside one slot's `counts`.
+#[inline(always)]
+fn counts_at(base: *const Counts, id: u16) -> *const Counts {
+    if base.is_null() {
+        base
+    } else {
+        base.wrapping_add(id as usize & ID_MASK)
     }
 }
 
@@ -160,7 +174,7 @@ pub(crate) fn current() -> u16 {
 #[inline]
 pub(crate) fn replace_current(owner: u16) -> u16 {
     STATE.with(|s| {
-        s.point_at(owner);
+        s.current.set(counts_at(s.base.get(), owner));
         s.owner.replace(owner)
     })
 }
@@ -184,24 +198,27 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 /// Counts an allocation of `size` bytes by the current owner.
 ///
-/// The fast path: three single-writer counters of the owner, reached through a pointer the
-/// thread keeps, and one look at the owner's shared published total and peak. Everything that
-/// walks the owner tree is out of line and rare.
+/// The fast path: the owner's counters in this thread's slot, reached through a pointer the
+/// thread keeps, plus one read of the owner's parent. Children also walk their ancestors
+/// (out of line); peaks and publication are out of line and rare.
 #[inline(always)]
 pub(crate) fn charge_here(here: Here, size: usize) {
     if here.counts.is_null() {
         return charge_cold(here.owner, size);
     }
-    // SAFETY: a non-null `current` points into this thread's own slot (see `point_at`), which
-    // lives in a `static` and has this thread as its only writer until the thread exits.
+    // SAFETY: a non-null `current` points into this thread's own slot (see `counts_at`),
+    // which lives in a `static` and has this thread as its only writer until it exits.
     let c = unsafe { &*here.counts };
     bump(&c.alloc_bytes, size as u64);
     bump(&c.alloc_blocks, 1);
-    let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
-    c.pending.store(pending, Relaxed);
-    if pending > c.headroom.load(Relaxed) {
-        // A possible new peak, or time to publish: both out of line.
-        raise_peaks(c, here.owner, pending);
+    grow(c, here.owner, size as i64);
+    let parent = PARENTS[here.owner as usize & ID_MASK].load(Relaxed);
+    if parent != PROCESS {
+        grow_ancestors(
+            here.counts.wrapping_sub(here.owner as usize & ID_MASK),
+            parent,
+            size as i64,
+        );
     }
 }
 
@@ -211,8 +228,7 @@ pub(crate) fn charge_here(here: Here, size: usize) {
 #[inline(never)]
 pub(crate) fn charge(owner: u16, size: usize) {
     let base = STATE.with(|s| s.base.get());
-    let counts = if base.is_null() { base } else { base.wrapping_add(owner as usize & ID_MASK) };
-    charge_here(Here { owner, counts }, size);
+    charge_here(Here { owner, counts: counts_at(base, owner) }, size);
 }
 
 /// Counts a free of `size` bytes of a block owned by `owner`, on this thread.
@@ -222,46 +238,97 @@ pub(crate) fn credit(owner: u16, size: usize) {
     if base.is_null() {
         return credit_cold(owner, size);
     }
-    // SAFETY: `base` is this thread's own slot (see `charge_here`); the masked index stays
-    // inside its `counts` array.
-    let c = unsafe { &*base.add(owner as usize & ID_MASK) };
+    // SAFETY: `base` is this thread's own slot (see `charge_here`); `counts_at` keeps the
+    // index inside its `counts` array.
+    let c = unsafe { &*counts_at(base, owner) };
     bump(&c.free_bytes, size as u64);
     bump(&c.free_blocks, 1);
-    let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
+    shrink(c, owner, size as i64);
+    let parent = PARENTS[owner as usize & ID_MASK].load(Relaxed);
+    if parent != PROCESS {
+        shrink_ancestors(base, parent, size as i64);
+    }
+}
+
+#[inline(always)]
+fn grow(c: &Counts, owner: u16, size: i64) {
+    let pending = c.pending.load(Relaxed).wrapping_add(size);
+    c.pending.store(pending, Relaxed);
+    if pending > c.headroom.load(Relaxed) {
+        // A possible new peak, or time to publish: both out of line.
+        raise_peak(c, owner, pending);
+    }
+}
+
+#[inline(always)]
+fn shrink(c: &Counts, owner: u16, size: i64) {
+    let pending = c.pending.load(Relaxed).wrapping_sub(size);
     c.pending.store(pending, Relaxed);
     if pending < -FLUSH_BYTES {
         publish(c, owner);
     }
 }
 
-/// Adds this slot's pending bytes of `owner` to the published total of `owner` and of each
-/// ancestor, raising their peaks.
+/// The ancestors' levels of a child's allocation, in this thread's slot at `base`.
+#[inline(never)]
+fn grow_ancestors(base: *const Counts, mut id: u16, size: i64) {
+    for _ in 0..MAX_DEPTH {
+        if id == PROCESS {
+            return;
+        }
+        // SAFETY: `base` is this thread's own, non-null slot (see `charge_here`).
+        let c = unsafe { &*counts_at(base, id) };
+        grow(c, id, size);
+        id = PARENTS[id as usize & ID_MASK].load(Relaxed);
+    }
+}
+
+/// The ancestors' levels of a child's free, in this thread's slot at `base`.
+#[inline(never)]
+fn shrink_ancestors(base: *const Counts, mut id: u16, size: i64) {
+    for _ in 0..MAX_DEPTH {
+        if id == PROCESS {
+            return;
+        }
+        // SAFETY: `base` is this thread's own, non-null slot (see `credit`).
+        let c = unsafe { &*counts_at(base, id) };
+        shrink(c, id, size);
+        id = PARENTS[id as usize & ID_MASK].load(Relaxed);
+    }
+}
+
+/// Adds this slot's pending bytes of `owner` to the owner's published total (and, for a
+/// top-level owner, the process's), raising peaks.
 #[cold]
 #[inline(never)]
 fn publish(c: &Counts, owner: u16) {
     let pending = c.pending.load(Relaxed);
     c.pending.store(0, Relaxed);
-    add_published(owner, pending);
+    let cell = &OWNERS[owner as usize & ID_MASK];
+    let now = cell.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
+    cell.peak.fetch_max(now, Relaxed);
+    if PARENTS[owner as usize & ID_MASK].load(Relaxed) == PROCESS {
+        let process = &OWNERS[PROCESS as usize];
+        let now = process.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
+        process.peak.fetch_max(now, Relaxed);
+    }
     refresh_headroom(c, owner, 0);
 }
 
-/// `pending` has passed this slot's headroom: publish it if it is large, then raise the peaks
-/// of `owner` and its ancestors with this thread's pending bytes on top of each one's
-/// published total.
+/// `pending` has passed this slot's headroom for `owner`: publish it if it is large,
+/// otherwise raise the owner's peak (and, for a top-level owner, the process's) to the
+/// published total plus this thread's pending bytes.
 #[cold]
 #[inline(never)]
-fn raise_peaks(c: &Counts, owner: u16, pending: i64) {
+fn raise_peak(c: &Counts, owner: u16, pending: i64) {
     if pending > FLUSH_BYTES {
         return publish(c, owner);
     }
-    let mut id = owner as usize;
-    for _ in 0..MAX_DEPTH {
-        let Some(shared) = OWNERS.get(id) else { return };
-        shared.peak.fetch_max(shared.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
-        if id == PROCESS as usize {
-            break;
-        }
-        id = shared.parent.load(Relaxed) as usize;
+    let cell = &OWNERS[owner as usize & ID_MASK];
+    cell.peak.fetch_max(cell.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
+    if PARENTS[owner as usize & ID_MASK].load(Relaxed) == PROCESS {
+        let process = &OWNERS[PROCESS as usize];
+        process.peak.fetch_max(process.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
     }
     refresh_headroom(c, owner, pending);
 }
@@ -269,24 +336,24 @@ fn raise_peaks(c: &Counts, owner: u16, pending: i64) {
 /// Sets the slot's headroom for `owner`: the pending bytes at which its peak could rise, but
 /// never past the point where `pending` must be published.
 fn refresh_headroom(c: &Counts, owner: u16, pending: i64) {
-    let Some(shared) = OWNERS.get(owner as usize) else { return };
-    let room = shared.peak.load(Relaxed).wrapping_sub(shared.flushed.load(Relaxed));
+    let cell = &OWNERS[owner as usize & ID_MASK];
+    let room = cell.peak.load(Relaxed).wrapping_sub(cell.flushed.load(Relaxed));
     c.headroom.store(room.max(pending).min(FLUSH_BYTES), Relaxed);
 }
 
-/// Adds `delta` to the published totals of `owner` and its ancestors; growth raises peaks.
-fn add_published(owner: u16, delta: i64) {
-    let mut id = owner as usize;
-    for _ in 0..MAX_DEPTH {
-        let Some(shared) = OWNERS.get(id) else { return };
-        let now = shared.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
+/// Shared-slot counting: publish a change at every level at once (no pending).
+fn publish_directly(owner: u16, delta: i64) {
+    let mut id = owner;
+    for _ in 0..=MAX_DEPTH {
+        let cell = &OWNERS[id as usize & ID_MASK];
+        let now = cell.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
         if delta > 0 {
-            shared.peak.fetch_max(now, Relaxed);
+            cell.peak.fetch_max(now, Relaxed);
         }
-        if id == PROCESS as usize {
+        if id == PROCESS {
             return;
         }
-        id = shared.parent.load(Relaxed) as usize;
+        id = PARENTS[id as usize & ID_MASK].load(Relaxed);
     }
 }
 
@@ -294,30 +361,26 @@ fn add_published(owner: u16, delta: i64) {
 #[cold]
 #[inline(never)]
 fn charge_cold(owner: u16, size: usize) {
-    let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
     if let Some(base) = take_slot_if_unassigned() {
-        // SAFETY: `base` is the slot this thread just took; the masked index is in bounds.
-        let counts = unsafe { base.add(owner as usize & ID_MASK) };
-        return charge_here(Here { owner, counts }, size);
+        return charge_here(Here { owner, counts: counts_at(base, owner) }, size);
     }
-    let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
+    let c = &SHARED_SLOT.counts[owner as usize & ID_MASK];
     c.alloc_bytes.fetch_add(size as u64, Relaxed);
     c.alloc_blocks.fetch_add(1, Relaxed);
-    add_published(owner, size as i64);
+    publish_directly(owner, size as i64);
 }
 
 /// The slow path of [`credit`], as [`charge_cold`].
 #[cold]
 #[inline(never)]
 fn credit_cold(owner: u16, size: usize) {
-    let owner = if (owner as usize) < MAX_OWNERS { owner } else { OVERFLOW };
     if take_slot_if_unassigned().is_some() {
         return credit(owner, size);
     }
-    let Some(c) = SHARED_SLOT.counts.get(owner as usize) else { return };
+    let c = &SHARED_SLOT.counts[owner as usize & ID_MASK];
     c.free_bytes.fetch_add(size as u64, Relaxed);
     c.free_blocks.fetch_add(1, Relaxed);
-    add_published(owner, -(size as i64));
+    publish_directly(owner, -(size as i64));
 }
 
 /// For a thread that never allocated: takes a slot and returns its counters' base.
@@ -348,7 +411,7 @@ fn take_slot() -> usize {
     let _ = STATE.try_with(|s| {
         s.slot.set(taken);
         s.base.set(SLOTS.get(taken).map_or(std::ptr::null(), |slot| slot.counts.as_ptr()));
-        s.point_at(s.owner.get());
+        s.current.set(counts_at(s.base.get(), s.owner.get()));
     });
     taken
 }
@@ -364,7 +427,6 @@ fn release_slot(index: usize) {
         flag.store(false, Release);
     }
 }
-
 #[cfg(unix)]
 mod exit_hook {
     //! Hears of thread exit through a `pthread` key destructor, which needs no allocation
@@ -441,7 +503,6 @@ impl Raw {
         self.alloc_blocks = self.alloc_blocks.wrapping_add(blocks);
         self.free_blocks = self.free_blocks.wrapping_add(blocks);
     }
-
     pub(crate) fn add(&mut self, other: &Raw) {
         self.alloc_bytes = self.alloc_bytes.wrapping_add(other.alloc_bytes);
         self.alloc_blocks = self.alloc_blocks.wrapping_add(other.alloc_blocks);
@@ -450,42 +511,54 @@ impl Raw {
     }
 }
 
+fn slots_in_use() -> impl Iterator<Item = &'static Slot> {
+    let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
+    SLOTS.iter().take(high).chain(std::iter::once(&SHARED_SLOT))
+}
+
+fn add_counts(raw: &mut Raw, c: &Counts) {
+    raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Relaxed));
+    raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Relaxed));
+    raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
+    raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+}
+
 /// Sums `id`'s own counters over every slot, minus what a previous holder of the id
 /// allocated (its live remainder was zero when the id was reused).
 pub(crate) fn read_own(id: u16) -> Raw {
     let mut raw = Raw::default();
-    let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
-    let slots = SLOTS.iter().take(high).chain(std::iter::once(&SHARED_SLOT));
-    for slot in slots {
-        if let Some(c) = slot.counts.get(id as usize) {
-            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Relaxed));
-            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Relaxed));
-            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
-            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
-        }
+    for slot in slots_in_use() {
+        add_counts(&mut raw, &slot.counts[id as usize & ID_MASK]);
     }
-    if let Some(cell) = OWNERS.get(id as usize) {
-        let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
-        raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
-        raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
-        raw.alloc_blocks = raw.alloc_blocks.wrapping_sub(blocks);
-        raw.free_blocks = raw.free_blocks.wrapping_sub(blocks);
-    }
+    let cell = &OWNERS[id as usize & ID_MASK];
+    let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
+    raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
+    raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
+    raw.alloc_blocks = raw.alloc_blocks.wrapping_sub(blocks);
+    raw.free_blocks = raw.free_blocks.wrapping_sub(blocks);
     raw
 }
 
 /// The peak subtree live bytes recorded for `id`.
 pub(crate) fn read_peak(id: u16) -> u64 {
-    OWNERS.get(id as usize).map_or(0, |c| c.peak.load(Relaxed).max(0) as u64)
+    OWNERS[id as usize & ID_MASK].peak.load(Relaxed).max(0) as u64
+}
+
+/// Raises `id`'s peak to at least `live` (an exact reading taken by the registry).
+pub(crate) fn raise_peak_to(id: u16, live: u64) {
+    OWNERS[id as usize & ID_MASK].peak.fetch_max(live.min(i64::MAX as u64) as i64, Relaxed);
 }
 
 /// Prepares `id` for a new owner under `parent`: records the totals so far as its baseline,
-/// resets its peak, moves its parent link (and its published remainder, see
-/// [`move_published`]) and bumps its generation. Returns the new generation.
+/// clears every slot's unpublished bytes of it, resets its peak and parent, and bumps its
+/// generation. Returns the new generation.
 ///
-/// Called by the registry with the id's previous live bytes and blocks at zero.
-pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u16 {
-    let Some(cell) = OWNERS.get(id as usize) else { return 0 };
+/// Called by the registry for an id that holds no bytes, has no children and is not current
+/// on any thread (a retired handle enters the overflow owner), so no thread writes its
+/// counters meanwhile.
+pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
+    let index = id as usize & ID_MASK;
+    let cell = &OWNERS[index];
     cell.base_bytes.store(0, Relaxed);
     cell.base_blocks.store(0, Relaxed);
     let raw = read_own(id);
@@ -493,32 +566,48 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u16 {
     // sides of `live` shift alike.
     cell.base_bytes.store(raw.alloc_bytes, Relaxed);
     cell.base_blocks.store(raw.alloc_blocks, Relaxed);
-    move_published(id, parent);
-    cell.peak.store(0, Relaxed);
-    // Every slot recomputes its headroom for the new owner on its next allocation. The id
-    // held nothing and no thread allocates under a retired owner, so no slot writes it now.
-    for slot in SLOTS.iter().take(SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS)) {
-        if let Some(c) = slot.counts.get(id as usize) {
-            c.headroom.store(i64::MIN, Relaxed);
-        }
+    // The previous holder's unpublished bytes sum to minus its published total. For a
+    // top-level owner the process counted the published part; hand it the rest, so
+    // `flushed + Σ pending` stays the live total for the process too.
+    let mut residue: i64 = 0;
+    for slot in slots_in_use() {
+        let c = &slot.counts[index];
+        residue = residue.wrapping_add(c.pending.swap(0, Relaxed));
+        c.headroom.store(i64::MIN, Relaxed);
     }
-    IDS_HIGH.fetch_max(id as usize + 1, Relaxed);
+    if PARENTS[index].load(Relaxed) == PROCESS && residue != 0 {
+        OWNERS[PROCESS as usize].flushed.fetch_add(residue, Relaxed);
+    }
+    cell.flushed.store(0, Relaxed);
+    cell.peak.store(0, Relaxed);
+    PARENTS[index].store(parent, Relaxed);
+    IDS_HIGH.fetch_max(index + 1, Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
-/// Moves owner `id` (with its subtree) under `new_parent`, for peaks: its published total
-/// leaves its old ancestors and joins the new ones. Bytes still pending in threads' slots are
-/// published later along the new parent link, so every byte is published to each ancestor
-/// exactly once. (Exact `live` sums never need this: they are recomputed from the tree.)
-pub(crate) fn move_published(id: u16, new_parent: u16) {
-    let Some(cell) = OWNERS.get(id as usize) else { return };
-    let published = cell.flushed.load(Relaxed);
-    let old_parent = cell.parent.swap(new_parent, Relaxed);
-    if id == PROCESS || published == 0 {
-        return;
+/// Makes a retired owner's handles stale: entering them enters the overflow owner.
+pub(crate) fn retire(id: u16) -> u32 {
+    OWNERS[id as usize & ID_MASK].generation.fetch_add(1, Relaxed).wrapping_add(1)
+}
+
+/// Moves owner `id` (with its subtree, `live` bytes now) from under `old_parent` to under
+/// `new_parent`: `live` leaves the published totals of the old ancestors and joins those of
+/// the new ones. Bytes still pending in slots stay with the levels they were counted at,
+/// which the invariant `flushed + Σ pending == live` then keeps for every owner. Exact when
+/// no thread allocates in the subtree during the move.
+pub(crate) fn move_owner(id: u16, old_parent: u16, new_parent: u16, live: u64) {
+    let live = live.min(i64::MAX as u64) as i64;
+    for (start, delta) in [(old_parent, -live), (new_parent, live)] {
+        let mut level = start;
+        for _ in 0..MAX_DEPTH {
+            if level == PROCESS {
+                break;
+            }
+            OWNERS[level as usize & ID_MASK].flushed.fetch_add(delta, Relaxed);
+            level = PARENTS[level as usize & ID_MASK].load(Relaxed);
+        }
     }
-    add_published(old_parent, -published);
-    add_published(new_parent, published);
+    PARENTS[id as usize & ID_MASK].store(new_parent, Relaxed);
 }
 
 /// One past the highest owner id ever registered: readers sum no further.
@@ -527,14 +616,10 @@ pub(crate) static IDS_HIGH: AtomicUsize = AtomicUsize::new(crate::registry::FIRS
 /// Every id's counters without subtracting reuse baselines: the whole process's totals.
 pub(crate) fn read_all_unbased() -> Raw {
     let mut raw = Raw::default();
-    let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
     let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
-    for slot in SLOTS.iter().take(high).chain(std::iter::once(&SHARED_SLOT)) {
+    for slot in slots_in_use() {
         for c in slot.counts.iter().take(ids) {
-            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Relaxed));
-            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Relaxed));
-            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
-            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+            add_counts(&mut raw, c);
         }
     }
     raw

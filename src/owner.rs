@@ -29,14 +29,14 @@ use std::task::{Context, Poll};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Owner {
     id: u16,
-    generation: u16,
+    generation: u32,
 }
 
 /// How often [`Owner::named`] fell back to the overflow owner.
 static FALLBACKS: AtomicU64 = AtomicU64::new(0);
 
 impl Owner {
-    pub(crate) const fn from_parts(id: u16, generation: u16) -> Owner {
+    pub(crate) const fn from_parts(id: u16, generation: u32) -> Owner {
         Owner { id, generation }
     }
 
@@ -44,7 +44,7 @@ impl Owner {
         self.id
     }
 
-    pub(crate) const fn generation(self) -> u16 {
+    pub(crate) const fn generation(self) -> u32 {
         self.generation
     }
 
@@ -242,7 +242,7 @@ impl Owner {
     /// assert_eq!(heapscope::Owner::named("history").name(), "history");
     /// ```
     pub fn name(self) -> String {
-        registry::with(|r| match r.live_entry(self.id, self.generation) {
+        registry::with(|r| match r.any_entry(self.id, self.generation) {
             Ok(e) => e.path.clone(),
             Err(_) => "heapscope.stale".to_owned(),
         })
@@ -255,7 +255,7 @@ impl Owner {
     /// ```
     pub fn parent(self) -> Option<Owner> {
         registry::with(|r| {
-            let e = r.live_entry(self.id, self.generation).ok()?;
+            let e = r.any_entry(self.id, self.generation).ok()?;
             (e.parent != PROCESS && e.parent != registry::NO_PARENT)
                 .then(|| Owner { id: e.parent, generation: r.generation(e.parent) })
         })
@@ -379,7 +379,7 @@ mod tests {
     fn scopes_are_zero_sized_when_disabled() {
         #[cfg(not(feature = "enabled"))]
         assert_eq!(std::mem::size_of::<OwnerScope>(), 0);
-        assert!(std::mem::size_of::<Owner>() <= 4);
+        assert!(std::mem::size_of::<Owner>() <= 8);
     }
 
     #[test]

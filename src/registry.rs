@@ -52,7 +52,7 @@ pub(crate) struct Entry {
     /// Full path, `parent/child`.
     pub(crate) path: String,
     pub(crate) parent: u16,
-    pub(crate) generation: u16,
+    pub(crate) generation: u32,
     pub(crate) retired: bool,
     pub(crate) item: Option<ItemMeta>,
     /// Totals (bytes, blocks) of descendants whose ids were freed: a parent's `total_*` keeps
@@ -68,7 +68,7 @@ pub(crate) struct Registry {
     by_path: HashMap<String, u16>,
     free: Vec<u16>,
     retired: Vec<u16>,
-    generations: Vec<u16>,
+    generations: Vec<u32>,
     next_item: u64,
 }
 
@@ -133,8 +133,16 @@ impl Registry {
         self.entries.get(id as usize).and_then(Option::as_ref)
     }
 
-    /// The entry for `(id, generation)`, or `Stale`.
-    pub(crate) fn live_entry(&self, id: u16, generation: u16) -> Result<&Entry> {
+    /// The entry for `(id, generation)` if it is live (not retired), or `Stale`.
+    pub(crate) fn live_entry(&self, id: u16, generation: u32) -> Result<&Entry> {
+        match self.entry(id) {
+            Some(e) if e.generation == generation && !e.retired => Ok(e),
+            _ => Err(Error::Stale),
+        }
+    }
+
+    /// The entry for `(id, generation)`, live or retired (still holding bytes), or `Stale`.
+    pub(crate) fn any_entry(&self, id: u16, generation: u32) -> Result<&Entry> {
         match self.entry(id) {
             Some(e) if e.generation == generation => Ok(e),
             _ => Err(Error::Stale),
@@ -165,7 +173,7 @@ impl Registry {
 
     /// Returns the live owner at `parent/leaf` (or `leaf` at top level), registering it when
     /// new.
-    pub(crate) fn get_or_register(&mut self, parent: u16, leaf: &str) -> Result<(u16, u16)> {
+    pub(crate) fn get_or_register(&mut self, parent: u16, leaf: &str) -> Result<(u16, u32)> {
         validate_name(leaf)?;
         let path = self.child_path(parent, leaf);
         if let Some(&id) = self.by_path.get(&path) {
@@ -182,7 +190,7 @@ impl Registry {
     }
 
     /// Registers a retained item's owner under `parent` with a unique name.
-    pub(crate) fn register_item(&mut self, parent: u16, meta: ItemMeta) -> Result<(u16, u16)> {
+    pub(crate) fn register_item(&mut self, parent: u16, meta: ItemMeta) -> Result<(u16, u32)> {
         self.next_item += 1;
         let path = self.child_path(parent, &format!("item#{}", self.next_item));
         self.register(parent, path, Some(meta))
@@ -193,7 +201,7 @@ impl Registry {
         parent: u16,
         path: String,
         item: Option<ItemMeta>,
-    ) -> Result<(u16, u16)> {
+    ) -> Result<(u16, u32)> {
         if parent != PROCESS && self.depth(parent) >= MAX_DEPTH {
             let parent = self.entry(parent).map_or_else(String::new, |e| e.path.clone());
             return Err(Error::TooDeep { parent, max_depth: MAX_DEPTH - 1 });
@@ -255,14 +263,17 @@ impl Registry {
 
     /// Retires `(id, generation)`: its name is free again at once; the id itself once it holds
     /// nothing.
-    pub(crate) fn retire(&mut self, id: u16, generation: u16) -> Result<()> {
+    pub(crate) fn retire(&mut self, id: u16, generation: u32) -> Result<()> {
         if id < FIRST_USER_ID {
             return Err(Error::Reserved { name: reserved_name(id) });
         }
-        let entry = self.live_entry(id, generation)?;
+        let entry = self.any_entry(id, generation)?;
         if entry.retired {
             return Ok(());
         }
+        // From now on the old handles enter the overflow owner.
+        #[cfg(feature = "enabled")]
+        crate::counters::retire(id);
         let path = entry.path.clone();
         self.by_path.remove(&path);
         if let Some(e) = self.entries[id as usize].as_mut() {
@@ -306,7 +317,7 @@ impl Registry {
     }
 
     /// Moves `(id, generation)` under `new_parent`. Returns the previous parent.
-    pub(crate) fn reparent(&mut self, id: u16, generation: u16, new_parent: u16) -> Result<u16> {
+    pub(crate) fn reparent(&mut self, id: u16, generation: u32, new_parent: u16) -> Result<u16> {
         if id < FIRST_USER_ID {
             return Err(Error::Reserved { name: reserved_name(id) });
         }
@@ -343,7 +354,19 @@ impl Registry {
         self.adjust_children(entry.parent, -1);
         self.adjust_children(new_parent, 1);
         #[cfg(feature = "enabled")]
-        crate::counters::move_published(id, new_parent);
+        {
+            let live = self.subtree_live(id);
+            crate::counters::move_owner(id, entry.parent, new_parent, live);
+            // The new ancestors now hold the item: their peaks are at least what they hold.
+            let mut ancestor = new_parent;
+            for _ in 0..MAX_DEPTH {
+                if ancestor == PROCESS || ancestor == NO_PARENT {
+                    break;
+                }
+                crate::counters::raise_peak_to(ancestor, self.subtree_live(ancestor));
+                ancestor = self.entry(ancestor).map_or(NO_PARENT, |e| e.parent);
+            }
+        }
         Ok(entry.parent)
     }
 
@@ -383,7 +406,13 @@ impl Registry {
             .collect()
     }
 
-    pub(crate) fn generation(&self, id: u16) -> u16 {
+    /// Exact live bytes of `id` and its descendants.
+    #[cfg(feature = "enabled")]
+    fn subtree_live(&self, id: u16) -> u64 {
+        self.subtree(id).iter().map(|(d, _)| crate::counters::read_own(*d).live_bytes()).sum()
+    }
+
+    pub(crate) fn generation(&self, id: u16) -> u32 {
         self.generations.get(id as usize).copied().unwrap_or(0)
     }
 }

@@ -137,7 +137,7 @@ impl<T> Retained<T> {
     /// ```
     pub fn label(&self) -> String {
         registry::with(|r| {
-            r.live_entry(self.owner.id(), self.owner.generation())
+            r.any_entry(self.owner.id(), self.owner.generation())
                 .ok()
                 .and_then(|e| e.item.as_ref().map(|m| m.label.clone()))
                 .unwrap_or_default()
@@ -272,7 +272,7 @@ pub struct ItemInfo {
 /// # }
 /// ```
 pub fn top(n: usize) -> Vec<ItemInfo> {
-    let items: Vec<(u16, u16, ItemMeta, String, String)> = registry::with(|r| {
+    let items: Vec<(u16, u32, ItemMeta, String, String)> = registry::with(|r| {
         r.all()
             .into_iter()
             .filter(|(_, e)| !e.retired)

@@ -44,7 +44,7 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
         use crate::counters;
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let ids = crate::registry::with(|r| {
-            if r.live_entry(owner.id(), owner.generation()).is_err() && owner.id() >= 4 {
+            if r.any_entry(owner.id(), owner.generation()).is_err() && owner.id() >= 4 {
                 return Vec::new();
             }
             r.subtree(owner.id())

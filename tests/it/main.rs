@@ -3,4 +3,9 @@
 
 heapscope::install!();
 
+#[cfg(feature = "enabled")]
 mod accounting;
+mod async_owner;
+mod layouts;
+mod scopes;
+mod threads;

@@ -1,0 +1,107 @@
+//! Peak bytes of a 50 MiB deep clone, in a process of its own.
+#![cfg(feature = "enabled")]
+
+heapscope::install!();
+
+use heapscope::Owner;
+use std::hint::black_box;
+
+#[test]
+fn deep_clone_shows_in_the_peak_exactly() {
+    let _g = serial();
+    const N: usize = 51_200;
+    const LEN: usize = 1000;
+    let o = Owner::named("peak_clone_owner");
+    let original: Vec<String> = o.in_scope(|| {
+        let mut v = Vec::with_capacity(N);
+        for i in 0..N {
+            let mut s = String::with_capacity(1024);
+            s.extend(std::iter::repeat_n((b'a' + (i % 26) as u8) as char, LEN));
+            v.push(s);
+        }
+        black_box(v)
+    });
+    // Outer: N * 24; each string: capacity 1024.
+    let live_before = (N * 24 + N * 1024) as u64;
+    let s = o.stats();
+    assert_eq!((s.live_bytes, s.live_blocks), (live_before, N as u64 + 1));
+    assert_eq!(s.peak_bytes, live_before);
+
+    // A clone has capacity == length: N * 24 + N * 1000 = 50 MiB exactly.
+    let clone_bytes = (N * 24 + N * LEN) as u64;
+    assert_eq!(clone_bytes, 50 << 20);
+    let copy = o.in_scope(|| black_box(original.clone()));
+    assert_eq!(copy.len(), N);
+    assert_eq!(o.stats().live_bytes, live_before + clone_bytes);
+    drop(copy);
+
+    let s = o.stats();
+    assert_eq!(s.live_bytes, live_before);
+    assert_eq!(s.live_blocks, N as u64 + 1);
+    assert_eq!(s.peak_bytes, live_before + clone_bytes);
+    assert_eq!(s.total_bytes, live_before + clone_bytes);
+    assert_eq!(s.total_blocks, 2 * (N as u64 + 1));
+    drop(original);
+    let s = o.stats();
+    assert_eq!((s.live_bytes, s.peak_bytes), (0, live_before + clone_bytes));
+}
+
+/// Tests here run one at a time: the id-reuse test needs the id it just freed to be the next
+/// one handed out.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn peaks_of_a_tree_single_threaded() {
+    let _g = serial();
+    let p = Owner::named("peak_tree_p");
+    let c = p.child("c");
+    let g = c.child("g");
+    let vp = p.in_scope(|| black_box(vec![0u8; 100]));
+    let vc = c.in_scope(|| black_box(vec![0u8; 300]));
+    let vg = g.in_scope(|| black_box(vec![0u32; 16]));
+    drop(vc);
+    let vc2 = c.in_scope(|| black_box(vec![0u8; 50]));
+    drop((vp, vg, vc2));
+    assert_eq!(p.stats().peak_bytes, 464);
+    assert_eq!(c.stats().peak_bytes, 364);
+    assert_eq!(g.stats().peak_bytes, 64);
+    assert_eq!(p.stats().live_bytes, 0);
+}
+
+#[test]
+fn peak_after_single_threaded_use_of_a_reused_id() {
+    // The previous holder of an id allocated on this thread and freed on another. The next
+    // owner to get the id is used on this thread alone: its peak must be exact.
+    let _g = serial();
+    let old = Owner::named("peak_reuse_old");
+    let v = old.in_scope(|| black_box(vec![0u8; 10_000]));
+    std::thread::spawn(move || drop(v)).join().unwrap();
+    assert_eq!(old.stats().live_bytes, 0);
+    old.retire().unwrap();
+
+    let new = Owner::named("peak_reuse_new");
+    let w = new.in_scope(|| black_box(vec![0u8; 5000]));
+    drop(w);
+    let s = new.stats();
+    assert_eq!((s.live_bytes, s.total_bytes), (0, 5000));
+    assert_eq!(s.peak_bytes, 5000);
+
+    // And the other way round: allocated on another thread, freed here.
+    let old2 = Owner::named("peak_reuse_old2");
+    let v =
+        std::thread::spawn(move || old2.in_scope(|| black_box(vec![0u8; 10_000]))).join().unwrap();
+    drop(v);
+    old2.retire().unwrap();
+    let new2 = Owner::named("peak_reuse_new2");
+    let w = new2.in_scope(|| black_box(vec![0u8; 5000]));
+    drop(w);
+    let s = new2.stats();
+    new.retire().unwrap();
+    new2.retire().unwrap();
+    assert_eq!((s.live_bytes, s.total_bytes), (0, 5000));
+    assert_eq!(s.peak_bytes, 5000);
+}

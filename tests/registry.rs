@@ -1,0 +1,224 @@
+//! The owner registry at its limits, in a process of its own: filling all 4096 ids, the
+//! overflow owner, id reuse after retirement, a long churn of short-lived children, and
+//! name validation.
+//!
+//! Every test that registers owners holds `SERIAL` and retires what it registered before it
+//! ends, so each starts from a registry holding only the reserved owners.
+#![cfg(feature = "enabled")]
+
+heapscope::install!();
+
+use heapscope::{Error, Owner, Retained, Snapshot};
+use std::hint::black_box;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// 4096 ids, of which 4 are reserved (the process, root, overflow, internal).
+const USER_IDS: usize = 4096 - 4;
+
+fn registered_names() -> Vec<String> {
+    Snapshot::capture().owners.into_iter().map(|o| o.name).collect()
+}
+
+#[test]
+fn invalid_names_are_refused() {
+    let _g = serial();
+    let long = "x".repeat(129);
+    let long_multibyte = "é".repeat(65); // 130 bytes
+    for bad in [
+        "",
+        long.as_str(),
+        long_multibyte.as_str(),
+        "a/b",
+        "/",
+        "line\nbreak",
+        "tab\there",
+        "nul\0",
+        "del\u{7f}",
+    ] {
+        match Owner::try_named(bad) {
+            Err(Error::InvalidName { name, .. }) => assert_eq!(name, bad),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        assert_eq!(Owner::named(bad), Owner::overflow(), "{bad:?}");
+        let parent = Owner::named("reg_invalid_parent");
+        assert!(matches!(parent.try_child(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        parent.retire().unwrap();
+    }
+    // The limits themselves are fine.
+    for good in [
+        "x".repeat(128),
+        "é".repeat(64),
+        "with spaces and ünïcode".to_owned(),
+        "a.b-c_d:e#1".to_owned(),
+    ] {
+        let o = Owner::try_named(&good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        assert_eq!(o.name(), good);
+        o.retire().unwrap();
+    }
+    // An invalid name's error says why, starting with "heapscope:".
+    let msg = Owner::try_named("a/b").unwrap_err().to_string();
+    assert!(msg.starts_with("heapscope: invalid owner name \"a/b\""), "{msg}");
+}
+
+#[test]
+fn exhausting_the_registry_then_reusing_retired_ids() {
+    let _g = serial();
+    assert_eq!(registered_names(), ["heapscope.internal", "heapscope.overflow", "root"]);
+    let mut owners = Vec::new();
+    let mut full = None;
+    for i in 0..2 * USER_IDS {
+        match Owner::try_named(format!("reg_full_{i}")) {
+            Ok(o) => owners.push(o),
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(full, Some(Error::RegistryFull { capacity: 4096 }));
+    assert_eq!(owners.len(), USER_IDS);
+    assert!(full.unwrap().to_string().starts_with("heapscope: owner registry full"));
+
+    // Names already registered are still found; new ones fall back to the overflow owner.
+    assert_eq!(Owner::named("reg_full_7"), owners[7]);
+    let extra = Owner::named("reg_full_extra");
+    assert_eq!(extra, Owner::overflow());
+    assert_eq!(extra.name(), "heapscope.overflow");
+    assert_eq!(owners[0].try_child("kid"), Err(Error::RegistryFull { capacity: 4096 }));
+    assert_eq!(owners[0].child("kid"), Owner::overflow());
+    assert!(matches!(
+        Retained::try_build(owners[0], "item", || 0u8),
+        Err(Error::RegistryFull { .. })
+    ));
+
+    // Allocations under the fallback are counted under "heapscope.overflow".
+    let ov = Owner::overflow();
+    let before = ov.stats();
+    let v = extra.in_scope(|| black_box(vec![0u8; 1000]));
+    let item = Retained::build(owners[0], "falls back", || black_box(vec![0u8; 24]));
+    assert_eq!(item.owner(), Owner::overflow());
+    let after = ov.stats();
+    assert_eq!(after.live_bytes, before.live_bytes + 1024);
+    assert_eq!(after.total_blocks, before.total_blocks + 2);
+    let snap = Snapshot::capture();
+    assert_eq!(
+        snap.owner("heapscope.overflow").unwrap().stats.live_bytes,
+        before.live_bytes + 1024
+    );
+    assert!(snap.owner("reg_full_extra").is_none());
+    drop((v, item));
+    assert_eq!(ov.stats().live_bytes, before.live_bytes);
+
+    // Retiring owners that hold nothing frees their ids at once.
+    for o in owners.drain(..10) {
+        o.retire().unwrap();
+    }
+    let mut again = Vec::new();
+    for i in 0..10 {
+        again.push(Owner::try_named(format!("reg_again_{i}")).expect("a freed id"));
+    }
+    assert_eq!(Owner::try_named("reg_again_10"), Err(Error::RegistryFull { capacity: 4096 }));
+
+    // An owner retired while holding bytes keeps its id until they are freed.
+    let holder = owners.pop().unwrap();
+    let held = holder.in_scope(|| black_box(vec![0u8; 4096]));
+    holder.retire().unwrap();
+    assert_eq!(holder.stats().live_bytes, 4096);
+    assert_eq!(Owner::try_named("reg_waits"), Err(Error::RegistryFull { capacity: 4096 }));
+    drop(held);
+    let waited = Owner::try_named("reg_waits").expect("the holder's id, reclaimed");
+
+    for o in owners.into_iter().chain(again).chain([waited]) {
+        o.retire().unwrap();
+    }
+    assert_eq!(registered_names(), ["heapscope.internal", "heapscope.overflow", "root"]);
+}
+
+#[test]
+fn a_long_churn_of_short_lived_children_never_fills_the_registry() {
+    let _g = serial();
+    // One million children; each allocates and frees a little, then is retired.
+    const CHILDREN: usize = 1_000_000;
+    let limit = Duration::from_secs(60);
+    let parent = Owner::named("reg_churn");
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    for i in 0..CHILDREN {
+        let c = parent.try_child(format!("c{i}")).unwrap_or_else(|e| panic!("child {i}: {e}"));
+        let size = 1 + i % 200;
+        c.in_scope(|| drop(black_box(vec![0u8; size])));
+        bytes += size as u64;
+        c.retire().unwrap_or_else(|e| panic!("child {i}: {e}"));
+        if i % 4096 == 0 {
+            assert!(started.elapsed() < limit, "only {i} children in {limit:?}");
+        }
+    }
+    let elapsed = started.elapsed();
+    println!("{CHILDREN} children created and retired in {elapsed:?} ({bytes} bytes churned)");
+    assert!(elapsed < limit, "{elapsed:?}");
+    assert_eq!(parent.stats().live_bytes, 0);
+    assert_eq!(parent.stats().live_blocks, 0);
+    // Room is left: a full registry minus the parent.
+    let mut fresh = Vec::new();
+    for i in 0..USER_IDS - 1 {
+        fresh.push(Owner::try_named(format!("reg_after_churn_{i}")).expect("ids were reused"));
+    }
+    for o in fresh {
+        o.retire().unwrap();
+    }
+    parent.retire().unwrap();
+}
+
+#[test]
+fn a_retired_handle_enters_the_overflow_owner() {
+    // Documented on `Owner::enter`: "A retired owner's handle enters the overflow owner
+    // instead." Otherwise its blocks carry an id that the registry has already freed, and the
+    // next owner to get that id inherits them.
+    let _g = serial();
+    let x = Owner::named("reg_retired_x");
+    x.retire().unwrap();
+    let ov = Owner::overflow();
+    let before = ov.stats().live_bytes;
+    let v = x.in_scope(|| black_box(vec![0u8; 100]));
+    let y = Owner::named("reg_retired_y");
+    let w = y.in_scope(|| black_box(vec![0u8; 50]));
+    let (ov_live, y_live) = (ov.stats().live_bytes, y.stats().live_bytes);
+    drop((v, w));
+    let y_after = y.stats();
+    y.retire().unwrap();
+    assert_eq!(y_live, 50, "a fresh owner must hold only what it allocated");
+    assert_eq!(ov_live, before + 100, "the retired handle's block must be the overflow owner's");
+    assert_eq!((y_after.live_bytes, y_after.total_bytes), (0, 50));
+}
+
+#[test]
+fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
+    // Documented on `Owner::name`: "A retired-and-reused handle reads heapscope.stale".
+    let _g = serial();
+    let parent = Owner::named("reg_generations");
+    let first = parent.child("first");
+    first.retire().unwrap();
+    assert_eq!(first.name(), "heapscope.stale");
+    let started = Instant::now();
+    // 65 535 more registrations of (very likely) the same id, then one more.
+    for i in 0..u16::MAX as usize {
+        let c = parent.try_child(format!("n{i}")).unwrap();
+        c.retire().unwrap();
+        if i % 4096 == 0 {
+            assert!(started.elapsed() < Duration::from_secs(60));
+        }
+    }
+    let fresh = parent.child("fresh");
+    let (same, name) = (fresh == first, first.name());
+    fresh.retire().unwrap();
+    parent.retire().unwrap();
+    assert!(!same, "a handle retired 65 536 registrations ago compares equal to a new owner");
+    assert_eq!(name, "heapscope.stale");
+}

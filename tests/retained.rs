@@ -1,0 +1,259 @@
+//! Retained items, in a process of their own: `retained::top` lists every live item of the
+//! process, so the tests here take one lock and each drops its items before it ends.
+//!
+//! Sizes are computed by hand from capacities: a `String` holds `capacity` bytes, a
+//! `Vec<String>` holds `capacity * 24` bytes plus each string's capacity.
+#![cfg(feature = "enabled")]
+
+heapscope::install!();
+
+use heapscope::retained::{self, ItemInfo};
+use heapscope::{Error, Owner, Retained};
+use std::hint::black_box;
+use std::sync::{Mutex, MutexGuard};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const STRING: u64 = std::mem::size_of::<String>() as u64;
+
+fn live(o: Owner) -> u64 {
+    o.stats().live_bytes
+}
+
+/// A `Vec<String>` with outer capacity `cap` and strings of the given capacities.
+fn strings(cap: usize, caps: &[usize]) -> Vec<String> {
+    let mut v = Vec::with_capacity(cap);
+    for &c in caps {
+        let mut s = String::with_capacity(c);
+        s.push('x');
+        v.push(s);
+    }
+    v
+}
+
+#[test]
+fn string_item_counts_its_capacity() {
+    let _g = serial();
+    assert_eq!(STRING, 24);
+    let parent = Owner::named("ret_string_parent");
+    let item = Retained::build(parent, "a string", || {
+        let mut s = String::with_capacity(1000);
+        s.push_str("hello");
+        black_box(s)
+    });
+    assert_eq!(item.live_bytes(), 1000);
+    assert_eq!(item.owner().stats().live_blocks, 1);
+    assert_eq!(live(parent), 1000);
+    assert_eq!(item.label(), "a string");
+    assert!(item.owner().name().starts_with("ret_string_parent/item#"), "{}", item.owner().name());
+    assert_eq!(item.owner().parent(), Some(parent));
+}
+
+#[test]
+fn vec_of_strings_item_and_growth_through_with_mut() {
+    let _g = serial();
+    let parent = Owner::named("ret_vec_parent");
+    let own = parent.in_scope(|| black_box(vec![0u8; 500]));
+    let caps = [10, 11, 12, 13, 14, 15, 16];
+    let mut item = Retained::build(parent, "history", || black_box(strings(10, &caps)));
+    // 10 * 24 + (10 + 11 + … + 16)
+    let built = 10 * STRING + 91;
+    assert_eq!(built, 331);
+    assert_eq!(item.live_bytes(), built);
+    assert_eq!(item.owner().stats().live_blocks, 8);
+    assert_eq!(live(parent), 500 + built);
+
+    // Growth inside with_mut is the item's: outer 10 -> 22 slots, plus three new strings.
+    item.with_mut(|v| {
+        v.reserve_exact(15);
+        for c in [100, 200, 300] {
+            v.push(String::with_capacity(c));
+        }
+    });
+    assert_eq!(item.capacity(), 22);
+    let grown = 22 * STRING + 91 + 600;
+    assert_eq!(item.live_bytes(), grown);
+    assert_eq!(live(parent), 500 + grown);
+
+    // A string made outside and moved in stays with the owner that allocated it.
+    let outside = black_box(String::with_capacity(33));
+    item.with_mut(|v| v.push(outside));
+    assert_eq!(item.live_bytes(), grown);
+
+    // Entering the item also charges it.
+    let extra = {
+        let _s = item.enter();
+        black_box(vec![0u8; 77])
+    };
+    assert_eq!(item.live_bytes(), grown + 77);
+    drop(extra);
+
+    let item_owner = item.owner();
+    drop(item);
+    assert_eq!(live(parent), 500);
+    // Dropped: the owner is retired and, holding nothing, gone.
+    assert_eq!(item_owner.stats().live_bytes, 0);
+    drop(own);
+    assert_eq!(live(parent), 0);
+}
+
+#[test]
+fn drop_returns_the_parent_to_its_previous_value() {
+    let _g = serial();
+    let parent = Owner::named("ret_drop_parent");
+    let own = parent.in_scope(|| black_box(vec![0u8; 1234]));
+    let before = parent.stats();
+    let items: Vec<Retained<Vec<String>>> = (0..5)
+        .map(|i| Retained::build(parent, format!("item {i}"), || strings(4, &[100 * (i + 1)])))
+        .collect();
+    // 5 * 4 * 24 + (100 + 200 + 300 + 400 + 500)
+    assert_eq!(live(parent), before.live_bytes + 5 * 4 * STRING + 1500);
+    assert_eq!(parent.stats().live_blocks, before.live_blocks + 10);
+    drop(items);
+    assert_eq!(live(parent), before.live_bytes);
+    assert_eq!(parent.stats().live_blocks, before.live_blocks);
+    drop(own);
+}
+
+#[test]
+fn into_inner_keeps_bytes_under_the_retired_item_until_freed() {
+    let _g = serial();
+    let parent = Owner::named("ret_into_inner_parent");
+    let item = Retained::build(parent, "x", || black_box(vec![0u8; 640]));
+    let io = item.owner();
+    let v = item.into_inner();
+    assert_eq!(v.len(), 640);
+    assert_eq!(live(io), 640);
+    assert_eq!(live(parent), 640);
+    drop(v);
+    assert_eq!(live(parent), 0);
+}
+
+#[test]
+fn transfer_moves_the_bytes_exactly() {
+    let _g = serial();
+    let p1 = Owner::named("ret_tr_from");
+    let p2 = Owner::named("ret_tr_to");
+    let own1 = p1.in_scope(|| black_box(vec![0u8; 100]));
+    let own2 = p2.in_scope(|| black_box(vec![0u8; 10]));
+    let mut item = Retained::build(p1, "tool output", || black_box(strings(2, &[5000, 7])));
+    let bytes = 2 * STRING + 5007;
+    assert_eq!(live(p1), 100 + bytes);
+    assert_eq!(live(p2), 10);
+
+    item.transfer_to(p2).unwrap();
+    assert_eq!(live(p1), 100);
+    assert_eq!(live(p2), 10 + bytes);
+    assert_eq!(item.live_bytes(), bytes);
+    assert_eq!(item.owner().parent(), Some(p2));
+    assert!(item.owner().name().starts_with("ret_tr_to/item#"), "{}", item.owner().name());
+
+    // Growth after the move is the new parent's.
+    item.with_mut(|v| v[0].reserve_exact(10_000 - 1));
+    assert_eq!(item[0].capacity(), 10_000);
+    let bytes = 2 * STRING + 10_007;
+    assert_eq!(live(p2), 10 + bytes);
+    assert_eq!(live(p1), 100);
+
+    // Errors: a retired parent, and a parent inside the item itself.
+    let gone = Owner::named("ret_tr_gone");
+    gone.retire().unwrap();
+    assert_eq!(item.transfer_to(gone), Err(Error::Stale));
+    let inside = item.owner().child("inside");
+    assert!(matches!(item.transfer_to(inside), Err(Error::WouldCycle { .. })));
+    inside.retire().unwrap();
+    assert_eq!(live(p2), 10 + bytes);
+
+    drop(item);
+    assert_eq!(live(p1), 100);
+    assert_eq!(live(p2), 10);
+    // (Peaks across a transfer: see `transfer_keeps_exact_peaks`.)
+    drop((own1, own2));
+}
+
+#[test]
+fn transfer_keeps_exact_peaks() {
+    // Single-threaded, so "exact" per the docs: the new parent's peak is the highest live
+    // value it had, which `live_bytes` showed.
+    let _g = serial();
+    let p1 = Owner::named("ret_trpeak_from");
+    let p2 = Owner::named("ret_trpeak_to");
+    let own2 = p2.in_scope(|| black_box(vec![0u8; 10]));
+    // Moved, then dropped with nothing allocated under p2 in between.
+    let item = Retained::build(p1, "moved", || black_box(vec![0u8; 5000]));
+    item.transfer_to(p2).unwrap();
+    assert_eq!(live(p2), 5010);
+    drop(item);
+    assert_eq!(live(p2), 10);
+    let after_drop = p2.stats().peak_bytes;
+    // Moved, then grown under the item: p2 holds 10 + 20 000 at the top.
+    let mut item = Retained::build(p1, "grown", || black_box(vec![0u8; 5000]));
+    item.transfer_to(p2).unwrap();
+    item.with_mut(|v| v.reserve_exact(20_000 - 5000));
+    assert_eq!(live(p2), 20_010);
+    drop(item);
+    let after_growth = p2.stats().peak_bytes;
+    drop(own2);
+    assert_eq!(after_drop, 5010, "peak after a transfer and a drop");
+    assert_eq!(after_growth, 20_010, "peak after a transfer and growth");
+}
+
+fn find<'a>(top: &'a [ItemInfo], label: &str) -> &'a ItemInfo {
+    top.iter().find(|i| i.label == label).unwrap_or_else(|| panic!("{label} not in {top:?}"))
+}
+
+#[test]
+fn top_lists_items_largest_first_with_labels_types_and_parents() {
+    let _g = serial();
+    let a = Owner::named("ret_top_a");
+    let b = Owner::named("ret_top_b");
+    let small = Retained::build(a, "small", || black_box(vec![0u8; 30]));
+    let big = Retained::build(b, "big", || black_box(String::with_capacity(3000)));
+    let mid = Retained::build(a, "mid", || black_box(strings(3, &[100, 128])));
+    let tie1 = Retained::build(b, "tie one", || black_box(vec![0u16; 50]));
+    let tie2 = Retained::build(a, "tie two", || black_box(vec![0u32; 25]));
+    let mid_bytes = 3 * STRING + 228;
+
+    let top = retained::top(10);
+    assert_eq!(top.len(), 5, "{top:#?}");
+    let sizes: Vec<u64> = top.iter().map(|i| i.live_bytes).collect();
+    assert_eq!(sizes, vec![3000, mid_bytes, 100, 100, 30]);
+    assert_eq!(top[0].label, "big");
+    assert_eq!(top[1].label, "mid");
+    assert_eq!(top[4].label, "small");
+    // Ties are ordered by owner name.
+    assert!(top[2].owner < top[3].owner, "{top:#?}");
+
+    let i = find(&top, "big");
+    assert_eq!(i.parent, "ret_top_b");
+    assert_eq!(i.type_name, std::any::type_name::<String>());
+    assert_eq!(i.owner, big.owner().name());
+    let i = find(&top, "mid");
+    assert_eq!(i.parent, "ret_top_a");
+    assert_eq!(i.type_name, std::any::type_name::<Vec<String>>());
+    assert_eq!(find(&top, "tie one").type_name, std::any::type_name::<Vec<u16>>());
+    assert_eq!(find(&top, "tie two").type_name, std::any::type_name::<Vec<u32>>());
+
+    // n truncates.
+    let top2 = retained::top(2);
+    assert_eq!(top2.len(), 2);
+    assert_eq!((top2[0].label.as_str(), top2[1].label.as_str()), ("big", "mid"));
+
+    // After a transfer, the item's parent is the new one.
+    small.transfer_to(b).unwrap();
+    let i = find(&retained::top(10), "small").clone();
+    assert_eq!(i.parent, "ret_top_b");
+    assert!(i.owner.starts_with("ret_top_b/item#"));
+
+    // Dropped items disappear.
+    drop(big);
+    let top = retained::top(10);
+    assert_eq!(top.len(), 4);
+    assert!(top.iter().all(|i| i.label != "big"));
+    drop((small, mid, tie1, tie2));
+    assert!(retained::top(10).is_empty());
+}
