@@ -41,10 +41,11 @@
 //! - Sizes are the requested `Layout::size()`, not the inner allocator's rounded size.
 //! - A failed allocation or `realloc` changes no counter and leaves the old block as it was;
 //!   `Vec::try_reserve` of an absurd size returns an error.
-//! - An owner's stats include its descendants'. `live_*` and `total_*` are exact once every
-//!   thread's allocation calls happen-before the read. `peak_bytes` is exact for a
-//!   single-threaded sequence; with `T` threads allocating under one owner at once it can be
-//!   off by at most `(T - 1) × 64 KiB`.
+//! - An owner's stats include its descendants' (also retired ones'). `live_*` and `total_*`
+//!   are exact once every thread's allocation calls happen-before the read. `peak_bytes` is
+//!   exact when one thread allocates in the owner's subtree; with `T` threads allocating in it
+//!   at once it can be off by at most `(T - 1) × 64 KiB`. The process-wide peak of
+//!   [`global_stats`] can also miss up to 64 KiB per top-level owner with unpublished bytes.
 //! - Blocks allocated before the allocator was installed cannot exist (it is installed
 //!   statically); blocks allocated by C code through `malloc` are not seen.
 //!
@@ -74,8 +75,9 @@
 //!
 //! # Unsafe code
 //! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
-//! arithmetic), the thread-exit hook in `counters.rs` and `Retained`'s `ManuallyDrop`;
-//! every block has a `SAFETY:` comment.
+//! arithmetic), `counters.rs` (dereferencing the thread's cached pointer into its own counter
+//! slot, and the `pthread` thread-exit hook) and `Retained`'s `ManuallyDrop`; every block has a
+//! `SAFETY:` comment.
 //!
 //! MSRV: Rust 1.95.
 

@@ -66,8 +66,8 @@ impl Owner {
     /// The top-level owner called `name`, registered on first use.
     ///
     /// # Errors
-    /// [`Error::InvalidName`] for an empty name, one longer than 128 bytes, or one containing
-    /// `/` or a control character; [`Error::RegistryFull`] when all 4096 owner ids are taken.
+    /// [`Error::InvalidName`](crate::Error::InvalidName) for an empty name, one longer than 128 bytes, or one containing
+    /// `/` or a control character; [`Error::RegistryFull`](crate::Error::RegistryFull) when all 4096 owner ids are taken.
     ///
     /// ```
     /// assert!(heapscope::Owner::try_named("").is_err());
@@ -200,8 +200,8 @@ impl Owner {
     /// The child of this owner called `name`.
     ///
     /// # Errors
-    /// As [`Owner::try_named`], plus [`Error::Stale`] when this owner was retired and
-    /// [`Error::TooDeep`] below the deepest level.
+    /// As [`Owner::try_named`], plus [`Error::Stale`](crate::Error::Stale) when this owner was retired and
+    /// [`Error::TooDeep`](crate::Error::TooDeep) below the deepest level.
     ///
     /// ```
     /// let a = heapscope::Owner::named("deep");
@@ -222,7 +222,7 @@ impl Owner {
     /// memory. Blocks it still holds stay counted under it (and its parent) until freed.
     ///
     /// # Errors
-    /// [`Error::Reserved`] for root, overflow and internal; [`Error::Stale`] when already
+    /// [`Error::Reserved`](crate::Error::Reserved) for root, overflow and internal; [`Error::Stale`](crate::Error::Stale) when already
     /// reused.
     ///
     /// ```

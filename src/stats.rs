@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 /// An owner's numbers (including its descendants'), or the whole process's.
 ///
 /// `live_*` and `total_*` are exact once every allocation call of every thread happens-before
-/// the read (joined threads, a channel receive, a lock). `peak_bytes` is exact for a
-/// single-threaded sequence; with `T` threads allocating under one owner at once it can be off
+/// the read (joined threads, a channel receive, a lock). `peak_bytes` is exact when one thread
+/// allocates in the owner's subtree; with `T` threads allocating in it at once it can be off
 /// by at most `(T - 1) × 64 KiB` (see the crate docs); it is never below `live_bytes`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
