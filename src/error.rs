@@ -32,6 +32,33 @@ pub enum Error {
         /// The reserved owner's name.
         name: &'static str,
     },
+    /// Pressure thresholds that are not `0 < elevated < high < critical <= 1`.
+    InvalidThresholds {
+        /// Which threshold is out of place: `"elevated"`, `"high"` or `"critical"`.
+        which: &'static str,
+        /// Its value, as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An environment variable the caller named holds a value that cannot be used.
+    InvalidEnv {
+        /// The variable's name.
+        variable: String,
+        /// Its value (lossily decoded when not UTF-8).
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A bound of a sampler or a watch was outside what heapscope allows.
+    OutOfBounds {
+        /// The setting.
+        what: &'static str,
+        /// Its value, as given.
+        value: String,
+        /// The allowed range.
+        allowed: &'static str,
+    },
     /// Moving an owner under one of its own descendants.
     WouldCycle {
         /// The owner being moved.
@@ -60,6 +87,18 @@ impl fmt::Display for Error {
             Error::Stale => write!(f, "heapscope: the owner was retired"),
             Error::Reserved { name } => {
                 write!(f, "heapscope: the reserved owner {name:?} cannot be retired or moved")
+            }
+            Error::InvalidThresholds { which, value, reason } => {
+                write!(f, "heapscope: invalid pressure threshold {which} = {value}: {reason}")
+            }
+            Error::InvalidEnv { variable, value, expected } => {
+                write!(
+                    f,
+                    "heapscope: environment variable {variable}={value:?}: expected {expected}"
+                )
+            }
+            Error::OutOfBounds { what, value, allowed } => {
+                write!(f, "heapscope: {what} = {value} is out of bounds (allowed: {allowed})")
             }
             Error::WouldCycle { owner, new_parent } => write!(
                 f,

@@ -82,19 +82,32 @@
 //! MSRV: Rust 1.95.
 
 mod alloc;
+mod allocator_stats;
 #[cfg(feature = "enabled")]
 mod counters;
 mod error;
+mod limits;
 mod owner;
+mod pressure;
+mod procfs;
 mod registry;
+mod report;
 pub mod retained;
 mod snapshot;
 mod stats;
 pub mod testing;
 
 pub use alloc::{Heapscope, Tracked};
+pub use allocator_stats::AllocatorStats;
 pub use error::{Error, Result};
+pub use limits::CgroupMemory;
 pub use owner::{InOwner, Owned, Owner, OwnerScope};
+pub use pressure::{PressureLevel, Thresholds};
+pub use procfs::ChildProcess;
+pub use report::{
+    report, Limits, OwnerLine, OwnersSection, Pressure, ProcessInfo, Report, ReportOptions,
+    Runtime, SCHEMA_VERSION,
+};
 pub use retained::Retained;
 pub use snapshot::{OwnerDelta, OwnerEntry, Snapshot, SnapshotDiff};
 pub use stats::{global_stats, is_tracking, OwnerStats};

@@ -1,0 +1,235 @@
+//! Memory limits: cgroup v2 and v1, resource limits, physical memory and a configured budget.
+//!
+//! Parsers are pure functions over file contents; readers take the `/proc` and cgroup roots
+//! so tests can point them at fixtures. A limit that cannot be read is `None` with a warning,
+//! and "no limit" values (`max`, v1's huge page-counter maximum) are `None`, never a number
+//! that could end up as a denominator.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// cgroup v1 reports "no limit" as the page counter's maximum (9223372036854771712 on 4 KiB
+/// pages) and some kernels as `u64::MAX`; anything this large is no limit.
+const V1_UNLIMITED_FROM: u64 = 1 << 60;
+
+/// Where this process sits in the cgroup hierarchies, from `/proc/self/cgroup`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CgroupPaths {
+    /// The unified (v2) path: the line `0::<path>`.
+    pub(crate) v2: Option<String>,
+    /// The v1 memory controller's path: the line `<n>:…memory…:<path>`.
+    pub(crate) v1_memory: Option<String>,
+}
+
+pub(crate) fn parse_proc_cgroup(text: &str) -> CgroupPaths {
+    let mut paths = CgroupPaths::default();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if controllers.is_empty() {
+            paths.v2 = Some(path.to_owned());
+        } else if controllers.split(',').any(|c| c == "memory") {
+            paths.v1_memory = Some(path.to_owned());
+        }
+    }
+    paths
+}
+
+/// A limit file's value: `Ok(None)` for "no limit", `Err(())` for garbage.
+pub(crate) fn parse_limit(text: &str) -> Result<Option<u64>, ()> {
+    let value = text.trim();
+    if value == "max" {
+        return Ok(None);
+    }
+    let bytes: u64 = value.parse().map_err(|_| ())?;
+    Ok((bytes < V1_UNLIMITED_FROM).then_some(bytes))
+}
+
+/// What the cgroup says about this process's memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CgroupMemory {
+    /// `2` or `1`.
+    pub version: u8,
+    /// The cgroup path from `/proc/self/cgroup`.
+    pub path: String,
+    /// The tightest `memory.max` (v2) or `memory.limit_in_bytes` (v1) of the cgroup and its
+    /// ancestors; `None` when unlimited.
+    pub max_bytes: Option<u64>,
+    /// Which file `max_bytes` came from.
+    pub max_source: Option<String>,
+    /// v2 `memory.high`: the throttling threshold; `None` when unlimited or v1.
+    pub high_bytes: Option<u64>,
+    /// v2 `memory.current` or v1 `memory.usage_in_bytes`: the whole cgroup's usage.
+    pub current_bytes: Option<u64>,
+}
+
+/// Reads the cgroup memory files for the paths in `proc_root/self/cgroup`, under
+/// `cgroup_root` (normally `/sys/fs/cgroup`). Returns `Err` with the reason when there is
+/// no cgroup to read.
+pub(crate) fn read_cgroup(
+    proc_root: &Path,
+    cgroup_root: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<CgroupMemory, String> {
+    let text = std::fs::read_to_string(proc_root.join("self/cgroup"))
+        .map_err(|e| format!("{}: {e}", proc_root.join("self/cgroup").display()))?;
+    let paths = parse_proc_cgroup(&text);
+    let v2_controllers = cgroup_root.join("cgroup.controllers");
+    if let (Some(path), true) = (&paths.v2, v2_controllers.exists()) {
+        return Ok(read_v2(cgroup_root, path, warnings));
+    }
+    if let Some(path) = &paths.v1_memory {
+        return read_v1(cgroup_root, path, warnings);
+    }
+    Err("no memory cgroup in /proc/self/cgroup".to_owned())
+}
+
+/// The directories from the cgroup's own up to the hierarchy root, keeping only those that
+/// exist (in a container with its own cgroup namespace the path is `/`; with the host's, the
+/// listed path may not exist below the mount and the walk starts where it does).
+fn levels(mount: &Path, path: &str) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let mut rel = PathBuf::from(path.trim_start_matches('/'));
+    loop {
+        let dir = mount.join(&rel);
+        if dir.is_dir() {
+            dirs.push(dir);
+        }
+        if !rel.pop() {
+            break;
+        }
+    }
+    dirs
+}
+
+/// A limit file: `None` when absent or unreadable or malformed (the latter with a warning),
+/// `Some(None)` for "no limit".
+fn read_value(path: &Path, warnings: &mut Vec<String>) -> Option<Option<u64>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match parse_limit(&text) {
+        Ok(value) => Some(value),
+        Err(()) => {
+            warnings.push(format!(
+                "{}: malformed value {:?}, ignored",
+                path.display(),
+                text.trim()
+            ));
+            None
+        }
+    }
+}
+
+fn read_v2(mount: &Path, path: &str, warnings: &mut Vec<String>) -> CgroupMemory {
+    let dirs = levels(mount, path);
+    let mut memory = CgroupMemory { version: 2, path: path.to_owned(), ..Default::default() };
+    // Every level's memory.max applies; the tightest one binds.
+    for dir in &dirs {
+        let file = dir.join("memory.max");
+        if let Some(Some(max)) = read_value(&file, warnings) {
+            if memory.max_bytes.is_none_or(|m| max < m) {
+                memory.max_bytes = Some(max);
+                memory.max_source = Some(file.display().to_string());
+            }
+        }
+        if let Some(Some(high)) = read_value(&dir.join("memory.high"), warnings) {
+            memory.high_bytes = Some(memory.high_bytes.map_or(high, |h: u64| h.min(high)));
+        }
+    }
+    if let Some(own) = dirs.first() {
+        memory.current_bytes = read_value(&own.join("memory.current"), warnings).flatten();
+    }
+    memory
+}
+
+fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<CgroupMemory, String> {
+    let mount = root.join("memory");
+    let dirs = levels(&mount, path);
+    let own = dirs.first().ok_or_else(|| format!("{} does not exist", mount.display()))?;
+    let mut memory = CgroupMemory { version: 1, path: path.to_owned(), ..Default::default() };
+    for dir in &dirs {
+        let file = dir.join("memory.limit_in_bytes");
+        if let Some(Some(max)) = read_value(&file, warnings) {
+            if memory.max_bytes.is_none_or(|m| max < m) {
+                memory.max_bytes = Some(max);
+                memory.max_source = Some(file.display().to_string());
+            }
+        }
+    }
+    // memory.stat's hierarchical_memory_limit already folds in the ancestors.
+    if let Ok(stat) = std::fs::read_to_string(own.join("memory.stat")) {
+        for line in stat.lines() {
+            if let Some(value) = line.strip_prefix("hierarchical_memory_limit ") {
+                if let Ok(Some(limit)) = parse_limit(value) {
+                    if memory.max_bytes.is_none_or(|m| limit < m) {
+                        memory.max_bytes = Some(limit);
+                        memory.max_source = Some(own.join("memory.stat").display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    memory.current_bytes = read_value(&own.join("memory.usage_in_bytes"), warnings).flatten();
+    Ok(memory)
+}
+
+/// `getrlimit`'s soft limit, `None` for `RLIM_INFINITY` or where there is none.
+pub(crate) fn rlimit(which: Rlimit) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let resource = match which {
+            Rlimit::As => libc::RLIMIT_AS,
+            Rlimit::Data => libc::RLIMIT_DATA,
+        };
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `limit` is a valid out-pointer for getrlimit.
+        if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
+            return None;
+        }
+        (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = which;
+        None
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rlimit {
+    As,
+    Data,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_cgroup_lines() {
+        let v2 = parse_proc_cgroup("0::/user.slice/user-0.slice/session-1.scope\n");
+        assert_eq!(v2.v2.as_deref(), Some("/user.slice/user-0.slice/session-1.scope"));
+        assert_eq!(v2.v1_memory, None);
+        let v1 = parse_proc_cgroup("12:cpu,cpuacct:/a\n5:memory:/docker/abc\n1:name=systemd:/x\n");
+        assert_eq!(v1.v1_memory.as_deref(), Some("/docker/abc"));
+        assert_eq!(v1.v2, None);
+        let hybrid = parse_proc_cgroup("4:memory:/m\n0::/u\n");
+        assert_eq!((hybrid.v1_memory.as_deref(), hybrid.v2.as_deref()), (Some("/m"), Some("/u")));
+        assert_eq!(parse_proc_cgroup("garbage\n\n"), CgroupPaths::default());
+    }
+
+    #[test]
+    fn limit_values() {
+        assert_eq!(parse_limit("max\n"), Ok(None));
+        assert_eq!(parse_limit("536870912\n"), Ok(Some(536_870_912)));
+        assert_eq!(parse_limit("0"), Ok(Some(0)));
+        assert_eq!(parse_limit("9223372036854771712"), Ok(None));
+        assert_eq!(parse_limit("18446744073709551615"), Ok(None));
+        assert_eq!(parse_limit(""), Err(()));
+        assert_eq!(parse_limit("lots"), Err(()));
+        assert_eq!(parse_limit("-1"), Err(()));
+    }
+}

@@ -1,0 +1,866 @@
+//! `heapscope::report()`: one call that says how much memory the process uses, who holds it,
+//! how close it is to its limit, and what to do about it — as text for a person and as
+//! versioned JSON for a program or a bug report.
+
+use crate::allocator_stats::{self, AllocatorStats};
+use crate::error::{Error, Result};
+use crate::limits::{self, CgroupMemory, Rlimit};
+use crate::pressure::{PressureLevel, Thresholds};
+use crate::procfs::{self, ChildProcess};
+use crate::retained::{self, ItemInfo};
+use crate::snapshot::Snapshot;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// The JSON schema version of [`Report`]. Bumped whenever a field changes meaning or is
+/// removed; new fields may appear without a bump.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a report reads and how it judges.
+///
+/// ```
+/// use heapscope::{ReportOptions, Thresholds};
+/// let options = ReportOptions::default()
+///     .budget_bytes(2 << 30)
+///     .thresholds(Thresholds::new(0.6, 0.8, 0.9).unwrap());
+/// let report = heapscope::Report::capture_with(&options);
+/// assert_eq!(report.limits.budget_bytes, Some(2 << 30));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    thresholds: Thresholds,
+    budget_bytes: Option<u64>,
+    top_items: usize,
+    top_children: usize,
+    process_tree: bool,
+    proc_root: PathBuf,
+    cgroup_root: PathBuf,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            thresholds: Thresholds::default(),
+            budget_bytes: None,
+            top_items: 10,
+            top_children: 10,
+            process_tree: true,
+            proc_root: PathBuf::from("/proc"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+        }
+    }
+}
+
+impl ReportOptions {
+    /// Pressure thresholds (default 0.70 / 0.85 / 0.95).
+    pub fn thresholds(mut self, thresholds: Thresholds) -> Self {
+        self.thresholds = thresholds;
+        self
+    }
+
+    /// A memory budget the program sets itself, compared with its RSS.
+    pub fn budget_bytes(mut self, bytes: u64) -> Self {
+        self.budget_bytes = Some(bytes);
+        self
+    }
+
+    /// How many retained items to list (default 10).
+    pub fn top_items(mut self, n: usize) -> Self {
+        self.top_items = n;
+        self
+    }
+
+    /// How many child processes to list (default 10; all count toward the tree's RSS).
+    pub fn top_children(mut self, n: usize) -> Self {
+        self.top_children = n;
+        self
+    }
+
+    /// Whether to walk `/proc` for child processes (default on).
+    pub fn process_tree(mut self, on: bool) -> Self {
+        self.process_tree = on;
+        self
+    }
+
+    /// Reads `/proc` and the cgroup mount from other directories (for tests and containers
+    /// with unusual mounts). Defaults: `/proc`, `/sys/fs/cgroup`.
+    pub fn roots(mut self, proc_root: impl Into<PathBuf>, cgroup_root: impl Into<PathBuf>) -> Self {
+        self.proc_root = proc_root.into();
+        self.cgroup_root = cgroup_root.into();
+        self
+    }
+
+    /// Options from environment variables whose names start with `prefix`:
+    /// `<prefix>BUDGET_BYTES` (an integer), `<prefix>PRESSURE_ELEVATED`, `<prefix>PRESSURE_HIGH`,
+    /// `<prefix>PRESSURE_CRITICAL` (fractions). Unset variables keep the defaults; heapscope
+    /// never reads a variable the caller did not name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEnv`] naming the variable and its value when it does not parse,
+    /// [`Error::InvalidThresholds`] when the thresholds are out of order.
+    ///
+    /// ```
+    /// let options = heapscope::ReportOptions::from_env("MYAGENT_MEM_").unwrap();
+    /// # let _ = options;
+    /// ```
+    pub fn from_env(prefix: &str) -> Result<ReportOptions> {
+        let mut options = ReportOptions::default();
+        if let Some(budget) =
+            env_value(&format!("{prefix}BUDGET_BYTES"), "a whole number of bytes", |v| {
+                v.parse::<u64>().ok()
+            })?
+        {
+            options.budget_bytes = Some(budget);
+        }
+        let fraction = |v: &str| v.parse::<f64>().ok().filter(|f| f.is_finite());
+        let defaults = Thresholds::default();
+        let expected = "a fraction such as 0.85";
+        let elevated = env_value(&format!("{prefix}PRESSURE_ELEVATED"), expected, fraction)?;
+        let high = env_value(&format!("{prefix}PRESSURE_HIGH"), expected, fraction)?;
+        let critical = env_value(&format!("{prefix}PRESSURE_CRITICAL"), expected, fraction)?;
+        options.thresholds = Thresholds::new(
+            elevated.unwrap_or(defaults.elevated()),
+            high.unwrap_or(defaults.high()),
+            critical.unwrap_or(defaults.critical()),
+        )?;
+        Ok(options)
+    }
+}
+
+fn env_value<T>(
+    variable: &str,
+    expected: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    let Some(raw) = std::env::var_os(variable) else { return Ok(None) };
+    let invalid = || Error::InvalidEnv {
+        variable: variable.to_owned(),
+        value: raw.to_string_lossy().into_owned(),
+        expected,
+    };
+    let text = raw.to_str().ok_or_else(invalid)?;
+    parse(text.trim()).map(Some).ok_or_else(invalid)
+}
+
+/// Who built and runs this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Runtime {
+    /// heapscope's version.
+    pub heapscope_version: String,
+    /// `rustc --version` of the compiler that built heapscope.
+    pub rustc_version: String,
+    /// The target triple.
+    pub target: String,
+    /// heapscope's cargo features that are on.
+    pub features: Vec<String>,
+    /// Whether allocations are being counted (see [`is_tracking`](crate::is_tracking)).
+    pub tracking: bool,
+    /// The inner allocator of [`Heapscope`](crate::Heapscope).
+    pub inner_allocator: String,
+    /// Process id.
+    pub pid: u32,
+    /// Time since the process started, in milliseconds.
+    pub uptime_ms: Option<u64>,
+    /// When the report was taken, RFC 3339 in UTC.
+    pub timestamp: String,
+}
+
+/// The process and its descendants, from `/proc`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// `VmRSS`.
+    pub rss_bytes: Option<u64>,
+    /// `VmHWM`: the highest RSS so far.
+    pub rss_peak_bytes: Option<u64>,
+    /// `VmSize`.
+    pub virtual_bytes: Option<u64>,
+    /// Threads in this process.
+    pub threads: Option<u64>,
+    /// RSS of this process plus all its descendants.
+    pub tree_rss_bytes: Option<u64>,
+    /// How many descendant processes there are.
+    pub descendants: usize,
+    /// The largest descendants by RSS.
+    pub largest_children: Vec<ChildProcess>,
+}
+
+/// Every limit heapscope knows of, and the one that binds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The cgroup's memory files, when there is a memory cgroup.
+    pub cgroup: Option<CgroupMemory>,
+    /// `RLIMIT_AS` (address space, compared with virtual size), `None` when unlimited.
+    pub rlimit_as_bytes: Option<u64>,
+    /// `RLIMIT_DATA`, `None` when unlimited.
+    pub rlimit_data_bytes: Option<u64>,
+    /// `MemTotal` of `/proc/meminfo`.
+    pub mem_total_bytes: Option<u64>,
+    /// `MemAvailable` of `/proc/meminfo`.
+    pub mem_available_bytes: Option<u64>,
+    /// The budget from [`ReportOptions::budget_bytes`].
+    pub budget_bytes: Option<u64>,
+    /// The smallest of the cgroup's `memory.max` and `memory.high`, the budget and `MemTotal`.
+    pub effective_bytes: Option<u64>,
+    /// Which one that is.
+    pub effective_source: Option<String>,
+}
+
+/// One owner in the report's owner tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OwnerLine {
+    /// Full name.
+    pub name: String,
+    /// Nesting depth (0 for top-level owners).
+    pub depth: usize,
+    /// Live bytes including children.
+    pub live_bytes: u64,
+    /// Live blocks including children.
+    pub live_blocks: u64,
+    /// Peak bytes including children.
+    pub peak_bytes: u64,
+    /// Bytes ever allocated including children.
+    pub total_bytes: u64,
+    /// Blocks ever allocated including children.
+    pub total_blocks: u64,
+    /// `live_bytes` as a fraction of all tracked live bytes.
+    pub share: f64,
+}
+
+/// Counted bytes by owner, beside what the OS and the allocator see.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OwnersSection {
+    /// Live bytes counted by heapscope (every owner together).
+    pub tracked_live_bytes: u64,
+    /// Peak of the counted bytes.
+    pub tracked_peak_bytes: u64,
+    /// `resident - tracked`: allocator overhead and fragmentation, non-Rust memory, stacks,
+    /// code. Uses jemalloc's `resident` when available, else the process RSS.
+    pub untracked_bytes: Option<u64>,
+    /// The owner tree in depth-first order, children after their parent, siblings by name.
+    pub tree: Vec<OwnerLine>,
+}
+
+/// How close to the limit the process is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Pressure {
+    /// The level.
+    pub level: PressureLevel,
+    /// `used / limit`, when a limit is known.
+    pub ratio: Option<f64>,
+    /// The usage compared.
+    pub used_bytes: Option<u64>,
+    /// What that usage is (`cgroup memory.current`, `process RSS`, …).
+    pub used_source: Option<String>,
+    /// The effective limit.
+    pub limit_bytes: Option<u64>,
+    /// Where the limit comes from.
+    pub limit_source: Option<String>,
+    /// The thresholds applied.
+    pub thresholds: Thresholds,
+}
+
+/// Everything heapscope knows about the process's memory at one moment.
+///
+/// JSON schema (version [`SCHEMA_VERSION`]): every size is in bytes and named `*_bytes` or
+/// after a jemalloc key; fields that could not be read are `null` and explained in
+/// `warnings`. See the field docs for meanings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// [`SCHEMA_VERSION`] of the producer.
+    pub schema_version: u32,
+    /// Build and process identity.
+    pub runtime: Runtime,
+    /// `/proc` numbers of the process and its descendants.
+    pub process: Option<ProcessInfo>,
+    /// The inner allocator's own statistics.
+    pub allocator: Option<AllocatorStats>,
+    /// Limits and the effective one.
+    pub limits: Limits,
+    /// Counted bytes by owner.
+    pub owners: OwnersSection,
+    /// The largest live retained items.
+    pub retained: Vec<ItemInfo>,
+    /// Pressure level against the effective limit.
+    pub pressure: Pressure,
+    /// Short, actionable lines; empty when nothing stands out.
+    pub suggestions: Vec<String>,
+    /// Everything that could not be read, and why.
+    pub warnings: Vec<String>,
+}
+
+/// A report with default options; see [`Report::capture_with`].
+///
+/// ```
+/// let report = heapscope::report();
+/// println!("{report}");
+/// assert_eq!(report.schema_version, heapscope::SCHEMA_VERSION);
+/// ```
+pub fn report() -> Report {
+    Report::capture_with(&ReportOptions::default())
+}
+
+impl Report {
+    /// Reads everything. Never fails: what cannot be read is `None` with a warning.
+    ///
+    /// ```
+    /// let report = heapscope::Report::capture_with(&heapscope::ReportOptions::default());
+    /// let json = report.to_json();
+    /// let back: heapscope::Report = serde_json::from_str(&json).unwrap();
+    /// assert_eq!(back, report);
+    /// ```
+    pub fn capture_with(options: &ReportOptions) -> Report {
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+        let mut warnings = Vec::new();
+        let snapshot = Snapshot::capture();
+        let runtime = runtime(options, &mut warnings);
+        let process = read_process(options, &mut warnings);
+        let allocator = match allocator_stats::read() {
+            Ok(stats) => Some(stats),
+            Err(why) => {
+                warnings.push(format!("allocator statistics unavailable: {why}"));
+                None
+            }
+        };
+        if let (Some(stats), true) = (&allocator, snapshot.tracking) {
+            if stats.allocated < snapshot.total.live_bytes {
+                warnings.push(format!(
+                    "jemalloc holds less ({} bytes) than heapscope counts live ({} bytes): jemalloc \
+                     is probably not the inner allocator, so its numbers describe only its own heap",
+                    stats.allocated, snapshot.total.live_bytes
+                ));
+            }
+        }
+        let limits = read_limits(options, &mut warnings);
+        let owners = owners_section(&snapshot, allocator.as_ref(), process.as_ref());
+        if !snapshot.tracking {
+            warnings.push(
+                "owner tracking is off (the `enabled` feature, or heapscope's allocator, is \
+                 missing): owner numbers are empty"
+                    .to_owned(),
+            );
+        }
+        let retained = retained::top(options.top_items);
+        let pressure = pressure(options, &limits, process.as_ref());
+        let mut report = Report {
+            schema_version: SCHEMA_VERSION,
+            runtime,
+            process,
+            allocator,
+            limits,
+            owners,
+            retained,
+            pressure,
+            suggestions: Vec::new(),
+            warnings,
+        };
+        report.suggestions = suggestions(&report);
+        report
+    }
+
+    /// The report as pretty JSON.
+    ///
+    /// ```
+    /// let json = heapscope::report().to_json();
+    /// assert!(json.contains("\"schema_version\": 1"));
+    /// ```
+    pub fn to_json(&self) -> String {
+        // A Report holds only strings, numbers, options and vectors: serialising cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Writes the report as JSON.
+    ///
+    /// # Errors
+    /// The writer's I/O error.
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// heapscope::report().write_json(&mut out).unwrap();
+    /// assert!(!out.is_empty());
+    /// ```
+    pub fn write_json(&self, writer: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(writer, self).map_err(std::io::Error::other)
+    }
+}
+
+fn runtime(options: &ReportOptions, warnings: &mut Vec<String>) -> Runtime {
+    let mut features = Vec::new();
+    for (on, name) in [
+        (cfg!(feature = "enabled"), "enabled"),
+        (cfg!(feature = "jemalloc"), "jemalloc"),
+        (cfg!(feature = "dhat"), "dhat"),
+    ] {
+        if on {
+            features.push(name.to_owned());
+        }
+    }
+    let inner_allocator = if cfg!(feature = "jemalloc") {
+        format!(
+            "jemalloc {}",
+            allocator_stats::read()
+                .map(|s| s.version)
+                .unwrap_or_else(|_| "(version unknown)".into())
+        )
+    } else {
+        "system".to_owned()
+    };
+    let uptime_ms = uptime_ms(&options.proc_root);
+    if uptime_ms.is_none() {
+        warnings.push(format!(
+            "process uptime unavailable: cannot read {}/self/stat or {}/uptime",
+            options.proc_root.display(),
+            options.proc_root.display()
+        ));
+    }
+    Runtime {
+        heapscope_version: env!("CARGO_PKG_VERSION").to_owned(),
+        rustc_version: env!("HEAPSCOPE_RUSTC_VERSION").to_owned(),
+        target: env!("HEAPSCOPE_TARGET").to_owned(),
+        features,
+        tracking: crate::is_tracking(),
+        inner_allocator,
+        pid: std::process::id(),
+        uptime_ms,
+        timestamp: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    }
+}
+
+fn uptime_ms(proc_root: &std::path::Path) -> Option<u64> {
+    let stat = procfs::parse_stat(&std::fs::read_to_string(proc_root.join("self/stat")).ok()?)?;
+    let boot_secs: f64 = std::fs::read_to_string(proc_root.join("uptime"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let started_secs = stat.start_ticks as f64 / procfs::clock_ticks() as f64;
+    let up = boot_secs - started_secs;
+    (up.is_finite() && up >= 0.0).then_some((up * 1000.0) as u64)
+}
+
+fn read_process(options: &ReportOptions, warnings: &mut Vec<String>) -> Option<ProcessInfo> {
+    let path = options.proc_root.join("self/status");
+    let status = match std::fs::read_to_string(&path) {
+        Ok(text) => procfs::parse_status(&text),
+        Err(e) => {
+            warnings.push(format!("process memory unavailable: {}: {e}", path.display()));
+            return None;
+        }
+    };
+    if status.vm_rss_bytes.is_none() {
+        warnings.push(format!("{} has no VmRSS line", path.display()));
+    }
+    let mut info = ProcessInfo {
+        rss_bytes: status.vm_rss_bytes,
+        rss_peak_bytes: status.vm_hwm_bytes,
+        virtual_bytes: status.vm_size_bytes,
+        threads: status.threads,
+        tree_rss_bytes: None,
+        descendants: 0,
+        largest_children: Vec::new(),
+    };
+    if options.process_tree {
+        match procfs::process_tree(&options.proc_root, std::process::id(), procfs::page_size()) {
+            Ok(tree) => {
+                info.descendants = tree.descendants.len();
+                let children: u64 = tree.descendants.iter().map(|c| c.rss_bytes).sum();
+                info.tree_rss_bytes = status.vm_rss_bytes.map(|own| own + children);
+                info.largest_children =
+                    tree.descendants.into_iter().take(options.top_children).collect();
+            }
+            Err(e) => warnings
+                .push(format!("process tree unavailable: {}: {e}", options.proc_root.display())),
+        }
+    }
+    Some(info)
+}
+
+fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -> Limits {
+    let cgroup = match limits::read_cgroup(&options.proc_root, &options.cgroup_root, warnings) {
+        Ok(cgroup) => Some(cgroup),
+        Err(why) => {
+            warnings.push(format!("cgroup limits unavailable: {why}"));
+            None
+        }
+    };
+    let meminfo = match std::fs::read_to_string(options.proc_root.join("meminfo")) {
+        Ok(text) => procfs::parse_meminfo(&text),
+        Err(e) => {
+            warnings.push(format!("{}/meminfo unavailable: {e}", options.proc_root.display()));
+            procfs::MemInfo::default()
+        }
+    };
+    let mut candidates: Vec<(u64, String)> = Vec::new();
+    if let Some(cg) = &cgroup {
+        if let Some(max) = cg.max_bytes {
+            let file = if cg.version == 2 { "memory.max" } else { "memory.limit_in_bytes" };
+            candidates.push((
+                max,
+                format!(
+                    "cgroup v{} {file} ({})",
+                    cg.version,
+                    cg.max_source.clone().unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(high) = cg.high_bytes {
+            candidates.push((high, "cgroup v2 memory.high".to_owned()));
+        }
+    }
+    if let Some(budget) = options.budget_bytes {
+        candidates.push((budget, "configured budget".to_owned()));
+    }
+    if let Some(total) = meminfo.mem_total_bytes {
+        candidates.push((total, "MemTotal".to_owned()));
+    }
+    let effective = candidates.into_iter().min_by_key(|(bytes, _)| *bytes);
+    Limits {
+        cgroup,
+        rlimit_as_bytes: limits::rlimit(Rlimit::As),
+        rlimit_data_bytes: limits::rlimit(Rlimit::Data),
+        mem_total_bytes: meminfo.mem_total_bytes,
+        mem_available_bytes: meminfo.mem_available_bytes,
+        budget_bytes: options.budget_bytes,
+        effective_bytes: effective.as_ref().map(|(b, _)| *b),
+        effective_source: effective.map(|(_, s)| s),
+    }
+}
+
+fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessInfo>) -> Pressure {
+    let rss = process.and_then(|p| p.rss_bytes);
+    let source = limits.effective_source.as_deref().unwrap_or("");
+    // Compare each limit with the usage it constrains.
+    let (used, used_source) = if source.starts_with("cgroup") {
+        match limits.cgroup.as_ref().and_then(|c| c.current_bytes) {
+            Some(current) => (Some(current), "cgroup memory usage"),
+            None => (process.and_then(|p| p.tree_rss_bytes).or(rss), "process tree RSS"),
+        }
+    } else if source == "MemTotal" {
+        let used = limits
+            .mem_total_bytes
+            .zip(limits.mem_available_bytes)
+            .map(|(t, a)| t.saturating_sub(a));
+        (used, "MemTotal - MemAvailable")
+    } else {
+        (rss, "process RSS")
+    };
+    let level = match used {
+        Some(used) => options.thresholds.classify(used, limits.effective_bytes),
+        None => PressureLevel::Unknown,
+    };
+    let ratio =
+        used.zip(limits.effective_bytes.filter(|&l| l > 0)).map(|(u, l)| u as f64 / l as f64);
+    Pressure {
+        level,
+        ratio,
+        used_bytes: used,
+        used_source: used.map(|_| used_source.to_owned()),
+        limit_bytes: limits.effective_bytes,
+        limit_source: limits.effective_source.clone(),
+        thresholds: options.thresholds,
+    }
+}
+
+fn owners_section(
+    snapshot: &Snapshot,
+    allocator: Option<&AllocatorStats>,
+    process: Option<&ProcessInfo>,
+) -> OwnersSection {
+    let tracked = snapshot.total.live_bytes;
+    let resident = allocator.map(|a| a.resident).or_else(|| process.and_then(|p| p.rss_bytes));
+    let mut tree = Vec::new();
+    // Depth-first: the snapshot is sorted by full name, so `a` comes right before `a/b`.
+    for entry in &snapshot.owners {
+        if entry.stats.total_bytes == 0 && entry.stats.live_bytes == 0 {
+            continue;
+        }
+        tree.push(OwnerLine {
+            name: entry.name.clone(),
+            depth: entry.name.matches('/').count(),
+            live_bytes: entry.stats.live_bytes,
+            live_blocks: entry.stats.live_blocks,
+            peak_bytes: entry.stats.peak_bytes,
+            total_bytes: entry.stats.total_bytes,
+            total_blocks: entry.stats.total_blocks,
+            share: if tracked == 0 { 0.0 } else { entry.stats.live_bytes as f64 / tracked as f64 },
+        });
+    }
+    OwnersSection {
+        tracked_live_bytes: tracked,
+        tracked_peak_bytes: snapshot.total.peak_bytes,
+        untracked_bytes: resident.filter(|_| snapshot.tracking).map(|r| r.saturating_sub(tracked)),
+        tree,
+    }
+}
+
+fn suggestions(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let tracked = report.owners.tracked_live_bytes;
+    let top_owner = report
+        .owners
+        .tree
+        .iter()
+        .filter(|o| {
+            o.depth == 0
+                && o.name != crate::registry::ROOT_NAME
+                && !o.name.starts_with("heapscope.")
+        })
+        .max_by_key(|o| o.live_bytes);
+    if let Some(owner) = top_owner.filter(|o| tracked > 0 && o.share >= 0.5) {
+        out.push(format!(
+            "owner \"{}\" holds {:.0}% of the tracked heap ({}); look there first",
+            owner.name,
+            owner.share * 100.0,
+            size(owner.live_bytes)
+        ));
+    }
+    if let Some(item) = report.retained.first() {
+        if item.live_bytes >= 1 << 20 || (tracked > 0 && item.live_bytes * 10 >= tracked) {
+            out.push(format!(
+                "the largest retained item is \"{}\" ({}) under \"{}\": {}, {:.1} s old",
+                item.label,
+                item.type_name,
+                item.parent,
+                size(item.live_bytes),
+                item.age_ms as f64 / 1000.0
+            ));
+        }
+    }
+    if matches!(report.pressure.level, PressureLevel::High | PressureLevel::Critical) {
+        out.push(format!(
+            "memory pressure is {}: {:.0}% of {} ({}); free or compact the largest owner before \
+             the limit is reached",
+            report.pressure.level,
+            report.pressure.ratio.unwrap_or(0.0) * 100.0,
+            report.pressure.limit_source.as_deref().unwrap_or("the limit"),
+            report.pressure.limit_bytes.map_or_else(|| "?".into(), size)
+        ));
+    }
+    if let Some(a) = &report.allocator {
+        if a.active > 64 << 20 && a.fragmentation * 4 > a.active {
+            out.push(format!(
+                "jemalloc's active pages are {:.0}% unused ({} of {}): fragmentation from freed \
+                 small blocks",
+                a.fragmentation as f64 * 100.0 / a.active as f64,
+                size(a.fragmentation),
+                size(a.active)
+            ));
+        }
+    }
+    if let (Some(untracked), Some(rss)) =
+        (report.owners.untracked_bytes, report.process.as_ref().and_then(|p| p.rss_bytes))
+    {
+        if untracked > 256 << 20 && untracked * 2 > rss {
+            out.push(format!(
+                "{} of resident memory is not counted by any owner: C libraries, allocator \
+                 overhead, or allocations made before heapscope's allocator was installed",
+                size(untracked)
+            ));
+        }
+    }
+    if let Some(p) = &report.process {
+        if let (Some(tree), Some(own)) = (p.tree_rss_bytes, p.rss_bytes) {
+            if let Some(child) = p.largest_children.first() {
+                if tree > own.saturating_mul(2) && child.rss_bytes > 64 << 20 {
+                    out.push(format!(
+                        "child processes hold more than this process: the largest is {} (pid {}) with {}",
+                        child.command,
+                        child.pid,
+                        size(child.rss_bytes)
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `bytes` in B, KiB, MiB or GiB (base 1024, labelled so).
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn opt_size(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "unavailable".to_owned(), size)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.runtime;
+        let uptime =
+            r.uptime_ms.map_or_else(|| "?".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        writeln!(
+            f,
+            "heapscope {} report at {} (pid {}, up {uptime}, tracking {})",
+            r.heapscope_version,
+            r.timestamp,
+            r.pid,
+            if r.tracking { "on" } else { "off" }
+        )?;
+        match &self.process {
+            Some(p) => {
+                write!(
+                    f,
+                    "process    RSS {} (peak {}), virtual {}, {} threads",
+                    opt_size(p.rss_bytes),
+                    opt_size(p.rss_peak_bytes),
+                    opt_size(p.virtual_bytes),
+                    p.threads.map_or_else(|| "?".into(), |t| t.to_string())
+                )?;
+                if p.descendants > 0 {
+                    write!(
+                        f,
+                        "; with {} descendants {}",
+                        p.descendants,
+                        opt_size(p.tree_rss_bytes)
+                    )?;
+                }
+                writeln!(f)?;
+                for c in &p.largest_children {
+                    writeln!(
+                        f,
+                        "             child {} {} {}",
+                        c.pid,
+                        c.command,
+                        size(c.rss_bytes)
+                    )?;
+                }
+            }
+            None => writeln!(f, "process    unavailable")?,
+        }
+        match &self.allocator {
+            Some(a) => writeln!(
+                f,
+                "allocator  {} {}: allocated {}, active {}, resident {}, mapped {}, retained {}, metadata {}, fragmentation {}, dirty {}",
+                a.name,
+                a.version,
+                size(a.allocated),
+                size(a.active),
+                size(a.resident),
+                size(a.mapped),
+                size(a.retained),
+                size(a.metadata),
+                size(a.fragmentation),
+                opt_size(a.dirty)
+            )?,
+            None => writeln!(f, "allocator  {} (statistics unavailable)", r.inner_allocator)?,
+        }
+        let l = &self.limits;
+        writeln!(
+            f,
+            "limits     effective {} ({}); MemTotal {}, MemAvailable {}, RLIMIT_AS {}",
+            opt_size(l.effective_bytes),
+            l.effective_source.as_deref().unwrap_or("none known"),
+            opt_size(l.mem_total_bytes),
+            opt_size(l.mem_available_bytes),
+            l.rlimit_as_bytes.map_or_else(|| "unlimited".to_owned(), size)
+        )?;
+        if let Some(cg) = &l.cgroup {
+            writeln!(
+                f,
+                "           cgroup v{} {}: max {}, high {}, current {}",
+                cg.version,
+                cg.path,
+                cg.max_bytes.map_or_else(|| "unlimited".to_owned(), size),
+                cg.high_bytes.map_or_else(|| "unlimited".to_owned(), size),
+                opt_size(cg.current_bytes)
+            )?;
+        }
+        let p = &self.pressure;
+        match p.ratio {
+            Some(ratio) => writeln!(
+                f,
+                "pressure   {}: {:.1}% ({} of {}, {} against {})",
+                p.level,
+                ratio * 100.0,
+                opt_size(p.used_bytes),
+                opt_size(p.limit_bytes),
+                p.used_source.as_deref().unwrap_or("?"),
+                p.limit_source.as_deref().unwrap_or("?")
+            )?,
+            None => writeln!(f, "pressure   {} (no usable limit)", p.level)?,
+        }
+        let o = &self.owners;
+        writeln!(
+            f,
+            "owners     tracked {} live (peak {}), untracked {}",
+            size(o.tracked_live_bytes),
+            size(o.tracked_peak_bytes),
+            opt_size(o.untracked_bytes)
+        )?;
+        for line in &o.tree {
+            let indent = "  ".repeat(line.depth);
+            writeln!(
+                f,
+                "             {indent}{:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks",
+                line.name,
+                size(line.live_bytes),
+                line.share * 100.0,
+                size(line.peak_bytes),
+                line.live_blocks,
+                width = 36usize.saturating_sub(indent.len())
+            )?;
+        }
+        if !self.retained.is_empty() {
+            writeln!(f, "retained")?;
+            for (i, item) in self.retained.iter().enumerate() {
+                writeln!(
+                    f,
+                    "  {}. \"{}\" ({}) {} under {}, {:.1} s old",
+                    i + 1,
+                    item.label,
+                    item.type_name,
+                    size(item.live_bytes),
+                    item.parent,
+                    item.age_ms as f64 / 1000.0
+                )?;
+            }
+        }
+        if !self.suggestions.is_empty() {
+            writeln!(f, "suggestions")?;
+            for s in &self.suggestions {
+                writeln!(f, "  - {s}")?;
+            }
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f, "warnings")?;
+            for w in &self.warnings {
+                writeln!(f, "  - {w}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_base_1024_and_labelled() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(5 << 20), "5.0 MiB");
+        assert_eq!(size(3 << 30), "3.0 GiB");
+    }
+}

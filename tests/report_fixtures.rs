@@ -1,0 +1,277 @@
+//! `Report` against fixture `/proc` and cgroup trees written by the tests: the odd cases of
+//! cgroup v1/v2, nested paths, "no limit" values, malformed files, missing files, zombies and
+//! vanished processes in the tree walk, and environment configuration errors.
+#![cfg(target_os = "linux")]
+
+use heapscope::{Error, PressureLevel, Report, ReportOptions, Thresholds};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const MIB: u64 = 1 << 20;
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct Fixture {
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "heapscope-fixture-{}-{name}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&root).unwrap();
+        Fixture { root }
+    }
+
+    fn write(&self, rel: &str, text: &str) -> &Self {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    fn proc(&self) -> PathBuf {
+        self.root.join("proc")
+    }
+
+    fn cgroup(&self) -> PathBuf {
+        self.root.join("cgroup")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn stat_line(pid: u32, comm: &str, state: char, ppid: u32, rss_pages: u64) -> String {
+    format!(
+        "{pid} ({comm}) {state} {ppid} {pid} {ppid} 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+         5000 104857600 {rss_pages} 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+    )
+}
+
+/// A `/proc` with this process's status (RSS 100 MiB), stat, meminfo (16 GiB total, 10 GiB
+/// available) and uptime.
+fn base_proc(f: &Fixture) {
+    let me = std::process::id();
+    f.write(
+        "proc/self/status",
+        "Name:\tagent\nVmSize:\t  2097152 kB\nVmHWM:\t   153600 kB\nVmRSS:\t   102400 kB\nThreads:\t9\n",
+    )
+    .write("proc/self/stat", &stat_line(me, "agent", 'S', 1, 25600))
+    .write("proc/meminfo", "MemTotal:       16777216 kB\nMemFree: 1 kB\nMemAvailable:   10485760 kB\n")
+    .write("proc/uptime", "100.50 200.00\n");
+}
+
+fn capture(f: &Fixture, options: ReportOptions) -> Report {
+    Report::capture_with(&options.roots(f.proc(), f.cgroup()))
+}
+
+#[test]
+fn cgroup_v2_nested_limits_take_the_tightest() {
+    let f = Fixture::new("v2");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "0::/agents/session-7\n")
+        .write("cgroup/cgroup.controllers", "cpu memory\n")
+        .write("cgroup/agents/memory.max", &format!("{}\n", 1024 * MIB))
+        .write("cgroup/agents/memory.high", "max\n")
+        .write("cgroup/agents/session-7/memory.max", "max\n")
+        .write("cgroup/agents/session-7/memory.high", &format!("{}\n", 800 * MIB))
+        .write("cgroup/agents/session-7/memory.current", &format!("{}\n", 700 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let cg = r.limits.cgroup.as_ref().expect("cgroup read");
+    assert_eq!(cg.version, 2);
+    assert_eq!(cg.path, "/agents/session-7");
+    assert_eq!(cg.max_bytes, Some(1024 * MIB));
+    assert!(cg.max_source.as_deref().unwrap().ends_with("agents/memory.max"));
+    assert_eq!(cg.high_bytes, Some(800 * MIB));
+    assert_eq!(cg.current_bytes, Some(700 * MIB));
+    assert_eq!(r.limits.effective_bytes, Some(800 * MIB));
+    assert_eq!(r.limits.effective_source.as_deref(), Some("cgroup v2 memory.high"));
+    assert_eq!(r.pressure.used_bytes, Some(700 * MIB));
+    assert_eq!(r.pressure.ratio, Some(0.875));
+    assert_eq!(r.pressure.level, PressureLevel::High);
+    assert!(
+        r.suggestions.iter().any(|s| s.contains("memory pressure is high")),
+        "{:?}",
+        r.suggestions
+    );
+    let p = r.process.as_ref().unwrap();
+    assert_eq!(
+        (p.rss_bytes, p.rss_peak_bytes, p.threads),
+        (Some(100 * MIB), Some(150 * MIB), Some(9))
+    );
+    assert_eq!(p.virtual_bytes, Some(2048 * MIB));
+    assert_eq!(r.limits.mem_total_bytes, Some(16 * 1024 * MIB));
+}
+
+#[test]
+fn cgroup_v1_no_limit_values_and_hierarchical_limit() {
+    let f = Fixture::new("v1");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "11:cpu,cpuacct:/x\n5:memory:/docker/abc\n1:name=systemd:/y\n")
+        .write("cgroup/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n")
+        .write("cgroup/memory/docker/memory.limit_in_bytes", "18446744073709551615\n")
+        .write(
+            "cgroup/memory/docker/abc/memory.stat",
+            &format!("cache 0\nhierarchical_memory_limit {}\nrss 1\n", 512 * MIB),
+        )
+        .write("cgroup/memory/docker/abc/memory.usage_in_bytes", &format!("{}\n", 500 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let cg = r.limits.cgroup.as_ref().expect("cgroup read");
+    assert_eq!((cg.version, cg.max_bytes, cg.current_bytes), (1, Some(512 * MIB), Some(500 * MIB)));
+    assert_eq!(r.limits.effective_bytes, Some(512 * MIB));
+    assert!(r
+        .limits
+        .effective_source
+        .as_deref()
+        .unwrap()
+        .starts_with("cgroup v1 memory.limit_in_bytes"));
+    assert_eq!(r.pressure.level, PressureLevel::Critical);
+}
+
+#[test]
+fn no_cgroup_and_missing_files_degrade_with_warnings() {
+    let f = Fixture::new("none");
+    f.write("proc/self/status", "Name:\tx\n"); // no VmRSS: a kernel-thread-like status
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    assert!(r.limits.cgroup.is_none());
+    assert_eq!(r.limits.mem_total_bytes, None);
+    assert_eq!(r.limits.effective_bytes, None);
+    assert_eq!(r.pressure.level, PressureLevel::Unknown);
+    assert_eq!(r.pressure.ratio, None);
+    assert_eq!(r.process.as_ref().unwrap().rss_bytes, None);
+    let warnings = r.warnings.join("\n");
+    for expected in
+        ["cgroup limits unavailable", "meminfo unavailable", "no VmRSS", "uptime unavailable"]
+    {
+        assert!(warnings.contains(expected), "missing {expected:?} in:\n{warnings}");
+    }
+    // Nothing at all under the proc root: still a report, with the process unavailable.
+    let empty = Fixture::new("empty");
+    let r = capture(&empty, ReportOptions::default());
+    assert!(r.process.is_none());
+    assert!(r.warnings.iter().any(|w| w.contains("process memory unavailable")));
+    let text = r.to_string();
+    assert!(text.contains("process    unavailable"), "{text}");
+}
+
+#[test]
+fn malformed_cgroup_files_are_ignored_with_a_warning() {
+    let f = Fixture::new("garbage");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "0::/\n")
+        .write("cgroup/cgroup.controllers", "memory\n")
+        .write("cgroup/memory.max", "lots of memory\n")
+        .write("cgroup/memory.current", "\n");
+    let r = capture(&f, ReportOptions::default().process_tree(false).budget_bytes(200 * MIB));
+    let cg = r.limits.cgroup.as_ref().unwrap();
+    assert_eq!((cg.max_bytes, cg.current_bytes), (None, None));
+    assert!(
+        r.warnings.iter().any(|w| w.contains("memory.max: malformed value \"lots of memory\"")),
+        "{:?}",
+        r.warnings
+    );
+    // The budget is the tightest limit left; compared with the process RSS (100 MiB).
+    assert_eq!(r.limits.effective_source.as_deref(), Some("configured budget"));
+    assert_eq!((r.pressure.used_bytes, r.pressure.ratio), (Some(100 * MIB), Some(0.5)));
+    assert_eq!(r.pressure.used_source.as_deref(), Some("process RSS"));
+    assert_eq!(r.pressure.level, PressureLevel::Normal);
+}
+
+#[test]
+fn process_tree_counts_descendants_skips_strangers_zombies_and_garbage() {
+    let f = Fixture::new("tree");
+    base_proc(&f);
+    let me = std::process::id();
+    // `rss` in /proc/<pid>/stat counts pages of the system's page size.
+    // SAFETY: sysconf has no preconditions.
+    let unit = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    // Pids far above any real one on this machine.
+    f.write(
+        &format!("proc/{}/stat", 4_000_001),
+        &stat_line(4_000_001, "tool server", 'S', me, 2560),
+    )
+    .write(&format!("proc/{}/stat", 4_000_002), &stat_line(4_000_002, "sh", 'Z', 4_000_001, 999))
+    .write(
+        &format!("proc/{}/stat", 4_000_003),
+        &stat_line(4_000_003, "python3 (x)", 'R', 4_000_001, 5120),
+    )
+    .write(&format!("proc/{}/stat", 4_000_004), &stat_line(4_000_004, "stranger", 'S', 1, 99999))
+    .write(&format!("proc/{}/stat", 4_000_005), "garbage")
+    .write("proc/4000006/status", "no stat file: vanished mid-walk\n");
+    let r = capture(&f, ReportOptions::default());
+    let p = r.process.as_ref().unwrap();
+    assert_eq!(p.descendants, 3, "{:?}", p.largest_children);
+    let pids: Vec<u32> = p.largest_children.iter().map(|c| c.pid).collect();
+    assert_eq!(pids, vec![4_000_003, 4_000_001, 4_000_002], "largest first, zombie last");
+    assert_eq!(p.largest_children[0].command, "python3 (x)");
+    assert_eq!(p.largest_children[2].rss_bytes, 0, "a zombie holds no memory");
+    assert_eq!(p.largest_children[0].rss_bytes, 5120 * unit);
+    assert_eq!(p.tree_rss_bytes, Some(100 * MIB + (5120 + 2560) * unit));
+}
+
+#[test]
+fn environment_configuration_names_the_bad_variable() {
+    // Each case uses its own variable names: tests run in parallel in this process.
+    std::env::set_var("HSFIX_A_BUDGET_BYTES", "12GB");
+    assert_eq!(
+        ReportOptions::from_env("HSFIX_A_").unwrap_err(),
+        Error::InvalidEnv {
+            variable: "HSFIX_A_BUDGET_BYTES".into(),
+            value: "12GB".into(),
+            expected: "a whole number of bytes"
+        }
+    );
+    std::env::set_var("HSFIX_B_PRESSURE_HIGH", "NaN");
+    assert!(matches!(
+        ReportOptions::from_env("HSFIX_B_"),
+        Err(Error::InvalidEnv { variable, value, .. }) if variable == "HSFIX_B_PRESSURE_HIGH" && value == "NaN"
+    ));
+    std::env::set_var("HSFIX_C_PRESSURE_ELEVATED", "0.9");
+    assert!(matches!(
+        ReportOptions::from_env("HSFIX_C_"),
+        Err(Error::InvalidThresholds { which: "high", .. })
+    ));
+    std::env::set_var("HSFIX_D_BUDGET_BYTES", " 1048576 ");
+    std::env::set_var("HSFIX_D_PRESSURE_CRITICAL", "0.99");
+    let f = Fixture::new("env");
+    base_proc(&f);
+    let r = capture(&f, ReportOptions::from_env("HSFIX_D_").unwrap().process_tree(false));
+    assert_eq!(r.limits.budget_bytes, Some(MIB));
+    assert_eq!(r.pressure.thresholds, Thresholds::new(0.70, 0.85, 0.99).unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::env::set_var("HSFIX_E_BUDGET_BYTES", std::ffi::OsStr::from_bytes(b"\xff\xfe"));
+        assert!(matches!(
+            ReportOptions::from_env("HSFIX_E_"),
+            Err(Error::InvalidEnv { variable, .. }) if variable == "HSFIX_E_BUDGET_BYTES"
+        ));
+    }
+    assert!(ReportOptions::from_env("HSFIX_UNSET_").is_ok());
+}
+
+#[test]
+fn json_is_versioned_and_round_trips() {
+    let f = Fixture::new("json");
+    base_proc(&f);
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let mut out = Vec::new();
+    r.write_json(&mut out).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["runtime"]["pid"], std::process::id());
+    assert_eq!(value["process"]["rss_bytes"], 100 * MIB);
+    assert_eq!(value["limits"]["mem_total_bytes"], 16 * 1024 * MIB);
+    assert_eq!(value["pressure"]["level"], "normal");
+    assert!(value["runtime"]["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(value["runtime"]["rustc_version"].as_str().unwrap().starts_with("rustc "));
+    let back: Report = serde_json::from_slice(&out).unwrap();
+    assert_eq!(back, r);
+}
