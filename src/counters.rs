@@ -92,6 +92,9 @@ pub(crate) struct OwnerCell {
     flushed: AtomicI64,
     /// Highest subtree live bytes seen since the owner was registered.
     peak: AtomicI64,
+    /// Highest subtree live bytes seen since the current phase window opened (see
+    /// [`open_window`]); never above `peak`. Headrooms are computed from it.
+    window_peak: AtomicI64,
     /// Bumped when the owner is retired and when its id is reused, so that stale `Owner`
     /// handles are recognised.
     pub(crate) generation: AtomicU32,
@@ -101,10 +104,17 @@ pub(crate) struct OwnerCell {
 }
 
 impl OwnerCell {
+    /// Raises the lifetime and the window peak to `live`.
+    fn raise(&self, live: i64) {
+        self.window_peak.fetch_max(live, Relaxed);
+        self.peak.fetch_max(live, Relaxed);
+    }
+
     const fn new() -> Self {
         OwnerCell {
             flushed: AtomicI64::new(0),
             peak: AtomicI64::new(0),
+            window_peak: AtomicI64::new(0),
             generation: AtomicU32::new(0),
             base_bytes: AtomicU64::new(0),
             base_blocks: AtomicU64::new(0),
@@ -306,11 +316,11 @@ fn publish(c: &Counts, owner: u16) {
     c.pending.store(0, Relaxed);
     let cell = &OWNERS[owner as usize & ID_MASK];
     let now = cell.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
-    cell.peak.fetch_max(now, Relaxed);
+    cell.raise(now);
     if PARENTS[owner as usize & ID_MASK].load(Relaxed) == PROCESS {
         let process = &OWNERS[PROCESS as usize];
         let now = process.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
-        process.peak.fetch_max(now, Relaxed);
+        process.raise(now);
     }
     refresh_headroom(c, owner, 0);
 }
@@ -325,10 +335,10 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
         return publish(c, owner);
     }
     let cell = &OWNERS[owner as usize & ID_MASK];
-    cell.peak.fetch_max(cell.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
+    cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending));
     if PARENTS[owner as usize & ID_MASK].load(Relaxed) == PROCESS {
         let process = &OWNERS[PROCESS as usize];
-        process.peak.fetch_max(process.flushed.load(Relaxed).wrapping_add(pending), Relaxed);
+        process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
     }
     refresh_headroom(c, owner, pending);
 }
@@ -337,7 +347,7 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
 /// never past the point where `pending` must be published.
 fn refresh_headroom(c: &Counts, owner: u16, pending: i64) {
     let cell = &OWNERS[owner as usize & ID_MASK];
-    let room = cell.peak.load(Relaxed).wrapping_sub(cell.flushed.load(Relaxed));
+    let room = cell.window_peak.load(Relaxed).wrapping_sub(cell.flushed.load(Relaxed));
     c.headroom.store(room.max(pending).min(FLUSH_BYTES), Relaxed);
 }
 
@@ -348,7 +358,7 @@ fn publish_directly(owner: u16, delta: i64) {
         let cell = &OWNERS[id as usize & ID_MASK];
         let now = cell.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
         if delta > 0 {
-            cell.peak.fetch_max(now, Relaxed);
+            cell.raise(now);
         }
         if id == PROCESS {
             return;
@@ -546,7 +556,42 @@ pub(crate) fn read_peak(id: u16) -> u64 {
 
 /// Raises `id`'s peak to at least `live` (an exact reading taken by the registry).
 pub(crate) fn raise_peak_to(id: u16, live: u64) {
-    OWNERS[id as usize & ID_MASK].peak.fetch_max(live.min(i64::MAX as u64) as i64, Relaxed);
+    OWNERS[id as usize & ID_MASK].raise(live.min(i64::MAX as u64) as i64);
+}
+
+/// The highest subtree live bytes of `id` since the current window opened.
+pub(crate) fn read_window_peak(id: u16) -> u64 {
+    OWNERS[id as usize & ID_MASK].window_peak.load(Relaxed).max(0) as u64
+}
+
+/// Opens a new peak window for every owner (a phase starts): each window peak drops to the
+/// owner's published total, and every slot's headroom is cleared so its next allocation
+/// re-reads it. Returns the window peaks it replaced, for [`close_window`].
+///
+/// A thread in the middle of raising a peak at this very moment may write back a headroom
+/// computed from the old window; its growth in the new window is then seen only once it
+/// passes that old headroom (at most the old window's peak minus the published total).
+pub(crate) fn open_window() -> Vec<i64> {
+    let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
+    let saved: Vec<i64> = OWNERS
+        .iter()
+        .take(ids)
+        .map(|cell| cell.window_peak.swap(cell.flushed.load(Relaxed), Relaxed))
+        .collect();
+    for slot in slots_in_use() {
+        for c in slot.counts.iter().take(ids) {
+            c.headroom.store(i64::MIN, Relaxed);
+        }
+    }
+    saved
+}
+
+/// Closes a window opened by [`open_window`]: folds the window it replaced back in, so an
+/// enclosing phase still sees the peaks reached inside this one.
+pub(crate) fn close_window(saved: &[i64]) {
+    for (cell, &before) in OWNERS.iter().zip(saved) {
+        cell.window_peak.fetch_max(before, Relaxed);
+    }
 }
 
 /// Prepares `id` for a new owner under `parent`: records the totals so far as its baseline,
@@ -580,6 +625,7 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     }
     cell.flushed.store(0, Relaxed);
     cell.peak.store(0, Relaxed);
+    cell.window_peak.store(0, Relaxed);
     PARENTS[index].store(parent, Relaxed);
     IDS_HIGH.fetch_max(index + 1, Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)

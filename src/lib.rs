@@ -88,6 +88,7 @@ mod counters;
 mod error;
 mod limits;
 mod owner;
+mod phase;
 mod pressure;
 mod procfs;
 mod registry;
@@ -102,6 +103,7 @@ pub use allocator_stats::AllocatorStats;
 pub use error::{Error, Result};
 pub use limits::CgroupMemory;
 pub use owner::{InOwner, Owned, Owner, OwnerScope};
+pub use phase::{phase, recent_phases, Phase, PhaseOwner, PhaseRecord, PHASE_HISTORY};
 pub use pressure::{PressureLevel, Thresholds};
 pub use procfs::ChildProcess;
 pub use report::{

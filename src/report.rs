@@ -288,6 +288,8 @@ pub struct Report {
     pub owners: OwnersSection,
     /// The largest live retained items.
     pub retained: Vec<ItemInfo>,
+    /// The most recent finished phases (at most 20), oldest first.
+    pub phases: Vec<crate::phase::PhaseRecord>,
     /// Pressure level against the effective limit.
     pub pressure: Pressure,
     /// Short, actionable lines; empty when nothing stands out.
@@ -348,6 +350,8 @@ impl Report {
             );
         }
         let retained = retained::top(options.top_items);
+        let mut phases = crate::phase::recent_phases();
+        phases.drain(..phases.len().saturating_sub(20));
         let pressure = pressure(options, &limits, process.as_ref());
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
@@ -357,6 +361,7 @@ impl Report {
             limits,
             owners,
             retained,
+            phases,
             pressure,
             suggestions: Vec::new(),
             warnings,
@@ -634,6 +639,22 @@ fn suggestions(report: &Report) -> Vec<String> {
             ));
         }
     }
+    if let Some(p) = report.phases.iter().filter(|p| p.tracking).max_by_key(|p| {
+        p.total.peak_bytes.saturating_sub(p.total.live_end_bytes.max(p.total.live_start_bytes))
+    }) {
+        let transient =
+            p.total.peak_bytes.saturating_sub(p.total.live_end_bytes.max(p.total.live_start_bytes));
+        if transient >= 16 << 20 && transient * 4 >= p.total.live_start_bytes.max(1) {
+            let who =
+                p.owners.first().map_or_else(String::new, |o| format!(" (mostly \"{}\")", o.name));
+            out.push(format!(
+                "phase \"{}\" peaked {} above where it started and ended{who}: a transient copy; \
+                 avoid the copy or shrink what is copied",
+                p.name,
+                size(transient)
+            ));
+        }
+    }
     if matches!(report.pressure.level, PressureLevel::High | PressureLevel::Critical) {
         out.push(format!(
             "memory pressure is {}: {:.0}% of {} ({}); free or compact the largest owner before \
@@ -832,6 +853,31 @@ impl fmt::Display for Report {
                     item.parent,
                     item.age_ms as f64 / 1000.0
                 )?;
+            }
+        }
+        if !self.phases.is_empty() {
+            writeln!(f, "phases")?;
+            for p in &self.phases {
+                let rise = p.total.peak_bytes.saturating_sub(p.total.live_start_bytes);
+                write!(
+                    f,
+                    "  {:<20} {:>8} ms  live {} -> {}, peak +{}, allocated {}",
+                    p.name,
+                    p.duration_ms,
+                    size(p.total.live_start_bytes),
+                    size(p.total.live_end_bytes),
+                    size(rise),
+                    size(p.total.allocated_bytes)
+                )?;
+                if let Some(top) = p.owners.first() {
+                    write!(
+                        f,
+                        "; most: {} (peak +{})",
+                        top.name,
+                        size(top.peak_bytes.saturating_sub(top.live_start_bytes))
+                    )?;
+                }
+                writeln!(f)?;
             }
         }
         if !self.suggestions.is_empty() {

@@ -1,0 +1,182 @@
+//! Phases: named stretches of a program (startup, request assembly, tool execution,
+//! streaming, compression, final response) and what each did to every owner: live bytes at
+//! its start and end, bytes allocated during it (churn), and the peak reached during it. A
+//! phase that deep-copies a large history stands out by its peak even though its end state is
+//! unchanged.
+
+use crate::snapshot::Snapshot;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// How many finished phases [`recent_phases`] keeps.
+pub const PHASE_HISTORY: usize = 256;
+
+static HISTORY: Mutex<VecDeque<PhaseRecord>> = Mutex::new(VecDeque::new());
+
+/// One owner during a phase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PhaseOwner {
+    /// Full owner name (`"total"` for the whole process).
+    pub name: String,
+    /// Live bytes (children included) when the phase started.
+    pub live_start_bytes: u64,
+    /// Live bytes when it ended.
+    pub live_end_bytes: u64,
+    /// Bytes allocated during the phase (churn; each `realloc` counts its new size).
+    pub allocated_bytes: u64,
+    /// The highest live bytes reached during the phase.
+    pub peak_bytes: u64,
+}
+
+/// What one finished phase did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PhaseRecord {
+    /// The phase's name.
+    pub name: String,
+    /// Start, milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// Whether the numbers are real (tracking on).
+    pub tracking: bool,
+    /// The whole process.
+    pub total: PhaseOwner,
+    /// Owners whose bytes moved during the phase, largest peak rise (`peak - start`) first.
+    pub owners: Vec<PhaseOwner>,
+}
+
+/// A running phase; see [`phase`]. Dropping it (or [`Phase::finish`]) records it.
+#[must_use = "a phase ends when dropped; `let _ = ` ends it at once"]
+#[derive(Debug)]
+pub struct Phase {
+    name: String,
+    started: Instant,
+    start: Snapshot,
+    #[cfg(feature = "enabled")]
+    saved_window: Vec<i64>,
+    done: bool,
+}
+
+/// Starts a phase called `name`. Phases may nest (an inner phase's peak also counts toward
+/// the outer one's); phases that overlap without nesting, from different threads, report
+/// peaks that can include the other's.
+///
+/// ```
+/// let history = heapscope::Owner::named("phase_doc_history");
+/// let turns = history.in_scope(|| vec![String::from("hello"); 1000]);
+/// let record = {
+///     let compression = heapscope::phase("compression");
+///     let copy = history.in_scope(|| turns.clone()); // a transient deep copy
+///     drop(copy);
+///     compression.finish()
+/// };
+/// assert_eq!(record.name, "compression");
+/// # if record.tracking {
+/// let h = record.owners.iter().find(|o| o.name == "phase_doc_history").unwrap();
+/// assert_eq!(h.live_end_bytes, h.live_start_bytes);
+/// assert!(h.peak_bytes > h.live_start_bytes);
+/// # }
+/// ```
+pub fn phase(name: impl Into<String>) -> Phase {
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let start = Snapshot::capture();
+    Phase {
+        name: name.into(),
+        started: Instant::now(),
+        #[cfg(feature = "enabled")]
+        saved_window: crate::counters::open_window(),
+        start,
+        done: false,
+    }
+}
+
+impl Phase {
+    /// Ends the phase and returns its record (also kept in [`recent_phases`]).
+    pub fn finish(mut self) -> PhaseRecord {
+        self.record()
+    }
+
+    fn record(&mut self) -> PhaseRecord {
+        self.done = true;
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+        let end = Snapshot::capture();
+        #[cfg(feature = "enabled")]
+        let (window_peaks, process_peak) = {
+            let ids = crate::registry::with(|r| r.all());
+            let peaks: std::collections::HashMap<String, u64> = ids
+                .into_iter()
+                .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
+                .collect();
+            let process = crate::counters::read_window_peak(crate::registry::PROCESS);
+            crate::counters::close_window(&self.saved_window);
+            (peaks, process)
+        };
+        #[cfg(not(feature = "enabled"))]
+        let (window_peaks, process_peak) = (std::collections::HashMap::<String, u64>::new(), 0);
+        let total = PhaseOwner {
+            name: "total".to_owned(),
+            live_start_bytes: self.start.total.live_bytes,
+            live_end_bytes: end.total.live_bytes,
+            allocated_bytes: end.total.total_bytes.saturating_sub(self.start.total.total_bytes),
+            peak_bytes: process_peak.max(self.start.total.live_bytes).max(end.total.live_bytes),
+        };
+        let mut owners: Vec<PhaseOwner> = end
+            .owners
+            .iter()
+            .map(|after| {
+                let before = self.start.owner(&after.name).map(|o| o.stats).unwrap_or_default();
+                let window = window_peaks.get(&after.name).copied().unwrap_or(0);
+                PhaseOwner {
+                    name: after.name.clone(),
+                    live_start_bytes: before.live_bytes,
+                    live_end_bytes: after.stats.live_bytes,
+                    allocated_bytes: after.stats.total_bytes.saturating_sub(before.total_bytes),
+                    peak_bytes: window.max(before.live_bytes).max(after.stats.live_bytes),
+                }
+            })
+            .filter(|o| o.allocated_bytes > 0 || o.live_end_bytes != o.live_start_bytes)
+            .collect();
+        owners.sort_by(|a, b| {
+            (b.peak_bytes - b.live_start_bytes)
+                .cmp(&(a.peak_bytes - a.live_start_bytes))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        let record = PhaseRecord {
+            name: std::mem::take(&mut self.name),
+            started_at_unix_ms: self.start.taken_at_unix_ms,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            tracking: self.start.tracking,
+            total,
+            owners,
+        };
+        let mut history = HISTORY.lock();
+        if history.len() == PHASE_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(record.clone());
+        record
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record();
+        }
+    }
+}
+
+/// The last [`PHASE_HISTORY`] finished phases, oldest first.
+///
+/// ```
+/// drop(heapscope::phase("startup"));
+/// assert_eq!(heapscope::recent_phases().last().unwrap().name, "startup");
+/// ```
+pub fn recent_phases() -> Vec<PhaseRecord> {
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    HISTORY.lock().iter().cloned().collect()
+}
