@@ -97,6 +97,7 @@ pub mod retained;
 mod snapshot;
 mod stats;
 pub mod testing;
+mod timeline;
 
 pub use alloc::{Heapscope, Tracked};
 pub use allocator_stats::AllocatorStats;
@@ -113,6 +114,9 @@ pub use report::{
 pub use retained::Retained;
 pub use snapshot::{OwnerDelta, OwnerEntry, Snapshot, SnapshotDiff};
 pub use stats::{global_stats, is_tracking, OwnerStats};
+pub use timeline::{
+    watch, Sample, Sampler, SeriesSummary, Timeline, MAX_SAMPLES, MAX_WATCH, MIN_INTERVAL,
+};
 
 #[cfg(feature = "dhat")]
 pub use dhat;

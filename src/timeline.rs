@@ -1,0 +1,365 @@
+//! How memory moved over time: a bounded background [`Sampler`] and a bounded blocking
+//! [`watch`], both producing a [`Timeline`] of RSS, jemalloc's numbers and every top-level
+//! owner's live bytes, with per-series deltas and the phases that finished meanwhile.
+
+use crate::error::{Error, Result};
+use crate::phase::PhaseRecord;
+use parking_lot::{Condvar, Mutex};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The shortest sampling interval.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The most samples a sampler keeps or a watch takes.
+pub const MAX_SAMPLES: usize = 100_000;
+/// The longest a [`watch`] may run.
+pub const MAX_WATCH: Duration = Duration::from_secs(3600);
+
+/// One moment of a [`Timeline`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Sample {
+    /// Milliseconds since the timeline started.
+    pub at_ms: u64,
+    /// Process RSS (`VmRSS`).
+    pub rss_bytes: Option<u64>,
+    /// jemalloc `stats.allocated`.
+    pub allocated_bytes: Option<u64>,
+    /// jemalloc `stats.resident`.
+    pub resident_bytes: Option<u64>,
+    /// Live bytes counted by heapscope.
+    pub tracked_live_bytes: u64,
+    /// Live bytes (children included) of every top-level owner.
+    pub owners: BTreeMap<String, u64>,
+}
+
+/// How one series moved over a timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SeriesSummary {
+    /// `rss`, `allocated`, `resident`, `tracked`, or `owner:<name>`.
+    pub name: String,
+    /// First value.
+    pub start: u64,
+    /// Last value.
+    pub end: u64,
+    /// Smallest value.
+    pub min: u64,
+    /// Largest value.
+    pub max: u64,
+    /// `end - start`.
+    pub delta: i64,
+}
+
+/// Samples over time, with a summary per series.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Timeline {
+    /// Start, milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// The sampling interval in milliseconds.
+    pub interval_ms: u64,
+    /// Samples, oldest first.
+    pub samples: Vec<Sample>,
+    /// Samples that a full sampler ring dropped (oldest first).
+    pub dropped_samples: u64,
+    /// One summary per series, sorted by name.
+    pub series: Vec<SeriesSummary>,
+    /// Phases that started after the timeline did.
+    pub phases: Vec<PhaseRecord>,
+}
+
+impl Timeline {
+    /// The summary of one series by name (`"rss"`, `"tracked"`, `"owner:history"`, …).
+    pub fn series(&self, name: &str) -> Option<&SeriesSummary> {
+        self.series.iter().find(|s| s.name == name)
+    }
+
+    fn build(
+        started_at_unix_ms: u64,
+        interval: Duration,
+        samples: Vec<Sample>,
+        dropped: u64,
+    ) -> Timeline {
+        let mut values: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (i, s) in samples.iter().enumerate() {
+            let mut push = |name: String, v: Option<u64>| {
+                if let Some(v) = v {
+                    let series = values.entry(name).or_default();
+                    // An owner that appears later started at 0.
+                    series.resize(i, 0);
+                    series.push(v);
+                }
+            };
+            push("rss".into(), s.rss_bytes);
+            push("allocated".into(), s.allocated_bytes);
+            push("resident".into(), s.resident_bytes);
+            push("tracked".into(), Some(s.tracked_live_bytes));
+            for (owner, live) in &s.owners {
+                push(format!("owner:{owner}"), Some(*live));
+            }
+        }
+        let series = values
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let (start, end) = (*v.first()?, *v.last()?);
+                Some(SeriesSummary {
+                    name,
+                    start,
+                    end,
+                    min: v.iter().copied().min()?,
+                    max: v.iter().copied().max()?,
+                    delta: end as i64 - start as i64,
+                })
+            })
+            .collect();
+        let phases = crate::phase::recent_phases()
+            .into_iter()
+            .filter(|p| p.started_at_unix_ms >= started_at_unix_ms)
+            .collect();
+        Timeline {
+            started_at_unix_ms,
+            interval_ms: interval.as_millis() as u64,
+            samples,
+            dropped_samples: dropped,
+            series,
+            phases,
+        }
+    }
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn take_sample(started: Instant) -> Sample {
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let rss_bytes = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| crate::procfs::parse_status(&t).vm_rss_bytes);
+    let allocator = crate::allocator_stats::read().ok();
+    let snapshot = crate::snapshot::Snapshot::capture();
+    let owners = snapshot
+        .owners
+        .iter()
+        .filter(|o| o.parent.is_none())
+        .map(|o| (o.name.clone(), o.stats.live_bytes))
+        .collect();
+    Sample {
+        at_ms: started.elapsed().as_millis() as u64,
+        rss_bytes,
+        allocated_bytes: allocator.as_ref().map(|a| a.allocated),
+        resident_bytes: allocator.as_ref().map(|a| a.resident),
+        tracked_live_bytes: snapshot.total.live_bytes,
+        owners,
+    }
+}
+
+fn check_interval(interval: Duration) -> Result<()> {
+    if interval < MIN_INTERVAL {
+        return Err(Error::OutOfBounds {
+            what: "sampling interval",
+            value: format!("{interval:?}"),
+            allowed: "at least 10 ms",
+        });
+    }
+    Ok(())
+}
+
+/// Samples on the calling thread every `interval` for `duration`, then returns the timeline.
+///
+/// # Errors
+/// [`Error::OutOfBounds`] for an interval under 10 ms, a duration over an hour, or more than
+/// 100 000 samples.
+///
+/// ```
+/// use std::time::Duration;
+/// let timeline = heapscope::watch(Duration::from_millis(50), Duration::from_millis(10)).unwrap();
+/// assert!(timeline.samples.len() >= 2);
+/// assert!(heapscope::watch(Duration::from_secs(1), Duration::from_millis(1)).is_err());
+/// ```
+pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
+    check_interval(interval)?;
+    if duration > MAX_WATCH {
+        return Err(Error::OutOfBounds {
+            what: "watch duration",
+            value: format!("{duration:?}"),
+            allowed: "at most one hour",
+        });
+    }
+    let count = duration.as_nanos() / interval.as_nanos() + 1;
+    if count > MAX_SAMPLES as u128 {
+        return Err(Error::OutOfBounds {
+            what: "watch samples (duration / interval)",
+            value: count.to_string(),
+            allowed: "at most 100000",
+        });
+    }
+    let started_at = now_unix_ms();
+    let started = Instant::now();
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..count as u32 {
+        // Deadlines, not sleeps: a slow sample does not push every later one back.
+        let deadline = started + interval * i;
+        if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        samples.push(take_sample(started));
+    }
+    Ok(Timeline::build(started_at, interval, samples, 0))
+}
+
+struct Shared {
+    ring: Mutex<Ring>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+struct Ring {
+    samples: VecDeque<Sample>,
+    capacity: usize,
+    dropped: u64,
+}
+
+/// A background thread that samples every `interval` into a ring of fixed capacity, until
+/// stopped (or dropped). The thread blocks all asynchronous signals, so a program's signal
+/// handling is not disturbed, and its allocations are heapscope's own.
+///
+/// ```
+/// use std::time::Duration;
+/// let sampler = heapscope::Sampler::start(Duration::from_millis(10), 1000).unwrap();
+/// std::thread::sleep(Duration::from_millis(50));
+/// let timeline = sampler.stop();
+/// assert!(!timeline.samples.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct Sampler {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    started_at_unix_ms: u64,
+    interval: Duration,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// Starts sampling every `interval`, keeping the last `capacity` samples.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] for an interval under 10 ms or a capacity of 0 or more than
+    /// 100 000.
+    pub fn start(interval: Duration, capacity: usize) -> Result<Sampler> {
+        check_interval(interval)?;
+        if capacity == 0 || capacity > MAX_SAMPLES {
+            return Err(Error::OutOfBounds {
+                what: "sampler capacity",
+                value: capacity.to_string(),
+                allowed: "1 to 100000 samples",
+            });
+        }
+        let shared = Arc::new(Shared {
+            ring: Mutex::new(Ring {
+                samples: VecDeque::with_capacity(capacity),
+                capacity,
+                dropped: 0,
+            }),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let started_at_unix_ms = now_unix_ms();
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("heapscope-sampler".into())
+            .spawn(move || run(&worker, interval))
+            .map_err(|e| Error::OutOfBounds {
+                what: "sampler thread",
+                value: e.to_string(),
+                allowed: "a thread the system can start",
+            })?;
+        Ok(Sampler { shared, thread: Some(thread), started_at_unix_ms, interval })
+    }
+
+    /// The samples so far, as a timeline (the sampler keeps running).
+    pub fn timeline(&self) -> Timeline {
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+        let ring = self.shared.ring.lock();
+        let samples = ring.samples.iter().cloned().collect();
+        let dropped = ring.dropped;
+        drop(ring);
+        Timeline::build(self.started_at_unix_ms, self.interval, samples, dropped)
+    }
+
+    /// Stops the thread and returns the final timeline.
+    pub fn stop(mut self) -> Timeline {
+        self.halt();
+        self.timeline()
+    }
+
+    fn halt(&mut self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                eprintln!("heapscope: the sampler thread panicked; its samples so far are kept");
+            }
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn block_signals() {
+    #[cfg(unix)]
+    {
+        // SAFETY: `set` is a valid sigset_t that sigfillset initialises; pthread_sigmask only
+        // changes this thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut set);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
+
+fn run(shared: &Shared, interval: Duration) {
+    block_signals();
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let started = Instant::now();
+    let mut next = started;
+    loop {
+        let sample = take_sample(started);
+        {
+            let mut ring = shared.ring.lock();
+            if ring.samples.len() == ring.capacity {
+                ring.samples.pop_front();
+                ring.dropped += 1;
+            }
+            ring.samples.push_back(sample);
+        }
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            // Fell behind (a slow read, a suspended process): skip the missed ticks.
+            next = now + interval;
+        }
+        let mut stop = shared.stop.lock();
+        while !*stop {
+            if shared.wake.wait_until(&mut stop, next).timed_out() {
+                break;
+            }
+        }
+        if *stop {
+            return;
+        }
+    }
+}
