@@ -272,27 +272,31 @@ pub struct ItemInfo {
 /// # }
 /// ```
 pub fn top(n: usize) -> Vec<ItemInfo> {
-    let items: Vec<(u16, u32, ItemMeta, String, String)> = registry::with(|r| {
-        r.all()
-            .into_iter()
-            .filter(|(_, e)| !e.retired)
-            .filter_map(|(id, e)| {
-                let meta = e.item?;
-                let parent = r.entry(e.parent).map(|p| p.path.clone()).unwrap_or_default();
-                Some((id, e.generation, meta, e.path, parent))
-            })
-            .collect()
-    });
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let entries = registry::with(|r| r.all());
+    #[cfg(feature = "enabled")]
+    let live = {
+        let (_, subtree) = crate::snapshot::subtree_raws(&entries);
+        move |id: u16| subtree.get(&id).map_or(0, crate::counters::Raw::live_bytes)
+    };
+    #[cfg(not(feature = "enabled"))]
+    let live = |_: u16| 0u64;
+    let paths: std::collections::HashMap<u16, &str> =
+        entries.iter().map(|(id, e)| (*id, e.path.as_str())).collect();
     let now = Instant::now();
-    let mut infos: Vec<ItemInfo> = items
-        .into_iter()
-        .map(|(id, generation, meta, owner, parent)| ItemInfo {
-            label: meta.label,
-            owner,
-            parent,
-            type_name: meta.type_name.to_owned(),
-            live_bytes: Owner::from_parts(id, generation).stats().live_bytes,
-            age_ms: now.saturating_duration_since(meta.created).as_millis() as u64,
+    let mut infos: Vec<ItemInfo> = entries
+        .iter()
+        .filter(|(_, e)| !e.retired)
+        .filter_map(|(id, e)| {
+            let meta = e.item.as_ref()?;
+            Some(ItemInfo {
+                label: meta.label.clone(),
+                owner: e.path.clone(),
+                parent: paths.get(&e.parent).map_or_else(String::new, |p| (*p).to_owned()),
+                type_name: meta.type_name.to_owned(),
+                live_bytes: live(*id),
+                age_ms: now.saturating_duration_since(meta.created).as_millis() as u64,
+            })
         })
         .collect();
     infos.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes).then_with(|| a.owner.cmp(&b.owner)));

@@ -134,28 +134,12 @@ impl Snapshot {
 #[cfg(feature = "enabled")]
 fn capture_owners() -> Vec<OwnerEntry> {
     use crate::counters::{self, Raw};
-    use crate::registry::{NO_PARENT, PROCESS};
+    use crate::registry::PROCESS;
     use std::collections::HashMap;
 
     let entries = crate::registry::with(|r| r.all());
     let paths: HashMap<u16, String> = entries.iter().map(|(id, e)| (*id, e.path.clone())).collect();
-    let parents: HashMap<u16, u16> = entries.iter().map(|(id, e)| (*id, e.parent)).collect();
-    let own: HashMap<u16, Raw> =
-        entries.iter().map(|(id, _)| (*id, counters::read_own(*id))).collect();
-    let mut subtree: HashMap<u16, Raw> = HashMap::new();
-    for (id, entry) in &entries {
-        let mut raw = own.get(id).copied().unwrap_or_default();
-        raw.add_absorbed(entry.absorbed);
-        let raw = &raw;
-        let mut cur = *id;
-        for _ in 0..crate::registry::MAX_DEPTH {
-            if cur == PROCESS || cur == NO_PARENT {
-                break;
-            }
-            subtree.entry(cur).or_default().add(raw);
-            cur = parents.get(&cur).copied().unwrap_or(NO_PARENT);
-        }
-    }
+    let (own, subtree) = subtree_raws(&entries);
     let mut owners: Vec<OwnerEntry> = entries
         .iter()
         .filter(|(id, _)| *id != PROCESS)
@@ -172,6 +156,38 @@ fn capture_owners() -> Vec<OwnerEntry> {
         .collect();
     owners.sort_by(|a, b| a.name.cmp(&b.name));
     owners
+}
+
+/// Every registered owner's own counters, and its subtree's (own plus descendants' plus the
+/// totals of freed descendants), in one pass over the registry's entries.
+#[cfg(feature = "enabled")]
+pub(crate) fn subtree_raws(
+    entries: &[(u16, crate::registry::Entry)],
+) -> (
+    std::collections::HashMap<u16, crate::counters::Raw>,
+    std::collections::HashMap<u16, crate::counters::Raw>,
+) {
+    use crate::counters::{self, Raw};
+    use crate::registry::{NO_PARENT, PROCESS};
+    use std::collections::HashMap;
+
+    let parents: HashMap<u16, u16> = entries.iter().map(|(id, e)| (*id, e.parent)).collect();
+    let own: HashMap<u16, Raw> =
+        entries.iter().map(|(id, _)| (*id, counters::read_own(*id))).collect();
+    let mut subtree: HashMap<u16, Raw> = HashMap::new();
+    for (id, entry) in entries {
+        let mut raw = own.get(id).copied().unwrap_or_default();
+        raw.add_absorbed(entry.absorbed);
+        let mut cur = *id;
+        for _ in 0..crate::registry::MAX_DEPTH {
+            if cur == PROCESS || cur == NO_PARENT {
+                break;
+            }
+            subtree.entry(cur).or_default().add(&raw);
+            cur = parents.get(&cur).copied().unwrap_or(NO_PARENT);
+        }
+    }
+    (own, subtree)
 }
 
 #[cfg(not(feature = "enabled"))]
