@@ -32,8 +32,14 @@ fn main() {
     println!("heapscope reading cost: 200 owners, 1000 retained items, median of {runs} runs");
     println!("| {:<40} | {:>10} |", "call", "median µs");
     println!("|{:-<42}|{:-<12}|", "", "");
-    let rows: [(&str, Box<dyn FnMut()>); 4] = [
-        ("global_stats()", Box::new(|| drop(std::hint::black_box(heapscope::global_stats())))),
+    type Row = (&'static str, Box<dyn FnMut()>);
+    let rows: [Row; 4] = [
+        (
+            "global_stats()",
+            Box::new(|| {
+                std::hint::black_box(heapscope::global_stats());
+            }),
+        ),
         ("Snapshot::capture()", Box::new(|| drop(std::hint::black_box(Snapshot::capture())))),
         (
             "report() without the process tree",

@@ -15,6 +15,13 @@ fn main() {
         .in_scope(|| (0..2000).map(|i| format!("turn {i}: {}", "text ".repeat(200))).collect());
     let cached: Vec<Vec<f32>> = cache.in_scope(|| (0..500).map(|_| vec![0.5f32; 384]).collect());
     let big = Retained::build(tools, "cat huge.log", || "log line\n".repeat(400_000));
+
+    // Compaction that deep-copies the history: its end state is unchanged, its peak is not.
+    {
+        let _compression = heapscope::phase("compression");
+        let copy = history.in_scope(|| turns.clone());
+        drop(copy);
+    }
     let small = Retained::build(tools, "ls", || "a\nb\nc\n".to_string());
     let _ = Owner::root();
 
