@@ -72,6 +72,7 @@
 //! | `enabled`  | no      | compiles owner tracking in                                      |
 //! | `jemalloc` | yes     | jemalloc (tikv-jemallocator) as the inner allocator of [`Heapscope`] |
 //! | `dhat`     | no      | re-exports `dhat`, so `Tracked<dhat::Alloc>` can cross-check totals |
+//! | `tracing`  | no      | `OwnerLayer` for tracing-subscriber; phase and pressure events      |
 //!
 //! # Unsafe code
 //! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
@@ -98,6 +99,8 @@ mod snapshot;
 mod stats;
 pub mod testing;
 mod timeline;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 pub use alloc::{Heapscope, Tracked};
 pub use allocator_stats::AllocatorStats;
@@ -120,6 +123,8 @@ pub use timeline::{
 
 #[cfg(feature = "dhat")]
 pub use dhat;
+#[cfg(feature = "tracing")]
+pub use tracing_layer::OwnerLayer;
 
 /// Declares heapscope's allocator ([`Heapscope`]) as the `#[global_allocator]` of this binary.
 ///

@@ -153,11 +153,25 @@ impl Phase {
             total,
             owners,
         };
-        let mut history = HISTORY.lock();
-        if history.len() == PHASE_HISTORY {
-            history.pop_front();
+        {
+            let mut history = HISTORY.lock();
+            if history.len() == PHASE_HISTORY {
+                history.pop_front();
+            }
+            history.push_back(record.clone());
         }
-        history.push_back(record.clone());
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "heapscope",
+            phase = %record.name,
+            duration_ms = record.duration_ms,
+            live_start_bytes = record.total.live_start_bytes,
+            live_end_bytes = record.total.live_end_bytes,
+            peak_bytes = record.total.peak_bytes,
+            allocated_bytes = record.total.allocated_bytes,
+            top_owner = record.owners.first().map_or("", |o| o.name.as_str()),
+            "heapscope: phase finished"
+        );
         record
     }
 }

@@ -367,6 +367,7 @@ impl Report {
             warnings,
         };
         report.suggestions = suggestions(&report);
+        note_pressure_change(&report.pressure);
         report
     }
 
@@ -537,6 +538,28 @@ fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -> Limits {
         effective_bytes: effective.as_ref().map(|(b, _)| *b),
         effective_source: effective.map(|(_, s)| s),
     }
+}
+
+/// Emits a `tracing` event (target `heapscope`) when the pressure level differs from the one
+/// the previous report saw.
+fn note_pressure_change(pressure: &Pressure) {
+    static LAST: parking_lot::Mutex<Option<PressureLevel>> = parking_lot::Mutex::new(None);
+    let previous = LAST.lock().replace(pressure.level);
+    #[cfg(feature = "tracing")]
+    if previous != Some(pressure.level) {
+        tracing::warn!(
+            target: "heapscope",
+            level = %pressure.level,
+            previous_level = %previous.map_or_else(|| "none".to_owned(), |l| l.to_string()),
+            ratio = pressure.ratio.unwrap_or(f64::NAN),
+            used_bytes = pressure.used_bytes.unwrap_or(0),
+            limit_bytes = pressure.limit_bytes.unwrap_or(0),
+            limit_source = pressure.limit_source.as_deref().unwrap_or(""),
+            "heapscope: memory pressure changed"
+        );
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = previous;
 }
 
 fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessInfo>) -> Pressure {

@@ -1,0 +1,127 @@
+//! `OwnerLayer`: attributes allocations to the owner named by a span field, so instrumented
+//! code (and instrumented async tasks, on whichever thread polls them) is attributed without
+//! code changes. Feature `tracing`.
+
+use crate::owner::{Owner, OwnerScope};
+use std::cell::RefCell;
+use std::fmt;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// A [`Layer`] that makes an owner current while a span that names it is entered.
+///
+/// A span with the field `owner = "tool_results"` (the field name is configurable) charges
+/// everything allocated while it is entered to the owner `tool_results`; a path such as
+/// `owner = "tool_results/call_42"` names the child `call_42` of `tool_results`. Spans without
+/// the field change nothing. Invalid names fall back to the overflow owner, as
+/// [`Owner::named`] does.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = tracing_subscriber::registry().with(heapscope::OwnerLayer::new());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let span = tracing::info_span!("tool", owner = "tool_results");
+///     let _entered = span.enter();
+///     let output = String::from("allocated under tool_results");
+/// #   drop(output);
+/// });
+/// ```
+#[derive(Debug, Clone)]
+pub struct OwnerLayer {
+    field: &'static str,
+}
+
+impl OwnerLayer {
+    /// A layer reading the span field `owner`.
+    pub fn new() -> Self {
+        OwnerLayer { field: "owner" }
+    }
+
+    /// A layer reading the span field `field` instead.
+    ///
+    /// ```
+    /// let layer = heapscope::OwnerLayer::with_field("memory_owner");
+    /// # let _ = layer;
+    /// ```
+    pub fn with_field(field: &'static str) -> Self {
+        OwnerLayer { field }
+    }
+}
+
+impl Default for OwnerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The owner a span names, kept in the span's extensions.
+struct SpanOwner(Owner);
+
+struct FindOwner<'a> {
+    field: &'a str,
+    found: Option<String>,
+}
+
+impl Visit for FindOwner<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == self.field {
+            self.found = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == self.field && self.found.is_none() {
+            self.found = Some(format!("{value:?}").trim_matches('"').to_owned());
+        }
+    }
+}
+
+thread_local! {
+    /// Scopes of the owner-naming spans entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<(Id, OwnerScope)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<S> Layer<S> for OwnerLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut visitor = FindOwner { field: self.field, found: None };
+        attrs.record(&mut visitor);
+        if let (Some(name), Some(span)) = (visitor.found, ctx.span(id)) {
+            let mut parts = name.split('/');
+            let top = Owner::named(parts.next().unwrap_or_default());
+            let owner = parts.fold(top, |parent, child| parent.child(child));
+            span.extensions_mut().insert(SpanOwner(owner));
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let Some(owner) = span.extensions().get::<SpanOwner>().map(|o| o.0) else { return };
+        ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            {
+                // The stack's own growth is heapscope's bookkeeping, not the span owner's.
+                let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+                entered.reserve(1);
+            }
+            entered.push((id.clone(), owner.enter()));
+        });
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            // Spans exit in reverse order of entering on a thread; look from the top anyway.
+            if let Some(at) = entered.iter().rposition(|(entered_id, _)| entered_id == id) {
+                // Dropping the scopes above it too restores the owner current before this span.
+                entered.truncate(at);
+            }
+        });
+    }
+}

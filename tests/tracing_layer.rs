@@ -1,0 +1,144 @@
+//! `OwnerLayer`: spans that name an owner attribute what is allocated inside them, also for
+//! instrumented futures polled on other threads; phases and pressure changes become events.
+#![cfg(all(feature = "enabled", feature = "tracing"))]
+
+use heapscope::{Owner, OwnerLayer};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+heapscope::install!();
+
+/// Records every event of target `heapscope` as "message field=value …".
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<String>>>);
+
+struct Fields(String);
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={:?}", field.name(), value));
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "heapscope" {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+    }
+}
+
+fn with_layer<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(OwnerLayer::new()).with(events.clone());
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let seen = events.0.lock().unwrap().clone();
+    (out, seen)
+}
+
+#[test]
+fn spans_attribute_allocations_and_restore_on_exit() {
+    let ((a, b, c), _) = with_layer(|| {
+        let outer = tracing::info_span!("tool", owner = "trace_tools");
+        let _o = outer.enter();
+        let a = black_box(vec![0u8; 1000]);
+        let b = {
+            let inner = tracing::info_span!("call", owner = "trace_tools/call_1");
+            let _i = inner.enter();
+            black_box(vec![0u8; 300])
+        };
+        let c = black_box(vec![0u8; 50]); // the outer owner again
+        let plain = tracing::info_span!("no owner field");
+        let _p = plain.enter();
+        (a, b, c)
+    });
+    let tools = Owner::named("trace_tools");
+    let call = tools.child("call_1");
+    assert_eq!(call.stats().live_bytes, 300);
+    assert_eq!(tools.stats().live_bytes, 1000 + 300 + 50);
+    assert_eq!(tools.stats().live_blocks, 3);
+    let after = black_box(vec![0u8; 77]);
+    assert_eq!(tools.stats().live_bytes, 1350, "nothing charged after the span exited");
+    drop((a, b, c, after));
+}
+
+struct NoopWake;
+impl Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Allocates 501 bytes on each of two polls, yielding in between.
+struct TwoPolls(usize, Vec<Vec<u8>>);
+impl Future for TwoPolls {
+    type Output = Vec<Vec<u8>>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let block = black_box(vec![1u8; 501]);
+        self.1.push(block);
+        self.0 += 1;
+        if self.0 < 2 {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        } else {
+            Poll::Ready(std::mem::take(&mut self.1))
+        }
+    }
+}
+
+#[test]
+fn instrumented_futures_keep_their_owner_across_threads() {
+    let events = Events::default();
+    let subscriber = Arc::new(tracing_subscriber::registry().with(OwnerLayer::new()).with(events));
+    let task = {
+        let _default = tracing::subscriber::set_default(subscriber.clone());
+        TwoPolls(0, Vec::with_capacity(2))
+            .instrument(tracing::info_span!("task", owner = "trace_async"))
+    };
+    let task = Arc::new(Mutex::new(Box::pin(task)));
+    let mut result = None;
+    for _ in 0..2 {
+        let (task, subscriber) = (task.clone(), subscriber.clone());
+        let out = std::thread::spawn(move || {
+            let _default = tracing::subscriber::set_default(subscriber);
+            let waker = Waker::from(Arc::new(NoopWake));
+            let mut cx = Context::from_waker(&waker);
+            match task.lock().unwrap().as_mut().poll(&mut cx) {
+                Poll::Ready(v) => Some(v),
+                Poll::Pending => None,
+            }
+        })
+        .join()
+        .unwrap();
+        result = result.or(out);
+    }
+    let blocks = result.expect("ready after two polls");
+    assert_eq!(Owner::named("trace_async").stats().live_bytes, 1002);
+    drop(blocks);
+    assert_eq!(Owner::named("trace_async").stats().live_bytes, 0);
+}
+
+#[test]
+fn phases_and_pressure_changes_are_events() {
+    let (_, events) = with_layer(|| {
+        let owner = Owner::named("trace_phase_owner");
+        let phase = heapscope::phase("trace_phase");
+        let v = owner.in_scope(|| black_box(vec![0u8; 4096]));
+        drop(v);
+        drop(phase);
+        drop(heapscope::report());
+    });
+    let phase = events.iter().find(|e| e.contains("phase=trace_phase")).expect("phase event");
+    assert!(phase.contains("message=heapscope: phase finished"), "{phase}");
+    assert!(phase.contains("allocated_bytes="), "{phase}");
+    assert!(phase.contains("top_owner=\"trace_phase_owner\""), "{phase}");
+    // The first report in a process always changes the level from "none".
+    let pressure =
+        events.iter().find(|e| e.contains("memory pressure changed")).expect("pressure event");
+    assert!(pressure.contains("previous_level=none"), "{pressure}");
+}
