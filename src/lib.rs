@@ -73,6 +73,7 @@
 //! | `jemalloc` | yes     | jemalloc (tikv-jemallocator) as the inner allocator of [`Heapscope`] |
 //! | `dhat`     | no      | re-exports `dhat`, so `Tracked<dhat::Alloc>` can cross-check totals |
 //! | `tracing`  | no      | `OwnerLayer` for tracing-subscriber; phase and pressure events      |
+//! | `metrics`  | no      | `Report::publish_metrics`: gauges through the `metrics` facade      |
 //!
 //! # Unsafe code
 //! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
@@ -88,6 +89,8 @@ mod allocator_stats;
 mod counters;
 mod error;
 mod limits;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod owner;
 mod phase;
 mod pressure;
@@ -123,6 +126,8 @@ pub use timeline::{
 
 #[cfg(feature = "dhat")]
 pub use dhat;
+#[cfg(feature = "metrics")]
+pub use metrics_export::METRIC_NAMES;
 #[cfg(feature = "tracing")]
 pub use tracing_layer::OwnerLayer;
 
