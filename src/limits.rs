@@ -123,6 +123,16 @@ fn read_value(path: &Path, warnings: &mut Vec<String>) -> Option<Option<u64>> {
     }
 }
 
+impl CgroupMemory {
+    /// Keeps `max` from `file` if it is tighter than the limit found so far.
+    fn tighten(&mut self, max: u64, file: &Path) {
+        if self.max_bytes.is_none_or(|m| max < m) {
+            self.max_bytes = Some(max);
+            self.max_source = Some(file.display().to_string());
+        }
+    }
+}
+
 fn read_v2(mount: &Path, path: &str, warnings: &mut Vec<String>) -> CgroupMemory {
     let dirs = levels(mount, path);
     let mut memory = CgroupMemory { version: 2, path: path.to_owned(), ..Default::default() };
@@ -130,10 +140,7 @@ fn read_v2(mount: &Path, path: &str, warnings: &mut Vec<String>) -> CgroupMemory
     for dir in &dirs {
         let file = dir.join("memory.max");
         if let Some(Some(max)) = read_value(&file, warnings) {
-            if memory.max_bytes.is_none_or(|m| max < m) {
-                memory.max_bytes = Some(max);
-                memory.max_source = Some(file.display().to_string());
-            }
+            memory.tighten(max, &file);
         }
         if let Some(Some(high)) = read_value(&dir.join("memory.high"), warnings) {
             memory.high_bytes = Some(memory.high_bytes.map_or(high, |h: u64| h.min(high)));
@@ -153,10 +160,7 @@ fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<Cgroup
     for dir in &dirs {
         let file = dir.join("memory.limit_in_bytes");
         if let Some(Some(max)) = read_value(&file, warnings) {
-            if memory.max_bytes.is_none_or(|m| max < m) {
-                memory.max_bytes = Some(max);
-                memory.max_source = Some(file.display().to_string());
-            }
+            memory.tighten(max, &file);
         }
     }
     // memory.stat's hierarchical_memory_limit already folds in the ancestors.
@@ -164,10 +168,7 @@ fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<Cgroup
         for line in stat.lines() {
             if let Some(value) = line.strip_prefix("hierarchical_memory_limit ") {
                 if let Ok(Some(limit)) = parse_limit(value) {
-                    if memory.max_bytes.is_none_or(|m| limit < m) {
-                        memory.max_bytes = Some(limit);
-                        memory.max_source = Some(own.join("memory.stat").display().to_string());
-                    }
+                    memory.tighten(limit, &own.join("memory.stat"));
                 }
             }
         }
