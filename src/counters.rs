@@ -139,6 +139,13 @@ const UNASSIGNED: usize = usize::MAX;
 const SHARED: usize = MAX_THREAD_SLOTS;
 /// Owner ids are below this power of two, so `id & ID_MASK` is always in bounds.
 const ID_MASK: usize = MAX_OWNERS - 1;
+/// Set in the *tag* of an owner that has a parent other than the process (a child). The
+/// allocation path stores the tag in blocks and thread state, so that the common case — a
+/// top-level owner — needs no look-up of the parent: only tags with this bit walk ancestors.
+/// Stable for an id's life: children stay children when moved (`transfer_to`), and an id
+/// changes kind only when reused, which needs every block of its previous owner freed.
+pub(crate) const CHILD_BIT: u16 = 0x8000;
+const _: () = assert!(MAX_OWNERS <= CHILD_BIT as usize);
 const _: () = assert!(MAX_OWNERS.is_power_of_two());
 
 struct ThreadState {
@@ -180,7 +187,19 @@ pub(crate) fn current() -> u16 {
     STATE.with(|s| s.owner.get())
 }
 
-/// Makes `owner` current on this thread and returns the previous one.
+/// The tag the allocation path uses for owner `id`: the id, with [`CHILD_BIT`] for children.
+#[inline]
+pub(crate) fn tag_of(id: u16) -> u16 {
+    let index = id as usize & ID_MASK;
+    if PARENTS[index].load(Relaxed) == PROCESS || index == PROCESS as usize {
+        index as u16
+    } else {
+        index as u16 | CHILD_BIT
+    }
+}
+
+/// Makes the owner with tag `owner` (see [`tag_of`]) current on this thread and returns the
+/// previous tag.
 #[inline]
 pub(crate) fn replace_current(owner: u16) -> u16 {
     STATE.with(|s| {
@@ -222,8 +241,8 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     bump(&c.alloc_bytes, size as u64);
     bump(&c.alloc_blocks, 1);
     grow(c, here.owner, size as i64);
-    let parent = PARENTS[here.owner as usize & ID_MASK].load(Relaxed);
-    if parent != PROCESS {
+    if here.owner & CHILD_BIT != 0 {
+        let parent = PARENTS[here.owner as usize & ID_MASK].load(Relaxed);
         grow_ancestors(
             here.counts.wrapping_sub(here.owner as usize & ID_MASK),
             parent,
@@ -254,9 +273,8 @@ pub(crate) fn credit(owner: u16, size: usize) {
     bump(&c.free_bytes, size as u64);
     bump(&c.free_blocks, 1);
     shrink(c, owner, size as i64);
-    let parent = PARENTS[owner as usize & ID_MASK].load(Relaxed);
-    if parent != PROCESS {
-        shrink_ancestors(base, parent, size as i64);
+    if owner & CHILD_BIT != 0 {
+        shrink_ancestors(base, PARENTS[owner as usize & ID_MASK].load(Relaxed), size as i64);
     }
 }
 

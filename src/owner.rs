@@ -129,7 +129,7 @@ impl Owner {
     pub fn current() -> Owner {
         #[cfg(feature = "enabled")]
         {
-            let id = crate::counters::current();
+            let id = crate::counters::current() & (crate::registry::MAX_OWNERS as u16 - 1);
             let generation =
                 crate::counters::OWNERS.get(id as usize).map_or(0, |c| c.generation.load(Relaxed));
             Owner { id, generation }
@@ -291,7 +291,7 @@ impl Owner {
 pub(crate) fn enter_id(id: u16) -> OwnerScope {
     #[cfg(feature = "enabled")]
     {
-        let previous = crate::counters::replace_current(id);
+        let previous = crate::counters::replace_current(crate::counters::tag_of(id));
         OwnerScope { previous, _not_send: PhantomData }
     }
     #[cfg(not(feature = "enabled"))]

@@ -160,7 +160,7 @@ impl<A: GlobalAlloc> Tracked<A> {
     ///
     /// # Safety
     /// `ptr` is a live, non-null block from the inner allocator of `tag::inner_size(size,
-    /// align, trailer)` bytes.
+    /// trailer)` bytes.
     #[inline(always)]
     unsafe fn adopt(ptr: *mut u8, size: usize, trailer: bool) {
         let here = counters::here();
@@ -177,11 +177,9 @@ impl<A: GlobalAlloc> Tracked<A> {
     unsafe fn alloc_with(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
         let trailer = tag::has_trailer_room(size, align);
-        let Some(inner_size) = tag::inner_size(size, align, trailer) else {
-            return std::ptr::null_mut();
-        };
-        // SAFETY: `inner_size` keeps the Layout invariant (checked by `inner_size`), and
-        // `align` comes from a valid Layout.
+        let inner_size = tag::inner_size(size, trailer);
+        // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer_room` refuses sizes
+        // where the trailer would break it), and `align` comes from a valid Layout.
         let inner_layout = unsafe { Layout::from_size_align_unchecked(inner_size, align) };
         // SAFETY: `inner_layout` is at least as large as the caller's non-zero layout.
         let ptr = unsafe {
@@ -230,8 +228,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             side_table::remove(ptr as usize).unwrap_or(OVERFLOW)
         };
         counters::credit(owner, size);
-        // `inner_size` succeeded when this block was allocated with the same layout.
-        let inner_size = if trailer { size.wrapping_add(tag::TAG_BYTES) } else { size };
+        let inner_size = tag::inner_size(size, trailer);
         // SAFETY: the layout `A` allocated this block with (see the impl's SAFETY).
         unsafe { self.inner.dealloc(ptr, Layout::from_size_align_unchecked(inner_size, align)) }
     }
@@ -241,10 +238,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         let (old_size, align) = (layout.size(), layout.align());
         let old_trailer = tag::has_trailer_room(old_size, align);
         let new_trailer = tag::has_trailer_room(new_size, align);
-        let old_inner = if old_trailer { old_size.wrapping_add(tag::TAG_BYTES) } else { old_size };
-        let Some(new_inner) = tag::inner_size(new_size, align, new_trailer) else {
-            return std::ptr::null_mut();
-        };
+        let old_inner = tag::inner_size(old_size, old_trailer);
+        let new_inner = tag::inner_size(new_size, new_trailer);
         // Take the old block's owner out of the side table first: once `A` has moved the
         // block, its old address may be handed to another thread at once.
         let (old_owner, in_table) = if old_trailer {
@@ -257,7 +252,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             }
         };
         // SAFETY: `ptr` was allocated by `A` with `(old_inner, align)`; `new_inner` keeps the
-        // Layout invariant (checked by `inner_size`).
+        // Layout invariant (see `has_trailer_room`).
         let new_ptr = unsafe {
             self.inner.realloc(ptr, Layout::from_size_align_unchecked(old_inner, align), new_inner)
         };

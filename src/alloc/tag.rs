@@ -53,11 +53,18 @@ static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
 ///
 /// `true` exactly when `size + 2` lands in the same jemalloc size class as `size`, so the
 /// trailer costs no memory.
+///
+/// Never `true` when `size + 2` would make the layout invalid (sizes within a few bytes of
+/// `isize::MAX`): those go to the side table, so the trailer's inner size never overflows and
+/// the allocation path needs no check of its own.
 #[inline(always)]
 pub(crate) fn has_trailer_room(size: usize, align: usize) -> bool {
     match TRAILER_BITS.get(size / 64) {
         Some(word) if align <= 16 => word >> (size % 64) & 1 != 0,
-        _ => computed_trailer_room(size, align),
+        _ => {
+            computed_trailer_room(size, align)
+                && size <= (isize::MAX as usize) - (align - 1) - TAG_BYTES
+        }
     }
 }
 
@@ -83,18 +90,15 @@ const fn computed_trailer_room(size: usize, align: usize) -> bool {
     rem.wrapping_sub(1) < spacing - 2
 }
 
-/// The size asked of the inner allocator for a caller's `size`, or `None` when adding the
-/// trailer would make the layout invalid (the caller then reports allocation failure).
+/// The size asked of the inner allocator for a caller's `size`: always a valid layout size,
+/// since [`has_trailer_room`] refuses sizes where the trailer would overflow it.
 #[inline(always)]
-pub(crate) const fn inner_size(size: usize, align: usize, trailer: bool) -> Option<usize> {
-    if !trailer {
-        return Some(size);
+pub(crate) const fn inner_size(size: usize, trailer: bool) -> usize {
+    if trailer {
+        size + TAG_BYTES
+    } else {
+        size
     }
-    // A valid Layout has size <= isize::MAX - (align - 1); keep that true after adding 2.
-    if size > (isize::MAX as usize) - (align - 1) - TAG_BYTES {
-        return None;
-    }
-    Some(size + TAG_BYTES)
 }
 
 /// Writes `owner` as the trailer of the block at `ptr`.
@@ -175,11 +179,17 @@ mod tests {
     }
 
     #[test]
-    fn inner_size_refuses_overflow() {
-        assert_eq!(inner_size(10, 8, true), Some(12));
-        assert_eq!(inner_size(10, 8, false), Some(10));
-        assert_eq!(inner_size(isize::MAX as usize - 7, 8, true), None);
-        assert_eq!(inner_size(isize::MAX as usize - 9, 8, true), Some(isize::MAX as usize - 7));
+    fn no_trailer_where_it_would_overflow_the_layout() {
+        assert_eq!(inner_size(10, true), 12);
+        assert_eq!(inner_size(10, false), 10);
+        let max = isize::MAX as usize;
+        for size in [max - 7, max - 6, max - 1, max] {
+            assert!(!has_trailer_room(size, 8), "{size}");
+            assert!(!has_trailer_room(size & !4095, 4096), "{size}");
+        }
+        // `max - 9` has slack in its page class and `max - 9 + 2` is still a valid size.
+        assert!(has_trailer_room(max - 9, 8));
+        assert!(!has_trailer_room(max - 8, 8));
     }
 
     #[test]
