@@ -27,9 +27,12 @@
 //! Each level is kept on its own: an allocation by a child adds to the child's and every
 //! ancestor's `pending` in the slot (owners with no parent but the process, the common case,
 //! have a single level). Whenever a slot's `pending(X)` passes its `headroom(X)` (the last
-//! known `peak - flushed`), the slot raises `peak(X)` to `flushed(X) + pending(X)`. With one
-//! allocating thread that is the exact live size, so the peak is exact; with `T` threads
-//! allocating in one subtree at once, it can be off by at most `(T - 1) × FLUSH_BYTES`.
+//! known room below the peak), the slot raises `peak(X)` to `flushed(X)` plus the `pending(X)`
+//! of *every* slot, read on this rare path: the exact live size whenever no other thread is
+//! in the middle of an update. So the peak is exact when one thread allocates in the subtree
+//! (wherever its blocks are freed); with threads allocating in it at once, a peak reached
+//! between two of a slot's checks can be missed by what other threads changed meanwhile (at
+//! most `FLUSH_BYTES` per other thread).
 //!
 //! The whole process ([`PROCESS`]) receives what top-level owners publish, and is raised with a
 //! top-level owner's pending bytes when that owner's peak is: its peak can miss the pending
@@ -352,20 +355,42 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
     if pending > FLUSH_BYTES {
         return publish(c, owner);
     }
-    let cell = &OWNERS[owner as usize & ID_MASK];
-    cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending));
-    if PARENTS[owner as usize & ID_MASK].load(Relaxed) == PROCESS {
+    let index = owner as usize & ID_MASK;
+    let cell = &OWNERS[index];
+    // Other threads' unpublished bytes of this owner: frees of its blocks on other threads
+    // (negative) and their own allocations (positive). With them the estimate is the exact
+    // live size whenever no other thread is mid-update, so one allocating thread gets an
+    // exact peak even when its blocks are freed elsewhere.
+    let elsewhere = pending_elsewhere(index, c);
+    cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending).wrapping_add(elsewhere));
+    if PARENTS[index].load(Relaxed) == PROCESS {
         let process = &OWNERS[PROCESS as usize];
         process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
     }
-    refresh_headroom(c, owner, pending);
+    set_headroom(c, cell, pending, elsewhere);
+}
+
+/// The sum of `pending` for owner `index` over every slot but `mine`.
+fn pending_elsewhere(index: usize, mine: &Counts) -> i64 {
+    slots_in_use()
+        .map(|slot| &slot.counts[index])
+        .filter(|c| !std::ptr::eq(*c, mine))
+        .fold(0i64, |sum, c| sum.wrapping_add(c.pending.load(Relaxed)))
 }
 
 /// Sets the slot's headroom for `owner`: the pending bytes at which its peak could rise, but
 /// never past the point where `pending` must be published.
 fn refresh_headroom(c: &Counts, owner: u16, pending: i64) {
-    let cell = &OWNERS[owner as usize & ID_MASK];
-    let room = cell.window_peak.load(Relaxed).wrapping_sub(cell.flushed.load(Relaxed));
+    let index = owner as usize & ID_MASK;
+    set_headroom(c, &OWNERS[index], pending, pending_elsewhere(index, c));
+}
+
+fn set_headroom(c: &Counts, cell: &OwnerCell, pending: i64, elsewhere: i64) {
+    let room = cell
+        .window_peak
+        .load(Relaxed)
+        .wrapping_sub(cell.flushed.load(Relaxed))
+        .wrapping_sub(elsewhere);
     c.headroom.store(room.max(pending).min(FLUSH_BYTES), Relaxed);
 }
 
@@ -583,8 +608,8 @@ pub(crate) fn read_window_peak(id: u16) -> u64 {
 }
 
 /// Opens a new peak window for every owner (a phase starts): each window peak drops to the
-/// owner's published total, and every slot's headroom is cleared so its next allocation
-/// re-reads it. Returns the window peaks it replaced, for [`close_window`].
+/// owner's live bytes now (published plus every slot's pending), and every slot's headroom is
+/// cleared so its next allocation re-reads it. Returns the window peaks it replaced, for [`close_window`].
 ///
 /// A thread in the middle of raising a peak at this very moment may write back a headroom
 /// computed from the old window; its growth in the new window is then seen only once it
@@ -594,7 +619,12 @@ pub(crate) fn open_window() -> Vec<i64> {
     let saved: Vec<i64> = OWNERS
         .iter()
         .take(ids)
-        .map(|cell| cell.window_peak.swap(cell.flushed.load(Relaxed), Relaxed))
+        .enumerate()
+        .map(|(index, cell)| {
+            let pending: i64 = slots_in_use()
+                .fold(0i64, |sum, slot| sum.wrapping_add(slot.counts[index].pending.load(Relaxed)));
+            cell.window_peak.swap(cell.flushed.load(Relaxed).wrapping_add(pending), Relaxed)
+        })
         .collect();
     for slot in slots_in_use() {
         for c in slot.counts.iter().take(ids) {

@@ -145,6 +145,8 @@ fn capture_owners() -> Vec<OwnerEntry> {
         .filter(|(id, _)| *id != PROCESS)
         .map(|(id, e)| {
             let raw = subtree.get(id).copied().unwrap_or_default();
+            // Keep the live size read here in the peak, so later readings never show less.
+            counters::raise_peak_to(*id, raw.live_bytes());
             OwnerEntry {
                 name: e.path.clone(),
                 parent: (e.parent != PROCESS).then(|| paths.get(&e.parent).cloned()).flatten(),

@@ -57,6 +57,8 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
         if ids.is_empty() {
             return OwnerStats::default();
         }
+        // A live size read here is a fact: keep it, so a later reading's peak is never lower.
+        counters::raise_peak_to(owner.id(), raw.live_bytes());
         OwnerStats::from_raw(&raw, counters::read_peak(owner.id()))
     }
     #[cfg(not(feature = "enabled"))]

@@ -6,6 +6,9 @@ heapscope::install!();
 #[cfg(feature = "enabled")]
 mod accounting;
 mod async_owner;
+mod coherence;
 mod layouts;
+mod peaks;
+mod retained_with_mut;
 mod scopes;
 mod threads;
