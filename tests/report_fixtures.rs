@@ -275,3 +275,27 @@ fn json_is_versioned_and_round_trips() {
     let back: Report = serde_json::from_slice(&out).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn allocator_section_says_why_it_is_missing() {
+    let f = Fixture::new("alloc");
+    base_proc(&f);
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    if cfg!(feature = "jemalloc") {
+        let a = r.allocator.as_ref().expect("jemalloc statistics");
+        assert_eq!(a.name, "jemalloc");
+        assert!(a.version.starts_with("5."), "{}", a.version);
+        assert!(a.resident >= a.active && a.active >= a.allocated && a.mapped >= a.active, "{a:?}");
+        assert_eq!(a.fragmentation, a.active - a.allocated);
+    } else {
+        // The system allocator keeps no statistics heapscope can read: unavailable, not 0.
+        assert!(r.allocator.is_none());
+        assert!(
+            r.warnings.iter().any(|w| w.contains("allocator statistics unavailable")
+                && w.contains("without the `jemalloc` feature")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(r.to_string().contains("(statistics unavailable)"));
+    }
+}
