@@ -59,6 +59,25 @@ pub enum Error {
         /// The allowed range.
         allowed: &'static str,
     },
+    /// A path heapscope will not write through: a link, a FIFO or file where a fresh name was
+    /// needed, a directory others can write to or that belongs to another user.
+    UnsafePath {
+        /// The path.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A file system operation failed.
+    Io {
+        /// The path it failed on.
+        path: std::path::PathBuf,
+        /// What heapscope was doing (`create`, `write`, `sync`, `publish`, …).
+        action: &'static str,
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// The I/O error's message.
+        message: String,
+    },
     /// Moving an owner under one of its own descendants.
     WouldCycle {
         /// The owner being moved.
@@ -99,6 +118,12 @@ impl fmt::Display for Error {
             }
             Error::OutOfBounds { what, value, allowed } => {
                 write!(f, "heapscope: {what} = {value} is out of bounds (allowed: {allowed})")
+            }
+            Error::UnsafePath { path, reason } => {
+                write!(f, "heapscope: refusing to write {}: it {reason}", path.display())
+            }
+            Error::Io { path, action, message, .. } => {
+                write!(f, "heapscope: cannot {action} {}: {message}", path.display())
             }
             Error::WouldCycle { owner, new_parent } => write!(
                 f,

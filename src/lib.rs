@@ -86,6 +86,8 @@
 
 mod alloc;
 mod allocator_stats;
+mod artifacts;
+mod bundle;
 #[cfg(feature = "enabled")]
 mod counters;
 mod error;
@@ -108,6 +110,8 @@ mod tracing_layer;
 
 pub use alloc::{Heapscope, Tracked};
 pub use allocator_stats::AllocatorStats;
+pub use artifacts::WrittenFile;
+pub use bundle::{capture, Bundle, CaptureOptions, HeapProfile, Manifest, Skipped, PRIVACY_NOTICE};
 pub use error::{Error, Result};
 pub use limits::CgroupMemory;
 pub use owner::{InOwner, Owned, Owner, OwnerScope};

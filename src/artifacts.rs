@@ -1,0 +1,249 @@
+//! Private files on disk: directories created 0700, files 0600, written under a temporary name
+//! and published with a link that refuses to replace anything, then synced. Nothing here
+//! follows a symbolic link or opens a FIFO at a target name.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One file written into a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WrittenFile {
+    /// File name inside the bundle directory.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the contents, lowercase hex.
+    pub sha256: String,
+}
+
+fn io_error(path: &Path, action: &'static str, err: &std::io::Error) -> Error {
+    Error::Io { path: path.to_owned(), action, kind: err.kind(), message: err.to_string() }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, or accepts an existing directory only
+/// if it is a real directory (not a link), owned by this user and not writable by others.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) => check_existing_dir(dir, &meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                private_dir(parent)?;
+            }
+            let mut builder = fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            match builder.create(dir) {
+                Ok(()) => {}
+                // Created meanwhile by someone else: judge it like any existing directory.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let meta =
+                        fs::symlink_metadata(dir).map_err(|e| io_error(dir, "inspect", &e))?;
+                    return check_existing_dir(dir, &meta);
+                }
+                Err(e) => return Err(io_error(dir, "create directory", &e)),
+            }
+            // The umask can only remove bits; set 0700 exactly.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| io_error(dir, "set permissions", &e))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(io_error(dir, "inspect", &e)),
+    }
+}
+
+fn check_existing_dir(dir: &Path, meta: &fs::Metadata) -> Result<()> {
+    let refuse = |reason: &'static str| Err(Error::UnsafePath { path: dir.to_owned(), reason });
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link");
+    }
+    if !meta.is_dir() {
+        return refuse("exists and is not a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return refuse("is owned by another user");
+        }
+        // A sticky world-writable directory such as /tmp is fine as an ancestor: nobody can
+        // replace what we create in it. Anything else writable by others is not.
+        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+            return refuse("is writable by group or others");
+        }
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `dir/name`, mode 0600, never replacing or following anything at
+/// `dir/name`: the data goes to a fresh temporary file (created exclusively, not following
+/// links, synced), which is then hard-linked to the final name (failing if anything exists
+/// there), removed, and the directory synced. On any failure nothing appears under `name`.
+pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<WrittenFile> {
+    if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+        return Err(Error::UnsafePath { path: dir.join(name), reason: "is not a plain file name" });
+    }
+    let target = dir.join(name);
+    if fs::symlink_metadata(&target).is_ok() {
+        return Err(Error::UnsafePath {
+            path: target,
+            reason: "already exists (file, link or FIFO)",
+        });
+    }
+    let temp = dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let result = (|| {
+        let mut file: File = options.open(&temp).map_err(|e| io_error(&temp, "create", &e))?;
+        file.write_all(contents).map_err(|e| io_error(&temp, "write", &e))?;
+        file.sync_all().map_err(|e| io_error(&temp, "sync", &e))?;
+        fs::hard_link(&temp, &target).map_err(|e| io_error(&target, "publish", &e))?;
+        Ok(())
+    })();
+    // The temporary name goes away whether or not the file was published.
+    let _ = fs::remove_file(&temp);
+    result?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(WrittenFile {
+        name: name.to_owned(),
+        bytes: contents.len() as u64,
+        sha256: format!("{:x}", Sha256::digest(contents)),
+    })
+}
+
+/// A value that differs between calls and processes, for temporary names.
+fn nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    (COUNTER.fetch_add(1, Relaxed) << 32) ^ time ^ (&COUNTER as *const _ as u64)
+}
+
+/// `path` made absolute against the current directory (for messages and manifests).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "heapscope-art-{}-{name}-{:x}",
+            std::process::id(),
+            nonce()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn directories_are_0700_and_files_0600_whatever_the_umask() {
+        // SAFETY: umask only changes this process's file-creation mask.
+        let old = unsafe { libc::umask(0) };
+        let dir = scratch("modes").join("a/b");
+        private_dir(&dir).unwrap();
+        let written = write_new(&dir, "report.json", b"{}").unwrap();
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(dir.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.join("report.json")), 0o600);
+        assert_eq!(written.bytes, 2);
+        assert_eq!(
+            written.sha256,
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["report.json"]);
+        fs::remove_dir_all(scratch("modes")).ok();
+    }
+
+    #[test]
+    fn planted_links_fifos_and_files_are_refused_and_left_alone() {
+        let dir = scratch("planted");
+        private_dir(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("link.json")).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("dangling.json")).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("fifo.json").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        fs::write(dir.join("existing.json"), b"old").unwrap();
+        for name in ["link.json", "dangling.json", "fifo.json", "existing.json"] {
+            let err = write_new(&dir, name, b"new").unwrap_err();
+            assert!(matches!(err, Error::UnsafePath { .. }), "{name}: {err}");
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(dir.join("existing.json")).unwrap(), b"old");
+        assert!(!dir.join("nowhere").exists());
+        for bad in ["", "..", "a/b"] {
+            assert!(write_new(&dir, bad, b"x").is_err());
+        }
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn unsafe_directories_are_refused() {
+        let base = scratch("unsafe");
+        private_dir(&base).unwrap();
+        let real = base.join("real");
+        private_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("link")).unwrap();
+        assert!(matches!(
+            private_dir(&base.join("link")),
+            Err(Error::UnsafePath { reason: "is a symbolic link", .. })
+        ));
+        fs::write(base.join("file"), b"").unwrap();
+        assert!(matches!(private_dir(&base.join("file")), Err(Error::UnsafePath { .. })));
+        let open = base.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            private_dir(&open),
+            Err(Error::UnsafePath { reason: "is writable by group or others", .. })
+        ));
+        // A directory that cannot be created is a clear I/O error.
+        assert!(matches!(
+            private_dir(Path::new("/proc/heapscope-cannot-exist/x")),
+            Err(Error::Io { .. })
+        ));
+        fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_under_the_final_name() {
+        // The directory vanishes between the check and the write.
+        let dir = scratch("vanish");
+        let err = write_new(&dir, "report.json", b"{}").unwrap_err();
+        assert!(matches!(err, Error::Io { action: "create", .. }), "{err}");
+        assert!(!dir.join("report.json").exists());
+    }
+}

@@ -1,0 +1,264 @@
+//! `heapscope::capture`: an on-demand diagnostics bundle — the full report first (so the
+//! bundle has context whatever happens next), then a heap profile where one can be taken, then
+//! a manifest and a README with the privacy notice. Private (0700/0600), local, opt-in.
+
+use crate::artifacts::{self, WrittenFile};
+use crate::error::{Error, Result};
+use crate::report::{Report, ReportOptions};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What every bundle says about its contents; also returned to the caller to show the user.
+pub const PRIVACY_NOTICE: &str = "\
+This directory was written by heapscope on request. It may contain: owner and retained-item \
+labels chosen by the program (which can include file names, commands or user text), the \
+process id and command names of this process and its children, memory figures, and - when a \
+heap profile is included - call stacks with function names, and the paths of the program's \
+binary and libraries. Share it only with people who may see that. Nothing was sent anywhere: \
+the files exist only on this machine, readable by this user alone.";
+
+/// Options for [`capture`].
+///
+/// ```
+/// let options = heapscope::CaptureOptions::new("/var/tmp/agent").max_bytes(64 << 20);
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+pub struct CaptureOptions {
+    base: PathBuf,
+    max_bytes: u64,
+    report: ReportOptions,
+}
+
+impl Default for CaptureOptions {
+    /// The base is the current working directory; bundles go to
+    /// `./diagnostics/memory/<UTC timestamp>-<pid>/`; at most 256 MiB.
+    fn default() -> Self {
+        CaptureOptions {
+            base: PathBuf::from("."),
+            max_bytes: 256 << 20,
+            report: ReportOptions::default(),
+        }
+    }
+}
+
+impl CaptureOptions {
+    /// Bundles go under `<base>/diagnostics/memory/`.
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        CaptureOptions { base: base.into(), ..Default::default() }
+    }
+
+    /// The most bytes a bundle may hold; files that would exceed it are not written (and the
+    /// manifest says so).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Options for the report inside the bundle.
+    pub fn report(mut self, options: ReportOptions) -> Self {
+        self.report = options;
+        self
+    }
+}
+
+/// Whether the bundle has a heap profile, and if not, why and what to change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HeapProfile {
+    /// A profile was written.
+    Written {
+        /// Its file names in the bundle.
+        files: Vec<String>,
+    },
+    /// No profile could be taken.
+    Unavailable {
+        /// Why.
+        reason: String,
+        /// What to change to get one.
+        fix: String,
+    },
+}
+
+/// A file that was not written, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// The file name.
+    pub name: String,
+    /// Why it is missing.
+    pub reason: String,
+}
+
+/// The `manifest.json` of a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// heapscope's version.
+    pub heapscope_version: String,
+    /// The bundle directory.
+    pub directory: PathBuf,
+    /// Files written before the manifest, in order.
+    pub files: Vec<WrittenFile>,
+    /// The heap profile's outcome.
+    pub heap_profile: HeapProfile,
+    /// Files that were not written.
+    pub skipped: Vec<Skipped>,
+    /// The privacy notice.
+    pub privacy_notice: String,
+}
+
+/// What [`capture`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Bundle {
+    /// The bundle directory (absolute).
+    pub directory: PathBuf,
+    /// The manifest, as written to `manifest.json`.
+    pub manifest: Manifest,
+    /// [`PRIVACY_NOTICE`], to show the user.
+    pub privacy_notice: &'static str,
+}
+
+/// Writes a diagnostics bundle to `<base>/diagnostics/memory/<UTC timestamp>-<pid>/`:
+/// `report.json` (written and synced first), a heap profile where one can be taken (otherwise
+/// the manifest says why and how to get one), `manifest.json` (files, sizes, SHA-256, what is
+/// missing and why) and `README.txt` (what the files contain, the privacy notice).
+///
+/// Directories are created 0700 and files 0600; nothing existing is replaced or followed.
+///
+/// # Errors
+/// [`Error::UnsafePath`] for a directory that is a link, not a directory, another user's, or
+/// writable by others; [`Error::Io`] when `report.json` cannot be written. Failures after
+/// `report.json` are recorded in the manifest instead.
+///
+/// ```no_run
+/// let bundle = heapscope::capture(&heapscope::CaptureOptions::new("/var/tmp/agent")).unwrap();
+/// eprintln!("{}\nwritten to {}", bundle.privacy_notice, bundle.directory.display());
+/// ```
+pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let root = options.base.join("diagnostics").join("memory");
+    artifacts::private_dir(&root)?;
+    let dir = fresh_bundle_dir(&root)?;
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let mut used = 0u64;
+    let mut write = |name: &str,
+                     contents: &[u8],
+                     files: &mut Vec<WrittenFile>,
+                     skipped: &mut Vec<Skipped>|
+     -> Result<bool> {
+        if used.saturating_add(contents.len() as u64) > options.max_bytes {
+            skipped.push(Skipped {
+                name: name.to_owned(),
+                reason: format!(
+                    "{} bytes would exceed the bundle cap of {} bytes",
+                    contents.len(),
+                    options.max_bytes
+                ),
+            });
+            return Ok(false);
+        }
+        let written = artifacts::write_new(&dir, name, contents)?;
+        used += written.bytes;
+        files.push(written);
+        Ok(true)
+    };
+
+    let report = Report::capture_with(&options.report);
+    write("report.json", report.to_json().as_bytes(), &mut files, &mut skipped)?;
+
+    let heap_profile = heap_profile_unavailable();
+
+    let manifest = |files: &[WrittenFile], skipped: &[Skipped]| Manifest {
+        heapscope_version: env!("CARGO_PKG_VERSION").to_owned(),
+        directory: artifacts::absolute(&dir),
+        files: files.to_vec(),
+        heap_profile: heap_profile.clone(),
+        skipped: skipped.to_vec(),
+        privacy_notice: PRIVACY_NOTICE.to_owned(),
+    };
+    // After report.json, failures are recorded rather than returned: the bundle stays useful.
+    let on_disk = manifest(&files, &skipped);
+    let readme = readme(&on_disk);
+    for (name, contents) in [
+        ("manifest.json", serde_json::to_vec_pretty(&on_disk).unwrap_or_default()),
+        ("README.txt", readme.into_bytes()),
+    ] {
+        if let Err(e) = write(name, &contents, &mut files, &mut skipped) {
+            skipped.push(Skipped { name: name.to_owned(), reason: e.to_string() });
+        }
+    }
+    Ok(Bundle {
+        directory: artifacts::absolute(&dir),
+        // Unlike manifest.json, which cannot list itself, this also says how the manifest and
+        // the README fared.
+        manifest: manifest(&files, &skipped),
+        privacy_notice: PRIVACY_NOTICE,
+    })
+}
+
+/// `<root>/<UTC timestamp>-<pid>`, with `-2`, `-3`… if that exists already.
+fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {
+    let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('.', "-");
+    let pid = std::process::id();
+    for n in 1..=100 {
+        let name = if n == 1 { format!("{stamp}-{pid}") } else { format!("{stamp}-{pid}-{n}") };
+        let dir = root.join(name);
+        if std::fs::symlink_metadata(&dir).is_err() {
+            artifacts::private_dir(&dir)?;
+            return Ok(dir);
+        }
+    }
+    Err(Error::UnsafePath {
+        path: root.to_owned(),
+        reason: "already holds 100 bundles for this moment",
+    })
+}
+
+/// Why this build cannot take a heap profile, and what to change.
+fn heap_profile_unavailable() -> HeapProfile {
+    let (reason, fix) = if cfg!(feature = "jemalloc") {
+        (
+            "heap profiling is not compiled into this build",
+            "the jemalloc heap-profile backend is not part of this heapscope version yet; the \
+             bundle has the report only",
+        )
+    } else {
+        (
+            "the inner allocator is not jemalloc",
+            "build with heapscope's `jemalloc` feature (jemalloc keeps the statistics and, in a \
+             later version, the heap profiles heapscope reads)",
+        )
+    };
+    HeapProfile::Unavailable { reason: reason.to_owned(), fix: fix.to_owned() }
+}
+
+fn readme(manifest: &Manifest) -> String {
+    let mut text = String::from("heapscope diagnostics bundle\n\n");
+    text.push_str(PRIVACY_NOTICE);
+    text.push_str("\n\nFiles:\n");
+    text.push_str("- report.json: heapscope's memory report (schema in heapscope's docs: `Report`):\n  process and child-process memory, allocator statistics, limits, owners, retained items,\n  phases, pressure, suggestions.\n");
+    match &manifest.heap_profile {
+        HeapProfile::Written { files } => {
+            for f in files {
+                text.push_str(&format!("- {f}: heap profile.\n"));
+            }
+        }
+        HeapProfile::Unavailable { reason, fix } => {
+            text.push_str(&format!("- no heap profile: {reason}. To get one: {fix}.\n"));
+        }
+    }
+    text.push_str(
+        "- manifest.json: every file with its size and SHA-256, and what is missing and why.\n",
+    );
+    for s in &manifest.skipped {
+        text.push_str(&format!("- missing {}: {}\n", s.name, s.reason));
+    }
+    text
+}

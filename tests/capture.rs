@@ -1,0 +1,110 @@
+//! `heapscope::capture`: a private bundle with the report first, a manifest whose sizes and
+//! hashes match the files, a README with the privacy notice, an explicit "no heap profile"
+//! outcome, the size cap, and refusal of unsafe directories.
+#![cfg(all(feature = "enabled", unix))]
+
+use heapscope::{capture, CaptureOptions, HeapProfile, Owner, Report, PRIVACY_NOTICE};
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+heapscope::install!();
+
+fn base(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("heapscope-capture-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn a_bundle_is_private_complete_and_self_describing() {
+    let base = base("bundle");
+    let owner = Owner::named("capture_owner");
+    let kept = owner.in_scope(|| vec![7u8; 3 << 20]);
+    let bundle = capture(&CaptureOptions::new(&base)).unwrap();
+    let dir = &bundle.directory;
+    assert!(
+        dir.starts_with(std::path::absolute(base.join("diagnostics/memory")).unwrap()),
+        "{dir:?}"
+    );
+    let leaf = dir.file_name().unwrap().to_str().unwrap();
+    assert!(leaf.ends_with(&format!("-{}", std::process::id())), "{leaf}");
+    assert_eq!(mode(dir), 0o700);
+    assert_eq!(mode(&base.join("diagnostics")), 0o700);
+
+    let names: Vec<&str> = bundle.manifest.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["report.json", "manifest.json", "README.txt"]);
+    let on_disk_manifest: heapscope::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = on_disk_manifest.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(listed, ["report.json"], "manifest.json lists what was written before it");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, ["README.txt", "manifest.json", "report.json"]);
+    for name in &on_disk {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+
+    let report_bytes = std::fs::read(dir.join("report.json")).unwrap();
+    let entry = &bundle.manifest.files[0];
+    assert_eq!(entry.bytes, report_bytes.len() as u64);
+    assert_eq!(entry.sha256, format!("{:x}", Sha256::digest(&report_bytes)));
+    let report: Report = serde_json::from_slice(&report_bytes).unwrap();
+    assert_eq!(report.schema_version, 1);
+    let line = report.owners.tree.iter().find(|o| o.name == "capture_owner").unwrap();
+    assert_eq!(line.live_bytes, 3 << 20);
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["heap_profile"]["status"], "unavailable");
+    assert!(manifest["heap_profile"]["reason"].as_str().unwrap().len() > 10);
+    assert_eq!(manifest["privacy_notice"], PRIVACY_NOTICE);
+    assert!(matches!(bundle.manifest.heap_profile, HeapProfile::Unavailable { .. }));
+
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    assert!(readme.contains(PRIVACY_NOTICE));
+    assert!(readme.contains("no heap profile"));
+    assert_eq!(bundle.privacy_notice, PRIVACY_NOTICE);
+
+    // A second capture in the same millisecond gets a directory of its own.
+    let again = capture(&CaptureOptions::new(&base)).unwrap();
+    assert_ne!(again.directory, bundle.directory);
+    drop(kept);
+    std::fs::remove_dir_all(&base).ok();
+}
+
+#[test]
+fn the_cap_is_enforced_and_reported() {
+    let base = base("cap");
+    let bundle = capture(&CaptureOptions::new(&base).max_bytes(64)).unwrap();
+    let skipped: Vec<&str> = bundle.manifest.skipped.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(skipped, ["report.json", "manifest.json", "README.txt"]);
+    assert!(bundle.manifest.skipped[0].reason.contains("bundle cap of 64 bytes"));
+    assert_eq!(std::fs::read_dir(&bundle.directory).unwrap().count(), 0);
+    std::fs::remove_dir_all(&base).ok();
+}
+
+#[test]
+fn unsafe_bases_are_refused_without_writing() {
+    let base = base("unsafe");
+    let elsewhere = base.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, base.join("diagnostics")).unwrap();
+    let err = capture(&CaptureOptions::new(&base)).unwrap_err();
+    assert!(matches!(err, heapscope::Error::UnsafePath { .. }), "{err}");
+    assert!(err.to_string().starts_with("heapscope: refusing to write"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    let err = capture(&CaptureOptions::new("/proc/heapscope-cannot-exist")).unwrap_err();
+    assert!(matches!(err, heapscope::Error::Io { .. }), "{err}");
+    std::fs::remove_dir_all(&base).ok();
+}
