@@ -128,6 +128,33 @@ pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<Writt
     })
 }
 
+/// Replaces `dir/name` (a file of ours in our private directory) atomically: temporary file,
+/// sync, rename over it, sync the directory.
+pub(crate) fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    let temp = dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let result = (|| {
+        let mut file = options.open(&temp).map_err(|e| io_error(&temp, "create", &e))?;
+        file.write_all(contents).map_err(|e| io_error(&temp, "write", &e))?;
+        file.sync_all().map_err(|e| io_error(&temp, "sync", &e))?;
+        fs::rename(&temp, dir.join(name)).map_err(|e| io_error(&dir.join(name), "replace", &e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// A value that differs between calls and processes, for temporary names.
 fn nonce() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

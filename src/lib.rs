@@ -94,6 +94,7 @@ mod error;
 mod limits;
 #[cfg(feature = "metrics")]
 mod metrics_export;
+mod monitor;
 mod owner;
 mod phase;
 mod pressure;
@@ -114,6 +115,9 @@ pub use artifacts::WrittenFile;
 pub use bundle::{capture, Bundle, CaptureOptions, HeapProfile, Manifest, Skipped, PRIVACY_NOTICE};
 pub use error::{Error, Result};
 pub use limits::CgroupMemory;
+#[doc(hidden)]
+pub use monitor::__phase1_for_tests;
+pub use monitor::{DumpOutcome, PressureMonitor, PressureMonitorBuilder};
 pub use owner::{InOwner, Owned, Owner, OwnerScope};
 pub use phase::{phase, recent_phases, Phase, PhaseOwner, PhaseRecord, PHASE_HISTORY};
 pub use pressure::{PressureLevel, Thresholds};

@@ -53,6 +53,10 @@ impl Default for ReportOptions {
 }
 
 impl ReportOptions {
+    pub(crate) fn thresholds_value(&self) -> Thresholds {
+        self.thresholds
+    }
+
     /// Pressure thresholds (default 0.70 / 0.85 / 0.95).
     pub fn thresholds(mut self, thresholds: Thresholds) -> Self {
         self.thresholds = thresholds;
@@ -489,7 +493,7 @@ fn read_process(options: &ReportOptions, warnings: &mut Vec<String>) -> Option<P
     Some(info)
 }
 
-fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -> Limits {
+pub(crate) fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -> Limits {
     let cgroup = match limits::read_cgroup(&options.proc_root, &options.cgroup_root, warnings) {
         Ok(cgroup) => Some(cgroup),
         Err(why) => {

@@ -1,0 +1,590 @@
+//! `PressureMonitor`: a background thread that watches memory pressure and, on `high` or
+//! `critical`, writes a diagnostics file in two phases:
+//!
+//! 1. **immediately, without allocating**: a minimal JSON (level, dump number, RSS, jemalloc's
+//!    allocated and resident bytes, the owners holding most, `collection_complete: false`)
+//!    formatted into a buffer allocated when the monitor started and written with plain
+//!    system calls, so it lands even when the heap is exhausted;
+//! 2. the full report, replacing that file atomically (`collection_complete: true`), keeping
+//!    phase 1's figures as the ones taken at the moment of pressure;
+//!
+//! then the program's callbacks run and a `tracing` event is emitted (feature `tracing`).
+//! Dumps per session are capped (default 3) and spaced by a cooldown (default 30 s); a dump's
+//! slot is reserved before anything is written, so concurrent triggers cannot exceed the cap,
+//! and a failed write still uses its slot.
+
+use crate::error::{Error, Result};
+use crate::pressure::{PressureLevel, Thresholds};
+use crate::report::{Report, ReportOptions};
+use parking_lot::{Condvar, Mutex};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Callback run after a dump, with the level and the full report.
+type Callback = Box<dyn Fn(PressureLevel, &Report) + Send + Sync>;
+/// A monotonic clock, injectable for tests.
+type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+/// The phase-1 buffer's size: enough for the figures and ten owner names of 128 bytes.
+const PHASE1_BYTES: usize = 8192;
+/// How many owners phase 1 lists.
+#[cfg(feature = "enabled")]
+const PHASE1_OWNERS: usize = 8;
+
+/// Builds a [`PressureMonitor`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let monitor = heapscope::PressureMonitor::builder()
+///     .directory("/var/tmp/agent")
+///     .interval(Duration::from_secs(1))
+///     .on_pressure(|level, report| eprintln!("memory pressure {level}: {:?}", report.suggestions))
+///     .start()
+///     .unwrap();
+/// # drop(monitor);
+/// ```
+pub struct PressureMonitorBuilder {
+    directory: PathBuf,
+    interval: Duration,
+    max_dumps: u32,
+    cooldown: Duration,
+    report: ReportOptions,
+    callbacks: Vec<Callback>,
+    clock: Option<Clock>,
+    background: bool,
+}
+
+impl std::fmt::Debug for PressureMonitorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PressureMonitorBuilder")
+            .field("directory", &self.directory)
+            .field("interval", &self.interval)
+            .field("max_dumps", &self.max_dumps)
+            .field("cooldown", &self.cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PressureMonitorBuilder {
+    /// Dumps go to `<directory>/diagnostics/memory/` (default: the working directory).
+    pub fn directory(mut self, base: impl Into<PathBuf>) -> Self {
+        self.directory = base.into();
+        self
+    }
+
+    /// How often to check (default 1 s, at least 10 ms).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Dumps per session (default 3).
+    pub fn max_dumps(mut self, n: u32) -> Self {
+        self.max_dumps = n;
+        self
+    }
+
+    /// The least time between two dumps (default 30 s).
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Report options: thresholds, a budget, roots (default [`ReportOptions::default`]).
+    pub fn report(mut self, options: ReportOptions) -> Self {
+        self.report = options;
+        self
+    }
+
+    /// Runs `f` after each dump, on the monitor's thread.
+    pub fn on_pressure(
+        mut self,
+        f: impl Fn(PressureLevel, &Report) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.push(Box::new(f));
+        self
+    }
+
+    /// A monotonic clock for the cooldown (tests inject one; default: time since start).
+    pub fn clock(mut self, clock: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Starts no thread: the program drives checks with [`PressureMonitor::check`] or
+    /// [`PressureMonitor::check_used`].
+    pub fn manual(mut self) -> Self {
+        self.background = false;
+        self
+    }
+
+    /// Creates the dump directory (0700) and starts the thread.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] for an interval under 10 ms or `max_dumps` of 0;
+    /// [`Error::UnsafePath`]/[`Error::Io`] for the directory.
+    pub fn start(self) -> Result<PressureMonitor> {
+        if self.interval < crate::timeline::MIN_INTERVAL {
+            return Err(Error::OutOfBounds {
+                what: "monitor interval",
+                value: format!("{:?}", self.interval),
+                allowed: "at least 10 ms",
+            });
+        }
+        if self.max_dumps == 0 {
+            return Err(Error::OutOfBounds {
+                what: "max_dumps",
+                value: "0".into(),
+                allowed: "1 or more",
+            });
+        }
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+        let dir = self.directory.join("diagnostics").join("memory");
+        crate::artifacts::private_dir(&dir)?;
+        let mut warnings = Vec::new();
+        let limits = crate::report::read_limits(&self.report, &mut warnings);
+        let started = Instant::now();
+        let clock = self.clock.unwrap_or_else(|| Arc::new(move || started.elapsed()));
+        let shared = Arc::new(Shared {
+            dir: crate::artifacts::absolute(&dir),
+            limit: limits.effective_bytes,
+            limit_source: limits.effective_source.unwrap_or_default(),
+            thresholds: self.report.thresholds_value(),
+            report: self.report,
+            max_dumps: self.max_dumps,
+            cooldown: self.cooldown,
+            clock,
+            callbacks: self.callbacks,
+            session: Mutex::new(Session::default()),
+            phase1: Mutex::new(vec![0u8; PHASE1_BYTES]),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        // Warm the registry so phase 1 never initialises it.
+        let _ = crate::registry::with(|r| r.generation(0));
+        let thread = if self.background {
+            let worker = shared.clone();
+            let interval = self.interval;
+            Some(
+                std::thread::Builder::new()
+                    .name("heapscope-monitor".into())
+                    .spawn(move || run(&worker, interval))
+                    .map_err(|e| Error::Io {
+                        path: PathBuf::new(),
+                        action: "start the monitor thread",
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(PressureMonitor { shared, thread })
+    }
+}
+
+#[derive(Default)]
+struct Session {
+    dumps: u32,
+    last_dump: Option<Duration>,
+    sequence: u32,
+}
+
+struct Shared {
+    dir: PathBuf,
+    limit: Option<u64>,
+    limit_source: String,
+    thresholds: Thresholds,
+    report: ReportOptions,
+    max_dumps: u32,
+    cooldown: Duration,
+    clock: Clock,
+    callbacks: Vec<Callback>,
+    session: Mutex<Session>,
+    phase1: Mutex<Vec<u8>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A running pressure monitor; stops when dropped.
+pub struct PressureMonitor {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PressureMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PressureMonitor").field("dir", &self.shared.dir).finish_non_exhaustive()
+    }
+}
+
+/// What one triggered check did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DumpOutcome {
+    /// A dump was written (phase 2 may have failed: see `complete`).
+    Written {
+        /// The dump file.
+        path: PathBuf,
+        /// The dump's number in this session (1-based).
+        number: u32,
+        /// Whether phase 2 (the full report) replaced the file.
+        complete: bool,
+    },
+    /// The slot was used but phase 1 could not be written.
+    Failed {
+        /// The dump's number in this session.
+        number: u32,
+        /// Why.
+        error: String,
+    },
+    /// No dump: the session's cap is reached.
+    CapReached,
+    /// No dump: the last one was less than the cooldown ago.
+    CoolingDown,
+}
+
+impl PressureMonitor {
+    /// A builder with the defaults (working directory, 1 s, 3 dumps, 30 s cooldown).
+    pub fn builder() -> PressureMonitorBuilder {
+        PressureMonitorBuilder {
+            directory: PathBuf::from("."),
+            interval: Duration::from_secs(1),
+            max_dumps: 3,
+            cooldown: Duration::from_secs(30),
+            report: ReportOptions::default(),
+            callbacks: Vec::new(),
+            clock: None,
+            background: true,
+        }
+    }
+
+    /// Checks the process's RSS against the effective limit now; dumps on `high` or
+    /// `critical`. `None` when pressure is below `high` (or no limit is known).
+    pub fn check(&self) -> Option<DumpOutcome> {
+        self.check_used(rss_bytes()?)
+    }
+
+    /// Like [`check`](Self::check) with a given usage (tests, or programs that measure usage
+    /// their own way).
+    pub fn check_used(&self, used_bytes: u64) -> Option<DumpOutcome> {
+        check(&self.shared, used_bytes)
+    }
+
+    /// Starts a new session: the dump count and cooldown start over.
+    pub fn reset_session(&self) {
+        let mut session = self.shared.session.lock();
+        session.dumps = 0;
+        session.last_dump = None;
+    }
+
+    /// The directory dumps go to.
+    pub fn directory(&self) -> &Path {
+        &self.shared.dir
+    }
+}
+
+impl Drop for PressureMonitor {
+    fn drop(&mut self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, interval: Duration) {
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    loop {
+        if let Some(used) = rss_bytes() {
+            let _ = check(shared, used);
+        }
+        let mut stop = shared.stop.lock();
+        let deadline = Instant::now() + interval;
+        while !*stop {
+            if shared.wake.wait_until(&mut stop, deadline).timed_out() {
+                break;
+            }
+        }
+        if *stop {
+            return;
+        }
+    }
+}
+
+fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
+    let level = shared.thresholds.classify(used, shared.limit);
+    if !matches!(level, PressureLevel::High | PressureLevel::Critical) {
+        return None;
+    }
+    // Reserve the slot before writing anything: concurrent triggers cannot pass the cap.
+    let number = {
+        let mut session = shared.session.lock();
+        if session.dumps >= shared.max_dumps {
+            return Some(DumpOutcome::CapReached);
+        }
+        let now = (shared.clock)();
+        if session.last_dump.is_some_and(|last| now.saturating_sub(last) < shared.cooldown) {
+            return Some(DumpOutcome::CoolingDown);
+        }
+        session.dumps += 1;
+        session.last_dump = Some(now);
+        session.sequence += 1;
+        session.sequence
+    };
+    Some(dump(shared, level, used, number))
+}
+
+fn dump(shared: &Shared, level: PressureLevel, used: u64, number: u32) -> DumpOutcome {
+    let phase1 = {
+        let mut buffer = shared.phase1.lock();
+        phase1_write(&mut buffer, &shared.dir, level, used, shared.limit, number)
+    };
+    if let Err(error) = phase1 {
+        return DumpOutcome::Failed { number, error: error.to_owned() };
+    }
+    let name = dump_name(number);
+    let path = shared.dir.join(&name);
+    // Phase 2: the full report, keeping phase 1's figures as the moment of pressure.
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let phase1_json: Option<serde_json::Value> =
+        std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let report = Report::capture_with(&shared.report);
+    let full = serde_json::json!({
+        "heapscope_pressure_dump": 1,
+        "collection_complete": true,
+        "trigger": phase1_json.as_ref().and_then(|v| v.get("trigger")).cloned(),
+        "limit_source": shared.limit_source,
+        "suggestions": report.suggestions,
+        "report": report,
+    });
+    let complete = serde_json::to_vec_pretty(&full)
+        .ok()
+        .is_some_and(|bytes| crate::artifacts::replace(&shared.dir, &name, &bytes).is_ok());
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "heapscope",
+        level = %level,
+        file = %path.display(),
+        dump = number,
+        top_owner = report.owners.tree.iter().filter(|o| o.depth == 0).max_by_key(|o| o.live_bytes).map_or("", |o| o.name.as_str()),
+        "heapscope: memory pressure dump written"
+    );
+    for callback in &shared.callbacks {
+        callback(level, &report);
+    }
+    DumpOutcome::Written { path, number, complete }
+}
+
+/// A `fmt::Write` into a fixed buffer: never allocates, fails when full.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl std::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(std::fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "enabled")]
+fn json_str(out: &mut Cursor<'_>, s: &str) -> std::fmt::Result {
+    out.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => out.write_str("\\\"")?,
+            '\\' => out.write_str("\\\\")?,
+            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32)?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char('"')
+}
+
+/// The dump file's name for dump `number`.
+fn dump_name(number: u32) -> String {
+    format!("pressure-{}-{number}.json", std::process::id())
+}
+
+/// Phase 1: formats the figures into `buffer` and writes them to `dir`/[`dump_name`] with plain
+/// system calls. Allocates nothing: the buffer was allocated when the monitor started, the
+/// path's C string is built on the stack, owner names are read in place under the registry's
+/// lock, and errors are static strings.
+fn phase1_write(
+    buffer: &mut [u8],
+    dir: &Path,
+    level: PressureLevel,
+    used: u64,
+    limit: Option<u64>,
+    number: u32,
+) -> std::result::Result<(), &'static str> {
+    let (allocated, resident) = allocator_figures();
+    let mut out = Cursor { buf: buffer, len: 0 };
+    let formatted = (|| -> std::fmt::Result {
+        write!(out, "{{\"heapscope_pressure_dump\":1,\"collection_complete\":false,\"trigger\":{{\"level\":\"{level}\",\"dump\":{number},\"rss_bytes\":{used},\"limit_bytes\":")?;
+        match limit {
+            Some(l) => write!(out, "{l}")?,
+            None => out.write_str("null")?,
+        }
+        write!(out, ",\"allocated_bytes\":")?;
+        match allocated {
+            Some(a) => write!(out, "{a}")?,
+            None => out.write_str("null")?,
+        }
+        write!(out, ",\"resident_bytes\":")?;
+        match resident {
+            Some(r) => write!(out, "{r}")?,
+            None => out.write_str("null")?,
+        }
+        out.write_str(",\"top_owners\":[")?;
+        write_top_owners(&mut out)?;
+        out.write_str("]}}\n")
+    })();
+    if formatted.is_err() {
+        return Err("phase 1 figures did not fit the preallocated buffer");
+    }
+    let len = out.len;
+    write_file_raw(dir, number, buffer.get(..len).unwrap_or_default())
+}
+
+fn allocator_figures() -> (Option<u64>, Option<u64>) {
+    #[cfg(feature = "jemalloc")]
+    {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        if epoch::advance().is_ok() {
+            return (
+                stats::allocated::read().ok().map(|v| v as u64),
+                stats::resident::read().ok().map(|v| v as u64),
+            );
+        }
+    }
+    (None, None)
+}
+
+/// The owners with the most live bytes of their own, written as JSON objects.
+fn write_top_owners(out: &mut Cursor<'_>) -> std::fmt::Result {
+    #[cfg(feature = "enabled")]
+    {
+        let registry = crate::registry::REGISTRY.lock();
+        let mut top: [(u64, u16); PHASE1_OWNERS] = [(0, 0); PHASE1_OWNERS];
+        for id in 0..crate::registry::MAX_OWNERS as u16 {
+            if registry.entry(id).is_none() || id == crate::registry::PROCESS {
+                continue;
+            }
+            let live = crate::counters::read_own(id).live_bytes();
+            if let Some(smallest) = top.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+                if live > smallest.0 {
+                    *smallest = (live, id);
+                }
+            }
+        }
+        top.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
+        let mut first = true;
+        for (live, id) in top.iter().filter(|(live, _)| *live > 0) {
+            let Some(entry) = registry.entry(*id) else { continue };
+            if !first {
+                out.write_char(',')?;
+            }
+            first = false;
+            out.write_str("{\"owner\":")?;
+            json_str(out, &entry.path)?;
+            write!(out, ",\"own_live_bytes\":{live}}}")?;
+        }
+    }
+    #[cfg(not(feature = "enabled"))]
+    let _ = out;
+    Ok(())
+}
+
+/// open(O_CREAT|O_EXCL|O_NOFOLLOW, 0600) + write + fsync + close of `dir`/[`dump_name`],
+/// with the path's C string built on the stack.
+fn write_file_raw(dir: &Path, number: u32, bytes: &[u8]) -> std::result::Result<(), &'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut c_path = [0u8; 4096];
+        let mut out = Cursor { buf: &mut c_path[..4095], len: 0 };
+        let dir = std::str::from_utf8(dir.as_os_str().as_bytes())
+            .map_err(|_| "dump directory is not UTF-8")?;
+        if dir.as_bytes().contains(&0) {
+            return Err("dump directory contains a NUL byte");
+        }
+        write!(out, "{dir}/pressure-{}-{number}.json", std::process::id())
+            .map_err(|_| "dump path too long")?;
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: `c_path` is NUL-terminated (zero-filled past what was written, and its last
+        // byte is never written); open has no other preconditions.
+        let fd = unsafe { libc::open(c_path.as_ptr().cast(), flags, 0o600 as libc::c_uint) };
+        if fd < 0 {
+            return Err("cannot create the dump file (it exists, or the directory is gone)");
+        }
+        let mut written = 0;
+        let mut result = Ok(());
+        while written < bytes.len() {
+            let rest = bytes.get(written..).unwrap_or_default();
+            // SAFETY: `rest` is a valid slice; `fd` is open for writing.
+            let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                result = Err("writing the dump file failed (disk full?)");
+                break;
+            }
+            written += n as usize;
+        }
+        // SAFETY: `fd` is open; fsync and close have no other preconditions.
+        unsafe {
+            if result.is_ok() && libc::fsync(fd) != 0 {
+                result = Err("syncing the dump file failed");
+            }
+            libc::close(fd);
+        }
+        result
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, number, bytes);
+        Err("phase-1 dumps need a Unix system")
+    }
+}
+
+/// Resident set size from `/proc/self/statm`, read into a stack buffer (no allocation).
+fn rss_bytes() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: a NUL-terminated literal path.
+        let fd =
+            unsafe { libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `buf` is writable for its length; `fd` is open.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `fd` is open.
+        unsafe { libc::close(fd) };
+        let text = std::str::from_utf8(buf.get(..usize::try_from(n).ok()?)?).ok()?;
+        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages.saturating_mul(crate::procfs::page_size()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Phase 1 on its own, for the allocation-free test: writes dump `number` into `dir`.
+#[doc(hidden)]
+pub fn __phase1_for_tests(
+    buffer: &mut [u8],
+    dir: &Path,
+    used: u64,
+    number: u32,
+) -> std::result::Result<(), &'static str> {
+    phase1_write(buffer, dir, PressureLevel::Critical, used, Some(used), number)
+}

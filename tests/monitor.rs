@@ -1,0 +1,175 @@
+//! PressureMonitor: two-phase dumps, the per-session cap and the cooldown with an injected
+//! clock, concurrent triggers, callbacks, and an allocation-free phase 1. Runs without
+//! libtest's harness so no other thread allocates while phase 1 is measured.
+
+use heapscope::{DumpOutcome, PressureLevel, PressureMonitor, ReportOptions};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+heapscope::install!();
+
+const GIB: u64 = 1 << 30;
+
+fn base(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("heapscope-monitor-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// A monitor driven by hand, with a 10 GiB budget (the effective limit) and a fake clock.
+fn monitor(dir: &Path, clock: Arc<AtomicU64>, calls: Arc<AtomicUsize>) -> PressureMonitor {
+    PressureMonitor::builder()
+        .directory(dir)
+        .manual()
+        .max_dumps(3)
+        .cooldown(Duration::from_secs(30))
+        .report(ReportOptions::default().budget_bytes(10 * GIB).process_tree(false))
+        .clock(move || Duration::from_secs(clock.load(Ordering::SeqCst)))
+        .on_pressure(move |level, report| {
+            assert!(matches!(level, PressureLevel::High | PressureLevel::Critical));
+            assert_eq!(report.schema_version, 1);
+            calls.fetch_add(1, Ordering::SeqCst);
+        })
+        .start()
+        .unwrap()
+}
+
+fn two_phase_dumps_cap_and_cooldown() {
+    let dir = base("dumps");
+    let clock = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = monitor(&dir, clock.clone(), calls.clone());
+    let owner = heapscope::Owner::named("monitor_big_owner");
+    let kept = owner.in_scope(|| vec![1u8; 4 << 20]);
+
+    assert_eq!(m.check_used(5 * GIB), None, "50% of the budget is normal");
+    let first = m.check_used(9 * GIB).expect("90%: high");
+    let DumpOutcome::Written { path, number: 1, complete: true } = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(dump["collection_complete"], true);
+    assert_eq!(dump["trigger"]["level"], "high");
+    assert_eq!(dump["trigger"]["rss_bytes"], 9 * GIB, "phase 1's figures are kept");
+    assert_eq!(dump["trigger"]["limit_bytes"], 10 * GIB);
+    assert!(dump["trigger"]["allocated_bytes"].as_u64().unwrap() >= 4 << 20);
+    let top = &dump["trigger"]["top_owners"][0];
+    assert_eq!(top["owner"], "monitor_big_owner");
+    assert_eq!(top["own_live_bytes"], 4 << 20);
+    assert_eq!(dump["report"]["schema_version"], 1);
+    assert!(dump["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s.as_str().unwrap().contains("monitor_big_owner")));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    clock.store(10, Ordering::SeqCst);
+    assert_eq!(m.check_used(10 * GIB), Some(DumpOutcome::CoolingDown));
+    clock.store(31, Ordering::SeqCst);
+    assert!(matches!(m.check_used(10 * GIB), Some(DumpOutcome::Written { number: 2, .. })));
+    clock.store(62, Ordering::SeqCst);
+    assert!(matches!(m.check_used(10 * GIB), Some(DumpOutcome::Written { number: 3, .. })));
+    clock.store(1000, Ordering::SeqCst);
+    assert_eq!(m.check_used(10 * GIB), Some(DumpOutcome::CapReached));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let dumps = std::fs::read_dir(m.directory()).unwrap().count();
+    assert_eq!(dumps, 3);
+
+    // A new session starts over, with new file names.
+    m.reset_session();
+    assert!(matches!(m.check_used(10 * GIB), Some(DumpOutcome::Written { number: 4, .. })));
+    drop(kept);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn concurrent_triggers_never_exceed_the_cap() {
+    let dir = base("concurrent");
+    let clock = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = Arc::new(
+        PressureMonitor::builder()
+            .directory(&dir)
+            .manual()
+            .max_dumps(2)
+            .cooldown(Duration::ZERO)
+            .report(ReportOptions::default().budget_bytes(GIB).process_tree(false))
+            .clock(move || Duration::from_secs(clock.load(Ordering::SeqCst)))
+            .on_pressure(move |_, _| {
+                calls.fetch_add(1, Ordering::SeqCst);
+            })
+            .start()
+            .unwrap(),
+    );
+    let written = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (m, written) = (m.clone(), written.clone());
+            std::thread::spawn(move || {
+                let used = if i % 2 == 0 { GIB } else { GIB * 9 / 10 }; // critical, high
+                if let Some(DumpOutcome::Written { .. }) = m.check_used(used) {
+                    written.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(written.load(Ordering::SeqCst), 2);
+    assert_eq!(std::fs::read_dir(m.directory()).unwrap().count(), 2);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn phase_one_allocates_nothing() {
+    let dir = base("phase1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let owner = heapscope::Owner::named("monitor_phase1_owner");
+    let kept = owner.in_scope(|| vec![0u8; 1 << 20]);
+    let mut buffer = vec![0u8; 8192];
+    let before = heapscope::global_stats();
+    let result = heapscope::__phase1_for_tests(&mut buffer, &dir, 123_456_789, 7);
+    let after = heapscope::global_stats();
+    assert_eq!(result, Ok(()));
+    assert_eq!(after.total_blocks, before.total_blocks, "phase 1 allocated");
+    let path = dir.join(format!("pressure-{}-7.json", std::process::id()));
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(dump["collection_complete"], false);
+    assert_eq!(dump["trigger"]["rss_bytes"], 123_456_789);
+    assert_eq!(dump["trigger"]["dump"], 7);
+    assert!(dump["trigger"]["top_owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["owner"] == "monitor_phase1_owner"));
+    // The same dump number again: the file exists, so phase 1 refuses (create-new).
+    assert!(heapscope::__phase1_for_tests(&mut buffer, &dir, 1, 7).is_err());
+    // A buffer too small says so instead of writing a truncated file.
+    let mut tiny = [0u8; 16];
+    assert!(heapscope::__phase1_for_tests(&mut tiny, &dir, 1, 8).is_err());
+    assert!(!dir.join(format!("pressure-{}-8.json", std::process::id())).exists());
+    drop(kept);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn bad_settings_are_typed_errors() {
+    let err =
+        PressureMonitor::builder().interval(Duration::from_millis(1)).manual().start().unwrap_err();
+    assert!(matches!(err, heapscope::Error::OutOfBounds { what: "monitor interval", .. }), "{err}");
+    let err = PressureMonitor::builder().max_dumps(0).manual().start().unwrap_err();
+    assert!(matches!(err, heapscope::Error::OutOfBounds { what: "max_dumps", .. }), "{err}");
+}
+
+fn main() {
+    phase_one_allocates_nothing();
+    two_phase_dumps_cap_and_cooldown();
+    concurrent_triggers_never_exceed_the_cap();
+    bad_settings_are_typed_errors();
+    println!("monitor: 4 passed, 0 failed");
+}
