@@ -204,8 +204,7 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
 fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
         .to_string()
-        .replace([':', '-'], "")
-        .replace('.', "-");
+        .replace([':', '-'], "");
     let pid = std::process::id();
     for n in 1..=100 {
         let name = if n == 1 { format!("{stamp}-{pid}") } else { format!("{stamp}-{pid}-{n}") };

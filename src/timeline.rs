@@ -263,6 +263,7 @@ impl Sampler {
                 allowed: "1 to 100000 samples",
             });
         }
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let shared = Arc::new(Shared {
             ring: Mutex::new(Ring {
                 samples: VecDeque::with_capacity(capacity),
