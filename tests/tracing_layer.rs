@@ -128,7 +128,8 @@ fn phases_and_pressure_changes_are_events() {
     let (_, events) = with_layer(|| {
         let owner = Owner::named("trace_phase_owner");
         let phase = heapscope::phase("trace_phase");
-        let v = owner.in_scope(|| black_box(vec![0u8; 4096]));
+        // Large enough to be the top owner whatever the other tests of this binary do meanwhile.
+        let v = owner.in_scope(|| black_box(vec![0u8; 8 << 20]));
         drop(v);
         drop(phase);
         drop(heapscope::report());
