@@ -1,0 +1,238 @@
+//! `heapscope`: reads the files heapscope writes.
+//!
+//! ```text
+//! heapscope show <report.json | bundle directory | pressure-<pid>-<n>.json>
+//! heapscope diff <before.json> <after.json>
+//! heapscope check <report.json> --max-owner history=512MiB [--max-owner cache=64MiB …]
+//! ```
+//!
+//! Errors (a missing file, another schema version, JSON truncated by a crash) are one line on
+//! stderr and exit status 2; `check` exits 1 when an owner is over its budget.
+
+use clap::{Parser, Subcommand};
+use heapscope::{Report, SCHEMA_VERSION};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "heapscope", version, about = "Reads heapscope's reports, bundles and dumps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prints the human report of a report.json, a bundle directory or a pressure dump.
+    Show {
+        /// The file or bundle directory.
+        path: PathBuf,
+    },
+    /// Per-owner growth between two reports, largest first, and retained items that appeared
+    /// or grew.
+    Diff {
+        /// The earlier report.
+        before: PathBuf,
+        /// The later report.
+        after: PathBuf,
+    },
+    /// Exits 1 when an owner holds more than its budget (for CI gates).
+    Check {
+        /// The report.
+        path: PathBuf,
+        /// `owner=size`, e.g. `history=512MiB`; repeatable.
+        #[arg(long = "max-owner", value_parser = parse_budget, required = true)]
+        max_owner: Vec<(String, u64)>,
+    },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
+}
+
+fn parse_budget(text: &str) -> Result<(String, u64), String> {
+    let (owner, size) =
+        text.split_once('=').ok_or_else(|| format!("expected owner=size, got {text:?}"))?;
+    Ok((owner.to_owned(), parse_size(size)?))
+}
+
+/// What a file turned out to be.
+enum Loaded {
+    Report(Box<Report>),
+    /// A pressure dump whose full report was never written (the process died first).
+    Partial(serde_json::Value),
+}
+
+fn load(path: &Path) -> Result<Loaded, String> {
+    let file = if path.is_dir() { path.join("report.json") } else { path.to_owned() };
+    let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        format!("{} is not complete JSON ({e}); was it cut short by a crash?", file.display())
+    })?;
+    let report_value = if value.get("heapscope_pressure_dump").is_some() {
+        if value.get("collection_complete") != Some(&serde_json::Value::Bool(true)) {
+            return Ok(Loaded::Partial(value));
+        }
+        value
+            .get("report")
+            .cloned()
+            .ok_or_else(|| format!("{}: a dump without its report", file.display()))?
+    } else {
+        value
+    };
+    match report_value.get("schema_version").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(v) => {
+            return Err(format!(
+                "{}: schema version {v}, but this heapscope reads version {SCHEMA_VERSION}",
+                file.display()
+            ))
+        }
+        None => {
+            return Err(format!("{}: not a heapscope report (no schema_version)", file.display()))
+        }
+    }
+    serde_json::from_value(report_value)
+        .map(|r| Loaded::Report(Box::new(r)))
+        .map_err(|e| format!("{}: not a heapscope report: {e}", file.display()))
+}
+
+fn load_report(path: &Path) -> Result<Report, String> {
+    match load(path)? {
+        Loaded::Report(report) => Ok(*report),
+        Loaded::Partial(_) => Err(format!(
+            "{}: only the first phase of a pressure dump was written (collection_complete: false)",
+            path.display()
+        )),
+    }
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn signed(delta: i64) -> String {
+    let sign = if delta < 0 { "-" } else { "+" };
+    format!("{sign}{}", size(delta.unsigned_abs()))
+}
+
+fn show(path: &Path) -> Result<ExitCode, String> {
+    match load(path)? {
+        Loaded::Report(report) => print!("{report}"),
+        Loaded::Partial(dump) => {
+            println!("notice: only the first phase of this pressure dump was written (collection_complete: false):");
+            println!("the process did not get to write the full report. The figures taken at the moment of pressure:");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(dump.get("trigger").unwrap_or(&dump))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
+    let (a, b) = (load_report(before)?, load_report(after)?);
+    let live = |r: &Report, name: &str| {
+        r.owners.tree.iter().find(|o| o.name == name).map_or(0, |o| o.live_bytes)
+    };
+    let mut names: Vec<&str> =
+        a.owners.tree.iter().chain(&b.owners.tree).map(|o| o.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut rows: Vec<(&str, u64, u64, i64)> = names
+        .into_iter()
+        .map(|n| {
+            let (x, y) = (live(&a, n), live(&b, n));
+            (n, x, y, y as i64 - x as i64)
+        })
+        .collect();
+    rows.sort_by(|p, q| q.3.cmp(&p.3).then(p.0.cmp(q.0)));
+    println!("{:<40} {:>12} {:>12} {:>12}", "owner", "before", "after", "growth");
+    let total = b.owners.tracked_live_bytes as i64 - a.owners.tracked_live_bytes as i64;
+    println!(
+        "{:<40} {:>12} {:>12} {:>12}",
+        "total",
+        size(a.owners.tracked_live_bytes),
+        size(b.owners.tracked_live_bytes),
+        signed(total)
+    );
+    for (name, x, y, d) in rows {
+        println!("{name:<40} {:>12} {:>12} {:>12}", size(x), size(y), signed(d));
+    }
+    let before_items: std::collections::HashMap<&str, u64> =
+        a.retained.iter().map(|i| (i.owner.as_str(), i.live_bytes)).collect();
+    let mut items: Vec<_> = b
+        .retained
+        .iter()
+        .filter(|i| before_items.get(i.owner.as_str()).is_none_or(|&old| i.live_bytes > old))
+        .collect();
+    items.sort_by_key(|i| std::cmp::Reverse(i.live_bytes));
+    if !items.is_empty() {
+        println!("\nretained items that appeared or grew:");
+        for i in items {
+            let old = before_items.get(i.owner.as_str()).copied();
+            let change =
+                old.map_or_else(|| "new".to_owned(), |o| signed(i.live_bytes as i64 - o as i64));
+            println!(
+                "  \"{}\" under {} ({}): {} ({change})",
+                i.label,
+                i.parent,
+                i.type_name,
+                size(i.live_bytes)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &Path, budgets: &[(String, u64)]) -> Result<ExitCode, String> {
+    let report = load_report(path)?;
+    let mut over = false;
+    for (owner, budget) in budgets {
+        let live = report.owners.tree.iter().find(|o| &o.name == owner).map_or(0, |o| o.live_bytes);
+        let verdict = if live > *budget {
+            over = true;
+            "OVER"
+        } else {
+            "ok"
+        };
+        println!("{verdict:<4} {owner}: {} of {}", size(live), size(*budget));
+    }
+    Ok(if over { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Show { path } => show(path),
+        Command::Diff { before, after } => diff(before, after),
+        Command::Check { path, max_owner } => check(path, max_owner),
+    };
+    result.unwrap_or_else(|message| {
+        eprintln!("heapscope: {message}");
+        ExitCode::from(2)
+    })
+}

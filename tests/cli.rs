@@ -1,0 +1,134 @@
+//! The `heapscope` command on files heapscope wrote: show, diff, check, and the error cases
+//! (missing file, another schema version, truncated JSON, a phase-1-only dump).
+#![cfg(all(feature = "cli", feature = "enabled", unix))]
+
+use heapscope::{Owner, ReportOptions, Retained};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+heapscope::install!();
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("heapscope-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn heapscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heapscope")).args(args).output().expect("run heapscope")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_report(path: &Path) {
+    let report = heapscope::Report::capture_with(&ReportOptions::default().process_tree(false));
+    std::fs::write(path, report.to_json()).unwrap();
+}
+
+#[test]
+fn show_diff_and_check_on_real_reports() {
+    let d = dir("real");
+    let owner = Owner::named("cli_history");
+    let first = owner.in_scope(|| vec![0u8; 1 << 20]);
+    write_report(&d.join("before.json"));
+    let second = owner.in_scope(|| vec![0u8; 3 << 20]);
+    let item = Retained::build(Owner::named("cli_tools"), "cli big output", || "y".repeat(2 << 20));
+    write_report(&d.join("after.json"));
+
+    let out = heapscope(&["show", d.join("after.json").to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("heapscope 0.1.0 report"), "{stdout}");
+    assert!(stdout.contains("cli_history"), "{stdout}");
+
+    let out = heapscope(&[
+        "diff",
+        d.join("before.json").to_str().unwrap(),
+        d.join("after.json").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert!(rows[0].starts_with("owner"), "{stdout}");
+    // Largest growth first: 3 MiB for the history, then the tool output's owner (2 MiB).
+    let history_row = rows.iter().position(|r| r.starts_with("cli_history ")).unwrap();
+    let tools_row = rows.iter().position(|r| r.starts_with("cli_tools ")).unwrap();
+    assert!(history_row < tools_row, "{stdout}");
+    assert!(rows[history_row].trim_end().ends_with("+3.0 MiB"), "{}", rows[history_row]);
+    assert!(
+        stdout
+            .contains("\"cli big output\" under cli_tools (alloc::string::String): 2.0 MiB (new)"),
+        "{stdout}"
+    );
+
+    let after = d.join("after.json");
+    let out = heapscope(&["check", after.to_str().unwrap(), "--max-owner", "cli_history=8MiB"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert!(text(&out).0.contains("ok   cli_history: 4.0 MiB of 8.0 MiB"), "{:?}", text(&out));
+    let out = heapscope(&[
+        "check",
+        after.to_str().unwrap(),
+        "--max-owner",
+        "cli_history=2MiB",
+        "--max-owner",
+        "cli_tools=1GiB",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).0.contains("OVER cli_history: 4.0 MiB of 2.0 MiB"), "{:?}", text(&out));
+
+    // A bundle directory shows its report.json.
+    let bundle = heapscope::capture(&heapscope::CaptureOptions::new(&d)).unwrap();
+    let out = heapscope(&["show", bundle.directory.to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).0.contains("cli_history"));
+    drop((first, second, item));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn errors_are_one_line_and_nonzero() {
+    let d = dir("errors");
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (d.join("missing.json"), "cannot read"),
+        (d.join("truncated.json"), "is not complete JSON"),
+        (d.join("future.json"), "schema version 99, but this heapscope reads version 1"),
+        (d.join("other.json"), "not a heapscope report"),
+    ];
+    std::fs::write(&cases[1].0, "{\"schema_version\": 1, \"runtime\": {").unwrap();
+    std::fs::write(&cases[2].0, "{\"schema_version\": 99}").unwrap();
+    std::fs::write(&cases[3].0, "{\"hello\": 1}").unwrap();
+    for (path, expected) in &cases {
+        let out = heapscope(&["show", path.to_str().unwrap()]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("heapscope: ") && stderr.contains(expected), "{stderr}");
+    }
+    let out = heapscope(&["check", "x.json", "--max-owner", "history=lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_phase_one_dump_is_shown_with_a_notice() {
+    let d = dir("partial");
+    let dump = d.join("pressure-1-1.json");
+    std::fs::write(
+        &dump,
+        "{\"heapscope_pressure_dump\":1,\"collection_complete\":false,\"trigger\":{\"level\":\"critical\",\"dump\":1,\"rss_bytes\":123}}\n",
+    )
+    .unwrap();
+    let out = heapscope(&["show", dump.to_str().unwrap()]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert!(stdout.contains("collection_complete: false"), "{stdout}");
+    assert!(stdout.contains("\"rss_bytes\": 123"), "{stdout}");
+    let out = heapscope(&["diff", dump.to_str().unwrap(), dump.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).ok();
+}
