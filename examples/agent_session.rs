@@ -44,10 +44,10 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     compress_every: usize,
     /// Largest tool payload, e.g. `5MiB`.
-    #[arg(long, default_value = "5MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "5MiB", value_parser = heapscope::parse_bytes)]
     max_payload: u64,
     /// Memory budget for the pressure monitor, e.g. `256MiB` (no monitor without it).
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = heapscope::parse_bytes)]
     budget: Option<u64>,
     /// Output directory for report.json, timeline.json and dumps.
     #[arg(long, default_value = ".")]
@@ -55,21 +55,6 @@ struct Args {
     /// Also write a diagnostics bundle into the output directory.
     #[arg(long)]
     bundle: bool,
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
-    let factor = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
-    };
-    number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
 }
 
 /// A deterministic xorshift generator.

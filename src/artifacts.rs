@@ -100,21 +100,9 @@ pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<Writt
             reason: "already exists (file, link or FIFO)",
         });
     }
-    let temp = dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    }
-    let result = (|| {
-        let mut file: File = options.open(&temp).map_err(|e| io_error(&temp, "create", &e))?;
-        file.write_all(contents).map_err(|e| io_error(&temp, "write", &e))?;
-        file.sync_all().map_err(|e| io_error(&temp, "sync", &e))?;
-        fs::hard_link(&temp, &target).map_err(|e| io_error(&target, "publish", &e))?;
-        Ok(())
-    })();
+    let temp = temp_name(dir, name);
+    let result = write_temp(&temp, contents)
+        .and_then(|()| fs::hard_link(&temp, &target).map_err(|e| io_error(&target, "publish", &e)));
     // The temporary name goes away whether or not the file was published.
     let _ = fs::remove_file(&temp);
     result?;
@@ -131,20 +119,10 @@ pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<Writt
 /// Replaces `dir/name` (a file of ours in our private directory) atomically: temporary file,
 /// sync, rename over it, sync the directory.
 pub(crate) fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    let temp = dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    }
-    let result = (|| {
-        let mut file = options.open(&temp).map_err(|e| io_error(&temp, "create", &e))?;
-        file.write_all(contents).map_err(|e| io_error(&temp, "write", &e))?;
-        file.sync_all().map_err(|e| io_error(&temp, "sync", &e))?;
+    let temp = temp_name(dir, name);
+    let result = write_temp(&temp, contents).and_then(|()| {
         fs::rename(&temp, dir.join(name)).map_err(|e| io_error(&dir.join(name), "replace", &e))
-    })();
+    });
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
@@ -153,6 +131,25 @@ pub(crate) fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// A fresh temporary name beside `name` in `dir`.
+fn temp_name(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()))
+}
+
+/// Creates `temp` exclusively (0600, not following links), writes `contents` and syncs it.
+fn write_temp(temp: &Path, contents: &[u8]) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let mut file: File = options.open(temp).map_err(|e| io_error(temp, "create", &e))?;
+    file.write_all(contents).map_err(|e| io_error(temp, "write", &e))?;
+    file.sync_all().map_err(|e| io_error(temp, "sync", &e))
 }
 
 /// A value that differs between calls and processes, for temporary names.

@@ -108,6 +108,7 @@ pub mod testing;
 mod timeline;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
+mod units;
 
 pub use alloc::{Heapscope, Tracked};
 pub use allocator_stats::AllocatorStats;
@@ -132,6 +133,7 @@ pub use stats::{global_stats, is_tracking, OwnerStats};
 pub use timeline::{
     watch, Sample, Sampler, SeriesSummary, Timeline, MAX_SAMPLES, MAX_WATCH, MIN_INTERVAL,
 };
+pub use units::{format_bytes, parse_bytes};
 
 #[cfg(feature = "dhat")]
 pub use dhat;

@@ -731,20 +731,7 @@ fn suggestions(report: &Report) -> Vec<String> {
     out
 }
 
-/// `bytes` in B, KiB, MiB or GiB (base 1024, labelled so).
-pub(crate) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+pub(crate) use crate::units::format_bytes as size;
 
 fn opt_size(bytes: Option<u64>) -> String {
     bytes.map_or_else(|| "unavailable".to_owned(), size)

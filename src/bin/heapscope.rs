@@ -46,25 +46,10 @@ enum Command {
     },
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
-    };
-    number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
-}
-
 fn parse_budget(text: &str) -> Result<(String, u64), String> {
     let (owner, size) =
         text.split_once('=').ok_or_else(|| format!("expected owner=size, got {text:?}"))?;
-    Ok((owner.to_owned(), parse_size(size)?))
+    Ok((owner.to_owned(), heapscope::parse_bytes(size)?))
 }
 
 /// What a file turned out to be.
@@ -118,19 +103,7 @@ fn load_report(path: &Path) -> Result<Report, String> {
     }
 }
 
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+use heapscope::format_bytes as size;
 
 fn signed(delta: i64) -> String {
     let sign = if delta < 0 { "-" } else { "+" };

@@ -1,0 +1,48 @@
+//! Byte sizes as people write them: base 1024, labelled KiB, MiB, GiB.
+
+/// `bytes` as `"512 B"`, `"1.5 KiB"`, `"3.0 GiB"` (base 1024, one decimal).
+///
+/// ```
+/// assert_eq!(heapscope::format_bytes(1536), "1.5 KiB");
+/// assert_eq!(heapscope::format_bytes(512), "512 B");
+/// ```
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Parses `"4096"`, `"512B"`, `"64KiB"`, `"256MiB"`, `"2GiB"` (whole numbers, base 1024).
+///
+/// # Errors
+/// A message naming the text when it is not a whole number with one of those units, or
+/// overflows.
+///
+/// ```
+/// assert_eq!(heapscope::parse_bytes("256MiB"), Ok(256 << 20));
+/// assert!(heapscope::parse_bytes("1.5GB").is_err());
+/// ```
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!("unknown unit {other:?} in {text:?} (use B, KiB, MiB or GiB)"))
+        }
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
+}
