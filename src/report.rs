@@ -326,8 +326,6 @@ impl Report {
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let mut warnings = Vec::new();
         let snapshot = Snapshot::capture();
-        let runtime = runtime(options, &mut warnings);
-        let process = read_process(options, &mut warnings);
         let allocator = match allocator_stats::read() {
             Ok(stats) => Some(stats),
             Err(why) => {
@@ -335,6 +333,8 @@ impl Report {
                 None
             }
         };
+        let runtime = runtime(options, allocator.as_ref(), &mut warnings);
+        let process = read_process(options, &mut warnings);
         if let (Some(stats), true) = (&allocator, snapshot.tracking) {
             if stats.allocated < snapshot.total.live_bytes {
                 warnings.push(format!(
@@ -401,26 +401,28 @@ impl Report {
     }
 }
 
-fn runtime(options: &ReportOptions, warnings: &mut Vec<String>) -> Runtime {
-    let mut features = Vec::new();
-    for (on, name) in [
+fn runtime(
+    options: &ReportOptions,
+    allocator: Option<&AllocatorStats>,
+    warnings: &mut Vec<String>,
+) -> Runtime {
+    let features = [
         (cfg!(feature = "enabled"), "enabled"),
         (cfg!(feature = "jemalloc"), "jemalloc"),
         (cfg!(feature = "dhat"), "dhat"),
-    ] {
-        if on {
-            features.push(name.to_owned());
-        }
-    }
-    let inner_allocator = if cfg!(feature = "jemalloc") {
-        format!(
-            "jemalloc {}",
-            allocator_stats::read()
-                .map(|s| s.version)
-                .unwrap_or_else(|_| "(version unknown)".into())
-        )
-    } else {
-        "system".to_owned()
+        (cfg!(feature = "tracing"), "tracing"),
+        (cfg!(feature = "metrics"), "metrics"),
+        (cfg!(feature = "cli"), "cli"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_owned())
+    .collect();
+    // The statistics read for the report's allocator section carry the version too.
+    let inner_allocator = match (cfg!(feature = "jemalloc"), allocator) {
+        (true, Some(stats)) => format!("jemalloc {}", stats.version),
+        (true, None) => "jemalloc (version unknown)".to_owned(),
+        (false, _) => "system".to_owned(),
     };
     let uptime_ms = uptime_ms(&options.proc_root);
     if uptime_ms.is_none() {
