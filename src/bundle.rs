@@ -4,6 +4,7 @@
 
 use crate::artifacts::{self, WrittenFile};
 use crate::error::{Error, Result};
+use crate::profiling;
 use crate::report::{Report, ReportOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -69,8 +70,13 @@ impl CaptureOptions {
 pub enum HeapProfile {
     /// A profile was written.
     Written {
+        /// `jemalloc` or `dhat`.
+        backend: String,
         /// Its file names in the bundle.
         files: Vec<String>,
+        /// What the reader should know about it (an empty profile, a file that could not be
+        /// made).
+        notes: Vec<String>,
     },
     /// No profile could be taken.
     Unavailable {
@@ -170,7 +176,8 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     let report = Report::capture_with(&options.report);
     write("report.json", report.to_json().as_bytes(), &mut files, &mut skipped)?;
 
-    let heap_profile = heap_profile_unavailable();
+    let heap_profile =
+        heap_profile(&dir, &mut |name, contents| write(name, contents, &mut files, &mut skipped));
 
     let manifest = |files: &[WrittenFile], skipped: &[Skipped]| Manifest {
         heapscope_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -220,22 +227,63 @@ fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Why this build cannot take a heap profile, and what to change.
-fn heap_profile_unavailable() -> HeapProfile {
-    let (reason, fix) = if cfg!(feature = "jemalloc") {
-        (
-            "heap profiling is not compiled into this build",
-            "the jemalloc heap-profile backend is not part of this heapscope version yet; the \
-             bundle has the report only",
-        )
-    } else {
-        (
-            "the inner allocator is not jemalloc",
-            "build with heapscope's `jemalloc` feature (jemalloc keeps the statistics and, in a \
-             later version, the heap profiles heapscope reads)",
-        )
-    };
-    HeapProfile::Unavailable { reason: reason.to_owned(), fix: fix.to_owned() }
+/// Takes a heap profile with the backend `profiling::status` names and writes its files with
+/// `write` (which applies the bundle cap). Never fails: what went wrong is in the outcome.
+fn heap_profile(dir: &Path, write: &mut dyn FnMut(&str, &[u8]) -> Result<bool>) -> HeapProfile {
+    // jemalloc writes its dump itself (following links, mode 0644): give it a directory only
+    // this process has seen.
+    let scratch = dir.join(".profile-scratch");
+    if let Err(e) = artifacts::private_dir(&scratch) {
+        return HeapProfile::Unavailable {
+            reason: format!("no scratch directory for the profiler: {e}"),
+            fix: "check that the bundle directory is writable".to_owned(),
+        };
+    }
+    let taken = profiling::take(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    match taken {
+        profiling::Taken::Unavailable { reason, fix } => HeapProfile::Unavailable { reason, fix },
+        profiling::Taken::Files { backend, files, mut notes } => {
+            let mut written = Vec::new();
+            for (name, contents) in files {
+                match write(name, &contents) {
+                    Ok(true) => written.push(name.to_owned()),
+                    Ok(false) => notes.push(format!("{name} would exceed the bundle cap")),
+                    Err(e) => notes.push(format!("{name} could not be written: {e}")),
+                }
+            }
+            if written.is_empty() {
+                return HeapProfile::Unavailable {
+                    reason: format!(
+                        "the {backend} profile was taken but not written: {}",
+                        notes.join("; ")
+                    ),
+                    fix: "raise CaptureOptions::max_bytes, or free room in the bundle directory"
+                        .to_owned(),
+                };
+            }
+            HeapProfile::Written { backend: backend.to_owned(), files: written, notes }
+        }
+    }
+}
+
+/// What a heap profile file is and how to read it, for README.txt.
+fn describe_profile_file(name: &str) -> &'static str {
+    match name {
+        "heap.pb.gz" => {
+            "jemalloc heap profile as gzipped pprof (sampled live bytes by call stack, \
+             symbolised):\n  go tool pprof -top heap.pb.gz, or open it in Pyroscope or Parca."
+        }
+        "jemalloc.heap" => {
+            "jemalloc's raw heap profile dump (heap_v2 text with the process's memory maps):\n  \
+             jeprof --text <the program's binary> jemalloc.heap"
+        }
+        "dhat-heap.json" => {
+            "dhat heap profile (every allocation of the session, by call stack):\n  open it \
+             with DHAT's viewer, dh_view.html (shipped with valgrind)."
+        }
+        _ => "heap profile.",
+    }
 }
 
 fn readme(manifest: &Manifest) -> String {
@@ -244,9 +292,12 @@ fn readme(manifest: &Manifest) -> String {
     text.push_str("\n\nFiles:\n");
     text.push_str("- report.json: heapscope's memory report (schema in heapscope's docs: `Report`):\n  process and child-process memory, allocator statistics, limits, owners, retained items,\n  phases, pressure, suggestions.\n");
     match &manifest.heap_profile {
-        HeapProfile::Written { files } => {
+        HeapProfile::Written { files, notes, .. } => {
             for f in files {
-                text.push_str(&format!("- {f}: heap profile.\n"));
+                text.push_str(&format!("- {f}: {}\n", describe_profile_file(f)));
+            }
+            for note in notes {
+                text.push_str(&format!("  note: {note}\n"));
             }
         }
         HeapProfile::Unavailable { reason, fix } => {

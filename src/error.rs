@@ -67,6 +67,20 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// No heap profile can be taken in this process (see `heapscope::profiling::status`).
+    ProfilingUnavailable {
+        /// Why.
+        reason: String,
+        /// What to change to get one.
+        fix: String,
+    },
+    /// A signal trigger could not be set up.
+    Signal {
+        /// The signal number.
+        signal: i32,
+        /// Why.
+        message: String,
+    },
     /// A file system operation failed.
     Io {
         /// The path it failed on.
@@ -121,6 +135,12 @@ impl fmt::Display for Error {
             }
             Error::UnsafePath { path, reason } => {
                 write!(f, "heapscope: refusing to write {}: it {reason}", path.display())
+            }
+            Error::ProfilingUnavailable { reason, fix } => {
+                write!(f, "heapscope: no heap profile can be taken: {reason}; to get one: {fix}")
+            }
+            Error::Signal { signal, message } => {
+                write!(f, "heapscope: cannot trigger on signal {signal}: {message}")
             }
             Error::Io { path, action, message, .. } => {
                 write!(f, "heapscope: cannot {action} {}: {message}", path.display())

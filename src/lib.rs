@@ -99,9 +99,12 @@ mod owner;
 mod phase;
 mod pressure;
 mod procfs;
+pub mod profiling;
 mod registry;
 mod report;
 pub mod retained;
+#[cfg(feature = "signal")]
+pub mod signal;
 mod snapshot;
 mod stats;
 pub mod testing;

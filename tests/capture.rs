@@ -18,6 +18,19 @@ fn base(name: &str) -> PathBuf {
     dir
 }
 
+/// Bundle file names other than the heap profile's, which exists only in builds with a
+/// profiler (`jemalloc-profiling`; tested in `profiling_jemalloc.rs`).
+fn without_profile<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    names.into_iter().filter(|n| !matches!(*n, "heap.pb.gz" | "jemalloc.heap")).collect()
+}
+
+fn profiler_compiled_in() -> bool {
+    !matches!(
+        heapscope::profiling::status(),
+        heapscope::profiling::ProfilingStatus::Unavailable { .. }
+    )
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -38,18 +51,21 @@ fn a_bundle_is_private_complete_and_self_describing() {
     assert_eq!(mode(dir), 0o700);
     assert_eq!(mode(&base.join("diagnostics")), 0o700);
 
-    let names: Vec<&str> = bundle.manifest.files.iter().map(|f| f.name.as_str()).collect();
+    let names = without_profile(bundle.manifest.files.iter().map(|f| f.name.as_str()));
     assert_eq!(names, ["report.json", "manifest.json", "README.txt"]);
     let on_disk_manifest: heapscope::Manifest =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let listed: Vec<&str> = on_disk_manifest.files.iter().map(|f| f.name.as_str()).collect();
+    let listed = without_profile(on_disk_manifest.files.iter().map(|f| f.name.as_str()));
     assert_eq!(listed, ["report.json"], "manifest.json lists what was written before it");
     let mut on_disk: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     on_disk.sort();
-    assert_eq!(on_disk, ["README.txt", "manifest.json", "report.json"]);
+    assert_eq!(
+        without_profile(on_disk.iter().map(String::as_str)),
+        ["README.txt", "manifest.json", "report.json"]
+    );
     for name in &on_disk {
         assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
     }
@@ -65,14 +81,18 @@ fn a_bundle_is_private_complete_and_self_describing() {
 
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["heap_profile"]["status"], "unavailable");
-    assert!(manifest["heap_profile"]["reason"].as_str().unwrap().len() > 10);
     assert_eq!(manifest["privacy_notice"], PRIVACY_NOTICE);
-    assert!(matches!(bundle.manifest.heap_profile, HeapProfile::Unavailable { .. }));
-
     let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
     assert!(readme.contains(PRIVACY_NOTICE));
-    assert!(readme.contains("no heap profile"));
+    if profiler_compiled_in() {
+        assert_eq!(manifest["heap_profile"]["status"], "written");
+        assert!(readme.contains("heap.pb.gz"));
+    } else {
+        assert_eq!(manifest["heap_profile"]["status"], "unavailable");
+        assert!(manifest["heap_profile"]["reason"].as_str().unwrap().len() > 10);
+        assert!(matches!(bundle.manifest.heap_profile, HeapProfile::Unavailable { .. }));
+        assert!(readme.contains("no heap profile"));
+    }
     assert_eq!(bundle.privacy_notice, PRIVACY_NOTICE);
 
     // A second capture in the same millisecond gets a directory of its own.
@@ -86,8 +106,18 @@ fn a_bundle_is_private_complete_and_self_describing() {
 fn the_cap_is_enforced_and_reported() {
     let base = base("cap");
     let bundle = capture(&CaptureOptions::new(&base).max_bytes(64)).unwrap();
-    let skipped: Vec<&str> = bundle.manifest.skipped.iter().map(|s| s.name.as_str()).collect();
+    let skipped = without_profile(bundle.manifest.skipped.iter().map(|s| s.name.as_str()));
     assert_eq!(skipped, ["report.json", "manifest.json", "README.txt"]);
+    if profiler_compiled_in() {
+        // The profile was taken but did not fit: said so, with the fix.
+        match &bundle.manifest.heap_profile {
+            HeapProfile::Unavailable { reason, fix } => {
+                assert!(reason.contains("bundle cap"), "{reason}");
+                assert!(fix.contains("max_bytes"), "{fix}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     assert!(bundle.manifest.skipped[0].reason.contains("bundle cap of 64 bytes"));
     assert_eq!(std::fs::read_dir(&bundle.directory).unwrap().count(), 0);
     std::fs::remove_dir_all(&base).ok();

@@ -1,0 +1,195 @@
+//! A real jemalloc heap profile, end to end: heapscope's start-up configuration leaves
+//! profiling compiled in but inactive, `activate` starts sampling, `capture` writes the raw dump
+//! and a gzipped pprof, and the real readers (`go tool pprof` from Debian's `golang-go`, `jeprof`
+//! from `libjemalloc-dev`) find the function that holds the memory.
+//!
+//! Own process (`harness = false`): jemalloc's profiler is process-wide. With
+//! `HEAPSCOPE_REQUIRE_TOOLS=1` (set by `.ci/run`, which installs them) a missing reader fails
+//! the test instead of skipping that check.
+
+use heapscope::profiling::{self, ProfilingOptions, ProfilingStatus};
+use heapscope::{CaptureOptions, HeapProfile};
+use std::path::Path;
+use std::process::Command;
+
+heapscope::install!();
+
+/// 8 MiB in 128 blocks of 64 KiB, held by one recognisable function.
+#[inline(never)]
+fn hold_eight_mebibytes_for_the_profile() -> Vec<Box<[u8]>> {
+    (0..128).map(|i| vec![i as u8; 64 << 10].into_boxed_slice()).collect()
+}
+
+fn tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("HEAPSCOPE_REQUIRE_TOOLS").is_none(),
+            "{name} is required (HEAPSCOPE_REQUIRE_TOOLS is set) but not installed"
+        );
+        eprintln!("skipping the {name} check: not installed");
+    }
+    found
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Run as a child with `_RJEM_MALLOC_CONF=prof:false`: profiling is compiled in but off, and
+/// every entry point says so with the setting to blame.
+fn prof_off_child(base: &Path) {
+    match profiling::status() {
+        ProfilingStatus::Unavailable { reason, fix } => {
+            assert!(reason.contains("_RJEM_MALLOC_CONF=prof:false"), "{reason}");
+            assert!(fix.contains("remove prof:false"), "{fix}");
+        }
+        other => panic!("expected unavailable profiling, got {other:?}"),
+    }
+    let err = profiling::activate().unwrap_err();
+    assert!(matches!(err, heapscope::Error::ProfilingUnavailable { .. }), "{err}");
+    let bundle = heapscope::capture(&CaptureOptions::new(base)).unwrap();
+    assert!(
+        matches!(&bundle.manifest.heap_profile, HeapProfile::Unavailable { reason, .. } if reason.contains("prof:false")),
+        "{:?}",
+        bundle.manifest.heap_profile
+    );
+    assert!(bundle.directory.join("report.json").is_file());
+    assert!(!bundle.directory.join("jemalloc.heap").exists());
+    let manifest = std::fs::read_to_string(bundle.directory.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"status\": \"unavailable\""), "{manifest}");
+}
+
+fn main() {
+    if let Some(base) = std::env::var_os("HEAPSCOPE_PROF_OFF_CHILD") {
+        prof_off_child(Path::new(&base));
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("heapscope-prof-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+
+    // Compiled in and enabled, not sampling: what `jemalloc-profiling` promises at start-up.
+    match profiling::status() {
+        ProfilingStatus::Jemalloc { active: false, ever_active: false, sample_interval_bytes } => {
+            assert_eq!(sample_interval_bytes, profiling::DEFAULT_SAMPLE_INTERVAL)
+        }
+        other => panic!("expected inactive jemalloc profiling at start-up, got {other:?}"),
+    }
+
+    // A capture before activation writes an empty profile and says why it is empty.
+    let early = heapscope::capture(&CaptureOptions::new(&base)).unwrap();
+    match &early.manifest.heap_profile {
+        HeapProfile::Written { backend, notes, .. } => {
+            assert_eq!(backend, "jemalloc");
+            assert!(notes.iter().any(|n| n.contains("never active")), "{notes:?}");
+        }
+        other => panic!("expected a (sample-less) profile, got {other:?}"),
+    }
+
+    assert!(profiling::activate_with(ProfilingOptions::default().sample_interval(3)).is_err());
+    profiling::activate_with(ProfilingOptions::default().sample_interval(1 << 14)).unwrap();
+    match profiling::status() {
+        ProfilingStatus::Jemalloc { active: true, ever_active: true, sample_interval_bytes } => {
+            assert_eq!(sample_interval_bytes, 1 << 14)
+        }
+        other => panic!("expected active profiling, got {other:?}"),
+    }
+    let held = hold_eight_mebibytes_for_the_profile();
+
+    let bundle = heapscope::capture(&CaptureOptions::new(&base)).unwrap();
+    let files = match &bundle.manifest.heap_profile {
+        HeapProfile::Written { backend, files, notes } => {
+            assert_eq!(backend, "jemalloc");
+            assert!(notes.is_empty(), "{notes:?}");
+            files.clone()
+        }
+        other => panic!("expected a heap profile, got {other:?}"),
+    };
+    assert_eq!(files, ["heap.pb.gz", "jemalloc.heap"]);
+    let dir = &bundle.directory;
+    assert_eq!(mode(dir), 0o700);
+    for name in ["report.json", "heap.pb.gz", "jemalloc.heap", "manifest.json", "README.txt"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    assert!(!dir.join(".profile-scratch").exists(), "the scratch directory is removed");
+    // The manifest lists report.json first, then the profile, with sizes that match the disk.
+    let names: Vec<_> = bundle.manifest.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(&names[..3], ["report.json", "heap.pb.gz", "jemalloc.heap"]);
+    for f in &bundle.manifest.files {
+        assert_eq!(std::fs::metadata(dir.join(&f.name)).unwrap().len(), f.bytes, "{}", f.name);
+    }
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    assert!(readme.contains("go tool pprof") && readme.contains("jeprof"), "{readme}");
+
+    let raw = std::fs::read_to_string(dir.join("jemalloc.heap")).unwrap();
+    assert!(raw.starts_with("heap_v2/16384"), "{}", &raw[..raw.len().min(80)]);
+    assert!(raw.contains("MAPPED_LIBRARIES:"));
+
+    if tool("go") {
+        let out = Command::new("go")
+            .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
+            .arg(dir.join("heap.pb.gz"))
+            .env("HOME", &base)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let line = text
+            .lines()
+            .find(|l| l.contains("hold_eight_mebibytes_for_the_profile"))
+            .unwrap_or_else(|| panic!("go tool pprof -top does not show the holder:\n{text}"));
+        // The `cum` column: sampled and un-biased, it is near the 8 MiB held.
+        let cum_mb = cumulative_megabytes(line);
+        assert!((6.0..=11.0).contains(&cum_mb), "cum {cum_mb} MB in: {line}");
+        eprintln!("go tool pprof: {line}");
+    }
+
+    if tool("jeprof") {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new("jeprof")
+            .args(["--text", "--inuse_space"])
+            .arg(&exe)
+            .arg(dir.join("jemalloc.heap"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            text.contains("hold_eight_mebibytes_for_the_profile"),
+            "jeprof does not show the holder:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The same binary started with prof:false in the environment.
+    let child_base = base.join("prof-off");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env("HEAPSCOPE_PROF_OFF_CHILD", &child_base)
+        .env("_RJEM_MALLOC_CONF", "prof:false")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the prof:false child failed");
+
+    profiling::deactivate().unwrap();
+    assert!(matches!(profiling::status(), ProfilingStatus::Jemalloc { active: false, .. }));
+    drop(held);
+    std::fs::remove_dir_all(&base).unwrap();
+    eprintln!("profiling_jemalloc: ok");
+}
+
+/// The `cum` column (the 4th number) of a `go tool pprof -top` line, in MB.
+fn cumulative_megabytes(line: &str) -> f64 {
+    let cum = line.split_whitespace().nth(3).unwrap();
+    let (number, unit) = cum.split_at(cum.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+    let value: f64 = number.parse().unwrap();
+    match unit {
+        "kB" => value / 1024.0,
+        "MB" => value,
+        "GB" => value * 1024.0,
+        _ => panic!("unexpected unit in {line}"),
+    }
+}
