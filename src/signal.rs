@@ -1,7 +1,7 @@
 //! A signal that asks for a diagnostics bundle (feature `signal`).
 //!
 //! The signal handler itself only records that the signal arrived (signal-hook's self-pipe);
-//! a dedicated thread waits for it and runs [`capture`](crate::capture), which allocates,
+//! a dedicated thread waits for it and runs [`capture`], which allocates,
 //! writes files and may take a heap profile — none of which is allowed inside a handler.
 //! Signals that arrive while a capture runs are merged into one more capture.
 
