@@ -13,6 +13,7 @@
 //! slot is reserved before anything is written, so concurrent triggers cannot exceed the cap,
 //! and a failed write still uses its slot.
 
+use crate::bundle::CaptureOptions;
 use crate::error::{Error, Result};
 use crate::pressure::{PressureLevel, Thresholds};
 use crate::report::{Report, ReportOptions};
@@ -54,6 +55,7 @@ pub struct PressureMonitorBuilder {
     callbacks: Vec<Callback>,
     clock: Option<Clock>,
     background: bool,
+    bundle_on_critical: Option<CaptureOptions>,
 }
 
 impl std::fmt::Debug for PressureMonitorBuilder {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for PressureMonitorBuilder {
             .field("interval", &self.interval)
             .field("max_dumps", &self.max_dumps)
             .field("cooldown", &self.cooldown)
+            .field("bundle_on_critical", &self.bundle_on_critical)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +107,15 @@ impl PressureMonitorBuilder {
         f: impl Fn(PressureLevel, &Report) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.push(Box::new(f));
+        self
+    }
+
+    /// On `critical`, also write a diagnostics bundle ([`capture`](crate::capture): report and
+    /// heap profile where one can be taken) with `options`, after the dump and before the
+    /// callbacks. Off by default. A bundle takes a slot of the session's cap like a dump; when
+    /// only the dump's slot is left, the dump is written without it.
+    pub fn bundle_on_critical(mut self, options: CaptureOptions) -> Self {
+        self.bundle_on_critical = Some(options);
         self
     }
 
@@ -157,6 +169,7 @@ impl PressureMonitorBuilder {
             cooldown: self.cooldown,
             clock,
             callbacks: self.callbacks,
+            bundle_on_critical: self.bundle_on_critical,
             session: Mutex::new(Session::default()),
             phase1: Mutex::new(vec![0u8; PHASE1_BYTES]),
             stop: Mutex::new(false),
@@ -202,6 +215,7 @@ struct Shared {
     cooldown: Duration,
     clock: Clock,
     callbacks: Vec<Callback>,
+    bundle_on_critical: Option<CaptureOptions>,
     session: Mutex<Session>,
     phase1: Mutex<Vec<u8>>,
     stop: Mutex<bool>,
@@ -232,6 +246,10 @@ pub enum DumpOutcome {
         number: u32,
         /// Whether phase 2 (the full report) replaced the file.
         complete: bool,
+        /// The diagnostics bundle written on `critical` (see
+        /// [`PressureMonitorBuilder::bundle_on_critical`]): its directory, or why it failed.
+        /// `None` when none was asked for, the level was `high`, or the cap left no slot.
+        bundle: Option<std::result::Result<PathBuf, String>>,
     },
     /// The slot was used but phase 1 could not be written.
     Failed {
@@ -258,6 +276,7 @@ impl PressureMonitor {
             callbacks: Vec::new(),
             clock: None,
             background: true,
+            bundle_on_critical: None,
         }
     }
 
@@ -321,7 +340,7 @@ fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
         return None;
     }
     // Reserve the slot before writing anything: concurrent triggers cannot pass the cap.
-    let number = {
+    let (number, with_bundle) = {
         let mut session = shared.session.lock();
         if session.dumps >= shared.max_dumps {
             return Some(DumpOutcome::CapReached);
@@ -331,14 +350,27 @@ fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
             return Some(DumpOutcome::CoolingDown);
         }
         session.dumps += 1;
+        // A bundle on `critical` takes a slot of its own, reserved with the dump's.
+        let with_bundle = level == PressureLevel::Critical
+            && shared.bundle_on_critical.is_some()
+            && session.dumps < shared.max_dumps;
+        if with_bundle {
+            session.dumps += 1;
+        }
         session.last_dump = Some(now);
         session.sequence += 1;
-        session.sequence
+        (session.sequence, with_bundle)
     };
-    Some(dump(shared, level, used, number))
+    Some(dump(shared, level, used, number, with_bundle))
 }
 
-fn dump(shared: &Shared, level: PressureLevel, used: u64, number: u32) -> DumpOutcome {
+fn dump(
+    shared: &Shared,
+    level: PressureLevel,
+    used: u64,
+    number: u32,
+    with_bundle: bool,
+) -> DumpOutcome {
     let phase1 = {
         let mut buffer = shared.phase1.lock();
         phase1_write(&mut buffer, &shared.dir, level, used, shared.limit, number)
@@ -373,10 +405,16 @@ fn dump(shared: &Shared, level: PressureLevel, used: u64, number: u32) -> DumpOu
         top_owner = report.owners.tree.iter().filter(|o| o.depth == 0).max_by_key(|o| o.live_bytes).map_or("", |o| o.name.as_str()),
         "heapscope: memory pressure dump written"
     );
+    let bundle = match &shared.bundle_on_critical {
+        Some(options) if with_bundle => {
+            Some(crate::bundle::capture(options).map(|b| b.directory).map_err(|e| e.to_string()))
+        }
+        _ => None,
+    };
     for callback in &shared.callbacks {
         callback(level, &report);
     }
-    DumpOutcome::Written { path, number, complete }
+    DumpOutcome::Written { path, number, complete, bundle }
 }
 
 /// A `fmt::Write` into a fixed buffer: never allocates, fails when full.

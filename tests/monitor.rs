@@ -49,7 +49,7 @@ fn two_phase_dumps_cap_and_cooldown() {
 
     assert_eq!(m.check_used(5 * GIB), None, "50% of the budget is normal");
     let first = m.check_used(9 * GIB).expect("90%: high");
-    let DumpOutcome::Written { path, number: 1, complete: true } = first else {
+    let DumpOutcome::Written { path, number: 1, complete: true, bundle: None } = first else {
         panic!("{first:?}")
     };
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
@@ -166,10 +166,60 @@ fn bad_settings_are_typed_errors() {
     assert!(matches!(err, heapscope::Error::OutOfBounds { what: "max_dumps", .. }), "{err}");
 }
 
+/// `bundle_on_critical`: a bundle beside the dump on `critical` only, taking a slot of the
+/// cap of its own; with one slot left the dump goes alone.
+fn a_bundle_on_critical_shares_the_cap() {
+    let dir = base("bundle");
+    let clock = Arc::new(AtomicU64::new(0));
+    let m = PressureMonitor::builder()
+        .directory(&dir)
+        .manual()
+        .max_dumps(3)
+        .cooldown(Duration::from_secs(30))
+        .report(ReportOptions::default().budget_bytes(10 * GIB).process_tree(false))
+        .clock({
+            let clock = clock.clone();
+            move || Duration::from_secs(clock.load(Ordering::SeqCst))
+        })
+        .bundle_on_critical(heapscope::CaptureOptions::new(dir.join("bundles")))
+        .start()
+        .unwrap();
+
+    // High (90%): a dump, no bundle.
+    let high = m.check_used(9 * GIB).unwrap();
+    assert!(matches!(high, DumpOutcome::Written { number: 1, bundle: None, .. }), "{high:?}");
+    clock.store(31, Ordering::SeqCst);
+    // Critical (96%): dump 2 and a bundle, which takes slot 3.
+    let critical = m.check_used(96 * GIB / 10).unwrap();
+    let DumpOutcome::Written { number: 2, bundle: Some(Ok(bundle)), .. } = &critical else {
+        panic!("{critical:?}")
+    };
+    assert!(bundle.starts_with(dir.join("bundles").join("diagnostics").join("memory")));
+    assert!(bundle.join("report.json").is_file());
+    assert!(bundle.join("manifest.json").is_file());
+    clock.store(62, Ordering::SeqCst);
+    assert_eq!(m.check_used(96 * GIB / 10), Some(DumpOutcome::CapReached));
+
+    // A new session with one slot: the critical dump is written, without a bundle.
+    let one = PressureMonitor::builder()
+        .directory(dir.join("one"))
+        .manual()
+        .max_dumps(1)
+        .report(ReportOptions::default().budget_bytes(10 * GIB).process_tree(false))
+        .bundle_on_critical(heapscope::CaptureOptions::new(dir.join("one-bundles")))
+        .start()
+        .unwrap();
+    let only = one.check_used(96 * GIB / 10).unwrap();
+    assert!(matches!(only, DumpOutcome::Written { number: 1, bundle: None, .. }), "{only:?}");
+    assert!(!dir.join("one-bundles").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
     concurrent_triggers_never_exceed_the_cap();
     bad_settings_are_typed_errors();
-    println!("monitor: 4 passed, 0 failed");
+    a_bundle_on_critical_shares_the_cap();
+    println!("monitor: 5 passed, 0 failed");
 }
