@@ -55,6 +55,10 @@ struct Args {
     /// Also write a diagnostics bundle into the output directory.
     #[arg(long)]
     bundle: bool,
+    /// Sample with jemalloc's heap profiler from the start (feature `jemalloc-profiling`), so
+    /// the bundle holds a heap profile; implies `--bundle`.
+    #[arg(long)]
+    heap_profile: bool,
 }
 
 /// A deterministic xorshift generator.
@@ -138,6 +142,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn main() {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out).expect("create --out");
+    if args.heap_profile {
+        if let Err(e) = heapscope::profiling::activate() {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
     let history_owner = heapscope::owner!("history");
     let tools = heapscope::owner!("tool_results");
     let mut cache = Cache {
@@ -270,10 +280,19 @@ fn main() {
         args.out.join("report.json").display(),
         args.out.join("timeline.json").display()
     );
-    if args.bundle {
+    if args.bundle || args.heap_profile {
         match heapscope::capture(&heapscope::CaptureOptions::new(&args.out)) {
             Ok(bundle) => {
-                println!("bundle: {}\n{}", bundle.directory.display(), bundle.privacy_notice)
+                println!("bundle: {}\n{}", bundle.directory.display(), bundle.privacy_notice);
+                match &bundle.manifest.heap_profile {
+                    heapscope::HeapProfile::Written { backend, files, .. } => {
+                        println!("heap profile ({backend}): {}", files.join(", "))
+                    }
+                    heapscope::HeapProfile::Unavailable { reason, fix } => {
+                        println!("no heap profile: {reason}; {fix}")
+                    }
+                    other => println!("heap profile: {other:?}"),
+                }
             }
             Err(e) => eprintln!("{e}"),
         }

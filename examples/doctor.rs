@@ -6,7 +6,11 @@
 //! cargo run --example doctor --features enabled
 //! cargo run --example doctor --features enabled -- --heap-snapshot --dir /var/tmp/agent
 //! cargo run --example doctor --features enabled -- --watch 5
+//! cargo run --example doctor --features enabled,jemalloc-profiling -- --heap-profile --heap-snapshot
 //! ```
+//!
+//! `--heap-profile` starts jemalloc's sampling before the work (needs the `jemalloc-profiling`
+//! feature), so the snapshot's `heap.pb.gz` and `jemalloc.heap` hold samples.
 
 use std::io::Write;
 use std::time::Duration;
@@ -19,6 +23,12 @@ fn main() {
     let value =
         |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
 
+    if flag("--heap-profile") {
+        if let Err(e) = heapscope::profiling::activate() {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
     let history = heapscope::owner!("history");
     let turns: Vec<String> =
         history.in_scope(|| (0..500).map(|i| format!("turn {i}: {}", "x".repeat(500))).collect());
@@ -59,10 +69,17 @@ fn main() {
                 for f in &bundle.manifest.files {
                     println!("  {} ({} bytes, sha256 {})", f.name, f.bytes, f.sha256);
                 }
-                if let heapscope::HeapProfile::Unavailable { reason, fix } =
-                    &bundle.manifest.heap_profile
-                {
-                    println!("  no heap profile: {reason}; {fix}");
+                match &bundle.manifest.heap_profile {
+                    heapscope::HeapProfile::Unavailable { reason, fix } => {
+                        println!("  no heap profile: {reason}; {fix}")
+                    }
+                    heapscope::HeapProfile::Written { backend, files, notes } => {
+                        println!("  heap profile ({backend}): {}", files.join(", "));
+                        for note in notes {
+                            println!("  note: {note}");
+                        }
+                    }
+                    other => println!("  heap profile: {other:?}"),
                 }
             }
             Err(e) => {
