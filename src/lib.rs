@@ -75,11 +75,14 @@
 //! | `dhat`     | no      | re-exports `dhat`, so `Tracked<dhat::Alloc>` can cross-check totals |
 //! | `tracing`  | no      | `OwnerLayer` for tracing-subscriber; phase and pressure events      |
 //! | `metrics`  | no      | `Report::publish_metrics`: gauges through the `metrics` facade      |
+//! | `jemalloc-profiling` | no | jemalloc's heap profiler, inactive until [`profiling::activate`] |
+//! | `signal`   | no      | `signal::SignalTrigger`: a signal writes a diagnostics bundle       |
 //!
 //! # Unsafe code
 //! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
 //! arithmetic), `counters.rs` (dereferencing the thread's cached pointer into its own counter
-//! slot, and the `pthread` thread-exit hook) and `Retained`'s `ManuallyDrop`; every block has a
+//! slot, and the `pthread` thread-exit hook), `Retained`'s `ManuallyDrop`, and `profiling`
+//! (jemalloc's `mallctl` calls and the exported start-up configuration); every block has a
 //! `SAFETY:` comment.
 //!
 //! MSRV: Rust 1.95.
