@@ -548,20 +548,26 @@ fn write_file_raw(dir: &Path, number: u32, bytes: &[u8]) -> std::result::Result<
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
-        let mut c_path = [0u8; 4096];
-        let mut out = Cursor { buf: &mut c_path[..4095], len: 0 };
+        // Two NUL-terminated paths on the stack: a temporary name, and the final name it is
+        // linked to once complete, so a failed write never leaves a partial dump under the
+        // final name.
+        let mut temp_path = [0u8; 4096];
+        let mut final_path = [0u8; 4096];
         let dir = std::str::from_utf8(dir.as_os_str().as_bytes())
             .map_err(|_| "dump directory is not UTF-8")?;
         if dir.as_bytes().contains(&0) {
             return Err("dump directory contains a NUL byte");
         }
-        write!(out, "{dir}/pressure-{}-{number}.json", std::process::id())
-            .map_err(|_| "dump path too long")?;
+        let pid = std::process::id();
+        let mut out = Cursor { buf: &mut temp_path[..4095], len: 0 };
+        write!(out, "{dir}/.pressure-{pid}-{number}.json.tmp").map_err(|_| "dump path too long")?;
+        let mut out = Cursor { buf: &mut final_path[..4095], len: 0 };
+        write!(out, "{dir}/pressure-{pid}-{number}.json").map_err(|_| "dump path too long")?;
         let flags =
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: `c_path` is NUL-terminated (zero-filled past what was written, and its last
-        // byte is never written); open has no other preconditions.
-        let fd = unsafe { libc::open(c_path.as_ptr().cast(), flags, 0o600 as libc::c_uint) };
+        // SAFETY: `temp_path` is NUL-terminated (zero-filled past what was written, and its
+        // last byte is never written); open has no other preconditions.
+        let fd = unsafe { libc::open(temp_path.as_ptr().cast(), flags, 0o600 as libc::c_uint) };
         if fd < 0 {
             return Err("cannot create the dump file (it exists, or the directory is gone)");
         }
@@ -583,6 +589,16 @@ fn write_file_raw(dir: &Path, number: u32, bytes: &[u8]) -> std::result::Result<
                 result = Err("syncing the dump file failed");
             }
             libc::close(fd);
+        }
+        // SAFETY: both paths are NUL-terminated (see above); link and unlink have no other
+        // preconditions. `link` refuses to replace anything at the final name.
+        unsafe {
+            if result.is_ok()
+                && libc::link(temp_path.as_ptr().cast(), final_path.as_ptr().cast()) != 0
+            {
+                result = Err("cannot publish the dump file (the name exists)");
+            }
+            libc::unlink(temp_path.as_ptr().cast());
         }
         result
     }
