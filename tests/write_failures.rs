@@ -16,8 +16,10 @@ use std::path::Path;
 
 heapscope::install!();
 
-fn limit_file_size(bytes: u64) {
-    let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: libc::RLIM_INFINITY };
+const NO_LIMIT: libc::rlim_t = libc::RLIM_INFINITY;
+
+fn limit_file_size(bytes: libc::rlim_t) {
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: a valid rlimit for this process.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) }, 0);
 }
@@ -57,7 +59,7 @@ fn main() {
     let bundles: Vec<_> = std::fs::read_dir(&memory).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(bundles.len(), 1);
     assert!(names(&bundles[0]).is_empty(), "{:?}", names(&bundles[0]));
-    limit_file_size(libc::RLIM_INFINITY as u64);
+    limit_file_size(NO_LIMIT);
 
     // 2. The heap profile cannot be written after report.json was: the report, manifest and
     //    README are there, complete; the manifest says why there is no profile.
@@ -79,7 +81,7 @@ fn main() {
     assert!(profile_bytes > 2 * report_bytes + 4096, "{profile_bytes} vs {report_bytes}");
     limit_file_size(report_bytes + 4096);
     let bundle = heapscope::capture(&CaptureOptions::new(base.join("profile"))).unwrap();
-    limit_file_size(libc::RLIM_INFINITY as u64);
+    limit_file_size(NO_LIMIT);
     match &bundle.manifest.heap_profile {
         HeapProfile::Unavailable { reason, .. } => {
             assert!(reason.contains("prof.dump"), "{reason}")
@@ -107,7 +109,7 @@ fn main() {
         .unwrap();
     limit_file_size(16);
     let outcome = monitor.check_used(1 << 30).unwrap();
-    limit_file_size(libc::RLIM_INFINITY as u64);
+    limit_file_size(NO_LIMIT);
     assert!(matches!(outcome, DumpOutcome::Failed { number: 1, .. }), "{outcome:?}");
     assert!(names(monitor.directory()).is_empty(), "{:?}", names(monitor.directory()));
 
