@@ -224,7 +224,10 @@ fn chart_of_a_hand_written_timeline() {
     assert_eq!(phases[0].attribute("data-phase"), Some("compression"));
     assert_eq!(title(&phases[0]), "phase compression: 0.90 s to 1.50 s; tracked peak 12.0 MiB");
     assert!(phases[0].descendants().any(|n| class_is(&n, "phase-peak")));
-    assert!(svg.contains("1 phases under 1 % of the run not shaded"), "{svg}");
+    assert!(
+        svg.contains(">not shaded:<") && svg.contains(">1 phases under 1 % of the run<"),
+        "{svg}"
+    );
     // The 16 MiB limit is to scale: its line lies inside the plot, below the top.
     let limit = by_id(&doc, "limit").unwrap();
     let line = child(&limit, "line");

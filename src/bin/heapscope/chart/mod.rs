@@ -370,7 +370,45 @@ fn axes(svg: &mut Svg, data: &ChartData, y_ticks: &[ticks::Tick], scale: &Scale)
     svg.close("g");
 }
 
+/// The small print under the legend: what the chart leaves out, and why.
+fn notes(data: &ChartData) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, percent) in &data.phases_covering {
+        notes.push(format!("{} ({percent} % of the run)", shorten(name, 18)));
+    }
+    if data.phases_too_short > 0 {
+        let under = data::MIN_PHASE_PERCENT;
+        notes.push(format!("{} phases under {under} % of the run", data.phases_too_short));
+    }
+    if data.phases_over_cap > 0 {
+        let cap = data::MAX_PHASE_NAMES;
+        notes.push(format!("{} phases past the first {cap} names", data.phases_over_cap));
+    }
+    if !notes.is_empty() {
+        notes.insert(0, "not shaded:".to_owned());
+    }
+    if data.empty_owners > 0 {
+        let owners = if data.empty_owners == 1 { "owner" } else { "owners" };
+        notes.push(format!("not drawn: {} {owners} that held nothing", data.empty_owners));
+    }
+    notes
+}
+
 fn legend(svg: &mut Svg, data: &ChartData) {
+    const NOTE_PITCH: f64 = 13.0;
+    const HEADING: f64 = 20.0;
+    let notes = notes(data);
+    let has_peaks = data.phases.iter().any(|p| p.peak_bytes.is_some());
+    let rows = 1
+        + usize::from(data.limit.is_some())
+        + data.owners.len()
+        + data.phase_names.len()
+        + usize::from(has_peaks);
+    let headings = if data.phase_names.is_empty() { 2.0 } else { 3.0 };
+    // Entries get closer together when there are many, so they never reach the notes.
+    let room = BOTTOM - TOP - headings * (HEADING + 8.0) - NOTE_PITCH * notes.len() as f64;
+    let pitch = (room / rows as f64).clamp(13.0, 19.0);
+
     svg.open("g", &[("id", &"legend"), ("font-size", &12), ("fill", &INK)]);
     let mut y = TOP + 4.0;
     let heading = |svg: &mut Svg, y: &mut f64, text: &str| {
@@ -379,12 +417,12 @@ fn legend(svg: &mut Svg, data: &ChartData) {
             &[("x", &LEGEND_X), ("y", &num(*y + 4.0)), ("font-weight", &"bold"), ("fill", &MUTED)],
             text,
         );
-        *y += 20.0;
+        *y += HEADING;
     };
     let entry = |svg: &mut Svg, y: &mut f64, series: &str, name: &str, value: &str| {
         svg.open("g", &[("class", &"legend-entry"), ("data-series", &series)]);
         svg.title(name);
-        svg.text("text", &[("x", &(LEGEND_X + 24.0)), ("y", &num(*y + 4.0))], &shorten(name, 20));
+        svg.text("text", &[("x", &(LEGEND_X + 24.0)), ("y", &num(*y + 4.0))], &shorten(name, 18));
         if !value.is_empty() {
             svg.text(
                 "text",
@@ -399,7 +437,7 @@ fn legend(svg: &mut Svg, data: &ChartData) {
             );
         }
         svg.close("g");
-        *y += 19.0;
+        *y += pitch;
     };
     let line_swatch = |svg: &mut Svg, y: f64, colour: &str, dash: &str| {
         let y = num(y);
@@ -466,39 +504,17 @@ fn legend(svg: &mut Svg, data: &ChartData) {
         }
         if let Some(phase) = data.phases.iter().find(|p| p.peak_bytes.is_some()) {
             line_swatch(svg, y, phase.colour, "none");
-            entry(svg, &mut y, "phase-peak", "tracked peak in phase", "");
+            entry(svg, &mut y, "phase-peak", "peak in the phase", "");
         }
     }
-    let mut notes = Vec::new();
-    for (name, percent) in &data.phases_covering {
-        notes.push(format!("{} ({percent} % of the run) not shaded", shorten(name, 20)));
-    }
-    if data.phases_too_short > 0 {
-        notes.push(format!(
-            "{} phases under {} % of the run not shaded",
-            data.phases_too_short,
-            data::MIN_PHASE_PERCENT
-        ));
-    }
-    if data.phases_over_cap > 0 {
-        notes.push(format!(
-            "{} phases not shaded (only {} names are)",
-            data.phases_over_cap,
-            data::MAX_PHASE_NAMES
-        ));
-    }
-    if data.empty_owners > 0 {
-        let owners = if data.empty_owners == 1 { "owner" } else { "owners" };
-        notes.push(format!("{} {owners} that held nothing not drawn", data.empty_owners));
-    }
-    y = y.max(BOTTOM - 14.0 * notes.len() as f64 + 10.0);
+    y = y.max(BOTTOM - NOTE_PITCH * notes.len() as f64 + 10.0);
     for note in notes {
         svg.text(
             "text",
             &[("x", &LEGEND_X), ("y", &num(y)), ("font-size", &10), ("fill", &MUTED)],
             &note,
         );
-        y += 14.0;
+        y += NOTE_PITCH;
     }
     svg.close("g");
 }
