@@ -114,7 +114,7 @@ pub(crate) fn render(data: &ChartData) -> Drawn {
     phases(&mut svg, data, &scale);
     rss(&mut svg, data, &scale);
     if let Some(limit) = &data.limit {
-        limit_line(&mut svg, limit, limit_to_scale.is_some(), &scale);
+        limit_line(&mut svg, data, limit, limit_to_scale.is_some(), &scale);
     }
     axes(&mut svg, data, &y_ticks, &scale);
     legend(&mut svg, data);
@@ -284,7 +284,21 @@ fn rss(svg: &mut Svg, data: &ChartData, scale: &Scale) {
     svg.close("g");
 }
 
-fn limit_line(svg: &mut Svg, limit: &Limit, to_scale: bool, scale: &Scale) {
+/// The start of the widest stretch of the plot's width that no shaded phase covers, so a label
+/// placed there crosses no phase name.
+fn widest_gap(data: &ChartData, scale: &Scale) -> (f64, f64) {
+    let mut gaps = Vec::new();
+    let mut from = LEFT;
+    for phase in &data.phases {
+        let (x0, x1) = (scale.x(phase.start_ms), scale.x(phase.end_ms));
+        gaps.push((from, x0 - from));
+        from = from.max(x1);
+    }
+    gaps.push((from, RIGHT - from));
+    gaps.into_iter().fold((LEFT, 0.0), |best, gap| if gap.1 > best.1 { gap } else { best })
+}
+
+fn limit_line(svg: &mut Svg, data: &ChartData, limit: &Limit, to_scale: bool, scale: &Scale) {
     svg.open("g", &[("id", &"limit"), ("class", &"line"), ("data-bytes", &limit.bytes)]);
     let text = format!("limit {} ({})", format_bytes(limit.bytes), limit.source);
     let y = if to_scale { scale.y(limit.bytes) } else { TOP };
@@ -308,12 +322,19 @@ fn limit_line(svg: &mut Svg, limit: &Limit, to_scale: bool, scale: &Scale) {
             ("stroke-dasharray", &if to_scale { "8 5" } else { "2 4" }),
         ],
     );
+    // Above the plot: right-aligned; on it: in the widest stretch without a shaded phase.
+    let (x, anchor) = if to_scale {
+        let (start, width) = widest_gap(data, scale);
+        (num(start + ((width - text_width(&label, 11.0)) / 2.0).max(4.0)), "start")
+    } else {
+        (num(RIGHT - 4.0), "end")
+    };
     svg.text(
         "text",
         &[
-            ("x", &(RIGHT - 4.0)),
+            ("x", &x),
             ("y", &num(label_y)),
-            ("text-anchor", &"end"),
+            ("text-anchor", &anchor),
             ("font-size", &11),
             ("fill", &LIMIT_COLOUR),
             ("stroke", &"#ffffff"),
