@@ -1,6 +1,7 @@
 //! `heapscope timeline`: the chart of a real agent_session run, parsed as XML (one series per
 //! owner, the RSS line, shaded phases, the limit line from `--limit` or a report), an exact
-//! check on a hand-written timeline, and the error cases (one line, exit status 2).
+//! check on a hand-written timeline, the self-contained HTML page, and the error cases (one
+//! line, exit status 2). `.ci/run` also renders both in headless Chromium.
 #![cfg(all(feature = "cli", feature = "enabled", feature = "jemalloc", target_os = "linux"))]
 
 use std::collections::BTreeSet;
@@ -259,6 +260,52 @@ fn chart_of_a_hand_written_timeline() {
 }
 
 #[test]
+fn html_page_is_self_contained() {
+    let d = dir("html");
+    let path = d.join("timeline.json");
+    std::fs::write(&path, HAND_WRITTEN).unwrap();
+    let out = d.join("memory.html");
+    let page = render(&path, &out, &["--limit", "16MiB", "--title", "a <small> run"]);
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("<title>heapscope timeline: a &lt;small&gt; run</title>"), "{page}");
+    // Nothing is fetched: a policy that forbids it, and no reference to anything outside.
+    assert!(page.contains(
+        "content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'\""
+    ));
+    for reference in [" src=", " href=", "https:", "url("] {
+        assert!(!page.contains(reference), "{reference} in the page");
+    }
+    assert_eq!(
+        page.matches("http:").count(),
+        2,
+        "only the SVG namespace, in the markup and the script"
+    );
+    // The chart is the same SVG, inline.
+    let start = page.find("<svg").unwrap();
+    let end = page.find("</svg>").unwrap() + "</svg>".len();
+    let doc = roxmltree::Document::parse(&page[start..end]).expect("the inline SVG is XML");
+    let owners: Vec<&str> =
+        groups(&doc, "owner").iter().map(|g| g.attribute("data-owner").unwrap()).collect();
+    assert_eq!(owners, ["cache <&>", "history"]);
+    // The script's data is JSON with every owner's values; no `<` can close its element early.
+    let marker = "<script type=\"application/json\" id=\"heapscope-data\">";
+    let json = &page[page.find(marker).unwrap() + marker.len()..];
+    let json = &json[..json.find("</script>").unwrap()];
+    assert!(!json.contains('<'), "{json}");
+    let data: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(data["owners"][0]["name"], "cache <&>");
+    assert_eq!(
+        data["owners"][1]["values"],
+        serde_json::json!([1048576, 8388608, 4194304, 4194304])
+    );
+    assert_eq!(data["times_ms"], serde_json::json!([0, 1000, 2000, 3000]));
+    assert_eq!(data["rss"][1], serde_json::Value::Null);
+    assert_eq!(data["phases"][0]["name"], "compression");
+    assert!(page.contains("data-heapscope-check"), "the script's self-check is in the page");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
 fn errors_are_one_line_and_nonzero() {
     let d = dir("errors");
     let good = d.join("good.json");
@@ -290,10 +337,10 @@ fn errors_are_one_line_and_nonzero() {
         (vec![s(&other), "-o", s(&chart)], "not a heapscope timeline (no samples)"),
         (vec![s(&wrong_type), "-o", s(&chart)], "not a heapscope timeline: invalid type"),
         (vec![s(&empty), "-o", s(&chart)], "the timeline has no samples"),
-        (vec![s(&good), "-o", s(&png)], "the output must end in .svg"),
+        (vec![s(&good), "-o", s(&png)], "the output must end in .svg or .html"),
         (vec![s(&good), "-o", "/proc/heapscope-no-such-dir/chart.svg"], "cannot write"),
         (vec![s(&good), "-o", &under_a_file], "cannot write"),
-        (vec![s(&good), "-o", s(&d)], "the output must end in .svg"),
+        (vec![s(&good), "-o", s(&d)], "the output must end in .svg or .html"),
         (vec![s(&good), "-o", s(&chart), "--report", s(&other)], "not a heapscope report"),
     ];
     for (args, expected) in &cases {

@@ -4,7 +4,7 @@
 //! heapscope show <report.json | bundle directory | pressure-<pid>-<n>.json>
 //! heapscope diff <before.json> <after.json>
 //! heapscope check <report.json> --max-owner history=512MiB [--max-owner cache=64MiB …]
-//! heapscope timeline <timeline.json> -o memory.svg [--limit 256MiB | --report report.json]
+//! heapscope timeline <timeline.json> -o memory.svg|memory.html [--limit 256MiB | --report report.json]
 //! ```
 //!
 //! Errors (a missing file, another schema version, JSON truncated by a crash) are one line on
@@ -53,7 +53,8 @@ enum Command {
     Timeline {
         /// The timeline.json (written by `Sampler::stop` or `watch`).
         path: PathBuf,
-        /// The chart file to write (0600), e.g. `memory.svg`.
+        /// The chart file to write (0600): `memory.svg`, or `memory.html` for a page with hover
+        /// values and legend toggles.
         #[arg(short, long)]
         output: PathBuf,
         /// Draws a limit line at this size, e.g. `256MiB`.

@@ -1,5 +1,5 @@
-//! `heapscope timeline`: draws a `timeline.json` (from `Sampler::stop` or `watch`) as a chart
-//! file, written privately (0600) and atomically.
+//! `heapscope timeline`: draws a `timeline.json` (from `Sampler::stop` or `watch`) as an SVG
+//! chart or an HTML page around it, written privately (0600) and atomically.
 
 use crate::chart::{self, ChartData, Limit};
 use heapscope::Timeline;
@@ -20,12 +20,14 @@ pub(crate) struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Svg,
+    Html,
 }
 
 fn format_of(output: &Path) -> Result<Format, String> {
     match output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("svg") => Ok(Format::Svg),
-        _ => Err(format!("{}: the output must end in .svg", output.display())),
+        Some("html" | "htm") => Ok(Format::Html),
+        _ => Err(format!("{}: the output must end in .svg or .html", output.display())),
     }
 }
 
@@ -43,6 +45,7 @@ pub(crate) fn run(options: &Options) -> Result<ExitCode, String> {
     let drawn = chart::render(&data);
     let bytes = match format {
         Format::Svg => drawn.svg.into_bytes(),
+        Format::Html => chart::page(&data, &drawn).into_bytes(),
     };
     write_private(&options.output, &bytes)?;
     println!(

@@ -3,17 +3,20 @@
 //!
 //! Every part is a `<g>` that a program can find: `g.owner[data-owner]` per owner series,
 //! `g#rss`, `g#limit`, `g.phase[data-phase]` per shaded phase, `g#legend`. Each carries a
-//! `<title>`, which viewers show as a tooltip.
+//! `<title>`, which viewers show as a tooltip. [`page`] wraps the SVG in an HTML page with hover
+//! values and legend toggles.
 //!
 //! Hand-written rather than drawn with plotters: plotters' SVG backend emits anonymous shapes
 //! (no group, class or title per series), and without its `ttf` feature (font-kit and system
 //! fonts) it places legend text by a rough guess.
 
 mod data;
+mod page;
 mod svg;
 mod ticks;
 
 pub(crate) use data::{ChartData, Limit};
+pub(crate) use page::page;
 
 use heapscope::format_bytes;
 use svg::{num, Svg};
@@ -62,10 +65,11 @@ fn seconds(ms: u64) -> String {
     }
 }
 
-/// Maps data to pixels.
-struct Scale {
-    end_ms: f64,
-    top_bytes: f64,
+/// Maps data to pixels: `end_ms` is the right edge of the plot, `top_bytes` its top.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scale {
+    pub(crate) end_ms: f64,
+    pub(crate) top_bytes: f64,
 }
 
 impl Scale {
@@ -77,10 +81,12 @@ impl Scale {
     }
 }
 
-/// What was drawn, for the command's one-line summary.
+/// What was drawn: the SVG, the plot's geometry (for the HTML page's script), and counts for
+/// the command's one-line summary.
 #[derive(Debug)]
 pub(crate) struct Drawn {
     pub(crate) svg: String,
+    pub(crate) scale: Scale,
     pub(crate) owners: usize,
     pub(crate) phases: usize,
 }
@@ -118,7 +124,7 @@ pub(crate) fn render(data: &ChartData) -> Drawn {
     }
     axes(&mut svg, data, &y_ticks, &scale);
     legend(&mut svg, data);
-    Drawn { svg: svg.finish(), owners: data.owners.len(), phases: data.phases.len() }
+    Drawn { svg: svg.finish(), scale, owners: data.owners.len(), phases: data.phases.len() }
 }
 
 fn header(svg: &mut Svg, data: &ChartData) {
