@@ -22,8 +22,8 @@ use heapscope::format_bytes;
 use svg::{num, Svg};
 
 /// Canvas size in pixels.
-pub(crate) const WIDTH: u32 = 1000;
-pub(crate) const HEIGHT: u32 = 540;
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 540;
 /// The plot area.
 const LEFT: f64 = 78.0;
 const RIGHT: f64 = 752.0;
