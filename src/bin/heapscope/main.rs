@@ -4,10 +4,14 @@
 //! heapscope show <report.json | bundle directory | pressure-<pid>-<n>.json>
 //! heapscope diff <before.json> <after.json>
 //! heapscope check <report.json> --max-owner history=512MiB [--max-owner cache=64MiB …]
+//! heapscope timeline <timeline.json> -o memory.svg|memory.html [--limit 256MiB | --report report.json]
 //! ```
 //!
 //! Errors (a missing file, another schema version, JSON truncated by a crash) are one line on
 //! stderr and exit status 2; `check` exits 1 when an owner is over its budget.
+
+mod chart;
+mod timeline;
 
 use clap::{Parser, Subcommand};
 use heapscope::{Report, SCHEMA_VERSION};
@@ -43,6 +47,25 @@ enum Command {
         /// `owner=size`, e.g. `history=512MiB`; repeatable.
         #[arg(long = "max-owner", value_parser = parse_budget, required = true)]
         max_owner: Vec<(String, u64)>,
+    },
+    /// Draws a timeline.json as a chart: live bytes stacked by owner, RSS, the limit, and the
+    /// longer phases shaded.
+    Timeline {
+        /// The timeline.json (written by `Sampler::stop` or `watch`).
+        path: PathBuf,
+        /// The chart file to write (0600): `memory.svg`, or `memory.html` for a page with hover
+        /// values and legend toggles.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Draws a limit line at this size, e.g. `256MiB`.
+        #[arg(long, value_parser = heapscope::parse_bytes)]
+        limit: Option<u64>,
+        /// Takes the limit line from this report.json's effective limit (unless --limit).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// The chart's title (default: the timeline's path).
+        #[arg(long)]
+        title: Option<String>,
     },
 }
 
@@ -203,6 +226,15 @@ fn main() -> ExitCode {
         Command::Show { path } => show(path),
         Command::Diff { before, after } => diff(before, after),
         Command::Check { path, max_owner } => check(path, max_owner),
+        Command::Timeline { path, output, limit, report, title } => {
+            timeline::run(&timeline::Options {
+                path: path.clone(),
+                output: output.clone(),
+                limit: *limit,
+                report: report.clone(),
+                title: title.clone(),
+            })
+        }
     };
     result.unwrap_or_else(|message| {
         eprintln!("heapscope: {message}");

@@ -1,0 +1,119 @@
+//! `heapscope timeline`: draws a `timeline.json` (from `Sampler::stop` or `watch`) as an SVG
+//! chart or an HTML page around it, written privately (0600) and atomically.
+
+use crate::chart::{self, ChartData, Limit};
+use heapscope::Timeline;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The command's arguments.
+pub(crate) struct Options {
+    pub(crate) path: PathBuf,
+    pub(crate) output: PathBuf,
+    pub(crate) limit: Option<u64>,
+    pub(crate) report: Option<PathBuf>,
+    pub(crate) title: Option<String>,
+}
+
+/// The output formats, chosen by the output's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Svg,
+    Html,
+}
+
+fn format_of(output: &Path) -> Result<Format, String> {
+    match output.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("svg") => Ok(Format::Svg),
+        Some("html" | "htm") => Ok(Format::Html),
+        _ => Err(format!("{}: the output must end in .svg or .html", output.display())),
+    }
+}
+
+pub(crate) fn run(options: &Options) -> Result<ExitCode, String> {
+    let format = format_of(&options.output)?;
+    let timeline = load(&options.path)?;
+    let limit = match (options.limit, &options.report) {
+        (Some(bytes), _) => Some(Limit { bytes, source: "--limit".into() }),
+        (None, Some(report)) => limit_from_report(report)?,
+        (None, None) => None,
+    };
+    let title = options.title.clone().unwrap_or_else(|| options.path.display().to_string());
+    let data = ChartData::new(&timeline, title, limit)
+        .map_err(|why| format!("{}: {why}", options.path.display()))?;
+    let drawn = chart::render(&data);
+    let bytes = match format {
+        Format::Svg => drawn.svg.into_bytes(),
+        Format::Html => chart::page(&data, &drawn).into_bytes(),
+    };
+    write_private(&options.output, &bytes)?;
+    println!(
+        "wrote {} ({} owner series, {} of {} phases shaded, {} samples)",
+        options.output.display(),
+        drawn.owners,
+        drawn.phases,
+        timeline.phases.len(),
+        timeline.samples.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(path: &Path) -> Result<Timeline, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        format!("{} is not complete JSON ({e}); was it cut short by a crash?", path.display())
+    })?;
+    if value.get("samples").is_none() {
+        let hint = if value.get("schema_version").is_some() {
+            " (it looks like a report: `heapscope show` reads those)"
+        } else {
+            ""
+        };
+        return Err(format!("{}: not a heapscope timeline (no samples){hint}", path.display()));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| format!("{}: not a heapscope timeline: {e}", path.display()))
+}
+
+/// The report's effective limit, or `None` (with a note) when it names none.
+fn limit_from_report(path: &Path) -> Result<Option<Limit>, String> {
+    let report = crate::load_report(path)?;
+    match report.limits.effective_bytes {
+        Some(bytes) => {
+            let source = report.limits.effective_source.unwrap_or_else(|| "report".into());
+            Ok(Some(Limit { bytes, source }))
+        }
+        None => {
+            eprintln!("heapscope: note: {} names no effective limit; none drawn", path.display());
+            Ok(None)
+        }
+    }
+}
+
+/// Writes `contents` to `path` with mode 0600: a fresh temporary file beside it (created
+/// exclusively, not following links, synced), renamed over `path`. A failure leaves `path`
+/// as it was.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let name = path.file_name().ok_or_else(|| fail(std::io::ErrorKind::InvalidInput.into()))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        }
+        let mut file = options.open(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(fail)
+}
