@@ -41,10 +41,18 @@ fn exact_sizes() -> Vec<usize> {
 
 /// Allocate-and-free churn with 64 blocks live: a new block replaces the oldest.
 fn churn<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {
-    let mut ring: [(usize, usize); 64] = [(0, 0); 64];
+    churn_live::<A, 64>(a, sizes, ops)
+}
+
+/// Churn with `LIVE` blocks live (a power of two): a new block replaces the oldest. With 64
+/// the blocks, jemalloc's thread cache and our counters all stay in L1; with 4096
+/// (≈ 0.5 MiB of blocks) a block is no longer in L1 when it is freed, as in a program whose
+/// live set is larger than a toy's.
+fn churn_live<A: GlobalAlloc, const LIVE: usize>(a: &A, sizes: &[usize], ops: usize) {
+    let mut ring: [(usize, usize); LIVE] = [(0, 0); LIVE];
     for i in 0..ops {
         let size = sizes[i % sizes.len()];
-        let slot = &mut ring[i % 64];
+        let slot = &mut ring[i % LIVE];
         if slot.0 != 0 {
             // SAFETY: allocated below by `a` with this size and align 8.
             unsafe { a.dealloc(slot.0 as *mut u8, Layout::from_size_align_unchecked(slot.1, 8)) };
@@ -208,15 +216,27 @@ fn compare(
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    // `only-raw` / `only-tracked`: run the pairs workload alone, for `perf stat`.
+    // `only-raw` / `only-tracked`: run one workload alone (3 × 1M operations), for `perf
+    // stat` or callgrind. The workload is the pairs one unless another argument names it:
+    // `churn`, `exact` (churn on exact classes) or `churn4k` (churn with 4096 blocks live).
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
         let sizes = small_sizes();
+        let exact = exact_sizes();
+        let workload = std::env::args().skip(1).find(|a| !a.starts_with('-') && !a.starts_with("only-"));
         let _scope = Owner::named("bench").enter();
+        fn run<A: GlobalAlloc>(a: &A, workload: Option<&str>, sizes: &[usize], exact: &[usize]) {
+            match workload {
+                Some("churn") => churn(a, sizes, 1_000_000),
+                Some("exact") => churn(a, exact, 1_000_000),
+                Some("churn4k") => churn_live::<A, 4096>(a, sizes, 1_000_000),
+                _ => pairs(a, sizes, 1_000_000),
+            }
+        }
         for _ in 0..3 {
             if which == "only-raw" {
-                pairs(&RAW_JE, &sizes, 1_000_000)
+                run(&RAW_JE, workload.as_deref(), &sizes, &exact)
             } else {
-                pairs(&TRACKED_JE, &sizes, 1_000_000)
+                run(&TRACKED_JE, workload.as_deref(), &sizes, &exact)
             }
         }
         return;
@@ -253,6 +273,13 @@ fn main() {
         ops,
         &mut || churn(&RAW_JE, sizes, ops),
         &mut || churn(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: churn 16-256 B, 4096 live, 1 thread",
+        rounds,
+        ops,
+        &mut || churn_live::<_, 4096>(&RAW_JE, sizes, ops),
+        &mut || churn_live::<_, 4096>(&TRACKED_JE, sizes, ops),
     );
     compare(
         "jemalloc: churn exact classes, 1 thread",
