@@ -176,8 +176,10 @@ impl<A: GlobalAlloc> Tracked<A> {
     #[inline(always)]
     unsafe fn alloc_with(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
-        let trailer = tag::has_trailer_room(size, align);
-        let inner_size = tag::inner_size(size, trailer);
+        let extra = tag::trailer_extra(size, align);
+        let trailer = extra != 0;
+        // `tag::inner_size(size, trailer)`, with the addend straight from the table.
+        let inner_size = size + extra;
         // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer_room` refuses sizes
         // where the trailer would break it), and `align` comes from a valid Layout.
         let inner_layout = unsafe { Layout::from_size_align_unchecked(inner_size, align) };

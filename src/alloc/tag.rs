@@ -49,6 +49,40 @@ static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
     bits
 };
 
+/// Sizes below this are answered from [`TRAILER_EXTRA`].
+const BYTE_SIZES: usize = 4096;
+
+/// [`TAG_BYTES`] for each size below [`BYTE_SIZES`] with trailer room at alignments up to 16,
+/// else 0: one byte load gives the inner size's addend (4 KiB; sizes 16–256 use four cache
+/// lines of it). Above, [`TRAILER_BITS`] and the computation take over.
+static TRAILER_EXTRA: [u8; BYTE_SIZES] = {
+    let mut extra = [0u8; BYTE_SIZES];
+    let mut size = 0;
+    while size < BYTE_SIZES {
+        if computed_trailer_room(size, 16) {
+            extra[size] = TAG_BYTES as u8;
+        }
+        size += 1;
+    }
+    extra
+};
+
+/// The bytes a block of this layout adds for its trailer: [`TAG_BYTES`] when it keeps its
+/// owner in a trailer, 0 when in the side table (see [`has_trailer_room`]).
+#[inline(always)]
+pub(crate) fn trailer_extra(size: usize, align: usize) -> usize {
+    match TRAILER_EXTRA.get(size) {
+        Some(&extra) if align <= 16 => extra as usize,
+        _ => {
+            if wide_trailer_room(size, align) {
+                TAG_BYTES
+            } else {
+                0
+            }
+        }
+    }
+}
+
 /// Whether a block of this layout keeps its owner in a trailer (`true`) or in the side table.
 ///
 /// `true` exactly when `size + 2` lands in the same jemalloc size class as `size`, so the
@@ -59,6 +93,12 @@ static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
 /// the allocation path needs no check of its own.
 #[inline(always)]
 pub(crate) fn has_trailer_room(size: usize, align: usize) -> bool {
+    trailer_extra(size, align) != 0
+}
+
+/// [`has_trailer_room`] for sizes of [`BYTE_SIZES`] and above, or alignments above 16.
+#[inline(always)]
+fn wide_trailer_room(size: usize, align: usize) -> bool {
     match TRAILER_BITS.get(size / 64) {
         Some(word) if align <= 16 => word >> (size % 64) & 1 != 0,
         _ => {
@@ -156,6 +196,7 @@ mod tests {
             assert_eq!(has_trailer_room(size, 8), free, "size {size}");
             assert_eq!(has_trailer_room(size, 16), free, "size {size}");
             assert_eq!(computed_trailer_room(size, 1), free, "size {size}");
+            assert_eq!(trailer_extra(size, 8), if free { TAG_BYTES } else { 0 }, "size {size}");
         }
     }
 
