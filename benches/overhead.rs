@@ -8,6 +8,9 @@
 //!
 //! `cargo bench --bench overhead --features enabled` (add `-- quick` for a short run).
 
+mod common;
+use common::small_sizes;
+
 use heapscope::{Owner, Tracked};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::{Arc, Barrier, Mutex};
@@ -20,19 +23,6 @@ static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
 static RAW_JE: Jemalloc = Jemalloc;
 static TRACKED_SYS: Tracked<System> = Tracked::new(System);
 static RAW_SYS: System = System;
-
-/// Sizes 16..=256 from a fixed xorshift sequence (seed printed in the header).
-fn small_sizes() -> Vec<usize> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            16 + (x % 241) as usize
-        })
-        .collect()
-}
 
 /// Sizes that sit exactly on jemalloc classes (no slack: side-table path).
 fn exact_sizes() -> Vec<usize> {
@@ -222,7 +212,8 @@ fn main() {
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
         let sizes = small_sizes();
         let exact = exact_sizes();
-        let workload = std::env::args().skip(1).find(|a| !a.starts_with('-') && !a.starts_with("only-"));
+        let workload =
+            std::env::args().skip(1).find(|a| !a.starts_with('-') && !a.starts_with("only-"));
         let _scope = Owner::named("bench").enter();
         fn run<A: GlobalAlloc>(a: &A, workload: Option<&str>, sizes: &[usize], exact: &[usize]) {
             match workload {

@@ -12,6 +12,9 @@
 //! cargo bench --bench profiling --features enabled,jemalloc-profiling -- active
 //! ```
 
+mod common;
+use common::small_sizes;
+
 use heapscope::profiling::{self, ProfilingStatus};
 use heapscope::Tracked;
 use std::alloc::{GlobalAlloc, Layout};
@@ -22,19 +25,6 @@ heapscope::install!();
 
 static RAW: Jemalloc = Jemalloc;
 static TRACKED: Tracked<Jemalloc> = Tracked::new(Jemalloc);
-
-/// Sizes 16..=256 from a fixed xorshift sequence (the overhead bench's).
-fn small_sizes() -> Vec<usize> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            16 + (x % 241) as usize
-        })
-        .collect()
-}
 
 /// Allocate then free at once.
 fn pairs<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {

@@ -3,27 +3,17 @@
 //! the history's size, the shallow one far below; report.json and timeline.json parse.
 #![cfg(all(feature = "enabled", feature = "jemalloc", target_os = "linux"))]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
-
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join("agent_session");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --all-features`, which builds the examples",
-        path.display()
-    );
-    path
-}
 
 /// Runs the example and returns, per compression, (history bytes before, peak rise).
 fn run(compression: &str) -> (Vec<(u64, u64)>, PathBuf) {
     let out =
         std::env::temp_dir().join(format!("heapscope-agent-{}-{compression}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let output = Command::new(example())
+    let output = Command::new(common::example("agent_session"))
         .args([
             "--turns",
             "16",

@@ -4,6 +4,8 @@
 //! line, exit status 2). `.ci/run` also renders both in headless Chromium.
 #![cfg(all(feature = "cli", feature = "enabled", feature = "jemalloc", target_os = "linux"))]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,22 +31,9 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// The agent_session example, built by `cargo test` alongside the tests.
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join("agent_session");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --all-features`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
 /// Runs a short agent session writing into `out`.
 fn agent_session(out: &Path) {
-    let output = Command::new(example())
+    let output = Command::new(common::example("agent_session"))
         .args(["--turns", "16", "--compress-every", "8", "--max-payload", "512KiB"])
         .args(["--compression", "deep-copy", "--out"])
         .arg(out)
