@@ -14,8 +14,9 @@ pub const PRIVACY_NOTICE: &str = "\
 This directory was written by heapscope on request. It may contain: owner and retained-item \
 labels chosen by the program (which can include file names, commands or user text), the \
 process id and command names of this process and its children, memory figures, and - when a \
-heap profile is included - call stacks with function names, and the paths of the program's \
-binary and libraries. Share it only with people who may see that. Nothing was sent anywhere: \
+heap profile is included - call stacks with function names, the paths of the program's binary \
+and libraries, and (in a dhat profile) the program's full command line. Share it only with \
+people who may see that. Nothing was sent anywhere: \
 the files exist only on this machine, readable by this user alone.";
 
 /// Options for [`capture`].

@@ -407,6 +407,13 @@ mod jemalloc_backend {
     /// can enter keeps it private) and returns its contents.
     pub(super) fn dump(scratch: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
         let path = scratch.join("jemalloc.heap");
+        // jemalloc copies the name into a PATH_MAX + 1 buffer: refuse longer ones before.
+        if path.as_os_str().len() >= 4096 {
+            return Err(format!(
+                "the dump path is {} bytes long, longer than jemalloc accepts (4095)",
+                path.as_os_str().len()
+            ));
+        }
         let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| format!("the path {} contains a NUL byte", path.display()))?;
         // SAFETY: `prof.dump` takes a `const char *` file name; `c_path` outlives the call.
