@@ -174,11 +174,67 @@ fn main() {
         .unwrap();
     assert!(status.success(), "the prof:false child failed");
 
+    captures_while_threads_allocate(&base.join("busy"));
+
     profiling::deactivate().unwrap();
     assert!(matches!(profiling::status(), ProfilingStatus::Jemalloc { active: false, .. }));
     drop(held);
     std::fs::remove_dir_all(&base).unwrap();
     eprintln!("profiling_jemalloc: ok");
+}
+
+/// Three captures while four threads allocate and free under owners, sampled every 16 KiB:
+/// no deadlock between jemalloc's dump lock and the allocation path (a watchdog aborts after
+/// 60 s), every capture has its profile, and the threads' owners are back to zero.
+fn captures_while_threads_allocate(base: &Path) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..600 {
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!("captures under load did not finish within 60 s");
+            std::process::abort();
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let owner = heapscope::Owner::named(format!("busy_{t}"));
+                let _scope = owner.enter();
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::SeqCst) || rounds < 100 {
+                    let v: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 100 + i * 37]).collect();
+                    drop(std::hint::black_box(v));
+                    rounds += 1;
+                }
+                owner
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        let bundle = heapscope::capture(&CaptureOptions::new(base)).unwrap();
+        assert!(
+            matches!(&bundle.manifest.heap_profile, HeapProfile::Written { files, .. } if files.len() == 2),
+            "{:?}",
+            bundle.manifest.heap_profile
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        let owner = worker.join().unwrap();
+        assert_eq!(owner.stats().live_bytes, 0, "{owner:?}");
+    }
+    done.store(true, Ordering::SeqCst);
+    watchdog.join().unwrap();
 }
 
 /// The `cum` column (the 4th number) of a `go tool pprof -top` line, in MB.
