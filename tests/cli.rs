@@ -85,7 +85,16 @@ fn show_diff_and_check_on_real_reports() {
     // A bundle directory shows its report.json.
     let bundle = heapscope::capture(&heapscope::CaptureOptions::new(&d)).unwrap();
     let out = heapscope(&["show", bundle.directory.to_str().unwrap()]);
-    assert!(out.status.success() && text(&out).0.contains("cli_history"));
+    let shown = text(&out).0;
+    assert!(out.status.success() && shown.contains("cli_history"), "{shown}");
+    // ...then the files the manifest lists and the heap profile's outcome.
+    assert!(shown.contains("bundle files:") && shown.contains("report.json"), "{shown}");
+    match &bundle.manifest.heap_profile {
+        heapscope::HeapProfile::Written { .. } => {
+            assert!(shown.contains("go tool pprof -top -cum"), "{shown}")
+        }
+        _ => assert!(shown.contains("no heap profile: "), "{shown}"),
+    }
     drop((first, second, item));
     std::fs::remove_dir_all(&d).ok();
 }

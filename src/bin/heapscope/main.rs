@@ -135,7 +135,12 @@ fn signed(delta: i64) -> String {
 
 fn show(path: &Path) -> Result<ExitCode, String> {
     match load(path)? {
-        Loaded::Report(report) => print!("{report}"),
+        Loaded::Report(report) => {
+            print!("{report}");
+            if path.is_dir() {
+                show_bundle_files(path)?;
+            }
+        }
         Loaded::Partial(dump) => {
             println!("notice: only the first phase of this pressure dump was written (collection_complete: false):");
             println!("the process did not get to write the full report. The figures taken at the moment of pressure:");
@@ -147,6 +152,47 @@ fn show(path: &Path) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What else a bundle holds, from its manifest: the heap profile and how to read it, or why
+/// there is none.
+fn show_bundle_files(dir: &Path) -> Result<(), String> {
+    let path = dir.join("manifest.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        println!("\nbundle: no manifest.json (the capture stopped before writing it)");
+        return Ok(());
+    };
+    let manifest: heapscope::Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a heapscope manifest: {e}", path.display()))?;
+    println!("\nbundle files:");
+    for f in &manifest.files {
+        println!("  {:<16} {:>12}  sha256 {}", f.name, size(f.bytes), f.sha256);
+    }
+    for s in &manifest.skipped {
+        println!("  missing {}: {}", s.name, s.reason);
+    }
+    match &manifest.heap_profile {
+        heapscope::HeapProfile::Written { backend, files, notes } => {
+            println!("heap profile ({backend}):");
+            for file in files {
+                let how = match file.as_str() {
+                    "heap.pb.gz" => "go tool pprof -top -cum",
+                    "jemalloc.heap" => "jeprof --text <the program's binary>",
+                    "dhat-heap.json" => "open in DHAT's viewer (dh_view.html) with",
+                    _ => "read",
+                };
+                println!("  {how} {}", dir.join(file).display());
+            }
+            for note in notes {
+                println!("  note: {note}");
+            }
+        }
+        heapscope::HeapProfile::Unavailable { reason, fix } => {
+            println!("no heap profile: {reason}\n  to get one: {fix}");
+        }
+        other => println!("heap profile: {other:?}"),
+    }
+    Ok(())
 }
 
 fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
