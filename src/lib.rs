@@ -81,8 +81,9 @@
 //! # Unsafe code
 //! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
 //! arithmetic), `counters.rs` (dereferencing the thread's cached pointer into its own counter
-//! slot, and the `pthread` thread-exit hook), `Retained`'s `ManuallyDrop`, and `profiling`
-//! (jemalloc's `mallctl` calls and the exported start-up configuration); every block has a
+//! slot, and the `pthread` thread-exit hook), `Retained`'s `ManuallyDrop`, `profiling`
+//! (jemalloc's `mallctl` calls and the exported start-up configuration), the phase-1 dump's
+//! system calls in `monitor`, and the background threads' signal mask; every block has a
 //! `SAFETY:` comment.
 //!
 //! MSRV: Rust 1.95.
@@ -111,6 +112,7 @@ pub mod signal;
 mod snapshot;
 mod stats;
 pub mod testing;
+mod threads;
 mod timeline;
 #[cfg(feature = "tracing")]
 mod tracing_layer;

@@ -183,7 +183,10 @@ impl PressureMonitorBuilder {
             Some(
                 std::thread::Builder::new()
                     .name("heapscope-monitor".into())
-                    .spawn(move || run(&worker, interval))
+                    .spawn(move || {
+                        crate::threads::block_async_signals(None);
+                        run(&worker, interval)
+                    })
                     .map_err(|e| Error::Io {
                         path: PathBuf::new(),
                         action: "start the monitor thread",

@@ -86,6 +86,7 @@ impl SignalTrigger {
         let thread = std::thread::Builder::new()
             .name("heapscope-signal".to_owned())
             .spawn(move || {
+                crate::threads::block_async_signals(Some(signal));
                 for _ in signals.forever() {
                     let outcome = capture(&options);
                     #[cfg(feature = "tracing")]

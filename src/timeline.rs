@@ -277,7 +277,10 @@ impl Sampler {
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("heapscope-sampler".into())
-            .spawn(move || run(&worker, interval))
+            .spawn(move || {
+                crate::threads::block_async_signals(None);
+                run(&worker, interval)
+            })
             .map_err(|e| Error::OutOfBounds {
                 what: "sampler thread",
                 value: e.to_string(),
