@@ -114,6 +114,22 @@ impl PressureMonitorBuilder {
     /// heap profile where one can be taken) with `options`, after the dump and before the
     /// callbacks. Off by default. A bundle takes a slot of the session's cap like a dump; when
     /// only the dump's slot is left, the dump is written without it.
+    ///
+    /// ```
+    /// use heapscope::{CaptureOptions, DumpOutcome, PressureMonitor, ReportOptions};
+    /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
+    /// let monitor = PressureMonitor::builder()
+    ///     .directory(&dir)
+    ///     .report(ReportOptions::default().budget_bytes(1 << 30))
+    ///     .bundle_on_critical(CaptureOptions::new(&dir))
+    ///     .manual()
+    ///     .start()?;
+    /// // 99 % of the budget is critical: a dump, and a bundle beside it.
+    /// let outcome = monitor.check_used((1 << 30) / 100 * 99);
+    /// assert!(matches!(outcome, Some(DumpOutcome::Written { bundle: Some(Ok(_)), .. })));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn bundle_on_critical(mut self, options: CaptureOptions) -> Self {
         self.bundle_on_critical = Some(options);
         self

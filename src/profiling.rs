@@ -20,10 +20,18 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// jemalloc's default sampling interval (2^19 bytes), which [`activate`] uses.
+///
+/// ```
+/// assert_eq!(heapscope::profiling::DEFAULT_SAMPLE_INTERVAL, 512 * 1024);
+/// ```
 pub const DEFAULT_SAMPLE_INTERVAL: u64 = 1 << 19;
 
 /// The configuration heapscope gives jemalloc at start-up with `jemalloc-profiling`:
 /// profiling compiled in and enabled, sampling off until [`activate`].
+///
+/// ```
+/// assert!(heapscope::profiling::MALLOC_CONF.contains("prof_active:false"));
+/// ```
 pub const MALLOC_CONF: &str = "prof:true,prof_active:false";
 
 /// Where heap profiling stands in this process.

@@ -115,6 +115,14 @@ impl SignalTrigger {
     }
 
     /// The signal this trigger listens for.
+    ///
+    /// ```
+    /// use heapscope::signal::{SignalTrigger, DEFAULT_SIGNAL};
+    /// let trigger = SignalTrigger::start_on(DEFAULT_SIGNAL, Default::default(), |_| {})?;
+    /// assert_eq!(trigger.signal(), DEFAULT_SIGNAL);
+    /// trigger.stop();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn signal(&self) -> i32 {
         self.signal
     }
