@@ -1,72 +1,113 @@
 //! A signal that asks for a diagnostics bundle (feature `signal`).
 //!
 //! The signal handler itself only records that the signal arrived (signal-hook's self-pipe);
-//! a dedicated thread waits for it and runs [`capture`], which allocates,
-//! writes files and may take a heap profile — none of which is allowed inside a handler.
-//! Signals that arrive while a capture runs are merged into one more capture.
+//! a dedicated thread waits for it and runs [`capture`], which allocates, writes files and may
+//! take a heap profile — none of which is allowed inside a handler. Signals that arrive while a
+//! capture runs are merged into one more capture. A repeated signal cannot fill the disk: a
+//! trigger writes at most [`max_bundles`](SignalTriggerBuilder::max_bundles) bundles, at least
+//! a [`cooldown`](SignalTriggerBuilder::cooldown) apart, and says so when it refuses.
 
 use crate::bundle::{capture, Bundle, CaptureOptions};
 use crate::error::{Error, Result};
 use signal_hook::iterator::{Handle, Signals};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The signal [`SignalTrigger::start`] listens for.
 pub const DEFAULT_SIGNAL: i32 = signal_hook::consts::SIGUSR2;
 
-/// While alive, a signal writes a diagnostics bundle. Dropping it (or [`stop`](Self::stop))
-/// stops listening and joins its thread.
-///
-/// ```no_run
-/// let trigger = heapscope::signal::SignalTrigger::start(
-///     heapscope::CaptureOptions::new("/var/tmp/agent"),
-/// )?;
-/// // `kill -USR2 <pid>` now writes /var/tmp/agent/diagnostics/memory/<time>-<pid>/.
-/// # drop(trigger);
-/// # Ok::<(), heapscope::Error>(())
-/// ```
+/// What one signal did.
 #[derive(Debug)]
-pub struct SignalTrigger {
-    signal: i32,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
+#[non_exhaustive]
+pub enum SignalOutcome {
+    /// A bundle was written.
+    Written(Bundle),
+    /// The capture failed (nothing usable was written).
+    Failed(Error),
+    /// Ignored: the previous bundle was written less than the cooldown ago.
+    CoolingDown {
+        /// How long ago the previous capture finished.
+        since_last: Duration,
+    },
+    /// Ignored: the trigger has written all the bundles it may.
+    CapReached {
+        /// The cap.
+        max_bundles: u32,
+    },
 }
 
-impl SignalTrigger {
-    /// Listens for SIGUSR2; each one writes a bundle with `options` and prints the privacy
-    /// notice and the bundle's path (or the error) to standard error, where whoever sent the
-    /// signal looks for the answer.
-    ///
-    /// # Errors
-    /// As [`start_on`](Self::start_on).
-    pub fn start(options: CaptureOptions) -> Result<SignalTrigger> {
-        Self::start_on(DEFAULT_SIGNAL, options, |outcome| match outcome {
-            Ok(bundle) => eprintln!(
-                "heapscope: diagnostics bundle written to {}\n{}",
-                bundle.directory.display(),
-                bundle.privacy_notice
-            ),
-            Err(e) => eprintln!("heapscope: the diagnostics bundle failed: {e}"),
-        })
+type OnCapture = Box<dyn FnMut(SignalOutcome) + Send>;
+
+/// Settings for a [`SignalTrigger`]; from [`SignalTrigger::builder`].
+pub struct SignalTriggerBuilder {
+    signal: i32,
+    options: CaptureOptions,
+    cooldown: Duration,
+    max_bundles: u32,
+    on_capture: OnCapture,
+}
+
+impl std::fmt::Debug for SignalTriggerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalTriggerBuilder")
+            .field("signal", &self.signal)
+            .field("options", &self.options)
+            .field("cooldown", &self.cooldown)
+            .field("max_bundles", &self.max_bundles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignalTriggerBuilder {
+    /// The signal to listen for (default SIGUSR2).
+    pub fn signal(mut self, signal: i32) -> Self {
+        self.signal = signal;
+        self
     }
 
-    /// Listens for `signal`; each one writes a bundle with `options` and hands the outcome to
-    /// `on_capture`, on the trigger's thread.
+    /// The shortest time from the end of one capture to the start of the next (default 10 s);
+    /// signals sooner are ignored.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// The most bundles this trigger writes (default 10); later signals are ignored.
+    pub fn max_bundles(mut self, n: u32) -> Self {
+        self.max_bundles = n;
+        self
+    }
+
+    /// Receives what each signal did, on the trigger's thread. By default the outcome is
+    /// printed to standard error (the privacy notice and the bundle's path, or why not), where
+    /// whoever sent the signal looks for the answer.
+    pub fn on_capture(mut self, f: impl FnMut(SignalOutcome) + Send + 'static) -> Self {
+        self.on_capture = Box::new(f);
+        self
+    }
+
+    /// Starts listening.
     ///
     /// # Errors
     /// [`Error::Signal`] when the signal cannot be handled (SIGKILL, SIGSTOP, SIGSEGV and the
-    /// like are refused) or the thread cannot start.
+    /// like are refused, as are numbers that are not signals) or the thread cannot start;
+    /// [`Error::OutOfBounds`] for `max_bundles` of 0.
     ///
     /// ```
     /// use heapscope::signal::SignalTrigger;
-    /// let refused = SignalTrigger::start_on(9, heapscope::CaptureOptions::default(), |_| {});
+    /// let refused = SignalTrigger::builder(Default::default()).signal(9).start();
     /// assert!(refused.is_err()); // SIGKILL cannot be handled
     /// ```
-    pub fn start_on(
-        signal: i32,
-        options: CaptureOptions,
-        mut on_capture: impl FnMut(Result<Bundle>) + Send + 'static,
-    ) -> Result<SignalTrigger> {
+    pub fn start(self) -> Result<SignalTrigger> {
+        let SignalTriggerBuilder { signal, options, cooldown, max_bundles, mut on_capture } = self;
         let refused = |message: String| Error::Signal { signal, message };
+        if max_bundles == 0 {
+            return Err(Error::OutOfBounds {
+                what: "max_bundles",
+                value: "0".into(),
+                allowed: "1 or more",
+            });
+        }
         // signal-hook panics on these rather than returning an error.
         #[cfg(target_os = "linux")]
         let highest = libc::SIGRTMAX();
@@ -87,21 +128,37 @@ impl SignalTrigger {
             .name("heapscope-signal".to_owned())
             .spawn(move || {
                 crate::threads::block_async_signals(Some(signal));
+                let mut written = 0u32;
+                let mut last: Option<Instant> = None;
                 for _ in signals.forever() {
-                    let outcome = capture(&options);
+                    let outcome = match last.map(|t| t.elapsed()) {
+                        _ if written >= max_bundles => SignalOutcome::CapReached { max_bundles },
+                        Some(since_last) if since_last < cooldown => {
+                            SignalOutcome::CoolingDown { since_last }
+                        }
+                        _ => {
+                            written += 1;
+                            let outcome = match capture(&options) {
+                                Ok(bundle) => SignalOutcome::Written(bundle),
+                                Err(e) => SignalOutcome::Failed(e),
+                            };
+                            last = Some(Instant::now());
+                            outcome
+                        }
+                    };
                     #[cfg(feature = "tracing")]
                     match &outcome {
-                        Ok(bundle) => tracing::warn!(
+                        SignalOutcome::Written(bundle) => tracing::warn!(
                             target: "heapscope",
                             signal,
                             directory = %bundle.directory.display(),
                             "diagnostics bundle written on signal"
                         ),
-                        Err(e) => tracing::error!(
+                        other => tracing::warn!(
                             target: "heapscope",
                             signal,
-                            error = %e,
-                            "diagnostics bundle on signal failed"
+                            outcome = ?other,
+                            "no diagnostics bundle on signal"
                         ),
                     }
                     on_capture(outcome);
@@ -113,12 +170,88 @@ impl SignalTrigger {
             })?;
         Ok(SignalTrigger { signal, handle, thread: Some(thread) })
     }
+}
+
+/// Prints what a signal did to standard error.
+fn print_outcome(outcome: SignalOutcome) {
+    match outcome {
+        SignalOutcome::Written(bundle) => eprintln!(
+            "heapscope: diagnostics bundle written to {}\n{}",
+            bundle.directory.display(),
+            bundle.privacy_notice
+        ),
+        SignalOutcome::Failed(e) => eprintln!("heapscope: the diagnostics bundle failed: {e}"),
+        SignalOutcome::CoolingDown { since_last } => eprintln!(
+            "heapscope: signal ignored: the last bundle was finished {:.1} s ago",
+            since_last.as_secs_f64()
+        ),
+        SignalOutcome::CapReached { max_bundles } => eprintln!(
+            "heapscope: signal ignored: this process already wrote {max_bundles} bundles on \
+             signals"
+        ),
+    }
+}
+
+/// While alive, a signal writes a diagnostics bundle. Dropping it (or [`stop`](Self::stop))
+/// stops listening and joins its thread.
+///
+/// ```no_run
+/// let trigger = heapscope::signal::SignalTrigger::start(
+///     heapscope::CaptureOptions::new("/var/tmp/agent"),
+/// )?;
+/// // `kill -USR2 <pid>` now writes /var/tmp/agent/diagnostics/memory/<time>-<pid>/.
+/// # drop(trigger);
+/// # Ok::<(), heapscope::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SignalTrigger {
+    signal: i32,
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SignalTrigger {
+    /// Listens for SIGUSR2 with the defaults (10 s cooldown, at most 10 bundles, outcomes on
+    /// standard error); each signal writes a bundle with `options`.
+    ///
+    /// # Errors
+    /// As [`SignalTriggerBuilder::start`].
+    pub fn start(options: CaptureOptions) -> Result<SignalTrigger> {
+        Self::builder(options).start()
+    }
+
+    /// A trigger to configure: signal, cooldown, cap and what to do with each outcome.
+    ///
+    /// ```
+    /// use heapscope::signal::{SignalOutcome, SignalTrigger};
+    /// use std::time::Duration;
+    /// let trigger = SignalTrigger::builder(heapscope::CaptureOptions::new("/var/tmp/agent"))
+    ///     .cooldown(Duration::from_secs(60))
+    ///     .max_bundles(3)
+    ///     .on_capture(|outcome| {
+    ///         if let SignalOutcome::Written(bundle) = outcome {
+    ///             eprintln!("bundle: {}", bundle.directory.display());
+    ///         }
+    ///     })
+    ///     .start()?;
+    /// trigger.stop();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
+    pub fn builder(options: CaptureOptions) -> SignalTriggerBuilder {
+        SignalTriggerBuilder {
+            signal: DEFAULT_SIGNAL,
+            options,
+            cooldown: Duration::from_secs(10),
+            max_bundles: 10,
+            on_capture: Box::new(print_outcome),
+        }
+    }
 
     /// The signal this trigger listens for.
     ///
     /// ```
     /// use heapscope::signal::{SignalTrigger, DEFAULT_SIGNAL};
-    /// let trigger = SignalTrigger::start_on(DEFAULT_SIGNAL, Default::default(), |_| {})?;
+    /// let trigger = SignalTrigger::builder(Default::default()).on_capture(|_| {}).start()?;
     /// assert_eq!(trigger.signal(), DEFAULT_SIGNAL);
     /// trigger.stop();
     /// # Ok::<(), heapscope::Error>(())

@@ -1,48 +1,73 @@
-//! SIGUSR2 writes a diagnostics bundle from the trigger's own thread; the trigger stops
-//! cleanly; signals that cannot be handled are refused with a typed error.
+//! SIGUSR2 writes a diagnostics bundle from the trigger's own thread; repeated signals are held
+//! to the cooldown and the cap; the trigger stops cleanly; signals that cannot be handled are
+//! refused with a typed error.
 //!
 //! Own process (`harness = false`): signal dispositions are process-wide.
 
-use heapscope::signal::{SignalTrigger, DEFAULT_SIGNAL};
+use heapscope::signal::{SignalOutcome, SignalTrigger, DEFAULT_SIGNAL};
 use heapscope::CaptureOptions;
 use std::sync::mpsc;
 use std::time::Duration;
 
 heapscope::install!();
 
+fn send() {
+    // SAFETY: sending a signal to this very process, which handles it.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) }, 0);
+}
+
 fn main() {
     let base = std::env::temp_dir().join(format!("heapscope-signal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
     let (sent, received) = mpsc::channel();
-    let trigger = SignalTrigger::start_on(DEFAULT_SIGNAL, CaptureOptions::new(&base), move |r| {
-        let _ = sent.send((r, std::thread::current().name().map(str::to_owned)));
-    })
-    .unwrap();
+    let trigger = SignalTrigger::builder(CaptureOptions::new(&base))
+        .cooldown(Duration::from_secs(1))
+        .max_bundles(2)
+        .on_capture(move |outcome| {
+            let _ = sent.send((outcome, std::thread::current().name().map(str::to_owned)));
+        })
+        .start()
+        .unwrap();
     assert_eq!(trigger.signal(), libc::SIGUSR2);
+    assert_eq!(trigger.signal(), DEFAULT_SIGNAL);
+    let next =
+        || received.recv_timeout(Duration::from_secs(60)).expect("an outcome within a minute");
 
-    for round in 1..=2 {
-        // SAFETY: sending a signal to this very process, which handles it.
-        assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) }, 0);
-        let (outcome, thread) = received
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no bundle {round} within a minute of SIGUSR2"));
-        let bundle = outcome.unwrap();
-        assert_eq!(thread.as_deref(), Some("heapscope-signal"), "captured off the handler");
-        assert!(bundle.directory.starts_with(base.join("diagnostics").join("memory")));
-        for name in ["report.json", "manifest.json", "README.txt"] {
-            assert!(bundle.directory.join(name).is_file(), "{name} in round {round}");
-        }
+    // 1st signal: a bundle, written off the handler, on the trigger's thread.
+    send();
+    let (outcome, thread) = next();
+    let SignalOutcome::Written(bundle) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(thread.as_deref(), Some("heapscope-signal"));
+    assert!(bundle.directory.starts_with(base.join("diagnostics").join("memory")));
+    for name in ["report.json", "manifest.json", "README.txt"] {
+        assert!(bundle.directory.join(name).is_file(), "{name}");
     }
+    // At once again: within the cooldown, ignored and said so.
+    send();
+    let (outcome, _) = next();
+    assert!(matches!(outcome, SignalOutcome::CoolingDown { .. }), "{outcome:?}");
+    // After the cooldown: the 2nd bundle; then the cap.
+    std::thread::sleep(Duration::from_millis(1200));
+    send();
+    assert!(matches!(next().0, SignalOutcome::Written(_)));
+    std::thread::sleep(Duration::from_millis(1200));
+    send();
+    let (outcome, _) = next();
+    assert!(matches!(outcome, SignalOutcome::CapReached { max_bundles: 2 }), "{outcome:?}");
     trigger.stop();
     let bundles = std::fs::read_dir(base.join("diagnostics").join("memory")).unwrap().count();
     assert_eq!(bundles, 2);
 
-    match SignalTrigger::start_on(libc::SIGKILL, CaptureOptions::new(&base), |_| {}) {
+    let refuse = |signal| SignalTrigger::builder(CaptureOptions::new(&base)).signal(signal).start();
+    match refuse(libc::SIGKILL) {
         Err(heapscope::Error::Signal { signal, .. }) => assert_eq!(signal, libc::SIGKILL),
         other => panic!("SIGKILL must be refused, got {other:?}"),
     }
-    assert!(SignalTrigger::start_on(100_000, CaptureOptions::new(&base), |_| {}).is_err());
+    assert!(refuse(100_000).is_err());
+    assert!(refuse(0).is_err());
+    let none = SignalTrigger::builder(CaptureOptions::new(&base)).max_bundles(0).start();
+    assert!(matches!(none, Err(heapscope::Error::OutOfBounds { .. })), "{none:?}");
     std::fs::remove_dir_all(&base).unwrap();
     eprintln!("signal: ok");
 }
