@@ -299,7 +299,8 @@ impl Sampler {
         Timeline::build(self.started_at_unix_ms, self.interval, samples, dropped)
     }
 
-    /// Stops the thread and returns the final timeline.
+    /// Stops the thread, which takes one last sample, and returns the final timeline: it
+    /// has at least two samples, the first at start and the last at the stop.
     pub fn stop(mut self) -> Timeline {
         self.halt();
         self.timeline()
@@ -322,34 +323,20 @@ impl Drop for Sampler {
     }
 }
 
-fn block_signals() {
-    #[cfg(unix)]
-    {
-        // SAFETY: `set` is a valid sigset_t that sigfillset initialises; pthread_sigmask only
-        // changes this thread's mask.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut set);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        }
-    }
-}
-
 fn run(shared: &Shared, interval: Duration) {
-    block_signals();
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let started = Instant::now();
     let mut next = started;
-    loop {
-        let sample = take_sample(started);
-        {
-            let mut ring = shared.ring.lock();
-            if ring.samples.len() == ring.capacity {
-                ring.samples.pop_front();
-                ring.dropped += 1;
-            }
-            ring.samples.push_back(sample);
+    let record = |sample: Sample| {
+        let mut ring = shared.ring.lock();
+        if ring.samples.len() == ring.capacity {
+            ring.samples.pop_front();
+            ring.dropped += 1;
         }
+        ring.samples.push_back(sample);
+    };
+    loop {
+        record(take_sample(started));
         next += interval;
         let now = Instant::now();
         if next < now {
@@ -363,6 +350,9 @@ fn run(shared: &Shared, interval: Duration) {
             }
         }
         if *stop {
+            drop(stop);
+            // The timeline ends when the sampler is stopped, not at its last tick.
+            record(take_sample(started));
             return;
         }
     }
