@@ -30,6 +30,7 @@ pub struct CaptureOptions {
     base: PathBuf,
     max_bytes: u64,
     report: ReportOptions,
+    pprof: bool,
 }
 
 impl Default for CaptureOptions {
@@ -40,6 +41,7 @@ impl Default for CaptureOptions {
             base: PathBuf::from("."),
             max_bytes: 256 << 20,
             report: ReportOptions::default(),
+            pprof: true,
         }
     }
 }
@@ -54,6 +56,22 @@ impl CaptureOptions {
     /// manifest says so).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
+        self
+    }
+
+    /// Whether a jemalloc profile is also converted to `heap.pb.gz` (default: yes). The
+    /// conversion symbolises in-process, which briefly needs memory to parse the binary's
+    /// debug information (about 30–50 MiB for heapscope's own test binaries; given back
+    /// afterwards). Under memory pressure (`PressureMonitorBuilder::bundle_on_critical`) turn
+    /// it off: the raw `jemalloc.heap` is still written, and `jeprof` symbolises it later with
+    /// the program's binary.
+    ///
+    /// ```
+    /// let options = heapscope::CaptureOptions::new("/var/tmp/agent").pprof(false);
+    /// # let _ = options;
+    /// ```
+    pub fn pprof(mut self, convert: bool) -> Self {
+        self.pprof = convert;
         self
     }
 
@@ -177,8 +195,9 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     let report = Report::capture_with(&options.report);
     write("report.json", report.to_json().as_bytes(), &mut files, &mut skipped)?;
 
-    let heap_profile =
-        heap_profile(&dir, &mut |name, contents| write(name, contents, &mut files, &mut skipped));
+    let heap_profile = heap_profile(&dir, options.pprof, &mut |name, contents| {
+        write(name, contents, &mut files, &mut skipped)
+    });
 
     let manifest = |files: &[WrittenFile], skipped: &[Skipped]| Manifest {
         heapscope_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -230,7 +249,11 @@ fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {
 
 /// Takes a heap profile with the backend `profiling::status` names and writes its files with
 /// `write` (which applies the bundle cap). Never fails: what went wrong is in the outcome.
-fn heap_profile(dir: &Path, write: &mut dyn FnMut(&str, &[u8]) -> Result<bool>) -> HeapProfile {
+fn heap_profile(
+    dir: &Path,
+    pprof: bool,
+    write: &mut dyn FnMut(&str, &[u8]) -> Result<bool>,
+) -> HeapProfile {
     // jemalloc writes its dump itself (following links, mode 0644): give it a directory only
     // this process has seen.
     let scratch = dir.join(".profile-scratch");
@@ -240,7 +263,7 @@ fn heap_profile(dir: &Path, write: &mut dyn FnMut(&str, &[u8]) -> Result<bool>) 
             fix: "check that the bundle directory is writable".to_owned(),
         };
     }
-    let taken = profiling::take(&scratch);
+    let taken = profiling::take(&scratch, pprof);
     let _ = std::fs::remove_dir_all(&scratch);
     match taken {
         profiling::Taken::Unavailable { reason, fix } => HeapProfile::Unavailable { reason, fix },

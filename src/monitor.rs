@@ -113,7 +113,9 @@ impl PressureMonitorBuilder {
     /// On `critical`, also write a diagnostics bundle ([`capture`](crate::capture): report and
     /// heap profile where one can be taken) with `options`, after the dump and before the
     /// callbacks. Off by default. A bundle takes a slot of the session's cap like a dump; when
-    /// only the dump's slot is left, the dump is written without it.
+    /// only the dump's slot is left, the dump is written without it. Consider
+    /// [`CaptureOptions::pprof`]`(false)` here: the pprof conversion briefly needs tens of MiB
+    /// at the moment memory is scarcest.
     ///
     /// ```
     /// use heapscope::{CaptureOptions, DumpOutcome, PressureMonitor, ReportOptions};

@@ -182,8 +182,9 @@ pub(crate) enum Taken {
 }
 
 /// Takes a profile with whichever backend [`status`] names. `scratch` is a fresh private
-/// directory the backend may use for files its profiler writes itself.
-pub(crate) fn take(scratch: &std::path::Path) -> Taken {
+/// directory the backend may use for files its profiler writes itself; `pprof` says whether a
+/// jemalloc dump is also converted to `heap.pb.gz`.
+pub(crate) fn take(scratch: &std::path::Path, pprof: bool) -> Taken {
     match status() {
         #[cfg(feature = "dhat")]
         ProfilingStatus::Dhat => dhat_backend::take(),
@@ -218,12 +219,20 @@ pub(crate) fn take(scratch: &std::path::Path) -> Taken {
                 );
             }
             let mut files = Vec::new();
-            match jemalloc_backend::to_pprof(&raw) {
-                Ok(pprof) => files.push(("heap.pb.gz", pprof)),
-                Err(e) => notes.push(format!(
-                    "heap.pb.gz was not written: the dump could not be converted ({e}); \
-                     jemalloc.heap can still be read with jeprof"
-                )),
+            if !pprof {
+                notes.push(
+                    "heap.pb.gz was not written (CaptureOptions::pprof(false)): read \
+                     jemalloc.heap with jeprof and the program's binary"
+                        .to_owned(),
+                );
+            } else {
+                match jemalloc_backend::to_pprof(&raw) {
+                    Ok(pprof) => files.push(("heap.pb.gz", pprof)),
+                    Err(e) => notes.push(format!(
+                        "heap.pb.gz was not written: the dump could not be converted ({e}); \
+                         jemalloc.heap can still be read with jeprof"
+                    )),
+                }
             }
             files.push(("jemalloc.heap", raw));
             Taken::Files { backend: "jemalloc", files, notes }
@@ -438,7 +447,12 @@ mod jemalloc_backend {
     pub(super) fn to_pprof(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
         let profile = pprof_util::parse_jeheap(raw, mappings::MAPPINGS.as_deref())
             .map_err(|e| e.to_string())?;
-        Ok(profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None))
+        let pprof = profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None);
+        // Symbolising parses the binary's debug information into a process-wide cache (tens
+        // of MiB for a binary with full debug info) that would otherwise stay for the life of
+        // the process: a capture may be taken under memory pressure, so give it back.
+        backtrace::clear_symbol_cache();
+        Ok(pprof)
     }
 
     #[cfg(not(feature = "jemalloc-profiling"))]

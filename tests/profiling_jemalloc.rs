@@ -17,7 +17,9 @@ heapscope::install!();
 /// 8 MiB in 128 blocks of 64 KiB, held by one recognisable function.
 #[inline(never)]
 fn hold_eight_mebibytes_for_the_profile() -> Vec<Box<[u8]>> {
-    (0..128).map(|i| vec![i as u8; 64 << 10].into_boxed_slice()).collect()
+    let held = (0..128).map(|i| vec![i as u8; 64 << 10].into_boxed_slice()).collect();
+    // Work after the call keeps this frame on the stack (no tail call in release builds).
+    std::hint::black_box(held)
 }
 
 fn tool(name: &str) -> bool {
@@ -165,6 +167,18 @@ fn main() {
         );
     }
 
+    // Without the pprof conversion (for captures under memory pressure): the raw dump only,
+    // and a note saying how to read it.
+    let raw_only = heapscope::capture(&CaptureOptions::new(&base).pprof(false)).unwrap();
+    match &raw_only.manifest.heap_profile {
+        HeapProfile::Written { files, notes, .. } => {
+            assert_eq!(files, &["jemalloc.heap"]);
+            assert!(notes.iter().any(|n| n.contains("pprof(false)")), "{notes:?}");
+        }
+        other => panic!("expected the raw dump, got {other:?}"),
+    }
+    assert!(!raw_only.directory.join("heap.pb.gz").exists());
+
     // The same binary started with prof:false in the environment.
     let child_base = base.join("prof-off");
     let status = Command::new(std::env::current_exe().unwrap())
@@ -175,6 +189,7 @@ fn main() {
     assert!(status.success(), "the prof:false child failed");
 
     captures_while_threads_allocate(&base.join("busy"));
+    repeated_captures_keep_no_memory(&base.join("repeat"));
 
     profiling::deactivate().unwrap();
     assert!(matches!(profiling::status(), ProfilingStatus::Jemalloc { active: false, .. }));
@@ -235,6 +250,33 @@ fn captures_while_threads_allocate(base: &Path) {
     }
     done.store(true, Ordering::SeqCst);
     watchdog.join().unwrap();
+}
+
+/// heapscope's own live bytes (the `heapscope.internal` owner, which every capture runs under:
+/// report, pprof conversion, symbolisation) stay small and do not grow with the number of
+/// captures: the symboliser's cache of parsed debug information is given back each time.
+fn repeated_captures_keep_no_memory(base: &Path) {
+    let internal = || {
+        heapscope::Snapshot::capture().owner("heapscope.internal").map_or(0, |o| o.stats.live_bytes)
+    };
+    for _ in 0..3 {
+        heapscope::capture(&CaptureOptions::new(base)).unwrap();
+    }
+    let warm = internal();
+    for _ in 0..10 {
+        heapscope::capture(&CaptureOptions::new(base)).unwrap();
+    }
+    let after = internal();
+    // The symboliser's cache (tens of MiB of parsed debug information) is given back.
+    assert!(warm < 4 << 20, "heapscope.internal keeps {warm} bytes after 3 captures");
+    assert!(
+        after <= warm + (64 << 10),
+        "10 more captures grew heapscope.internal from {warm} to {after} bytes"
+    );
+    let peak = heapscope::Snapshot::capture()
+        .owner("heapscope.internal")
+        .map_or(0, |o| o.stats.peak_bytes);
+    eprintln!("heapscope.internal after 3 captures: {warm} B, after 13: {after} B, peak {peak} B");
 }
 
 /// The `cum` column (the 4th number) of a `go tool pprof -top` line, in MB.
