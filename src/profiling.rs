@@ -298,31 +298,32 @@ mod jemalloc_backend {
     /// Sampling was switched on by [`super::activate`] at some point.
     static EVER_ACTIVATED: AtomicBool = AtomicBool::new(false);
 
-    /// The configuration jemalloc reads at start-up, before any environment variable.
+    /// The configuration jemalloc reads at start-up, before any environment variable: the
+    /// `_rjem_malloc_conf` symbol of tikv-jemallocator's prefixed build.
     #[cfg(all(feature = "jemalloc-profiling", not(target_env = "msvc"), not(target_os = "macos")))]
-    #[export_name = "_rjem_malloc_conf"]
-    static MALLOC_CONF_SYMBOL: ConfString = ConfString(c"prof:true,prof_active:false".as_ptr());
+    mod start_up_conf {
+        /// A C string pointer, read by jemalloc as `const char *malloc_conf`.
+        #[repr(transparent)]
+        struct ConfString(*const std::ffi::c_char);
 
-    /// A C string pointer jemalloc reads as `const char *malloc_conf`.
-    #[cfg(all(feature = "jemalloc-profiling", not(target_env = "msvc"), not(target_os = "macos")))]
-    #[repr(transparent)]
-    struct ConfString(*const std::ffi::c_char);
-    // SAFETY: the pointer is to a `'static` immutable C string literal, never written.
-    #[cfg(all(feature = "jemalloc-profiling", not(target_env = "msvc"), not(target_os = "macos")))]
-    unsafe impl Sync for ConfString {}
+        // SAFETY: the pointer is to a `'static` immutable C string literal, never written.
+        unsafe impl Sync for ConfString {}
 
-    #[cfg(all(feature = "jemalloc-profiling", not(target_env = "msvc"), not(target_os = "macos")))]
-    const _: () = {
-        // The symbol and the documented constant say the same thing.
-        let a = super::MALLOC_CONF.as_bytes();
-        let b = c"prof:true,prof_active:false".to_bytes();
-        assert!(a.len() == b.len());
-        let mut i = 0;
-        while i < a.len() {
-            assert!(a[i] == b[i]);
-            i += 1;
-        }
-    };
+        #[export_name = "_rjem_malloc_conf"]
+        static MALLOC_CONF_SYMBOL: ConfString = ConfString(c"prof:true,prof_active:false".as_ptr());
+
+        const _: () = {
+            // The symbol and the documented constant say the same thing.
+            let a = super::super::MALLOC_CONF.as_bytes();
+            let b = c"prof:true,prof_active:false".to_bytes();
+            assert!(a.len() == b.len());
+            let mut i = 0;
+            while i < a.len() {
+                assert!(a[i] == b[i]);
+                i += 1;
+            }
+        };
+    }
 
     fn read_bool(name: &'static [u8]) -> Option<bool> {
         // SAFETY: every name passed here is a NUL-terminated jemalloc `bool` mallctl.
