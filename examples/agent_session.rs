@@ -17,7 +17,6 @@ use clap::{Parser, ValueEnum};
 use heapscope::{Owner, Retained};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -129,14 +128,6 @@ fn source_files() -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
 }
 
 fn main() {
@@ -271,10 +262,11 @@ fn main() {
     for (turn, before, rise) in &compressions {
         println!("  after turn {turn}: history {before} bytes before, peak rise during compression {rise} bytes");
     }
-    write_private(&args.out.join("report.json"), report.to_json().as_bytes())
+    heapscope::write_private(&args.out.join("report.json"), report.to_json().as_bytes())
         .expect("write report.json");
     let timeline_json = serde_json::to_vec_pretty(&timeline).expect("timeline json");
-    write_private(&args.out.join("timeline.json"), &timeline_json).expect("write timeline.json");
+    heapscope::write_private(&args.out.join("timeline.json"), &timeline_json)
+        .expect("write timeline.json");
     println!(
         "wrote {} and {}",
         args.out.join("report.json").display(),

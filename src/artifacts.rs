@@ -133,6 +133,32 @@ pub(crate) fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `contents` to the file `path`, readable by this user alone (0600), replacing it
+/// atomically if it exists: the data goes to a fresh temporary file beside it (created
+/// exclusively, not following links, synced) that is renamed over `path`. On failure `path` is
+/// as it was. For the files a program writes next to heapscope's own (a timeline, a report).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written or renamed into place (a missing directory, a
+/// directory at `path`, a full disk); [`Error::UnsafePath`] when `path` has no file name.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("heapscope-doc-{}.json", std::process::id()));
+/// heapscope::write_private(&path, b"{}")?;
+/// heapscope::write_private(&path, b"{\"again\": true}")?;
+/// assert_eq!(std::fs::read(&path).unwrap(), b"{\"again\": true}");
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), heapscope::Error>(())
+/// ```
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::UnsafePath {
+        path: path.to_owned(),
+        reason: "has no file name heapscope can use",
+    })?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    replace(dir, name, contents)
+}
+
 /// A fresh temporary name beside `name` in `dir`.
 fn temp_name(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()))
@@ -260,6 +286,36 @@ mod tests {
             Err(Error::Io { .. })
         ));
         fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn write_private_replaces_whole_files_and_links_without_following_them() {
+        let dir = scratch("private");
+        private_dir(&dir).unwrap();
+        let path = dir.join("timeline.json");
+        // SAFETY: umask only changes this process's file-creation mask.
+        let old = unsafe { libc::umask(0) };
+        write_private(&path, b"first").unwrap();
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        assert_eq!(mode(&path), 0o600);
+        write_private(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        // A link at the name is replaced by the file; what it pointed to is untouched.
+        let victim = dir.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write_private(&link, b"new").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        // No temporary file is left behind, and a missing directory is a clear error.
+        let mut names: Vec<_> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["link.json", "timeline.json", "victim"]);
+        assert!(matches!(write_private(&dir.join("no/such.json"), b"x"), Err(Error::Io { .. })));
+        fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

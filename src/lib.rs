@@ -120,7 +120,7 @@ mod units;
 
 pub use alloc::{Heapscope, Tracked};
 pub use allocator_stats::AllocatorStats;
-pub use artifacts::WrittenFile;
+pub use artifacts::{write_private, WrittenFile};
 pub use bundle::{capture, Bundle, CaptureOptions, HeapProfile, Manifest, Skipped, PRIVACY_NOTICE};
 pub use error::{Error, Result};
 pub use limits::CgroupMemory;

@@ -3,7 +3,6 @@
 
 use crate::chart::{self, ChartData, Limit};
 use heapscope::Timeline;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,7 +46,12 @@ pub(crate) fn run(options: &Options) -> Result<ExitCode, String> {
         Format::Svg => drawn.svg.into_bytes(),
         Format::Html => chart::page(&data, &drawn).into_bytes(),
     };
-    write_private(&options.output, &bytes)?;
+    heapscope::write_private(&options.output, &bytes).map_err(|e| match e {
+        heapscope::Error::Io { message, .. } => {
+            format!("cannot write {}: {message}", options.output.display())
+        }
+        other => other.to_string(),
+    })?;
     println!(
         "wrote {} ({} owner series, {} of {} phases shaded, {} samples)",
         options.output.display(),
@@ -89,31 +93,4 @@ fn limit_from_report(path: &Path) -> Result<Option<Limit>, String> {
             Ok(None)
         }
     }
-}
-
-/// Writes `contents` to `path` with mode 0600: a fresh temporary file beside it (created
-/// exclusively, not following links, synced), renamed over `path`. A failure leaves `path`
-/// as it was.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let name = path.file_name().ok_or_else(|| fail(std::io::ErrorKind::InvalidInput.into()))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-        }
-        let mut file = options.open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(fail)
 }
