@@ -8,6 +8,9 @@
 //!
 //! `cargo bench --bench memory --features enabled`
 
+mod common;
+use common::Rng;
+
 use heapscope::Tracked;
 use std::alloc::{GlobalAlloc, Layout};
 use std::process::Command;
@@ -82,19 +85,6 @@ unsafe impl GlobalAlloc for Switch {
 
 #[global_allocator]
 static GLOBAL: Switch = Switch;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// `Vec<u8>` and `String` grown by pushing to log-uniform lengths of 16 B to 64 KiB, all kept.
 fn growth(scale: usize) -> usize {

@@ -167,43 +167,45 @@ fn recorded(ptr: *const u8) -> Option<(usize, usize)> {
     find(ptr as usize).map(|i| (SIZES[i].load(Relaxed), ALIGNS[i].load(Relaxed)))
 }
 
+/// `alloc` and `alloc_zeroed`: counted, refused while failing, recorded when granted.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`.
+unsafe fn fresh(layout: Layout, zeroed: bool) -> *mut u8 {
+    INNER_CALLS.fetch_add(1, Relaxed);
+    if layout.size() == 0 {
+        ZERO_SIZE.fetch_add(1, Relaxed);
+    }
+    if failing() {
+        REFUSED.fetch_add(1, Relaxed);
+        return std::ptr::null_mut();
+    }
+    let _l = lock();
+    // SAFETY: caller's guarantees.
+    let p = unsafe {
+        if zeroed {
+            System.alloc_zeroed(layout)
+        } else {
+            System.alloc(layout)
+        }
+    };
+    if !p.is_null() {
+        insert(p as usize, layout.size(), layout.align());
+    }
+    p
+}
+
 // SAFETY: every call is forwarded to `System` with the layout `System` allocated the block
 // with (the recorded one, even when the caller passed another), or refused with null.
 unsafe impl GlobalAlloc for Mock {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        INNER_CALLS.fetch_add(1, Relaxed);
-        if layout.size() == 0 {
-            ZERO_SIZE.fetch_add(1, Relaxed);
-        }
-        if failing() {
-            REFUSED.fetch_add(1, Relaxed);
-            return std::ptr::null_mut();
-        }
-        let _l = lock();
         // SAFETY: caller's guarantees.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            insert(p as usize, layout.size(), layout.align());
-        }
-        p
+        unsafe { fresh(layout, false) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        INNER_CALLS.fetch_add(1, Relaxed);
-        if layout.size() == 0 {
-            ZERO_SIZE.fetch_add(1, Relaxed);
-        }
-        if failing() {
-            REFUSED.fetch_add(1, Relaxed);
-            return std::ptr::null_mut();
-        }
-        let _l = lock();
         // SAFETY: caller's guarantees.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            insert(p as usize, layout.size(), layout.align());
-        }
-        p
+        unsafe { fresh(layout, true) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
