@@ -137,7 +137,9 @@ pub fn activate() -> Result<()> {
 }
 
 /// [`activate`] with options. Changing the sample interval restarts jemalloc's profile
-/// (`prof.reset`): samples taken so far are dropped.
+/// (`prof.reset`): samples taken so far are dropped. Each thread's next sample point was drawn
+/// under the old interval, so the new one takes effect on a thread after that point (on
+/// average one old interval of allocated bytes later).
 ///
 /// # Errors
 /// [`Error::OutOfBounds`] for an interval that is not a power of two in 1..=2^40;

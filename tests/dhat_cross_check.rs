@@ -19,11 +19,12 @@ fn totals_agree_with_dhat() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let owner = Owner::named("dhat_cross");
     let before = dhat::HeapStats::get();
-    // Sizes with slack carry a 2-byte trailer; sizes on an exact jemalloc class do not.
-    let with_trailer = [24usize, 100, 1000, 5000];
-    let exact = [16usize, 64, 4096, 65536];
+    // Sizes with slack carry a 2-byte trailer, and so do exact classes of 17-256 bytes (one
+    // class up); other sizes on an exact jemalloc class do not.
+    let with_trailer = [24usize, 100, 1000, 5000, 64];
+    let exact = [16usize, 4096, 65536];
     let blocks: Vec<Vec<u8>> = owner.in_scope(|| {
-        let mut blocks = Vec::with_capacity(8); // 8 * 24 = 192: an exact class, no trailer
+        let mut blocks = Vec::with_capacity(8); // 8 * 24 = 192: an exact class, one class up
         for &n in with_trailer.iter().chain(&exact) {
             blocks.push(black_box(vec![7u8; n]));
         }
@@ -35,11 +36,9 @@ fn totals_agree_with_dhat() {
     assert_eq!(requested, 76_028);
     // dhat sees exactly what heapscope asked of it: the caller's sizes plus the trailers.
     assert_eq!(theirs.curr_blocks - before.curr_blocks, 9);
-    assert_eq!(theirs.curr_bytes - before.curr_bytes, requested + 2 * with_trailer.len());
-    assert_eq!(
-        theirs.total_bytes - before.total_bytes,
-        (requested + 2 * with_trailer.len()) as u64
-    );
+    let trailers = 2 * (with_trailer.len() + 1); // and the 192-byte vector's
+    assert_eq!(theirs.curr_bytes - before.curr_bytes, requested + trailers);
+    assert_eq!(theirs.total_bytes - before.total_bytes, (requested + trailers) as u64);
     // heapscope saw the same blocks at their requested sizes, plus dhat's bookkeeping.
     assert!(ours.live_bytes >= requested as u64, "{ours:?}");
     assert!(ours.live_blocks >= 9, "{ours:?}");

@@ -113,8 +113,8 @@ fn since(before: Calls) -> Calls {
     }
 }
 
-/// Trailer sizes (24, 100, 1000) and exact class sizes (16, 64, 4096).
-const SIZES: [usize; 6] = [24, 16, 100, 64, 1000, 4096];
+/// Trailer sizes (24, 100, 1000; 64 one class up) and side-table sizes (16, 512, 4096).
+const SIZES: [usize; 7] = [24, 16, 100, 64, 512, 1000, 4096];
 const N: usize = 10_000;
 
 /// The first allocation of a thread claims a counter slot; the owner is registered (which
@@ -170,7 +170,7 @@ fn zeroed_and_realloc_call_the_inner_allocator_exactly_once_each() {
     warm_up();
     let owner = heapscope::Owner::named("nha_realloc");
     // A chain across trailer and side-table sizes, both ways.
-    let chain = [24usize, 64, 100, 4096, 1000, 16, 5000, 8192, 24];
+    let chain = [24usize, 64, 100, 4096, 1000, 16, 512, 5000, 8192, 24];
     let before = calls();
     let nested = NESTED.load(Relaxed);
     const ROUNDS: usize = 1000;

@@ -180,7 +180,7 @@ impl<A: GlobalAlloc> Tracked<A> {
         let trailer = extra != 0;
         // `tag::inner_size(size, trailer)`, with the addend straight from the table.
         let inner_size = size + extra;
-        // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer_room` refuses sizes
+        // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer` refuses sizes
         // where the trailer would break it), and `align` comes from a valid Layout.
         let inner_layout = unsafe { Layout::from_size_align_unchecked(inner_size, align) };
         // SAFETY: `inner_layout` is at least as large as the caller's non-zero layout.
@@ -201,7 +201,7 @@ impl<A: GlobalAlloc> Tracked<A> {
 
 #[cfg(feature = "enabled")]
 // SAFETY: every block is handed to `A` with a layout computed from the caller's `(size,
-// align)` by the same pure function on every path (`tag::has_trailer_room` and
+// align)` by the same pure function on every path (`tag::has_trailer` and
 // `tag::inner_size`), so `A` always receives back exactly the layout it allocated with; the
 // alignment is passed through unchanged, and the trailer lies past the caller's `size`.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
@@ -221,7 +221,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let (size, align) = (layout.size(), layout.align());
-        let trailer = tag::has_trailer_room(size, align);
+        let trailer = tag::has_trailer(size, align);
         let owner = if trailer {
             // SAFETY: `ptr` was allocated by us with this layout, hence with a trailer.
             unsafe { tag::read_trailer(ptr, size) }
@@ -238,8 +238,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
     #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let (old_size, align) = (layout.size(), layout.align());
-        let old_trailer = tag::has_trailer_room(old_size, align);
-        let new_trailer = tag::has_trailer_room(new_size, align);
+        let old_trailer = tag::has_trailer(old_size, align);
+        let new_trailer = tag::has_trailer(new_size, align);
         let old_inner = tag::inner_size(old_size, old_trailer);
         let new_inner = tag::inner_size(new_size, new_trailer);
         // Take the old block's owner out of the side table first: once `A` has moved the
@@ -254,7 +254,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             }
         };
         // SAFETY: `ptr` was allocated by `A` with `(old_inner, align)`; `new_inner` keeps the
-        // Layout invariant (see `has_trailer_room`).
+        // Layout invariant (see `has_trailer`).
         let new_ptr = unsafe {
             self.inner.realloc(ptr, Layout::from_size_align_unchecked(old_inner, align), new_inner)
         };

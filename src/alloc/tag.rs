@@ -5,17 +5,25 @@
 //! switched at run time (a block allocated one way and freed another would be read out of
 //! bounds).
 //!
-//! | the block's size class has…           | the owner lives in…                     | inner size |
-//! |---------------------------------------|-----------------------------------------|------------|
-//! | at least 2 spare bytes after `size`   | a 2-byte trailer at `ptr + size`        | `size + 2` |
-//! | 0 or 1 spare bytes (8, 16, 32, 64 …)  | the side table, keyed by address        | `size`     |
+//! | the request…                                              | the owner lives in…                | inner size |
+//! |-----------------------------------------------------------|------------------------------------|------------|
+//! | leaves at least 2 spare bytes in its size class           | a 2-byte trailer at `ptr + size`   | `size + 2` |
+//! | has no slack, 17–256 bytes, alignment ≤ 16                | a trailer too: one class up        | `size + 2` |
+//! | has no slack otherwise (7–8, 15–16, 257 B and up …)       | the side table, keyed by address   | `size`     |
 //!
 //! The spare bytes are computed from jemalloc 5.3's size classes (x86_64 and aarch64 with 4 KiB
 //! pages): classes are 8, then 16 apart up to 128, then four per doubling (spacing
 //! `2^(lg-2)`), and above 16 KiB whole pages. A request on an exact class (what `Vec` and
-//! `String` doubling produce) has no slack: a trailer would push it into the next class, +25 %
-//! to +100 % real memory, so those blocks keep their owner in the side table instead. The
-//! choice is only about memory: either home is correct for any inner allocator.
+//! `String` doubling produce) has no slack: a trailer pushes it into the next class.
+//!
+//! Which of those go one class up is a trade of memory for time. Above 256 bytes the next
+//! class costs +25 % (64 bytes to a page per block), so those keep their owner in the side
+//! table. From 17 to 256 bytes it costs 16 to 64 bytes (at most one cache line), and the side
+//! table would cost more than the allocation itself: a locked compare-and-swap per block, and a
+//! branch that mixed sizes mispredict (about 1 in 10 random small sizes sits on a class), which
+//! together made small churn 0.45–0.8× slower. So they take a trailer. The 8- and 16-byte
+//! classes would double, so requests of 7, 8, 15 and 16 bytes stay in the side table.
+//! The choice is only about memory and speed: either home is correct for any inner allocator.
 
 /// Bytes of the trailer tag: a little-endian `u16` owner id.
 pub(crate) const TAG_BYTES: usize = 2;
@@ -31,17 +39,29 @@ const fn clamp(v: u32, lo: u32, hi: u32) -> u32 {
     }
 }
 
+/// Requests up to this size take a trailer even when it moves them one class up (see the
+/// module docs): it costs at most 64 bytes per block.
+const BUMP_MAX: usize = 256;
+
+/// Whether a block of this layout keeps its owner in a trailer: the class has room, or the
+/// request is small enough that going one class up is cheaper than the side table. The one
+/// definition every path (tables and computation) derives from.
+#[inline(always)]
+const fn keeps_trailer(size: usize, align: usize) -> bool {
+    computed_trailer_room(size, align) || (align <= 16 && size > 16 && size <= BUMP_MAX)
+}
+
 /// Sizes below this are answered from [`TRAILER_BITS`].
 const TABLE_SIZES: usize = 16 * 1024;
 
-/// One bit per size below [`TABLE_SIZES`]: [`computed_trailer_room`] for alignments up to 16,
+/// One bit per size below [`TABLE_SIZES`]: [`keeps_trailer`] for alignments up to 16,
 /// worked out at compile time. A 2 KiB table that stays in L1 for the sizes a program
 /// uses, and a load and a shift instead of a dozen instructions twice per allocation.
 static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
     let mut bits = [0u64; TABLE_SIZES / 64];
     let mut size = 0;
     while size < TABLE_SIZES {
-        if computed_trailer_room(size, 16) {
+        if keeps_trailer(size, 16) {
             bits[size / 64] |= 1 << (size % 64);
         }
         size += 1;
@@ -59,7 +79,7 @@ static TRAILER_EXTRA: [u8; BYTE_SIZES] = {
     let mut extra = [0u8; BYTE_SIZES];
     let mut size = 0;
     while size < BYTE_SIZES {
-        if computed_trailer_room(size, 16) {
+        if keeps_trailer(size, 16) {
             extra[size] = TAG_BYTES as u8;
         }
         size += 1;
@@ -68,7 +88,7 @@ static TRAILER_EXTRA: [u8; BYTE_SIZES] = {
 };
 
 /// The bytes a block of this layout adds for its trailer: [`TAG_BYTES`] when it keeps its
-/// owner in a trailer, 0 when in the side table (see [`has_trailer_room`]).
+/// owner in a trailer, 0 when in the side table (see [`has_trailer`]).
 #[inline(always)]
 pub(crate) fn trailer_extra(size: usize, align: usize) -> usize {
     match TRAILER_EXTRA.get(size) {
@@ -85,30 +105,28 @@ pub(crate) fn trailer_extra(size: usize, align: usize) -> usize {
 
 /// Whether a block of this layout keeps its owner in a trailer (`true`) or in the side table.
 ///
-/// `true` exactly when `size + 2` lands in the same jemalloc size class as `size`, so the
-/// trailer costs no memory.
+/// `true` when `size + 2` lands in the same jemalloc size class as `size` (the trailer costs no
+/// memory), and for requests of 17–256 bytes at alignments up to 16, which go one class up
+/// rather than into the side table (see the module docs).
 ///
 /// Never `true` when `size + 2` would make the layout invalid (sizes within a few bytes of
 /// `isize::MAX`): those go to the side table, so the trailer's inner size never overflows and
 /// the allocation path needs no check of its own.
 #[inline(always)]
-pub(crate) fn has_trailer_room(size: usize, align: usize) -> bool {
+pub(crate) fn has_trailer(size: usize, align: usize) -> bool {
     trailer_extra(size, align) != 0
 }
 
-/// [`has_trailer_room`] for sizes of [`BYTE_SIZES`] and above, or alignments above 16.
+/// [`has_trailer`] for sizes of [`BYTE_SIZES`] and above, or alignments above 16.
 #[inline(always)]
 fn wide_trailer_room(size: usize, align: usize) -> bool {
     match TRAILER_BITS.get(size / 64) {
         Some(word) if align <= 16 => word >> (size % 64) & 1 != 0,
-        _ => {
-            computed_trailer_room(size, align)
-                && size <= (isize::MAX as usize) - (align - 1) - TAG_BYTES
-        }
+        _ => keeps_trailer(size, align) && size <= (isize::MAX as usize) - (align - 1) - TAG_BYTES,
     }
 }
 
-/// [`has_trailer_room`] computed from the size-class rules.
+/// Whether `size + 2` stays in `size`'s jemalloc size class, computed from the class rules.
 #[inline(always)]
 const fn computed_trailer_room(size: usize, align: usize) -> bool {
     if align > 16 {
@@ -131,7 +149,7 @@ const fn computed_trailer_room(size: usize, align: usize) -> bool {
 }
 
 /// The size asked of the inner allocator for a caller's `size`: always a valid layout size,
-/// since [`has_trailer_room`] refuses sizes where the trailer would overflow it.
+/// since [`has_trailer`] refuses sizes where the trailer would overflow it.
 #[inline(always)]
 pub(crate) const fn inner_size(size: usize, trailer: bool) -> usize {
     if trailer {
@@ -189,34 +207,47 @@ mod tests {
     }
 
     #[test]
-    fn trailer_exactly_when_the_class_has_two_spare_bytes() {
+    fn trailer_when_the_class_has_two_spare_bytes_or_one_class_up_costs_at_most_64() {
         // Size 0 (outside the GlobalAlloc contract) goes to the side table; that is fine.
         for size in 1..70_000usize {
             let free = class(size + TAG_BYTES) == class(size);
-            assert_eq!(has_trailer_room(size, 8), free, "size {size}");
-            assert_eq!(has_trailer_room(size, 16), free, "size {size}");
             assert_eq!(computed_trailer_room(size, 1), free, "size {size}");
-            assert_eq!(trailer_extra(size, 8), if free { TAG_BYTES } else { 0 }, "size {size}");
+            let bump = class(size + TAG_BYTES) - class(size);
+            // The documented rule, restated: one class up only for 17..=256 bytes, where it
+            // costs at most 64 bytes and never doubles the block.
+            let trailer = free || (17..=256).contains(&size);
+            assert!(free || !trailer || (bump <= 64 && bump < class(size)), "size {size}");
+            assert_eq!(has_trailer(size, 8), trailer, "size {size}");
+            assert_eq!(has_trailer(size, 16), trailer, "size {size}");
+            assert_eq!(trailer_extra(size, 8), if trailer { TAG_BYTES } else { 0 }, "size {size}");
+        }
+        for size in [7, 8, 15, 16, 320, 512, 4096] {
+            assert!(!has_trailer(size, 8), "size {size} keeps its class");
         }
     }
 
     #[test]
-    fn doubling_sizes_use_the_side_table() {
-        for lg in 3..30 {
-            assert!(!has_trailer_room(1 << lg, 8), "2^{lg}");
+    fn doubling_sizes_use_the_side_table_except_17_to_256_bytes() {
+        for lg in (3..5).chain(9..30) {
+            assert!(!has_trailer(1 << lg, 8), "2^{lg}");
         }
-        assert!(has_trailer_room(100, 8));
-        assert!(has_trailer_room(24, 8));
+        for lg in 5..9 {
+            assert!(has_trailer(1 << lg, 8), "2^{lg}");
+        }
+        // Over-aligned requests follow jemalloc's alignment rounding only.
+        assert!(!has_trailer(64, 64));
+        assert!(has_trailer(100, 8));
+        assert!(has_trailer(24, 8));
     }
 
     #[test]
     fn over_aligned_requests_use_alignment_padding() {
-        assert!(has_trailer_room(100, 64));
-        assert!(!has_trailer_room(128, 64));
-        assert!(!has_trailer_room(127, 64));
-        assert!(has_trailer_room(126, 64));
-        assert!(has_trailer_room(5000, 4096));
-        assert!(!has_trailer_room(8192, 4096));
+        assert!(has_trailer(100, 64));
+        assert!(!has_trailer(128, 64));
+        assert!(!has_trailer(127, 64));
+        assert!(has_trailer(126, 64));
+        assert!(has_trailer(5000, 4096));
+        assert!(!has_trailer(8192, 4096));
     }
 
     #[test]
@@ -225,12 +256,12 @@ mod tests {
         assert_eq!(inner_size(10, false), 10);
         let max = isize::MAX as usize;
         for size in [max - 7, max - 6, max - 1, max] {
-            assert!(!has_trailer_room(size, 8), "{size}");
-            assert!(!has_trailer_room(size & !4095, 4096), "{size}");
+            assert!(!has_trailer(size, 8), "{size}");
+            assert!(!has_trailer(size & !4095, 4096), "{size}");
         }
         // `max - 9` has slack in its page class and `max - 9 + 2` is still a valid size.
-        assert!(has_trailer_room(max - 9, 8));
-        assert!(!has_trailer_room(max - 8, 8));
+        assert!(has_trailer(max - 9, 8));
+        assert!(!has_trailer(max - 8, 8));
     }
 
     #[test]

@@ -11,7 +11,8 @@ fn tracking_is_live() {
 fn known_sizes_per_owner() {
     let a = Owner::named("acc_known_a");
     let b = Owner::named("acc_known_b");
-    // 100 and 24 carry a trailer; 64 and 4096 live in the side table.
+    // 100 and 24 carry a trailer, 64 too (an exact class, one class up); 4096 lives in the
+    // side table.
     let (x, y) = a.in_scope(|| (black_box(vec![0u8; 100]), black_box(vec![0u8; 64])));
     let z = b.in_scope(|| black_box(vec![0u64; 3]));
     let w = b.in_scope(|| black_box(vec![0u8; 4096]));

@@ -192,13 +192,15 @@ fn layout_matrix_through_a_tracked_system_instance() {
 
 #[test]
 fn both_sizes_of_the_side_table_boundary_per_alignment() {
-    // Sizes on both sides of every small class edge, for the alignments the trailer math
-    // treats differently (<= 16 and > 16); each block stays live while the next is made.
+    // Sizes on both sides of every small class edge and of the 256-byte end of "one class
+    // up", for the alignments the trailer math treats differently (<= 16 and > 16); each
+    // block stays live while the next is made.
     let o = Owner::named("lay_edges");
     let mut live = Vec::new();
     let mut want = 0u64;
     for align in [1usize, 8, 16, 32, 64, 256] {
-        for size in (1..=200).chain([511, 512, 513, 1022, 1023, 1024, 1025, 16383, 16384, 16385]) {
+        let edges = [254, 255, 256, 257, 258, 319, 320, 511, 512, 513, 1022, 1023, 1024, 1025];
+        for size in (1..=200).chain(edges).chain([16383, 16384, 16385]) {
             let layout = Layout::from_size_align(size, align).unwrap();
             // SAFETY: non-zero size.
             let p = o.in_scope(|| black_box(unsafe { std::alloc::alloc(layout) }));

@@ -39,7 +39,7 @@ fn three_nested_scopes_charge_the_innermost() {
             vb2 = black_box(Vec::<u8>::with_capacity(7));
         }
         assert_eq!(Owner::current(), a);
-        va2 = black_box(Vec::<u64>::with_capacity(8)); // 64 bytes, an exact class
+        va2 = black_box(Vec::<u64>::with_capacity(8)); // 64 bytes, an exact class (one class up)
     }
     assert_eq!(Owner::current(), root);
 
@@ -172,7 +172,7 @@ fn parent_stats_include_descendants_exactly() {
 
     let vp = p.in_scope(|| black_box(vec![0u8; 100]));
     let vc = c.in_scope(|| black_box(vec![0u8; 300]));
-    let vg = g.in_scope(|| black_box(vec![0u32; 16])); // 64 bytes, exact class
+    let vg = g.in_scope(|| black_box(vec![0u32; 16])); // 64 bytes, exact class (one class up)
     let vo = other.in_scope(|| black_box(vec![0u8; 4096]));
 
     assert_eq!(nums(g), (64, 1, 64, 1));

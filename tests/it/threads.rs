@@ -58,7 +58,8 @@ fn free_on_another_thread_under_another_owner() {
     thread::scope(|s| {
         let done = &done;
         s.spawn(move || {
-            // 1000 carries a trailer, 1024 and 48 are exact classes (side table).
+            // 1000 carries a trailer, 48 is an exact class one class up (trailer), 1024 an exact
+            // class in the side table.
             let blocks = a.in_scope(|| {
                 (
                     black_box(vec![1u8; 1000]),
@@ -133,7 +134,8 @@ fn realloc_credits_the_old_owner_and_charges_the_current_one() {
     assert_eq!(nums(c), (100, 1, 100, 1));
     assert!(v.iter().enumerate().all(|(i, &x)| x == i as u8));
 
-    // Grow on another thread under a: side table (64) -> side table (4096) -> trailer (5000).
+    // Grow on another thread under a: trailer (64, one class up) -> side table (4096) ->
+    // trailer (5000).
     let mut w: Vec<u8> = b.in_scope(|| black_box(vec![9u8; 64]));
     let w = thread::spawn(move || {
         a.in_scope(|| w.reserve_exact(4096 - 64));
@@ -178,7 +180,8 @@ fn stress_four_threads_four_owners_cross_thread_frees() {
     const OWNERS: usize = 4;
     const KEEP: usize = 64;
     const POOL: usize = 256;
-    // Exact jemalloc classes (side table) mixed with odd sizes (trailer).
+    // Exact jemalloc classes (side table, or a trailer one class up for 17-256 B) mixed with
+    // odd sizes (trailer).
     const EXACT: [usize; 12] = [8, 16, 32, 48, 64, 128, 256, 512, 1024, 2048, 4096, 4095];
     let seed = seed("stress_four_threads_four_owners_cross_thread_frees");
     let owners: Vec<Owner> = (0..OWNERS).map(|i| Owner::named(format!("thr_stress_{i}"))).collect();
@@ -307,7 +310,7 @@ fn two_thousand_short_threads_with_allocating_thread_local_destructors() {
                         .with(|t| *t.borrow_mut() = Some(TeardownAlloc { owner: o, bytes: 40 }));
                     let kept = o.in_scope(|| {
                         drop(black_box(vec![0u8; 100]));
-                        black_box(Box::new([0u64; 4])) // 32 bytes, exact class
+                        black_box(Box::new([0u64; 4])) // 32 bytes, exact class (one class up)
                     });
                     // Registered after it.
                     TEARDOWN_SECOND
