@@ -229,10 +229,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // Removed before the block goes back to `A`, which may hand it out at once.
             side_table::remove(ptr as usize).unwrap_or(OVERFLOW)
         };
-        counters::credit(owner, size);
         let inner_size = tag::inner_size(size, trailer);
         // SAFETY: the layout `A` allocated this block with (see the impl's SAFETY).
-        unsafe { self.inner.dealloc(ptr, Layout::from_size_align_unchecked(inner_size, align)) }
+        unsafe { self.inner.dealloc(ptr, Layout::from_size_align_unchecked(inner_size, align)) };
+        counters::credit(owner, size);
     }
 
     #[inline(always)]
