@@ -18,8 +18,9 @@
 //!
 //! There are three tables of growing size; an entry goes into the first whose window has a
 //! free slot, and a lookup tries them in the same order. When no window has room (about
-//! 3 million such blocks live at once), insertion fails and the caller charges the block to the overflow owner;
-//! the free then also misses and credits the overflow owner, so totals stay exact.
+//! 4 million such blocks live at once: a level takes 98 % of its slots before it refuses the
+//! first), insertion fails and the caller charges the block to the overflow owner; the free
+//! then also misses and credits the overflow owner, so totals stay exact.
 //!
 //! A block is removed *before* it is handed back to the inner allocator, so a concurrent
 //! allocation that receives the same address cannot meet the stale entry.
@@ -44,14 +45,17 @@ impl<const N: usize> Level<N> {
         Level { slots: [const { AtomicU64::new(EMPTY) }; N] }
     }
 
-    /// Home slot: blocks close in memory land in neighbouring slots (one cache line holds
-    /// eight), while each 4 MiB window of the address space is scattered by a multiplicative
-    /// hash.
+    /// Home slot: the block's address (in units of 8 bytes, the smallest class) through a
+    /// Fibonacci hash, top bits. Address patterns must not cluster: 8-byte blocks that sit
+    /// next to each other, and page-aligned blocks (every exact class from 4 KiB up), fill
+    /// whole probe windows when homes follow the address, and each entry that spills
+    /// touches a page of a deeper level (measured: 5 % of insertions spilled, 1.7 MiB of
+    /// table pages on the JSON benchmark with 582 blocks live).
     #[inline(always)]
     fn home(addr: usize) -> usize {
-        let window = (addr >> 22) as u64;
-        let scatter = (window.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize;
-        (addr >> 4).wrapping_add(scatter)
+        const { assert!(N.is_power_of_two() && N > 1) };
+        let hash = ((addr >> 3) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (hash >> (64 - N.trailing_zeros())) as usize
     }
 
     #[inline(always)]
@@ -85,10 +89,11 @@ impl<const N: usize> Level<N> {
     }
 }
 
-// Three levels, each used only when the one before is crowded: 512 KiB, 4 MiB and 32 MiB of
-// `.bss`, whose pages cost memory only once touched. A program with few exact-class blocks
-// live pays for the first level at most.
-static SMALL: Level<{ 1 << 16 }> = Level::new();
+// Three levels, each used only when the one before is crowded: 128 KiB, 4 MiB and 32 MiB of
+// `.bss`, whose pages cost memory only once touched. Homes are scattered, so a level's pages
+// are all touched soon after a few hundred blocks came and went: a program with up to about
+// 16 000 exact-class blocks live pays for the first level (128 KiB) only.
+static SMALL: Level<{ 1 << 14 }> = Level::new();
 static MEDIUM: Level<{ 1 << 19 }> = Level::new();
 static LARGE: Level<{ 1 << 22 }> = Level::new();
 
@@ -165,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn neighbours_fill_consecutive_slots_and_are_all_found() {
+    fn neighbours_are_all_found() {
         let base = BASE + 0x1000_0000;
         let mut placed = Vec::new();
         for i in 0..(PROBE_LIMIT * 3) {
@@ -174,11 +179,27 @@ mod tests {
                 placed.push(addr);
             }
         }
-        // Every address was placed (they spread over consecutive homes).
+        // Every address was placed (their homes are scattered).
         assert_eq!(placed.len(), PROBE_LIMIT * 3);
         for addr in placed {
             assert_eq!(remove(addr), Some(3));
         }
+    }
+
+    #[test]
+    fn dense_and_page_aligned_blocks_do_not_crowd_a_window() {
+        // 8-byte blocks side by side and page-aligned blocks: the address patterns that once
+        // filled whole probe windows and spilled into the next level.
+        let level: Box<Level<{ 1 << 14 }>> = Box::new(Level::new());
+        let dense = (0..4000).map(|i| BASE + 0x2000_0000 + i * 8);
+        let pages = (0..4000).map(|i| BASE + 0x4000_0000 + i * 4096);
+        for addr in dense.chain(pages) {
+            assert!(level.insert(addr, (addr as u64) << 16 | 5), "refused {addr:#x}");
+        }
+        assert_eq!(
+            level.remove(BASE + 0x2000_0000 + 8 * 3999, (BASE + 0x2000_0000 + 8 * 3999) as u64),
+            Some(5)
+        );
     }
 
     #[test]
