@@ -30,6 +30,12 @@ fn exact_sizes() -> Vec<usize> {
     [16usize, 32, 48, 64, 80, 96, 128, 160, 192, 256].iter().copied().cycle().take(4096).collect()
 }
 
+/// 8- and 16-byte requests (`Box<u64>`, small `Rc`s, short strings): exact classes that keep
+/// their owner in the side table, in a fixed irregular order.
+fn tiny_sizes() -> Vec<usize> {
+    [8usize, 16, 16, 8, 16, 8, 8, 16, 8, 8, 16].iter().copied().cycle().take(4096).collect()
+}
+
 /// Allocate-and-free churn with 64 blocks live: a new block replaces the oldest.
 fn churn<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {
     churn_live::<A, 64>(a, sizes, ops)
@@ -209,7 +215,8 @@ fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     // `only-raw` / `only-tracked`: run one workload alone (3 × 1M operations), for `perf
     // stat` or callgrind. The workload is the pairs one unless another argument names it:
-    // `churn`, `exact` (churn on exact classes) or `churn4k` (churn with 4096 blocks live).
+    // `churn`, `exact` (churn on exact classes), `tiny` (8 and 16 B, side table) or `churn4k`
+    // (churn with 4096 blocks live).
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
         let sizes = small_sizes();
         let exact = exact_sizes();
@@ -339,6 +346,14 @@ fn table(rounds: usize, ops: usize) {
         ops,
         &mut || churn(&RAW_JE, exact, ops),
         &mut || churn(&TRACKED_JE, exact, ops),
+    );
+    let tiny: &'static [usize] = Box::leak(tiny_sizes().into_boxed_slice());
+    compare(
+        "jemalloc: churn 8 and 16 B (side table)",
+        rounds,
+        ops,
+        &mut || churn(&RAW_JE, tiny, ops),
+        &mut || churn(&TRACKED_JE, tiny, ops),
     );
     compare(
         "jemalloc: churn 16-256 B, 2 threads",
