@@ -386,6 +386,17 @@ fn table(rounds: usize, ops: usize) {
             &mut || churn_owners(&TRACKED_JE, sizes, ops, &owners),
         );
     }
+    {
+        // What a `Retained` item's allocations pay: a child of a top-level owner.
+        let _item = root.child("item").enter();
+        compare(
+            "jemalloc: churn in a child owner, depth 2",
+            rounds,
+            ops,
+            &mut || churn(&RAW_JE, sizes, ops),
+            &mut || churn(&TRACKED_JE, sizes, ops),
+        );
+    }
     let deep = root.child("a").child("b").child("c");
     {
         let _outer = root.enter();

@@ -300,9 +300,25 @@ fn shrink(c: &Counts, owner: u16, size: i64) {
     }
 }
 
-/// The ancestors' levels of a child's allocation, in this thread's slot at `base`.
+/// The ancestors' levels of a child's allocation, in this thread's slot at `base`: the parent
+/// inline (a `Retained` item's parent is most often top-level), any further levels out of line.
+#[inline(always)]
+fn grow_ancestors(base: *const Counts, parent: u16, size: i64) {
+    if parent == PROCESS {
+        return;
+    }
+    // SAFETY: `base` is this thread's own, non-null slot (see `charge_here`).
+    let c = unsafe { &*counts_at(base, parent) };
+    grow(c, parent, size);
+    let next = PARENTS[parent as usize & ID_MASK].load(Relaxed);
+    if next != PROCESS {
+        grow_higher(base, next, size);
+    }
+}
+
+/// The levels above a child's parent, as [`grow_ancestors`].
 #[inline(never)]
-fn grow_ancestors(base: *const Counts, mut id: u16, size: i64) {
+fn grow_higher(base: *const Counts, mut id: u16, size: i64) {
     for _ in 0..MAX_DEPTH {
         if id == PROCESS {
             return;
@@ -314,9 +330,25 @@ fn grow_ancestors(base: *const Counts, mut id: u16, size: i64) {
     }
 }
 
-/// The ancestors' levels of a child's free, in this thread's slot at `base`.
+/// The ancestors' levels of a child's free, in this thread's slot at `base`: the parent inline,
+/// any further levels out of line.
+#[inline(always)]
+fn shrink_ancestors(base: *const Counts, parent: u16, size: i64) {
+    if parent == PROCESS {
+        return;
+    }
+    // SAFETY: `base` is this thread's own, non-null slot (see `credit`).
+    let c = unsafe { &*counts_at(base, parent) };
+    shrink(c, parent, size);
+    let next = PARENTS[parent as usize & ID_MASK].load(Relaxed);
+    if next != PROCESS {
+        shrink_higher(base, next, size);
+    }
+}
+
+/// The levels above a child's parent, as [`shrink_ancestors`].
 #[inline(never)]
-fn shrink_ancestors(base: *const Counts, mut id: u16, size: i64) {
+fn shrink_higher(base: *const Counts, mut id: u16, size: i64) {
     for _ in 0..MAX_DEPTH {
         if id == PROCESS {
             return;
