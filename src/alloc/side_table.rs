@@ -110,7 +110,10 @@ fn pack(addr: usize, owner: u16) -> Option<u64> {
 }
 
 /// Records that the block at `addr` belongs to `owner`. `false` when the table had no room.
-#[inline]
+///
+/// Out of line: most small blocks carry a trailer, and inlined into the allocation path the
+/// table's probing loop cost the trailer path a register and a hoisted load.
+#[inline(never)]
 pub(crate) fn insert(addr: usize, owner: u16) -> bool {
     if let Some(entry) = pack(addr, owner) {
         if SMALL.insert(addr, entry) || insert_deeper(addr, entry) {
@@ -128,8 +131,8 @@ fn insert_deeper(addr: usize, entry: u64) -> bool {
 }
 
 /// Removes the block at `addr` and returns its owner, or `None` when it was never inserted
-/// (its insertion overflowed).
-#[inline]
+/// (its insertion overflowed). Out of line, as [`insert`].
+#[inline(never)]
 pub(crate) fn remove(addr: usize) -> Option<u16> {
     let key = addr as u64;
     if key >> 48 != 0 {
