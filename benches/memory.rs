@@ -163,6 +163,25 @@ fn json(scale: usize) -> usize {
     text_bytes + history.len()
 }
 
+/// Agent messages streamed token by token: `scale` strings of 200 B-4 KiB grown by `push_str`
+/// (so their capacities sit on doubling sizes, exact jemalloc classes), all kept.
+fn streamed(scale: usize) -> usize {
+    let owner = heapscope::Owner::named("streamed");
+    let _scope = owner.enter();
+    let mut rng = Rng(0x51_7CC1_B727_220A);
+    let tokens = ["the ", "model ", "said ", "a ", "token ", "x ", "streaming ", "of "];
+    let mut messages: Vec<String> = Vec::new();
+    for _ in 0..scale {
+        let len = 200 + rng.below(3900) as usize;
+        let mut m = String::new();
+        while m.len() < len {
+            m.push_str(tokens[rng.below(tokens.len() as u64) as usize]);
+        }
+        messages.push(m);
+    }
+    messages.iter().map(String::capacity).sum()
+}
+
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     status
@@ -176,6 +195,7 @@ fn child(workload: &str, scale: usize) {
     let checksum = match workload {
         "growth" => growth(scale),
         "json" => json(scale),
+        "streamed" => streamed(scale),
         other => panic!("heapscope bench: unknown workload {other}"),
     };
     println!("{} {} {}", vm_hwm_kib(), checksum, heapscope::is_tracking());
@@ -205,7 +225,8 @@ fn main() {
         return child(&args[2], args[3].parse().expect("scale"));
     }
     let smoke = !args.iter().any(|a| a == "--bench");
-    let (runs, growth_scale, json_scale) = if smoke { (1, 200, 10) } else { (5, 20_000, 400) };
+    let (runs, growth_scale, json_scale, streamed_scale) =
+        if smoke { (1, 200, 10, 200) } else { (5, 20_000, 400, 20_000) };
     println!(
         "heapscope memory: tracking compiled in = {}, {runs} paired runs",
         cfg!(feature = "enabled")
@@ -218,6 +239,7 @@ fn main() {
     for (name, label, scale) in [
         ("growth", "Vec/String doubling growth, 16 B-64 KiB, all kept", growth_scale),
         ("json", "serde_json history, docs of 10-200 KiB, compaction", json_scale),
+        ("streamed", "streamed messages, 200 B-4 KiB by push_str, all kept", streamed_scale),
     ] {
         let (mut raw, mut tracked, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..runs {

@@ -67,7 +67,7 @@
 //! - Owners nest 7 levels deep. Names are 1–128 bytes, without `/` or control characters.
 //! - 256 threads count with plain adds at once; more, and threads past their exit, count
 //!   with atomic adds in a shared slot (exact, slower). Slots are returned at thread exit.
-//! - The side table holds about 4 million exact-class blocks at once; past that such blocks
+//! - The side table holds about 5 million exact-class blocks at once; past that such blocks
 //!   are charged to [`Owner::overflow`] (totals stay exact).
 //!
 //! # Feature flags
