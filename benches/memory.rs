@@ -182,6 +182,24 @@ fn streamed(scale: usize) -> usize {
     messages.iter().map(String::capacity).sum()
 }
 
+/// The worst case of a per-block tag: `scale` `Box<u64>`, 8-byte blocks that go one class up
+/// (16 bytes), all kept.
+fn boxes(scale: usize) -> usize {
+    let owner = heapscope::Owner::named("boxes");
+    let _scope = owner.enter();
+    let held: Vec<Box<u64>> = (0..scale as u64).map(Box::new).collect();
+    held.iter().map(|b| **b as usize).sum()
+}
+
+/// `scale` 16-byte strings (exact class 16, one class up to 32), all kept.
+fn short_strings(scale: usize) -> usize {
+    let owner = heapscope::Owner::named("short");
+    let _scope = owner.enter();
+    let held: Vec<String> =
+        (0..scale).map(|i| format!("{i:016}")).map(|s| s[..16].to_owned()).collect();
+    held.iter().map(String::len).sum()
+}
+
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     status
@@ -196,6 +214,8 @@ fn child(workload: &str, scale: usize) {
         "growth" => growth(scale),
         "json" => json(scale),
         "streamed" => streamed(scale),
+        "boxes" => boxes(scale),
+        "short" => short_strings(scale),
         other => panic!("heapscope bench: unknown workload {other}"),
     };
     println!("{} {} {}", vm_hwm_kib(), checksum, heapscope::is_tracking());
@@ -225,8 +245,8 @@ fn main() {
         return child(&args[2], args[3].parse().expect("scale"));
     }
     let smoke = !args.iter().any(|a| a == "--bench");
-    let (runs, growth_scale, json_scale, streamed_scale) =
-        if smoke { (1, 200, 10, 200) } else { (5, 20_000, 400, 20_000) };
+    let (runs, growth_scale, json_scale, streamed_scale, tiny_scale) =
+        if smoke { (1, 200, 10, 200, 1000) } else { (5, 20_000, 400, 20_000, 1_000_000) };
     println!(
         "heapscope memory: tracking compiled in = {}, {runs} paired runs",
         cfg!(feature = "enabled")
@@ -240,6 +260,8 @@ fn main() {
         ("growth", "Vec/String doubling growth, 16 B-64 KiB, all kept", growth_scale),
         ("json", "serde_json history, docs of 10-200 KiB, compaction", json_scale),
         ("streamed", "streamed messages, 200 B-4 KiB by push_str, all kept", streamed_scale),
+        ("boxes", "worst case: 1 M Box<u64> (8 B blocks), all kept", tiny_scale),
+        ("short", "worst case: 1 M 16-byte strings, all kept", tiny_scale),
     ] {
         let (mut raw, mut tracked, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..runs {

@@ -25,13 +25,18 @@ static RAW_JE: Jemalloc = Jemalloc;
 static TRACKED_SYS: Tracked<System> = Tracked::new(System);
 static RAW_SYS: System = System;
 
-/// Sizes that sit exactly on jemalloc classes (no slack: side-table path).
+/// Sizes that sit exactly on jemalloc classes (no slack: one class up).
 fn exact_sizes() -> Vec<usize> {
     [16usize, 32, 48, 64, 80, 96, 128, 160, 192, 256].iter().copied().cycle().take(4096).collect()
 }
 
-/// 8- and 16-byte requests (`Box<u64>`, small `Rc`s, short strings): exact classes that keep
-/// their owner in the side table, in a fixed irregular order.
+/// Exact classes from 320 B to 4 KiB: owners in the side table.
+fn side_table_sizes() -> Vec<usize> {
+    [320usize, 512, 384, 1024, 640, 4096, 768, 2048].iter().copied().cycle().take(4096).collect()
+}
+
+/// 8- and 16-byte requests (`Box<u64>`, small `Rc`s, short strings): exact classes, which go
+/// one class up, in a fixed irregular order.
 fn tiny_sizes() -> Vec<usize> {
     [8usize, 16, 16, 8, 16, 8, 8, 16, 8, 8, 16].iter().copied().cycle().take(4096).collect()
 }
@@ -215,8 +220,8 @@ fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     // `only-raw` / `only-tracked`: run one workload alone (3 × 1M operations), for `perf
     // stat` or callgrind. The workload is the pairs one unless another argument names it:
-    // `churn`, `exact` (churn on exact classes), `tiny` (8 and 16 B, side table) or `churn4k`
-    // (churn with 4096 blocks live).
+    // `churn`, `exact` (churn on exact classes of 16-256 B), `tiny` (8 and 16 B), `side` (exact
+    // classes of 320 B-4 KiB, in the side table) or `churn4k` (churn with 4096 blocks live).
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
         let sizes = small_sizes();
         let exact = exact_sizes();
@@ -227,6 +232,8 @@ fn main() {
             match workload {
                 Some("churn") => churn(a, sizes, 1_000_000),
                 Some("exact") => churn(a, exact, 1_000_000),
+                Some("tiny") => churn(a, &tiny_sizes(), 1_000_000),
+                Some("side") => churn(a, &side_table_sizes(), 1_000_000),
                 Some("churn4k") => churn_live::<A, 4096>(a, sizes, 1_000_000),
                 _ => pairs(a, sizes, 1_000_000),
             }
@@ -348,8 +355,16 @@ fn table(rounds: usize, ops: usize) {
         &mut || churn(&TRACKED_JE, exact, ops),
     );
     let tiny: &'static [usize] = Box::leak(tiny_sizes().into_boxed_slice());
+    let large: &'static [usize] = Box::leak(side_table_sizes().into_boxed_slice());
     compare(
-        "jemalloc: churn 8 and 16 B (side table)",
+        "jemalloc: churn exact classes 320 B-4 KiB (side table)",
+        rounds,
+        ops,
+        &mut || churn(&RAW_JE, large, ops),
+        &mut || churn(&TRACKED_JE, large, ops),
+    );
+    compare(
+        "jemalloc: churn 8 and 16 B",
         rounds,
         ops,
         &mut || churn(&RAW_JE, tiny, ops),

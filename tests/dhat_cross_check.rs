@@ -19,10 +19,10 @@ fn totals_agree_with_dhat() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let owner = Owner::named("dhat_cross");
     let before = dhat::HeapStats::get();
-    // Sizes with slack carry a 2-byte trailer, and so do exact classes of 17-256 bytes (one
-    // class up); other sizes on an exact jemalloc class do not.
-    let with_trailer = [24usize, 100, 1000, 5000, 64];
-    let exact = [16usize, 4096, 65536];
+    // Sizes with slack carry a 2-byte trailer, and so do exact classes of at most 256 bytes
+    // (one class up); other sizes on an exact jemalloc class do not.
+    let with_trailer = [24usize, 100, 1000, 5000, 16, 64];
+    let exact = [4096usize, 65536];
     let blocks: Vec<Vec<u8>> = owner.in_scope(|| {
         let mut blocks = Vec::with_capacity(8); // 8 * 24 = 192: an exact class, one class up
         for &n in with_trailer.iter().chain(&exact) {

@@ -335,12 +335,12 @@ fn the_inner_size_is_the_request_or_the_request_plus_the_tag() {
         #[cfg(feature = "enabled")]
         {
             // Documented: a 2-byte trailer where the class has room or the request is an
-            // exact class of 17-256 bytes; nothing on other exact classes.
+            // exact class of at most 256 bytes; nothing on other exact classes.
             assert!(inner == size || inner == size + 2, "size {size}: inner {inner}");
-            if [16, 512, 4096, 32].contains(&size) {
+            if [512, 4096, 32].contains(&size) {
                 assert_eq!(inner, size, "exact class {size} must not grow");
             }
-            if [24, 64, 100, 5000].contains(&size) {
+            if [16, 24, 64, 100, 5000].contains(&size) {
                 assert_eq!(inner, size + 2, "size {size} takes a trailer");
             }
         }
@@ -410,18 +410,18 @@ mod failing {
         let a = Owner::named("mock_fail_realloc_a");
         let b = Owner::named("mock_fail_realloc_b");
         let c = Owner::named("mock_fail_realloc_c");
-        // 100: trailer; 16: side table; 4096 at align 4096: side table, over-aligned.
+        // 100: trailer; 512: side table; 4096 at align 4096: side table, over-aligned.
         let mut t: Vec<u8> = a.in_scope(|| black_box((0..100).map(|i| i as u8).collect()));
-        let mut s: Vec<u8> = a.in_scope(|| black_box((0..16).map(|i| i as u8).collect()));
+        let mut s: Vec<u8> = a.in_scope(|| black_box((0..512).map(|i| i as u8).collect()));
         let big = Layout::from_size_align(4096, 4096).unwrap();
         // SAFETY: non-zero size.
         let p = a.in_scope(|| unsafe { std::alloc::alloc(big) });
         assert!(!p.is_null());
         // SAFETY: `p` has 4096 bytes.
         unsafe { std::ptr::write_bytes(p, 0xC3, 4096) };
-        assert_eq!((t.capacity(), s.capacity()), (100, 16));
+        assert_eq!((t.capacity(), s.capacity()), (100, 512));
         let before = all(a);
-        assert_eq!(before, (4212, 3, 4212, 4212, 3));
+        assert_eq!(before, (4708, 3, 4708, 4708, 3));
 
         let (rt, rs, q) = b.in_scope(|| {
             let _f = Failing::start();
@@ -434,7 +434,7 @@ mod failing {
         assert!(rt && rs && q);
         assert_eq!(all(a), before);
         assert_eq!(all(b), (0, 0, 0, 0, 0));
-        assert_eq!((t.capacity(), s.capacity()), (100, 16));
+        assert_eq!((t.capacity(), s.capacity()), (100, 512));
         assert!(t.iter().enumerate().all(|(i, &x)| x == i as u8));
         assert!(s.iter().enumerate().all(|(i, &x)| x == i as u8));
         // SAFETY: `p` is still live with `big`.
@@ -447,7 +447,7 @@ mod failing {
             // SAFETY: `p` is live with `big`.
             unsafe { std::alloc::dealloc(p, big) };
         });
-        assert_eq!(all(a), (0, 0, 4212, 4212, 3));
+        assert_eq!(all(a), (0, 0, 4708, 4708, 3));
         assert_eq!(all(c), (0, 0, 0, 0, 0));
         assert_no_violations();
     }

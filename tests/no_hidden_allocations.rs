@@ -113,7 +113,7 @@ fn since(before: Calls) -> Calls {
     }
 }
 
-/// Trailer sizes (24, 100, 1000; 64 one class up) and side-table sizes (16, 512, 4096).
+/// Trailer sizes (24, 100, 1000; 16 and 64 one class up) and side-table sizes (512, 4096).
 const SIZES: [usize; 7] = [24, 16, 100, 64, 512, 1000, 4096];
 const N: usize = 10_000;
 

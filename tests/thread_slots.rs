@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 /// Comfortably more than the 256 slots, even with libtest's threads holding some.
 const THREADS: usize = 300;
-/// Trailer sizes (24, 100, 1000; 64 one class up) and side-table sizes (16, 4096).
-const SIZES: [usize; 6] = [24, 100, 1000, 16, 64, 4096];
+/// Trailer sizes (24, 100, 1000; 16 and 64 one class up) and side-table sizes (512, 4096).
+const SIZES: [usize; 7] = [24, 100, 1000, 16, 64, 512, 4096];
 /// Wall-clock cap on every wait.
 const CAP: Duration = Duration::from_secs(30);
 
