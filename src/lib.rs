@@ -53,10 +53,10 @@
 //! # How it works, and what it costs
 //! Each block carries its owner id: in a 2-byte trailer when the block's jemalloc size class
 //! has two spare bytes (no memory cost). Requests that sit exactly on a class (the sizes `Vec`
-//! doubling produces) have no slack: from 17 to 256 bytes they take the trailer anyway and go
-//! one class up (16 to 64 bytes more per block, cheaper than any other home); the others
-//! (7, 8, 15, 16 bytes, and 257 bytes up: 512, 4096 …) keep their owner in a lock-free side
-//! table keyed by address, so no large block is pushed into a larger class. Counting is a plain
+//! doubling produces) have no slack: up to 256 bytes they take the trailer anyway and go one
+//! class up (8 to 64 bytes more per block, cheaper than any other home); larger ones (320,
+//! 512, 4096 … bytes) keep their owner in a lock-free side table keyed by address, so no
+//! large block is pushed into a larger class. Counting is a plain
 //! add into per-thread counters with a single writer each; readers sum them. See README for
 //! measured overhead.
 //!
