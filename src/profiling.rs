@@ -7,7 +7,7 @@
 //!   [`capture`](crate::capture) then writes jemalloc's raw dump (`jemalloc.heap`, for `jeprof`)
 //!   and the same profile as a gzipped pprof protobuf (`heap.pb.gz`, for `go tool pprof`,
 //!   Pyroscope, Parca), symbolised in-process so no binary is needed to read it.
-//! - **dhat** (`dhat`, with `Tracked<dhat::Alloc>` as the global allocator): [`start_dhat`]
+//! - **dhat** (`dhat`, with `Tracked<dhat::Alloc>` as the global allocator): `start_dhat`
 //!   begins a dhat session; a capture writes `dhat-heap.json` (DHAT's viewer, `dh_view.html`)
 //!   and starts the next session.
 //!
@@ -49,7 +49,7 @@ pub enum ProfilingStatus {
         /// empty.
         ever_active: bool,
     },
-    /// A dhat session started with [`start_dhat`] is running.
+    /// A dhat session started with `start_dhat` (feature `dhat`) is running.
     Dhat,
     /// No heap profile can be taken.
     Unavailable {
