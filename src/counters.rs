@@ -231,8 +231,8 @@ fn bump(counter: &AtomicU64, by: u64) {
 /// Counts an allocation of `size` bytes by the current owner.
 ///
 /// The fast path: the owner's counters in this thread's slot, reached through a pointer the
-/// thread keeps, plus one read of the owner's parent. Children also walk their ancestors
-/// (out of line); peaks and publication are out of line and rare.
+/// thread keeps. A child also counts at its parent's level (inline) and at any further
+/// levels (out of line); peaks and publication are out of line and rare.
 #[inline(always)]
 pub(crate) fn charge_here(here: Here, size: usize) {
     if here.counts.is_null() {
@@ -246,7 +246,7 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     grow(c, here.owner, size as i64);
     if here.owner & CHILD_BIT != 0 {
         let parent = PARENTS[here.owner as usize & ID_MASK].load(Relaxed);
-        grow_ancestors(
+        ancestors::<true>(
             here.counts.wrapping_sub(here.owner as usize & ID_MASK),
             parent,
             size as i64,
@@ -277,7 +277,7 @@ pub(crate) fn credit(owner: u16, size: usize) {
     bump(&c.free_blocks, 1);
     shrink(c, owner, size as i64);
     if owner & CHILD_BIT != 0 {
-        shrink_ancestors(base, PARENTS[owner as usize & ID_MASK].load(Relaxed), size as i64);
+        ancestors::<false>(base, PARENTS[owner as usize & ID_MASK].load(Relaxed), size as i64);
     }
 }
 
@@ -300,63 +300,42 @@ fn shrink(c: &Counts, owner: u16, size: i64) {
     }
 }
 
-/// The ancestors' levels of a child's allocation, in this thread's slot at `base`: the parent
-/// inline (a `Retained` item's parent is most often top-level), any further levels out of line.
+/// The ancestors' levels of a child's allocation (`GROW`) or free, in this thread's slot at
+/// `base`: the parent inline (a `Retained` item's parent is most often top-level), any
+/// further levels out of line.
 #[inline(always)]
-fn grow_ancestors(base: *const Counts, parent: u16, size: i64) {
+fn ancestors<const GROW: bool>(base: *const Counts, parent: u16, size: i64) {
     if parent == PROCESS {
         return;
     }
-    // SAFETY: `base` is this thread's own, non-null slot (see `charge_here`).
-    let c = unsafe { &*counts_at(base, parent) };
-    grow(c, parent, size);
+    // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`).
+    level::<GROW>(unsafe { &*counts_at(base, parent) }, parent, size);
     let next = PARENTS[parent as usize & ID_MASK].load(Relaxed);
     if next != PROCESS {
-        grow_higher(base, next, size);
+        higher_ancestors::<GROW>(base, next, size);
     }
 }
 
-/// The levels above a child's parent, as [`grow_ancestors`].
+/// The levels above a child's parent, as [`ancestors`].
 #[inline(never)]
-fn grow_higher(base: *const Counts, mut id: u16, size: i64) {
+fn higher_ancestors<const GROW: bool>(base: *const Counts, mut id: u16, size: i64) {
     for _ in 0..MAX_DEPTH {
         if id == PROCESS {
             return;
         }
-        // SAFETY: `base` is this thread's own, non-null slot (see `charge_here`).
-        let c = unsafe { &*counts_at(base, id) };
-        grow(c, id, size);
+        // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`).
+        level::<GROW>(unsafe { &*counts_at(base, id) }, id, size);
         id = PARENTS[id as usize & ID_MASK].load(Relaxed);
     }
 }
 
-/// The ancestors' levels of a child's free, in this thread's slot at `base`: the parent inline,
-/// any further levels out of line.
+/// One ancestor's level: [`grow`] or [`shrink`].
 #[inline(always)]
-fn shrink_ancestors(base: *const Counts, parent: u16, size: i64) {
-    if parent == PROCESS {
-        return;
-    }
-    // SAFETY: `base` is this thread's own, non-null slot (see `credit`).
-    let c = unsafe { &*counts_at(base, parent) };
-    shrink(c, parent, size);
-    let next = PARENTS[parent as usize & ID_MASK].load(Relaxed);
-    if next != PROCESS {
-        shrink_higher(base, next, size);
-    }
-}
-
-/// The levels above a child's parent, as [`shrink_ancestors`].
-#[inline(never)]
-fn shrink_higher(base: *const Counts, mut id: u16, size: i64) {
-    for _ in 0..MAX_DEPTH {
-        if id == PROCESS {
-            return;
-        }
-        // SAFETY: `base` is this thread's own, non-null slot (see `credit`).
-        let c = unsafe { &*counts_at(base, id) };
-        shrink(c, id, size);
-        id = PARENTS[id as usize & ID_MASK].load(Relaxed);
+fn level<const GROW: bool>(c: &Counts, id: u16, size: i64) {
+    if GROW {
+        grow(c, id, size)
+    } else {
+        shrink(c, id, size)
     }
 }
 
