@@ -195,7 +195,7 @@ impl<A: GlobalAlloc> Tracked<A> {
     #[inline(always)]
     unsafe fn alloc_extra(&self, size: usize, align: usize, extra: usize, zeroed: bool) -> *mut u8 {
         let trailer = extra != 0;
-        // `tag::inner_size(size, trailer)`, with the addend straight from the table.
+        // `tag::inner_size(size, trailer)`, with the addend the caller already has.
         let inner_size = size + extra;
         // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer` refuses sizes
         // where the trailer would break it), and `align` comes from a valid Layout.

@@ -72,24 +72,6 @@ static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
     bits
 };
 
-/// Sizes below this are answered from [`TRAILER_EXTRA`].
-const BYTE_SIZES: usize = 4096;
-
-/// [`TAG_BYTES`] for each size below [`BYTE_SIZES`] with trailer room at alignments up to 16,
-/// else 0: one byte load gives the inner size's addend (4 KiB; sizes 16–256 use four cache
-/// lines of it). Above, [`TRAILER_BITS`] and the computation take over.
-static TRAILER_EXTRA: [u8; BYTE_SIZES] = {
-    let mut extra = [0u8; BYTE_SIZES];
-    let mut size = 0;
-    while size < BYTE_SIZES {
-        if keeps_trailer(size, 16) {
-            extra[size] = TAG_BYTES as u8;
-        }
-        size += 1;
-    }
-    extra
-};
-
 /// Whether this is a request of 1 to 256 bytes at an alignment up to 16: it carries a trailer
 /// whatever its class. One compare, and no table load on the path to the inner allocator's
 /// call (pairs 1.9x -> 1.78x, churn 1.63x -> 1.59x); the allocator's paths also branch on it
@@ -103,18 +85,10 @@ pub(crate) fn is_small(size: usize, align: usize) -> bool {
 /// owner in a trailer, 0 when in the side table (see [`has_trailer`]).
 #[inline(always)]
 pub(crate) fn trailer_extra(size: usize, align: usize) -> usize {
-    if is_small(size, align) {
-        return TAG_BYTES;
-    }
-    match TRAILER_EXTRA.get(size) {
-        Some(&extra) if align <= 16 => extra as usize,
-        _ => {
-            if wide_trailer_room(size, align) {
-                TAG_BYTES
-            } else {
-                0
-            }
-        }
+    if is_small(size, align) || wide_trailer_room(size, align) {
+        TAG_BYTES
+    } else {
+        0
     }
 }
 
@@ -132,7 +106,8 @@ pub(crate) fn has_trailer(size: usize, align: usize) -> bool {
     trailer_extra(size, align) != 0
 }
 
-/// [`has_trailer`] for sizes of [`BYTE_SIZES`] and above, or alignments above 16.
+/// [`has_trailer`] for requests that are not [`is_small`]: from [`TRAILER_BITS`] below
+/// [`TABLE_SIZES`], computed above it or for alignments above 16.
 #[inline(always)]
 fn wide_trailer_room(size: usize, align: usize) -> bool {
     match TRAILER_BITS.get(size / 64) {
