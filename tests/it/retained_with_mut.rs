@@ -11,8 +11,13 @@ use std::hint::black_box;
 
 /// The `top` entry of `item`, found by owner name.
 fn listed<T>(item: &Retained<T>) -> (usize, ItemInfo) {
+    position_in(&retained::top(usize::MAX), item)
+}
+
+/// Where `item` sits in one `top` list. Order checks take both positions from the same list:
+/// tests running in parallel create and drop items between two `top` calls.
+fn position_in<T>(top: &[ItemInfo], item: &Retained<T>) -> (usize, ItemInfo) {
     let name = item.owner().name();
-    let top = retained::top(usize::MAX);
     top.iter()
         .position(|i| i.owner == name)
         .map(|at| (at, top[at].clone()))
@@ -78,8 +83,9 @@ fn top_lists_bytes_grown_through_with_mut() {
         Retained::build(parent, "rwm grown", || black_box(Vec::<u8>::with_capacity(100)));
     let small = Retained::build(parent, "rwm small", || black_box(Vec::<u8>::with_capacity(1000)));
     assert_eq!(grown.live_bytes(), 100);
-    let (at_grown, info) = listed(&grown);
-    let (at_small, _) = listed(&small);
+    let top = retained::top(usize::MAX);
+    let (at_grown, info) = position_in(&top, &grown);
+    let (at_small, _) = position_in(&top, &small);
     assert_eq!((info.label.as_str(), info.live_bytes), ("rwm grown", 100));
     assert!(at_small < at_grown, "1000 bytes are listed before 100");
 
@@ -87,8 +93,9 @@ fn top_lists_bytes_grown_through_with_mut() {
     // item's. len 0, so capacity becomes exactly 50 000.
     grown.with_mut(|v| v.reserve_exact(50_000));
     assert_eq!(grown.capacity(), 50_000);
-    let (at_grown, info) = listed(&grown);
-    let (at_small, _) = listed(&small);
+    let top = retained::top(usize::MAX);
+    let (at_grown, info) = position_in(&top, &grown);
+    let (at_small, _) = position_in(&top, &small);
     assert_eq!(info.live_bytes, 50_000, "{info:?}");
     assert_eq!(info.label, "rwm grown");
     assert_eq!(info.parent, "rwm_top_parent");
