@@ -8,6 +8,7 @@ mod accounting;
 mod async_owner;
 mod coherence;
 mod layouts;
+mod model;
 mod peaks;
 mod retained_with_mut;
 mod scopes;

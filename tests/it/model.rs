@@ -1,0 +1,262 @@
+//! A shadow model: long random sequences of `alloc`, `alloc_zeroed`, `realloc` and `dealloc`
+//! through the global allocator, under owners switched at random (top-level owners, a child,
+//! a grandchild), checked after every operation against a model of who holds what.
+//!
+//! Sizes mix every path of the owner tag: requests of 1-256 B (trailer, one class up when
+//! exact), the edge at 256 B, exact classes above it (side table), sizes with slack, large
+//! sizes and page multiples; alignments run from 1 to 4096. A `realloc` moves blocks between
+//! those paths and between owners. Every block carries a byte pattern that must survive
+//! `realloc` and be intact at its free, and `alloc_zeroed` blocks must be zero.
+//!
+//! Checked after each operation, for every owner: live bytes and blocks, total bytes and
+//! blocks (its subtree's, as `stats` reports them), and the peak, which is exact on one thread.
+#![cfg(feature = "enabled")]
+
+use heapscope::Owner;
+use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+
+/// xorshift64*, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len())]
+    }
+}
+
+/// jemalloc's size classes up to 16 KiB: a request of exactly one has no slack.
+const EXACT: [usize; 37] = [
+    8, 16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896,
+    1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288,
+    14336, 16384,
+];
+const LARGE: [usize; 6] = [4096 * 3, 16385, 65536, 65537, 1 << 20, (1 << 20) + 24];
+const ALIGNS: [usize; 12] = [1, 1, 2, 4, 8, 8, 8, 16, 16, 32, 64, 4096];
+
+fn random_size(rng: &mut Rng) -> usize {
+    match rng.below(10) {
+        0..=3 => 1 + rng.below(300),
+        4 | 5 => rng.pick(&EXACT),
+        6 => 250 + rng.below(12),
+        7 | 8 => 1 + rng.below(20_000),
+        _ => rng.pick(&LARGE),
+    }
+}
+
+struct Block {
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    /// Index into the model's owners.
+    owner: usize,
+    /// The byte every position of the block holds.
+    pattern: u8,
+}
+
+/// One owner's own numbers (not its descendants').
+#[derive(Clone, Copy, Default)]
+struct Own {
+    live_bytes: u64,
+    live_blocks: u64,
+    total_bytes: u64,
+    total_blocks: u64,
+}
+
+struct Model {
+    owners: Vec<Owner>,
+    /// Each owner's parent in `owners`, if it has one there.
+    parents: Vec<Option<usize>>,
+    own: Vec<Own>,
+    peaks: Vec<u64>,
+    /// The live blocks.
+    blocks: Vec<Block>,
+}
+
+impl Model {
+    /// Owner `i`'s subtree numbers, as `stats` reports them.
+    fn subtree(&self, i: usize) -> Own {
+        let mut sum = Own::default();
+        for (j, own) in self.own.iter().enumerate() {
+            if self.descends(j, i) {
+                sum.live_bytes += own.live_bytes;
+                sum.live_blocks += own.live_blocks;
+                sum.total_bytes += own.total_bytes;
+                sum.total_blocks += own.total_blocks;
+            }
+        }
+        sum
+    }
+
+    /// Whether `j` is `i` or below it.
+    fn descends(&self, mut j: usize, i: usize) -> bool {
+        loop {
+            if j == i {
+                return true;
+            }
+            match self.parents[j] {
+                Some(p) => j = p,
+                None => return false,
+            }
+        }
+    }
+
+    fn charge(&mut self, owner: usize, size: usize) {
+        let own = &mut self.own[owner];
+        own.live_bytes += size as u64;
+        own.live_blocks += 1;
+        own.total_bytes += size as u64;
+        own.total_blocks += 1;
+    }
+
+    fn credit(&mut self, owner: usize, size: usize) {
+        let own = &mut self.own[owner];
+        own.live_bytes -= size as u64;
+        own.live_blocks -= 1;
+    }
+
+    /// Compares every owner's stats with the model; raises the model's peaks first.
+    fn check(&mut self, step: usize, what: &str, seed: u64) {
+        for i in 0..self.owners.len() {
+            let want = self.subtree(i);
+            self.peaks[i] = self.peaks[i].max(want.live_bytes);
+            let got = self.owners[i].stats();
+            let context = || {
+                format!(
+                    "step {step} ({what}), owner {}, seed {seed}: stats {got:?}",
+                    self.owners[i].name()
+                )
+            };
+            assert_eq!(got.live_bytes, want.live_bytes, "live bytes: {}", context());
+            assert_eq!(got.live_blocks, want.live_blocks, "live blocks: {}", context());
+            assert_eq!(got.total_bytes, want.total_bytes, "total bytes: {}", context());
+            assert_eq!(got.total_blocks, want.total_blocks, "total blocks: {}", context());
+            assert_eq!(got.peak_bytes, self.peaks[i], "peak: {}", context());
+        }
+    }
+}
+
+/// Checks that `len` bytes at `ptr` all hold `pattern`.
+fn intact(ptr: *const u8, len: usize, pattern: u8) -> bool {
+    // SAFETY: callers pass a live block of at least `len` initialised bytes.
+    unsafe { std::slice::from_raw_parts(ptr, len) }.iter().all(|&b| b == pattern)
+}
+
+fn run(seed: u64, steps: usize) {
+    println!("model: seed {seed}, {steps} steps (rerun with HEAPSCOPE_MODEL_SEED={seed})");
+    let mut rng = Rng(seed | 1);
+    let tag = format!("{seed:x}");
+    let a = Owner::named(format!("model_a_{tag}"));
+    let b = Owner::named(format!("model_b_{tag}"));
+    let x = a.child("x");
+    let y = x.child("y");
+    let z = b.child("z");
+    const LIVE_MAX: usize = 512;
+    let mut m = Model {
+        owners: vec![a, b, x, y, z],
+        parents: vec![None, None, Some(0), Some(2), Some(1)],
+        own: vec![Own::default(); 5],
+        peaks: vec![0; 5],
+        // Reserved up front: the model never allocates while an owner under test is current.
+        blocks: Vec::with_capacity(LIVE_MAX),
+    };
+    for step in 0..steps {
+        let current = rng.below(m.owners.len());
+        let owner = m.owners[current];
+        let op = rng.below(10);
+        let what;
+        if m.blocks.is_empty() || (op < 4 && m.blocks.len() < LIVE_MAX) {
+            let (size, align) = (random_size(&mut rng), rng.pick(&ALIGNS));
+            let zeroed = rng.below(3) == 0;
+            let layout = Layout::from_size_align(size, align).expect("layout");
+            let pattern = (step % 251) as u8 + 1;
+            let ptr = owner.in_scope(|| {
+                // SAFETY: non-zero size.
+                unsafe {
+                    if zeroed {
+                        alloc_zeroed(layout)
+                    } else {
+                        alloc(layout)
+                    }
+                }
+            });
+            assert!(!ptr.is_null(), "step {step}: allocation of {size} B failed");
+            assert_eq!(ptr as usize % align, 0, "step {step}: {size} B misaligned");
+            if zeroed {
+                assert!(intact(ptr, size, 0), "step {step}: alloc_zeroed({size}, {align})");
+            }
+            // SAFETY: `ptr` has `size` bytes.
+            unsafe { ptr.write_bytes(pattern, size) };
+            m.blocks.push(Block { ptr, size, align, owner: current, pattern });
+            m.charge(current, size);
+            what = format!("alloc{} {size} B align {align}", if zeroed { "_zeroed" } else { "" });
+        } else if op < 7 {
+            let i = rng.below(m.blocks.len());
+            let block = &m.blocks[i];
+            let new_size = random_size(&mut rng);
+            let layout = Layout::from_size_align(block.size, block.align).expect("layout");
+            let (old_ptr, old_size, old_owner) = (block.ptr, block.size, block.owner);
+            // SAFETY: a live block of ours with this layout; `new_size` is non-zero and small.
+            let ptr = owner.in_scope(|| unsafe { realloc(old_ptr, layout, new_size) });
+            assert!(!ptr.is_null(), "step {step}: realloc to {new_size} B failed");
+            let block = &mut m.blocks[i];
+            assert_eq!(ptr as usize % block.align, 0, "step {step}: realloc misaligned");
+            let kept = old_size.min(new_size);
+            assert!(intact(ptr, kept, block.pattern), "step {step}: realloc lost bytes");
+            // SAFETY: `ptr` has `new_size` bytes.
+            unsafe { ptr.write_bytes(block.pattern, new_size) };
+            (block.ptr, block.size, block.owner) = (ptr, new_size, current);
+            m.credit(old_owner, old_size);
+            m.charge(current, new_size);
+            what = format!("realloc {old_size} -> {new_size} B align {}", m.blocks[i].align);
+        } else {
+            let block = m.blocks.swap_remove(rng.below(m.blocks.len()));
+            assert!(
+                intact(block.ptr, block.size, block.pattern),
+                "step {step}: block of {} B overwritten",
+                block.size
+            );
+            let layout = Layout::from_size_align(block.size, block.align).expect("layout");
+            // SAFETY: a live block of ours with this layout, forgotten by the model above.
+            owner.in_scope(|| unsafe { dealloc(block.ptr, layout) });
+            m.credit(block.owner, block.size);
+            what = format!("dealloc {} B align {}", block.size, block.align);
+        }
+        m.check(step, &what, seed);
+    }
+    for block in m.blocks.drain(..) {
+        let layout = Layout::from_size_align(block.size, block.align).expect("layout");
+        // SAFETY: a live block of ours with this layout.
+        unsafe { dealloc(block.ptr, layout) };
+        m.own[block.owner].live_bytes -= block.size as u64;
+        m.own[block.owner].live_blocks -= 1;
+    }
+    m.check(steps, "final frees", seed);
+    for owner in &m.owners {
+        assert_eq!((owner.stats().live_bytes, owner.stats().live_blocks), (0, 0));
+    }
+}
+
+#[test]
+fn random_operations_match_the_model() {
+    let seed = std::env::var("HEAPSCOPE_MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0DE1_5EED_2026_1122u64);
+    run(seed, 5_000);
+}
+
+#[test]
+fn a_second_seed_matches_the_model() {
+    run(0x9E37_79B9_7F4A_7C15, 5_000);
+}
