@@ -124,9 +124,13 @@ fn chart_of_an_agent_session() {
         .sum();
     assert_eq!(points, timeline.samples.iter().filter(|s| s.rss_bytes.is_some()).count());
 
-    // Phases are shaded, each band named after a phase of the run.
+    // Phases are shaded, each band named after a phase of the run. Which ones depends on how
+    // long each took against the whole run (phases under 1 % are not shaded, nor a name that
+    // covers most of it; `chart_of_a_hand_written_timeline` checks that rule exactly), so a
+    // fast build may shade none: then the chart must say why.
+    assert!(!timeline.phases.is_empty(), "the session records phases");
     let phases = groups(&doc, "phase");
-    assert!(!phases.is_empty(), "no phase shaded in {svg}");
+    assert!(!phases.is_empty() || svg.contains(">not shaded:<"), "phases vanished from {svg}");
     let names: BTreeSet<&str> = timeline.phases.iter().map(|p| p.name.as_str()).collect();
     for band in &phases {
         let name = band.attribute("data-phase").unwrap();
