@@ -10,6 +10,7 @@
 //! table runs in 5 fresh processes (3 when quick), and each figure is the median over them.
 
 mod common;
+use common::loops::{churn, churn_live, filled, pairs, FILLED_SEED};
 use common::small_sizes;
 
 use heapscope::{Owner, Tracked};
@@ -41,49 +42,19 @@ fn tiny_sizes() -> Vec<usize> {
     [8usize, 16, 16, 8, 16, 8, 8, 16, 8, 8, 16].iter().copied().cycle().take(4096).collect()
 }
 
-/// Allocate-and-free churn with 64 blocks live: a new block replaces the oldest.
-fn churn<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {
-    churn_live::<A, 64>(a, sizes, ops)
-}
-
-/// Churn with `LIVE` blocks live (a power of two): a new block replaces the oldest. With 64
-/// the blocks, jemalloc's thread cache and our counters all stay in L1; with 4096
-/// (≈ 0.5 MiB of blocks) a block is no longer in L1 when it is freed, as in a program whose
-/// live set is larger than a toy's.
-fn churn_live<A: GlobalAlloc, const LIVE: usize>(a: &A, sizes: &[usize], ops: usize) {
-    let mut ring: [(usize, usize); LIVE] = [(0, 0); LIVE];
-    for i in 0..ops {
-        let size = sizes[i % sizes.len()];
-        let slot = &mut ring[i % LIVE];
-        if slot.0 != 0 {
-            // SAFETY: allocated below by `a` with this size and align 8.
-            unsafe { a.dealloc(slot.0 as *mut u8, Layout::from_size_align_unchecked(slot.1, 8)) };
-        }
-        // SAFETY: non-zero size, valid align.
-        let p = unsafe { a.alloc(Layout::from_size_align_unchecked(size, 8)) };
-        // SAFETY: p has at least one byte.
-        unsafe { p.write_volatile(i as u8) };
-        *slot = (p as usize, size);
-    }
-    for (p, size) in ring {
-        if p != 0 {
-            // SAFETY: as above.
-            unsafe { a.dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, 8)) };
-        }
-    }
-}
-
-/// Allocate then free at once: the classic small-allocation microbenchmark.
-fn pairs<A: GlobalAlloc>(a: &A, sizes: &[usize], ops: usize) {
-    for i in 0..ops {
-        let layout = Layout::from_size_align(sizes[i % sizes.len()], 8).expect("layout");
-        // SAFETY: non-zero size, valid align.
-        let p = unsafe { a.alloc(layout) };
-        // SAFETY: p has at least one byte.
-        unsafe { p.write_volatile(i as u8) };
-        // SAFETY: allocated just above with `layout`.
-        unsafe { a.dealloc(std::hint::black_box(p), layout) };
-    }
+/// [`filled`] on two threads at once, each with its own sizes.
+fn filled_2t<A: GlobalAlloc + Sync>(a: &'static A, ops: usize) {
+    let barrier = Arc::new(Barrier::new(2));
+    let other = {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            barrier.wait();
+            filled(a, ops, FILLED_SEED ^ 0xFFFF);
+        })
+    };
+    barrier.wait();
+    filled(a, ops, FILLED_SEED);
+    other.join().expect("filled thread");
 }
 
 /// Churn while switching among `owners` (a scope per operation).
@@ -221,7 +192,8 @@ fn main() {
     // `only-raw` / `only-tracked`: run one workload alone (3 × 1M operations), for `perf
     // stat` or callgrind. The workload is the pairs one unless another argument names it:
     // `churn`, `exact` (churn on exact classes of 16-256 B), `tiny` (8 and 16 B), `side` (exact
-    // classes of 320 B-4 KiB, in the side table) or `churn4k` (churn with 4096 blocks live).
+    // classes of 320 B-4 KiB, in the side table), `churn4k` (churn with 4096 blocks live) or
+    // `filled` (random sizes, each block filled, 1024 live).
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
         let sizes = small_sizes();
         let exact = exact_sizes();
@@ -235,6 +207,7 @@ fn main() {
                 Some("tiny") => churn(a, &tiny_sizes(), 1_000_000),
                 Some("side") => churn(a, &side_table_sizes(), 1_000_000),
                 Some("churn4k") => churn_live::<A, 4096>(a, sizes, 1_000_000),
+                Some("filled") => filled(a, 1_000_000, FILLED_SEED),
                 _ => pairs(a, sizes, 1_000_000),
             }
         }
@@ -376,6 +349,20 @@ fn table(rounds: usize, ops: usize) {
         ops,
         &mut || churn_2t(&RAW_JE, sizes, ops),
         &mut || churn_2t(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: blocks filled, 16-256 B, 1 thread",
+        rounds,
+        ops,
+        &mut || filled(&RAW_JE, ops, FILLED_SEED),
+        &mut || filled(&TRACKED_JE, ops, FILLED_SEED),
+    );
+    compare(
+        "jemalloc: blocks filled, 16-256 B, 2 threads",
+        rounds,
+        ops,
+        &mut || filled_2t(&RAW_JE, ops),
+        &mut || filled_2t(&TRACKED_JE, ops),
     );
     compare(
         "jemalloc: cross-thread frees",

@@ -1,5 +1,8 @@
 //! Workload inputs shared by the benches (not a bench target itself).
 
+#[allow(dead_code)] // the memory bench runs none of these loops
+pub mod loops;
+
 /// A deterministic xorshift64 generator.
 pub struct Rng(pub u64);
 

@@ -1,0 +1,285 @@
+//! What each ingredient of an owner-attributing wrapper costs on the loops of `overhead`,
+//! measured by building the design up one ingredient at a time (reduced copies written here,
+//! for measuring only) and running heapscope's own `Tracked<Jemalloc>` beside them:
+//!
+//! 1. `+2 B`: ask jemalloc for `size + 2`, nothing else;
+//! 2. `trailer`: write the thread's owner id into those 2 bytes, read it back at the free;
+//! 3. `counters`: four per-thread single-writer counters (allocated and freed bytes and
+//!    blocks) of that owner: the "exact design" the budget of issue #2 was set from;
+//! 4. `peaks`: plus heapscope's peak bookkeeping (per-owner pending bytes, compared with a
+//!    headroom on allocation and with a floor on free);
+//! 5. `derived`: counters plus a peak check on allocation only, against allocated-minus-freed
+//!    bytes (no work on free beyond the counters; not what heapscope does, see README);
+//!
+//! and `heapscope`: `Tracked<Jemalloc>` itself (peaks, children, the side-table decision).
+//! Every column is a ratio to raw jemalloc, the median over rounds that run all allocators in
+//! turn (order alternating), then the median over 3 fresh processes.
+//!
+//! `cargo bench --bench ingredients --features enabled` (`-- quick` for a short run).
+
+mod common;
+use common::loops::{churn, filled, pairs, FILLED_SEED};
+use common::small_sizes;
+
+use heapscope::{Owner, Tracked};
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+use tikv_jemallocator::Jemalloc;
+
+heapscope::install!();
+
+static TRACKED: Tracked<Jemalloc> = Tracked::new(Jemalloc);
+
+/// One owner's counters in the (single) thread's slot.
+struct Counts {
+    alloc_bytes: AtomicU64,
+    alloc_blocks: AtomicU64,
+    free_bytes: AtomicU64,
+    free_blocks: AtomicU64,
+    pending: AtomicI64,
+    headroom: AtomicI64,
+}
+
+const OWNERS: usize = 4096;
+const OWNER: u16 = 7;
+/// The free-side floor of `peaks` (heapscope publishes below -64 KiB).
+const FLOOR: i64 = -64 * 1024;
+
+/// The slot of the thread that runs the workloads (the bench runs them on one thread only).
+static SLOT: [Counts; OWNERS] = [const {
+    Counts {
+        alloc_bytes: AtomicU64::new(0),
+        alloc_blocks: AtomicU64::new(0),
+        free_bytes: AtomicU64::new(0),
+        free_blocks: AtomicU64::new(0),
+        pending: AtomicI64::new(0),
+        headroom: AtomicI64::new(i64::MAX),
+    }
+}; OWNERS];
+
+thread_local! {
+    // As heapscope keeps them: the owner, the current owner's counters and the slot's base,
+    // null until the thread has a slot.
+    static CURRENT_OWNER: Cell<u16> = const { Cell::new(OWNER) };
+    static CURRENT: Cell<*const Counts> = const { Cell::new(std::ptr::null()) };
+    static BASE: Cell<*const Counts> = const { Cell::new(std::ptr::null()) };
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// Stands for the rare path (a peak to raise, bytes to publish); never taken here.
+#[cold]
+#[inline(never)]
+fn rare() {
+    black_box(());
+}
+
+/// The design up to ingredient `STEP` (see the module docs).
+struct Reduced<const STEP: u8>;
+
+// SAFETY: every block is handed to jemalloc with `(size + 2, align)`, computed the same way
+// on both paths, so jemalloc gets back the layout it allocated with; the 2 bytes past the
+// caller's size are ours.
+unsafe impl<const STEP: u8> GlobalAlloc for Reduced<STEP> {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let size = layout.size();
+        // SAFETY: the workloads' sizes are at most 256 B: `size + 2` keeps the Layout valid.
+        let ptr =
+            unsafe { Jemalloc.alloc(Layout::from_size_align_unchecked(size + 2, layout.align())) };
+        if STEP < 2 || ptr.is_null() {
+            return ptr;
+        }
+        // SAFETY: the block has `size + 2` bytes.
+        unsafe { ptr.add(size).cast::<u16>().write_unaligned(CURRENT_OWNER.with(Cell::get)) };
+        if STEP < 3 {
+            return ptr;
+        }
+        let c = CURRENT.with(Cell::get);
+        if c.is_null() {
+            rare();
+            return ptr;
+        }
+        // SAFETY: non-null `CURRENT` points into `SLOT` (set in `main`).
+        let c = unsafe { &*c };
+        if STEP == 5 {
+            let allocated = c.alloc_bytes.load(Relaxed).wrapping_add(size as u64);
+            c.alloc_bytes.store(allocated, Relaxed);
+            bump(&c.alloc_blocks, 1);
+            let live = allocated.wrapping_sub(c.free_bytes.load(Relaxed)) as i64;
+            if live > c.headroom.load(Relaxed) {
+                rare();
+            }
+            return ptr;
+        }
+        bump(&c.alloc_bytes, size as u64);
+        bump(&c.alloc_blocks, 1);
+        if STEP == 4 {
+            let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
+            c.pending.store(pending, Relaxed);
+            if pending > c.headroom.load(Relaxed) {
+                rare();
+            }
+        }
+        ptr
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let size = layout.size();
+        let owner = if STEP >= 2 {
+            // SAFETY: allocated by `alloc` above with `size + 2` bytes, the owner written last.
+            unsafe { ptr.add(size).cast::<u16>().read_unaligned() }
+        } else {
+            0
+        };
+        // SAFETY: the layout jemalloc allocated this block with.
+        unsafe {
+            Jemalloc.dealloc(ptr, Layout::from_size_align_unchecked(size + 2, layout.align()))
+        };
+        if STEP == 2 {
+            black_box(owner);
+        }
+        if STEP < 3 {
+            return;
+        }
+        let base = BASE.with(Cell::get);
+        if base.is_null() {
+            rare();
+            return;
+        }
+        // SAFETY: non-null `BASE` is `SLOT`'s start, and the index is masked into it.
+        let c = unsafe { &*base.add(owner as usize & (OWNERS - 1)) };
+        bump(&c.free_bytes, size as u64);
+        bump(&c.free_blocks, 1);
+        if STEP == 4 {
+            let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
+            c.pending.store(pending, Relaxed);
+            if pending < FLOOR {
+                rare();
+            }
+        }
+    }
+}
+
+const NAMES: [&str; 6] = ["+2 B", "trailer", "counters", "peaks", "derived", "heapscope"];
+
+/// Runs `workload` with allocator number `which`: 0 is raw jemalloc, then [`NAMES`] in order.
+fn run(which: usize, workload: &str, sizes: &[usize], ops: usize) {
+    fn with<A: GlobalAlloc>(a: &A, workload: &str, sizes: &[usize], ops: usize) {
+        match workload {
+            "pairs" => pairs(a, sizes, ops),
+            "churn" => churn(a, sizes, ops),
+            _ => filled(a, ops, FILLED_SEED),
+        }
+    }
+    match which {
+        0 => with(&Jemalloc, workload, sizes, ops),
+        1 => with(&Reduced::<1>, workload, sizes, ops),
+        2 => with(&Reduced::<2>, workload, sizes, ops),
+        3 => with(&Reduced::<3>, workload, sizes, ops),
+        4 => with(&Reduced::<4>, workload, sizes, ops),
+        5 => with(&Reduced::<5>, workload, sizes, ops),
+        _ => with(&TRACKED, workload, sizes, ops),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+const WORKLOADS: [(&str, &str); 3] = [
+    ("pairs", "alloc+free pairs 16-256 B"),
+    ("churn", "churn 16-256 B, 64 live"),
+    ("filled", "blocks filled, 16-256 B, 1024 live"),
+];
+
+/// This process's table: per workload, raw ns and each allocator's ratio to raw.
+fn child(rounds: usize, ops: usize) {
+    BASE.with(|b| b.set(SLOT.as_ptr()));
+    CURRENT.with(|c| c.set(&SLOT[OWNER as usize]));
+    let sizes = small_sizes();
+    let _scope = Owner::named("bench").enter();
+    for (workload, _) in WORKLOADS {
+        let columns = NAMES.len() + 1;
+        let mut ns = vec![Vec::new(); columns];
+        for round in 0..=rounds {
+            for k in 0..columns {
+                let which = if round % 2 == 0 { k } else { columns - 1 - k };
+                let start = Instant::now();
+                run(which, workload, &sizes, ops);
+                let per_op = start.elapsed().as_nanos() as f64 / ops as f64;
+                // Round 0 warms every allocator up and is not counted.
+                if round > 0 {
+                    ns[which].push(per_op);
+                }
+            }
+        }
+        let mut line = format!("{workload} {:.3}", median(ns[0].clone()));
+        for k in 1..columns {
+            let ratios = ns[k].iter().zip(&ns[0]).map(|(t, r)| t / r).collect();
+            line += &format!(" {:.3}", median(ratios));
+        }
+        println!("{line}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "quick");
+    // `cargo test --benches` runs us without `--bench`: a smoke run of one small process.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let (rounds, ops) = if smoke {
+        (1, 2_000)
+    } else if quick {
+        (7, 200_000)
+    } else {
+        (21, 1_000_000)
+    };
+    if smoke || args.iter().any(|a| a == "child") {
+        return child(rounds, ops);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child_args = vec!["--bench", "child"];
+    if quick {
+        child_args.push("quick");
+    }
+    let processes = 3;
+    // Per workload: every process's values (raw ns, then one ratio per allocator).
+    let mut values: Vec<Vec<Vec<f64>>> = vec![Vec::new(); WORKLOADS.len()];
+    for _ in 0..processes {
+        let out = std::process::Command::new(&exe).args(&child_args).output().expect("run child");
+        assert!(out.status.success(), "child: {}", String::from_utf8_lossy(&out.stderr));
+        for (w, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+            let numbers = line.split(' ').skip(1).map(|v| v.parse().expect("number")).collect();
+            values[w].push(numbers);
+        }
+    }
+    println!(
+        "ingredients: ratio to raw jemalloc, median over {processes} processes × {rounds} rounds × {ops} operations"
+    );
+    print!("| {:<36} | {:>6} |", "workload", "raw ns");
+    for name in NAMES {
+        print!(" {name:>9} |");
+    }
+    println!();
+    print!("|{:-<38}|{:-<8}|", "", "");
+    for _ in NAMES {
+        print!("{:-<11}|", "");
+    }
+    println!();
+    for ((_, title), per_process) in WORKLOADS.iter().zip(values) {
+        let column = |k: usize| median(per_process.iter().map(|v| v[k]).collect());
+        print!("| {title:<36} | {:>6.2} |", column(0));
+        for k in 1..=NAMES.len() {
+            print!(" {:>8.2}x |", column(k));
+        }
+        println!();
+    }
+}
