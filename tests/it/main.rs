@@ -11,5 +11,7 @@ mod layouts;
 mod model;
 mod peaks;
 mod retained_with_mut;
+#[cfg(feature = "enabled")]
+mod rng;
 mod scopes;
 mod threads;

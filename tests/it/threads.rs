@@ -13,40 +13,12 @@ use std::sync::{mpsc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::rng::{seed, Rng};
+
 /// `(live_bytes, live_blocks, total_bytes, total_blocks)` of an owner.
 fn nums(o: Owner) -> (u64, u64, u64, u64) {
     let s = o.stats();
     (s.live_bytes, s.live_blocks, s.total_bytes, s.total_blocks)
-}
-
-/// xorshift64*: tiny, deterministic, no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// The seed: `HEAPSCOPE_TEST_SEED` when set, a fixed one otherwise. Always printed.
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("HEAPSCOPE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_0F4E_A95C_0F00u64);
-    println!("{test}: seed {seed} (rerun with HEAPSCOPE_TEST_SEED={seed})");
-    seed
 }
 
 #[test]
@@ -199,12 +171,9 @@ fn stress_four_threads_four_owners_cross_thread_frees() {
                     let mut counted = [(0u64, 0u64); OWNERS];
                     let mut kept: Vec<Block> = Vec::with_capacity(KEEP);
                     for i in 0..ITERS {
-                        let k = rng.below(OWNERS as u64) as usize;
-                        let size = if rng.below(2) == 0 {
-                            EXACT[rng.below(EXACT.len() as u64) as usize]
-                        } else {
-                            1 + rng.below(5000) as usize
-                        };
+                        let k = rng.below(OWNERS);
+                        let size =
+                            if rng.below(2) == 0 { rng.pick(&EXACT) } else { 1 + rng.below(5000) };
                         let tag = ((t as u64) << 32) | i as u64;
                         let mut data =
                             owners[k].in_scope(|| black_box(Vec::<u8>::with_capacity(size)));
@@ -224,7 +193,7 @@ fn stress_four_threads_four_owners_cross_thread_frees() {
                                     p.push(block);
                                 } else {
                                     // Full: free one from another thread instead, keep ours.
-                                    let other = p.swap_remove(rng.below(POOL as u64) as usize);
+                                    let other = p.swap_remove(rng.below(POOL));
                                     p.push(block);
                                     drop(p);
                                     other.check(seed);
@@ -233,7 +202,7 @@ fn stress_four_threads_four_owners_cross_thread_frees() {
                             }
                             _ => {
                                 if kept.len() == KEEP {
-                                    let old = kept.swap_remove(rng.below(KEEP as u64) as usize);
+                                    let old = kept.swap_remove(rng.below(KEEP));
                                     old.check(seed);
                                 }
                                 kept.push(block);
@@ -245,7 +214,7 @@ fn stress_four_threads_four_owners_cross_thread_frees() {
                             let taken = pool.lock().unwrap().pop();
                             if let Some(b) = taken {
                                 b.check(seed);
-                                let o = owners[rng.below(OWNERS as u64) as usize];
+                                let o = owners[rng.below(OWNERS)];
                                 o.in_scope(|| drop(b));
                             }
                         }
