@@ -192,8 +192,8 @@ fn main() {
     // `only-raw` / `only-tracked`: run one workload alone (3 × 1M operations), for `perf
     // stat` or callgrind. The workload is the pairs one unless another argument names it:
     // `churn`, `exact` (churn on exact classes of 16-256 B), `tiny` (8 and 16 B), `side` (exact
-    // classes of 320 B-4 KiB, in the side table), `churn4k` (churn with 4096 blocks live) or
-    // `filled` (random sizes, each block filled, 1024 live).
+    // classes of 320 B-4 KiB, in the side table), `churn4k` (churn with 4096 blocks live),
+    // `filled` (random sizes, each block filled, 1024 live) or `child` (churn in a child owner).
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
         let sizes = small_sizes();
         let exact = exact_sizes();
@@ -208,6 +208,11 @@ fn main() {
                 Some("side") => churn(a, &side_table_sizes(), 1_000_000),
                 Some("churn4k") => churn_live::<A, 4096>(a, sizes, 1_000_000),
                 Some("filled") => filled(a, 1_000_000, FILLED_SEED),
+                Some("child") => {
+                    // A `Retained` item's allocations: a child of a top-level owner.
+                    let _item = Owner::named("bench").child("item").enter();
+                    churn(a, sizes, 1_000_000)
+                }
                 _ => pairs(a, sizes, 1_000_000),
             }
         }

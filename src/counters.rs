@@ -180,8 +180,16 @@ fn counts_at(base: *const Counts, id: u16) -> *const Counts {
     if base.is_null() {
         base
     } else {
-        base.wrapping_add(id as usize & ID_MASK)
+        counts_in(base, id)
     }
+}
+
+/// `base + id` with the id masked into range, for a `base` already known to be a slot's
+/// `counts` (the ancestor walks): no null test, which the walks would otherwise repeat at
+/// every level.
+#[inline(always)]
+fn counts_in(base: *const Counts, id: u16) -> *const Counts {
+    base.wrapping_add(id as usize & ID_MASK)
 }
 
 /// The owner current on this thread.
@@ -246,11 +254,9 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     grow(c, here.owner, size as i64);
     if here.owner & CHILD_BIT != 0 {
         let parent = PARENTS[here.owner as usize & ID_MASK].load(Relaxed);
-        ancestors::<true>(
-            here.counts.wrapping_sub(here.owner as usize & ID_MASK),
-            parent,
-            size as i64,
-        );
+        // The slot's base, set together with `current` (never null while `current` is not).
+        let base = STATE.with(|s| s.base.get());
+        ancestors::<true>(base, parent, size as i64);
     }
 }
 
@@ -308,8 +314,9 @@ fn ancestors<const GROW: bool>(base: *const Counts, parent: u16, size: i64) {
     if parent == PROCESS {
         return;
     }
-    // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`).
-    level::<GROW>(unsafe { &*counts_at(base, parent) }, parent, size);
+    // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`), and
+    // `counts_in` keeps the index inside its `counts`.
+    level::<GROW>(unsafe { &*counts_in(base, parent) }, parent, size);
     let next = PARENTS[parent as usize & ID_MASK].load(Relaxed);
     if next != PROCESS {
         higher_ancestors::<GROW>(base, next, size);
@@ -323,8 +330,9 @@ fn higher_ancestors<const GROW: bool>(base: *const Counts, mut id: u16, size: i6
         if id == PROCESS {
             return;
         }
-        // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`).
-        level::<GROW>(unsafe { &*counts_at(base, id) }, id, size);
+        // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`), and
+        // `counts_in` keeps the index inside its `counts`.
+        level::<GROW>(unsafe { &*counts_in(base, id) }, id, size);
         id = PARENTS[id as usize & ID_MASK].load(Relaxed);
     }
 }
