@@ -32,12 +32,26 @@ fn main() {
     println!("heapscope reading cost: 200 owners, 1000 retained items, median of {runs} runs");
     println!("| {:<40} | {:>10} |", "call", "median µs");
     println!("|{:-<42}|{:-<12}|", "", "");
-    type Row = (&'static str, Box<dyn FnMut()>);
-    let rows: [Row; 4] = [
+    type Row<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+    // A retained item's owner has no children; each of the 200 owners has 5 items under it.
+    let (leaf, parent) = (items[0].owner(), owners[0]);
+    let rows: [Row; 6] = [
         (
             "global_stats()",
             Box::new(|| {
                 std::hint::black_box(heapscope::global_stats());
+            }),
+        ),
+        (
+            "owner.stats(), an owner without children",
+            Box::new(move || {
+                std::hint::black_box(leaf.stats());
+            }),
+        ),
+        (
+            "owner.stats(), an owner with 5 children",
+            Box::new(move || {
+                std::hint::black_box(parent.stats());
             }),
         ),
         ("Snapshot::capture()", Box::new(|| drop(std::hint::black_box(Snapshot::capture())))),
