@@ -70,6 +70,8 @@ pub(crate) struct Registry {
     retired: Vec<u16>,
     generations: Vec<u32>,
     next_item: u64,
+    /// One past the highest id ever registered: subtree scans stop there.
+    ids_high: u16,
 }
 
 pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
@@ -104,6 +106,7 @@ pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
         retired: Vec::new(),
         generations: vec![0; MAX_OWNERS],
         next_item: 0,
+        ids_high: FIRST_USER_ID,
     })
 });
 
@@ -226,6 +229,7 @@ impl Registry {
             children: 0,
         });
         self.adjust_children(parent, 1);
+        self.ids_high = self.ids_high.max(id + 1);
         Ok((id, generation))
     }
 
@@ -335,7 +339,7 @@ impl Registry {
         let old_prefix = entry.path.clone();
         let new_path = self.child_path(new_parent, &leaf);
         // Rename the owner and every descendant.
-        for other in 0..MAX_OWNERS as u16 {
+        for other in 0..self.ids_high {
             if !self.is_ancestor(id, other) {
                 continue;
             }
@@ -371,7 +375,7 @@ impl Registry {
     }
 
     fn subtree_height(&self, id: u16) -> usize {
-        (0..MAX_OWNERS as u16)
+        (0..self.ids_high)
             .filter(|&d| self.is_ancestor(id, d))
             .map(|d| {
                 let mut h = 1;
@@ -403,7 +407,7 @@ impl Registry {
         if let Some(e) = self.entry(id).filter(|e| e.children == 0) {
             return vec![(id, e.absorbed)];
         }
-        (0..MAX_OWNERS as u16)
+        (0..self.ids_high)
             .filter_map(|d| {
                 let e = self.entry(d)?;
                 self.is_ancestor(id, d).then_some((d, e.absorbed))
