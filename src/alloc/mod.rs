@@ -195,7 +195,10 @@ impl<A: GlobalAlloc> Tracked<A> {
     #[inline(always)]
     unsafe fn alloc_extra(&self, size: usize, align: usize, extra: usize, zeroed: bool) -> *mut u8 {
         let trailer = extra != 0;
-        // `tag::inner_size(size, trailer)`, with the addend the caller already has.
+        // `tag::inner_size(size, trailer)`, with the addend the caller already has. Passing
+        // `trailer: bool` instead and deriving the addend here measured worse: callgrind per
+        // pair 133 -> 137 instructions, and a child owner's churn mispredicted 1.5 branches
+        // per pair instead of 0.03.
         let inner_size = size + extra;
         // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer` refuses sizes
         // where the trailer would break it), and `align` comes from a valid Layout.
