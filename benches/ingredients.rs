@@ -19,7 +19,7 @@
 
 mod common;
 use common::loops::{churn, filled, pairs, FILLED_SEED};
-use common::small_sizes;
+use common::{median, small_sizes};
 
 use heapscope::{Owner, Tracked};
 use std::alloc::{GlobalAlloc, Layout};
@@ -187,11 +187,6 @@ fn run(which: usize, workload: &str, sizes: &[usize], ops: usize) {
         5 => with(&Reduced::<5>, workload, sizes, ops),
         _ => with(&TRACKED, workload, sizes, ops),
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 const WORKLOADS: [(&str, &str); 3] = [

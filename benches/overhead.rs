@@ -11,7 +11,7 @@
 
 mod common;
 use common::loops::{churn, churn_live, filled, pairs, FILLED_SEED};
-use common::small_sizes;
+use common::{median, small_sizes};
 
 use heapscope::{Owner, Tracked};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -138,11 +138,6 @@ fn ns_per_op(ops: usize, f: &mut dyn FnMut()) -> f64 {
     let start = Instant::now();
     f();
     start.elapsed().as_nanos() as f64 / ops as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 struct Row {

@@ -13,7 +13,7 @@
 //! ```
 
 mod common;
-use common::small_sizes;
+use common::{median, small_sizes};
 
 use heapscope::profiling::{self, ProfilingStatus};
 use heapscope::Tracked;
@@ -69,11 +69,6 @@ fn strings(ops: usize) {
         let v: Vec<String> = (0..1000).map(|i| "x".repeat(20 + (i * 7 + round) % 100)).collect();
         std::hint::black_box(&v);
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn measure(name: &str, rounds: usize, ops: usize, f: &mut dyn FnMut()) {

@@ -28,3 +28,10 @@ pub fn small_sizes() -> Vec<usize> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     (0..4096).map(|_| 16 + (rng.next() % 241) as usize).collect()
 }
+
+/// The median of `v` (the upper one for an even length).
+#[allow(dead_code)] // the memory bench takes none
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
