@@ -70,8 +70,6 @@ pub(crate) struct Registry {
     retired: Vec<u16>,
     generations: Vec<u32>,
     next_item: u64,
-    /// One past the highest id ever registered: subtree scans stop there.
-    ids_high: u16,
 }
 
 pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
@@ -106,9 +104,21 @@ pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
         retired: Vec::new(),
         generations: vec![0; MAX_OWNERS],
         next_item: 0,
-        ids_high: FIRST_USER_ID,
     })
 });
+
+/// One past the highest id registered so far: scans for descendants stop there. The counters
+/// keep it (readers of every owner's counters stop there too); without them, every id.
+fn ids_high() -> u16 {
+    #[cfg(feature = "enabled")]
+    {
+        crate::counters::IDS_HIGH.load(std::sync::atomic::Ordering::Relaxed).min(MAX_OWNERS) as u16
+    }
+    #[cfg(not(feature = "enabled"))]
+    {
+        MAX_OWNERS as u16
+    }
+}
 
 /// Runs `f` with the registry locked, counting what it allocates as heapscope's own.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
@@ -229,7 +239,6 @@ impl Registry {
             children: 0,
         });
         self.adjust_children(parent, 1);
-        self.ids_high = self.ids_high.max(id + 1);
         Ok((id, generation))
     }
 
@@ -339,7 +348,7 @@ impl Registry {
         let old_prefix = entry.path.clone();
         let new_path = self.child_path(new_parent, &leaf);
         // Rename the owner and every descendant.
-        for other in 0..self.ids_high {
+        for other in 0..ids_high() {
             if !self.is_ancestor(id, other) {
                 continue;
             }
@@ -375,7 +384,7 @@ impl Registry {
     }
 
     fn subtree_height(&self, id: u16) -> usize {
-        (0..self.ids_high)
+        (0..ids_high())
             .filter(|&d| self.is_ancestor(id, d))
             .map(|d| {
                 let mut h = 1;
@@ -407,7 +416,7 @@ impl Registry {
         if let Some(e) = self.entry(id).filter(|e| e.children == 0) {
             return vec![(id, e.absorbed)];
         }
-        (0..self.ids_high)
+        (0..ids_high())
             .filter_map(|d| {
                 let e = self.entry(d)?;
                 self.is_ancestor(id, d).then_some((d, e.absorbed))
