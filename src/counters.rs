@@ -510,7 +510,7 @@ mod exit_hook {
     static KEY: AtomicUsize = AtomicUsize::new(0);
 
     extern "C" fn on_exit(value: *mut libc::c_void) {
-        let index = (value as usize).wrapping_sub(1);
+        let index = value.addr().wrapping_sub(1);
         super::release_slot(index);
     }
 
@@ -538,9 +538,10 @@ mod exit_hook {
     /// Arranges for `release_slot(index)` when the calling thread exits.
     pub(super) fn register(index: usize) -> bool {
         let Some(key) = key() else { return false };
-        // SAFETY: `key` is a live key; the value is an integer smuggled as a pointer, never
-        // dereferenced.
-        unsafe { libc::pthread_setspecific(key, (index + 1) as *const libc::c_void) == 0 }
+        // A pointer without provenance: an integer that is never dereferenced.
+        let value = std::ptr::without_provenance::<libc::c_void>(index + 1);
+        // SAFETY: `key` is a live key; `value` is only ever handed back to `on_exit`.
+        unsafe { libc::pthread_setspecific(key, value) == 0 }
     }
 }
 

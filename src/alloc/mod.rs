@@ -167,7 +167,7 @@ impl<A: GlobalAlloc> Tracked<A> {
         if trailer {
             // SAFETY: the block has `size + 2` bytes (caller's duty).
             unsafe { tag::write_trailer(ptr, size, here.owner) };
-        } else if !side_table::insert(ptr as usize, here.owner) {
+        } else if !side_table::insert(ptr.addr(), here.owner) {
             return counters::charge(OVERFLOW, size);
         }
         counters::charge_here(here, size);
@@ -230,7 +230,7 @@ impl<A: GlobalAlloc> Tracked<A> {
             unsafe { tag::read_trailer(ptr, size) }
         } else {
             // Removed before the block goes back to `A`, which may hand it out at once.
-            side_table::remove(ptr as usize).unwrap_or(OVERFLOW)
+            side_table::remove(ptr.addr()).unwrap_or(OVERFLOW)
         };
         let inner_size = tag::inner_size(size, trailer);
         // SAFETY: the layout `A` allocated this block with (see the impl's SAFETY).
@@ -288,7 +288,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // SAFETY: allocated by us with this layout, hence with a trailer.
             (unsafe { tag::read_trailer(ptr, old_size) }, false)
         } else {
-            match side_table::remove(ptr as usize) {
+            match side_table::remove(ptr.addr()) {
                 Some(owner) => (owner, true),
                 None => (OVERFLOW, false),
             }
@@ -300,7 +300,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         };
         if new_ptr.is_null() {
             // The old block is untouched and still ours: put its owner back.
-            if in_table && !side_table::insert(ptr as usize, old_owner) {
+            if in_table && !side_table::insert(ptr.addr(), old_owner) {
                 // No room left to put it back: from now on it is the overflow owner's.
                 counters::credit(old_owner, old_size);
                 counters::charge(OVERFLOW, old_size);
