@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 const MUTATORS: usize = 4;
 /// Blocks a mutator holds at most at once (a ring of slots).
 const RING: usize = 8;
-const ITERS: usize = 200_000;
+const ITERS: usize = crate::scaled(200_000, 400);
 /// Trailer sizes and exact class sizes; 20 000 and 40 000 push a thread's unpublished bytes
 /// past the 64 KiB publication threshold, so publication runs too.
 const SIZES: [usize; 11] = [24, 100, 1000, 16, 64, 4096, 5000, 33, 256, 20_000, 40_000];
 /// The documented per-thread peak tolerance (`FLUSH_BYTES`).
 const FLUSH: u64 = 64 * 1024;
 /// Most readings the reader takes, and the wall-clock cap of the whole test.
-const MAX_READINGS: usize = 100_000;
+const MAX_READINGS: usize = crate::scaled(100_000, 6);
 const CAP: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

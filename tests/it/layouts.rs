@@ -12,7 +12,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 
 const ALIGNS: [usize; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 4096, 65536];
-const MIB: usize = 1 << 20;
+/// The large size of the matrix (past jemalloc's page-rounded large classes either way).
+const MIB: usize = crate::scaled(1 << 20, 20_000);
 
 /// The sizes tried for one alignment, without zero and without repeats, in order.
 fn sizes(align: usize) -> Vec<usize> {

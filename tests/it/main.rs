@@ -3,6 +3,18 @@
 
 heapscope::install!();
 
+/// `full` normally; `miri` under Miri, which interprets every instruction and runs the heavy
+/// loops of these tests thousands of times slower. Every test checks the same things either
+/// way; only how many operations lead up to the checks changes.
+#[cfg_attr(not(feature = "enabled"), allow(dead_code))] // its users need tracking
+pub(crate) const fn scaled(full: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        full
+    }
+}
+
 #[cfg(feature = "enabled")]
 mod accounting;
 mod async_owner;

@@ -230,11 +230,11 @@ fn run(seed: u64, steps: usize) {
 
 #[test]
 fn random_operations_match_the_model() {
-    run(seed("random_operations_match_the_model"), 5_000);
+    run(seed("random_operations_match_the_model"), crate::scaled(5_000, 150));
 }
 
 #[test]
 fn a_second_seed_matches_the_model() {
     // Not the run's seed: a second, fixed sequence whatever `HEAPSCOPE_TEST_SEED` says.
-    run(0x9E37_79B9_7F4A_7C15, 5_000);
+    run(0x9E37_79B9_7F4A_7C15, crate::scaled(5_000, 150));
 }

@@ -148,7 +148,7 @@ impl Block {
 #[test]
 fn stress_four_threads_four_owners_cross_thread_frees() {
     const THREADS: usize = 4;
-    const ITERS: usize = 4000;
+    const ITERS: usize = crate::scaled(4000, 40);
     const OWNERS: usize = 4;
     const KEEP: usize = 64;
     const POOL: usize = 256;
@@ -266,8 +266,8 @@ thread_local! {
 
 #[test]
 fn two_thousand_short_threads_with_allocating_thread_local_destructors() {
-    const THREADS: usize = 2000;
-    const BATCH: usize = 50;
+    const THREADS: usize = crate::scaled(2000, 24);
+    const BATCH: usize = crate::scaled(50, 12);
     let o = Owner::named("thr_short_lived");
     let started = Instant::now();
     for batch in 0..THREADS / BATCH {
