@@ -103,8 +103,8 @@ static L3: Level<{ 1 << (20 - SHRINK) }> = Level::new();
 static L4: Level<{ 1 << (22 - SHRINK) }> = Level::new();
 
 /// Under Miri every level is 64 times smaller: Miri keeps metadata for every byte of a
-/// static, and the full tables (44 MiB) alone took it past 10 GiB. Same code, smaller
-/// windows' worth of room.
+/// static, and the full statics (these 44 MiB with the counters' 48 MiB) took it past
+/// 10 GiB. Same code, less room.
 #[cfg(miri)]
 const SHRINK: usize = 6;
 #[cfg(not(miri))]
