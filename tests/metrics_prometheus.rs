@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 heapscope::install!();
 
 fn scrape(addr: SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
             Ok(mut stream) => {
-                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
                 write!(
                     stream,
                     "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"

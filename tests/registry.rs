@@ -11,7 +11,7 @@ heapscope::install!();
 use heapscope::{Error, Owner, Retained, Snapshot};
 use std::hint::black_box;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -144,9 +144,10 @@ fn exhausting_the_registry_then_reusing_retired_ids() {
 #[test]
 fn a_long_churn_of_short_lived_children_never_fills_the_registry() {
     let _g = serial();
-    // One million children; each allocates and frees a little, then is retired.
+    // One million children; each allocates and frees a little, then is retired. No time
+    // limit: speed is the benchmarks' business, and this runs under ThreadSanitizer too.
+    // Boundedness is what is asserted: the registry ends with room for a full set of owners.
     const CHILDREN: usize = 1_000_000;
-    let limit = Duration::from_secs(60);
     let parent = Owner::named("reg_churn");
     let started = Instant::now();
     let mut bytes = 0u64;
@@ -156,13 +157,9 @@ fn a_long_churn_of_short_lived_children_never_fills_the_registry() {
         c.in_scope(|| drop(black_box(vec![0u8; size])));
         bytes += size as u64;
         c.retire().unwrap_or_else(|e| panic!("child {i}: {e}"));
-        if i % 4096 == 0 {
-            assert!(started.elapsed() < limit, "only {i} children in {limit:?}");
-        }
     }
     let elapsed = started.elapsed();
     println!("{CHILDREN} children created and retired in {elapsed:?} ({bytes} bytes churned)");
-    assert!(elapsed < limit, "{elapsed:?}");
     assert_eq!(parent.stats().live_bytes, 0);
     assert_eq!(parent.stats().live_blocks, 0);
     // Room is left: a full registry minus the parent.
@@ -206,14 +203,10 @@ fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
     let first = parent.child("first");
     first.retire().unwrap();
     assert_eq!(first.name(), "heapscope.stale");
-    let started = Instant::now();
     // 65 535 more registrations of (very likely) the same id, then one more.
     for i in 0..u16::MAX as usize {
         let c = parent.try_child(format!("n{i}")).unwrap();
         c.retire().unwrap();
-        if i % 4096 == 0 {
-            assert!(started.elapsed() < Duration::from_secs(60));
-        }
     }
     let fresh = parent.child("fresh");
     let (same, name) = (fresh == first, first.name());

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 const THREADS: usize = 300;
 /// Trailer sizes (24, 100, 1000; 16 and 64 one class up) and side-table sizes (512, 4096).
 const SIZES: [usize; 7] = [24, 100, 1000, 16, 64, 512, 4096];
-/// Wall-clock cap on every wait.
-const CAP: Duration = Duration::from_secs(30);
+/// Wall-clock cap on every wait: a hang detector only, generous enough for 300 threads under
+/// ThreadSanitizer on a loaded 2-core machine. Speed is measured by the benchmarks.
+const CAP: Duration = Duration::from_secs(300);
 
 fn size_of_thread(t: usize) -> usize {
     SIZES[t % SIZES.len()]
@@ -131,7 +132,6 @@ fn three_hundred_threads_alive_at_once_count_exactly() {
     // freeing under a child (so the shared slot publishes to the parent too), and keeping
     // one block that the main thread frees after the join.
     let child = o.child("second_wave");
-    let started = Instant::now();
     let kept: Vec<Vec<u8>> = thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -148,7 +148,6 @@ fn three_hundred_threads_alive_at_once_count_exactly() {
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread panicked")).collect()
     });
-    assert!(started.elapsed() < CAP, "second wave too slow");
     let freed: u64 = (0..THREADS).map(|t| size_of_thread(t) as u64).sum();
     let held: u64 = (0..THREADS).map(|t| size_of_thread(t + 1) as u64).sum();
     assert_eq!(nums(child.stats()), (held, n, freed + held, 2 * n));
