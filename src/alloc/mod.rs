@@ -12,6 +12,8 @@
 //! (no allocation through us, no system call).
 
 #[cfg(feature = "enabled")]
+pub(crate) mod direct_map;
+#[cfg(feature = "enabled")]
 pub(crate) mod side_table;
 #[cfg(feature = "enabled")]
 pub(crate) mod tag;
@@ -167,7 +169,7 @@ impl<A: GlobalAlloc> Tracked<A> {
         if trailer {
             // SAFETY: the block has `size + 2` bytes (caller's duty).
             unsafe { tag::write_trailer(ptr, size, here.owner) };
-        } else if !side_table::insert(ptr.addr(), here.owner) {
+        } else if !side_table::insert(ptr.addr(), here.owner, size) {
             return counters::charge(OVERFLOW, size);
         }
         counters::charge_here(here, size);
@@ -230,7 +232,7 @@ impl<A: GlobalAlloc> Tracked<A> {
             unsafe { tag::read_trailer(ptr, size) }
         } else {
             // Removed before the block goes back to `A`, which may hand it out at once.
-            side_table::remove(ptr.addr()).unwrap_or(OVERFLOW)
+            side_table::remove(ptr.addr(), size).unwrap_or(OVERFLOW)
         };
         let inner_size = tag::inner_size(size, trailer);
         // SAFETY: the layout `A` allocated this block with (see the impl's SAFETY).
@@ -288,7 +290,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
             // SAFETY: allocated by us with this layout, hence with a trailer.
             (unsafe { tag::read_trailer(ptr, old_size) }, false)
         } else {
-            match side_table::remove(ptr.addr()) {
+            match side_table::remove(ptr.addr(), old_size) {
                 Some(owner) => (owner, true),
                 None => (OVERFLOW, false),
             }
@@ -300,7 +302,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracked<A> {
         };
         if new_ptr.is_null() {
             // The old block is untouched and still ours: put its owner back.
-            if in_table && !side_table::insert(ptr.addr(), old_owner) {
+            if in_table && !side_table::insert(ptr.addr(), old_owner, old_size) {
                 // No room left to put it back: from now on it is the overflow owner's.
                 counters::credit(old_owner, old_size);
                 counters::charge(OVERFLOW, old_size);

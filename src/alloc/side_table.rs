@@ -1,6 +1,12 @@
 //! The owner of blocks that have no slack for a trailer, kept by address.
 //!
-//! Fixed, lock-free open-addressing tables of `AtomicU64` entries in static memory (`.bss`,
+//! Blocks of more than 256 bytes (every exact class from 320 B up) go first to the
+//! [`direct_map`], where an owner is one plain store at an address-indexed entry. What it
+//! cannot hold (small over-aligned blocks, blocks whose region found no leaf left, odd
+//! sizes like 0) goes to the hashed levels below; a lookup tries the direct map first for
+//! blocks of that size, and the hashed levels when it says "not here".
+//!
+//! The hashed levels are fixed, lock-free open-addressing tables of `AtomicU64` entries in static memory (`.bss`,
 //! touched only where used). An entry packs the block address and its owner:
 //!
 //! | value                 | meaning                                        |
@@ -28,6 +34,7 @@
 //! Orderings are `Relaxed`: the happens-before edge between an allocation and the free of the
 //! same block on another thread is the program's own hand-over of the pointer.
 
+use super::direct_map::{self, GRANULE};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How far from its home slot an entry may be placed.
@@ -122,12 +129,20 @@ fn pack(addr: usize, owner: u16) -> Option<u64> {
     Some((addr << 16) | owner as u64)
 }
 
-/// Records that the block at `addr` belongs to `owner`. `false` when the table had no room.
+/// Records that the block at `addr`, of `size` bytes, belongs to `owner`. `false` when the
+/// tables had no room.
 ///
-/// Out of line: most small blocks carry a trailer, and inlined into the allocation path the
-/// table's probing loop cost the trailer path a register and a hoisted load.
+/// Blocks of more than [`GRANULE`] bytes go to the [`direct_map`] (a store, no search) when it
+/// covers their address; the rest, and those it cannot hold, to the hashed levels.
+#[inline(always)]
+pub(crate) fn insert(addr: usize, owner: u16, size: usize) -> bool {
+    (size > GRANULE && direct_map::insert(addr, owner)) || insert_hashed(addr, owner)
+}
+
+/// Out of line: most blocks carry a trailer or go to the direct map, and inlined into the
+/// allocation path the probing loop cost the trailer path a register and a hoisted load.
 #[inline(never)]
-pub(crate) fn insert(addr: usize, owner: u16) -> bool {
+fn insert_hashed(addr: usize, owner: u16) -> bool {
     if let Some(entry) = pack(addr, owner) {
         if L0.insert(addr, entry) || insert_deeper(addr, entry) {
             return true;
@@ -146,10 +161,21 @@ fn insert_deeper(addr: usize, entry: u64) -> bool {
         || L4.insert(addr, entry)
 }
 
-/// Removes the block at `addr` and returns its owner, or `None` when it was never inserted
-/// (its insertion overflowed). Out of line, as [`insert`].
+/// Removes the block at `addr`, of `size` bytes, and returns its owner, or `None` when it was
+/// never inserted (its insertion overflowed).
+#[inline(always)]
+pub(crate) fn remove(addr: usize, size: usize) -> Option<u16> {
+    if size > GRANULE {
+        if let Some(owner) = direct_map::remove(addr) {
+            return Some(owner);
+        }
+    }
+    remove_hashed(addr)
+}
+
+/// Out of line, as [`insert_hashed`].
 #[inline(never)]
-pub(crate) fn remove(addr: usize) -> Option<u16> {
+fn remove_hashed(addr: usize) -> Option<u16> {
     let key = addr as u64;
     if key >> 48 != 0 {
         return None;
@@ -184,11 +210,11 @@ mod tests {
 
     #[test]
     fn insert_then_remove_returns_the_owner() {
-        assert!(insert(BASE + 0x40, 7));
-        assert!(insert(BASE + 0x80, 9));
-        assert_eq!(remove(BASE + 0x40), Some(7));
-        assert_eq!(remove(BASE + 0x40), None);
-        assert_eq!(remove(BASE + 0x80), Some(9));
+        assert!(insert(BASE + 0x40, 7, 64));
+        assert!(insert(BASE + 0x80, 9, 64));
+        assert_eq!(remove(BASE + 0x40, 64), Some(7));
+        assert_eq!(remove(BASE + 0x40, 64), None);
+        assert_eq!(remove(BASE + 0x80, 64), Some(9));
     }
 
     #[test]
@@ -197,14 +223,14 @@ mod tests {
         let mut placed = Vec::new();
         for i in 0..(PROBE_LIMIT * 3) {
             let addr = base + i * 16;
-            if insert(addr, 3) {
+            if insert(addr, 3, 16) {
                 placed.push(addr);
             }
         }
         // Every address was placed (their homes are scattered).
         assert_eq!(placed.len(), PROBE_LIMIT * 3);
         for addr in placed {
-            assert_eq!(remove(addr), Some(3));
+            assert_eq!(remove(addr, 16), Some(3));
         }
     }
 
@@ -225,10 +251,53 @@ mod tests {
     }
 
     #[test]
+    fn large_blocks_go_to_the_hashed_levels_where_the_direct_map_has_no_leaf() {
+        use direct_map::{leaves_used, LEAVES, REGION_BYTES};
+        // Regions of this test's own, below `BASE` and the direct map tests' addresses.
+        let base = 0x7c00_0000_0000usize;
+        // Give the direct map tests' regions their leaves first, so that they find them
+        // whichever order the tests run in.
+        for region in 0..3 {
+            let addr = 0x7e00_0000_0000 + region * REGION_BYTES;
+            assert!(direct_map::insert(addr, 1));
+            assert_eq!(direct_map::remove(addr), Some(1));
+        }
+
+        // A block recorded in the hashed levels while its region had no leaf is still found
+        // there once the region has one (a lookup that finds no mark goes on to the levels).
+        let early = base + 4096;
+        assert!(insert_hashed(early, 5));
+        assert!(insert(base + 8192, 6, 4096), "the region's first block in the direct map");
+        assert_eq!(remove(early, 4096), Some(5));
+        assert_eq!(remove(base + 8192, 4096), Some(6));
+
+        // Use up the pool, one region at a time.
+        let mut region = base + REGION_BYTES;
+        while leaves_used() < LEAVES {
+            assert!(direct_map::insert(region, 2), "leaf {}", leaves_used());
+            assert_eq!(direct_map::remove(region), Some(2));
+            region += REGION_BYTES;
+        }
+        // Past it: no leaf, and the block goes to the hashed levels instead, found there.
+        let late = region + 512;
+        assert!(!direct_map::insert(late, 7));
+        let overflows = overflow_count();
+        assert!(insert(late, 7, 512));
+        assert_eq!(overflow_count(), overflows, "not an overflow: the hashed levels took it");
+        assert_eq!(remove(late, 512), Some(7));
+        assert_eq!(remove(late, 512), None);
+        // Regions that have a leaf keep using it.
+        assert!(insert(base + 8192, 8, 4096));
+        assert_eq!(direct_map::remove(base + 8192), Some(8));
+    }
+
+    #[test]
     fn refused_addresses_miss_consistently_and_are_counted() {
         let before = overflow_count();
-        assert!(!insert(1 << 50, 1));
-        assert_eq!(remove(1 << 50), None);
+        assert!(!insert(1 << 50, 1, 64));
+        assert!(!insert(1 << 50, 1, 4096), "nor in the direct map");
+        assert_eq!(remove(1 << 50, 64), None);
+        assert_eq!(remove(1 << 50, 4096), None);
         assert!(overflow_count() > before);
     }
 }

@@ -1,0 +1,179 @@
+//! The owner of blocks larger than 256 bytes that have no slack for a trailer (the exact
+//! classes `Vec` and `String` doubling produce: 512 B, 1 KiB … 4 KiB … 1 MiB), kept in a map
+//! indexed directly by address.
+//!
+//! Two live blocks of more than 256 bytes start more than 256 bytes apart, so `addr >> 8` is
+//! a key of its own for each: one `u16` entry per 256 bytes of address space, no hashing, no
+//! probing and no compare-and-swap. Recording an owner is a plain store, finding it a load
+//! and a store that clears it. Only the thread that frees a block touches its entry, and the
+//! next block at that address is handed out after the free (the inner allocator orders
+//! that), so relaxed loads and stores are enough, as in the hashed table.
+//!
+//! The map is a two-level radix tree in static memory (`.bss`, whose pages cost memory only
+//! once touched): the address space is cut into regions of [`REGION_BYTES`], and a region
+//! gets a leaf of entries from a fixed pool the first time a block in it is recorded. A leaf
+//! page (4 KiB) covers 512 KiB of address space, so the map costs at most 0.8 % of the
+//! address range its blocks are spread over, and much less when they are sparse.
+//!
+//! When the pool is used up (the large blocks of the program are spread over more than
+//! [`LEAVES`] regions, 16 GiB of address space) or an address lies beyond 47 bits, [`insert`]
+//! refuses and the caller keeps the owner in the hashed table instead: slower, equally
+//! exact. A recorded entry carries [`MARK`], and [`remove`] clears it; an entry without it
+//! means "not here" (never recorded, or recorded in the hashed table while the region had
+//! no leaf yet), so a lookup never mistakes one block's entry for another's.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU16, AtomicUsize, Ordering::Relaxed};
+
+/// Blocks of more than this many bytes may be recorded here (see the module docs).
+pub(crate) const GRANULE: usize = 1 << GRANULE_SHIFT;
+/// Bytes of address space per entry.
+const GRANULE_SHIFT: u32 = 8;
+/// Bytes of address space per leaf: 64 MiB (256 MiB under Miri, which keeps metadata for
+/// every byte of a static: the same code on smaller tables).
+#[cfg(not(miri))]
+const REGION_SHIFT: u32 = 26;
+#[cfg(miri)]
+const REGION_SHIFT: u32 = 28;
+/// Bytes of address space a leaf covers.
+pub(crate) const REGION_BYTES: usize = 1 << REGION_SHIFT;
+/// User-space addresses on x86_64 and aarch64 (48-bit virtual addresses, upper half kernel).
+const ADDRESS_BITS: u32 = 47;
+/// Regions in the address space: the first level, 16 MiB of leaf pointers (one page of it
+/// covers 32 GiB of address space).
+const REGIONS: usize = (1 << ADDRESS_BITS) / REGION_BYTES;
+/// Entries per leaf: 512 KiB each.
+const LEAF_ENTRIES: usize = 1 << (REGION_SHIFT - GRANULE_SHIFT);
+/// Leaves in the pool: 128 MiB of `.bss`, covering 16 GiB of address space.
+#[cfg(not(miri))]
+pub(crate) const LEAVES: usize = 256;
+#[cfg(miri)]
+pub(crate) const LEAVES: usize = 1;
+/// Set in every recorded entry. Owner tags are an id below 4096 and possibly
+/// [`CHILD_BIT`](crate::counters::CHILD_BIT) (0x8000): this bit is never part of one.
+const MARK: u16 = 0x4000;
+const _: () = assert!(crate::counters::MAX_OWNERS <= MARK as usize);
+const _: () = assert!(crate::counters::CHILD_BIT & MARK == 0);
+
+struct Leaf {
+    entries: [AtomicU16; LEAF_ENTRIES],
+}
+
+/// Each region's leaf in [`POOL`], or null while it has none. A pointer rather than an index:
+/// no bounds check and no second base address on the hot path.
+static REGION_LEAF: [AtomicPtr<Leaf>; REGIONS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; REGIONS];
+static POOL: [Leaf; LEAVES] =
+    [const { Leaf { entries: [const { AtomicU16::new(0) }; LEAF_ENTRIES] } }; LEAVES];
+/// Leaves handed out so far (never more than [`LEAVES`]).
+static LEAVES_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// The entry of the block at `addr`, or `None` when its region has no leaf (or `addr` lies
+/// beyond [`ADDRESS_BITS`]).
+#[inline(always)]
+fn entry(addr: usize) -> Option<&'static AtomicU16> {
+    let leaf = REGION_LEAF.get(addr >> REGION_SHIFT)?.load(Relaxed);
+    // SAFETY: a non-null region pointer is always `&POOL[i]` (see `entry_in_new_leaf`), a
+    // `static` that lives for the whole program and is only ever accessed through atomics.
+    let leaf = unsafe { leaf.as_ref() }?;
+    // In bounds: the mask keeps the index below `LEAF_ENTRIES`.
+    leaf.entries.get((addr >> GRANULE_SHIFT) & (LEAF_ENTRIES - 1))
+}
+
+/// Records that the block at `addr`, of more than [`GRANULE`] bytes, belongs to
+/// `owner`. `false` when the map cannot hold it (see the module docs).
+#[inline(always)]
+pub(crate) fn insert(addr: usize, owner: u16) -> bool {
+    match entry(addr).or_else(|| entry_in_new_leaf(addr)) {
+        Some(entry) => {
+            entry.store(owner | MARK, Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Removes the block at `addr` and returns its owner, or `None` when it is not recorded here.
+#[inline(always)]
+pub(crate) fn remove(addr: usize) -> Option<u16> {
+    let entry = entry(addr)?;
+    let seen = entry.load(Relaxed);
+    if seen & MARK == 0 {
+        return None;
+    }
+    entry.store(0, Relaxed);
+    Some(seen & !MARK)
+}
+
+/// Gives `addr`'s region a leaf from the pool (or finds the one another thread just gave it)
+/// and returns the entry. `None` when the pool is used up or `addr` is out of range.
+#[cold]
+#[inline(never)]
+fn entry_in_new_leaf(addr: usize) -> Option<&'static AtomicU16> {
+    let region = REGION_LEAF.get(addr >> REGION_SHIFT)?;
+    let mut used = LEAVES_USED.load(Relaxed);
+    loop {
+        if used >= LEAVES {
+            // Another thread may have given this region a leaf meanwhile.
+            return entry(addr);
+        }
+        match LEAVES_USED.compare_exchange_weak(used, used + 1, Relaxed, Relaxed) {
+            Ok(_) => break,
+            Err(now) => used = now,
+        }
+    }
+    // The leaf is ours; publish it unless another thread covered the region first (then ours
+    // stays unused: a few pages of address space, never touched). Its memory is static and
+    // zero from the start, so the pointer is all there is to publish.
+    let leaf = ptr::from_ref(POOL.get(used)?).cast_mut();
+    let _ = region.compare_exchange(ptr::null_mut(), leaf, Relaxed, Relaxed);
+    entry(addr)
+}
+
+/// How many leaves are in use.
+#[cfg(test)]
+pub(crate) fn leaves_used() -> usize {
+    LEAVES_USED.load(Relaxed).min(LEAVES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Addresses far above anything the test process maps (but below 2^47), so entries never
+    // meet real blocks of the allocator tests that share this process.
+    const BASE: usize = 0x7e00_0000_0000;
+
+    #[test]
+    fn insert_then_remove_returns_the_owner_once() {
+        assert!(insert(BASE, 7));
+        assert!(insert(BASE + 257, 0x8000 | 4095));
+        assert_eq!(remove(BASE), Some(7));
+        assert_eq!(remove(BASE), None, "cleared by the first removal");
+        assert_eq!(remove(BASE + 257), Some(0x8000 | 4095));
+    }
+
+    #[test]
+    fn blocks_more_than_a_granule_apart_never_share_an_entry() {
+        // Start and end offsets within a granule, block sizes of 257 B upwards.
+        let base = BASE + REGION_BYTES;
+        let mut addr = base + 255;
+        let mut placed = Vec::new();
+        for (i, size) in [257usize, 300, 511, 512, 4096, 257, 257].into_iter().enumerate() {
+            assert!(insert(addr, i as u16));
+            placed.push((addr, i as u16));
+            addr += size;
+        }
+        for (addr, owner) in placed {
+            assert_eq!(remove(addr), Some(owner), "{addr:#x}");
+        }
+    }
+
+    #[test]
+    fn unrecorded_and_out_of_range_addresses_are_not_found() {
+        assert_eq!(remove(BASE + 2 * REGION_BYTES + 4096), None, "in a leaf, never recorded");
+        assert!(!insert(1 << 47, 1), "beyond 47 bits");
+        assert_eq!(remove(1 << 47), None);
+        assert_eq!(remove(usize::MAX), None);
+    }
+}
