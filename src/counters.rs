@@ -52,7 +52,7 @@ pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, OVERFLOW, PROCESS, ROOT}
 #[cfg(not(miri))]
 pub(crate) const MAX_THREAD_SLOTS: usize = 256;
 /// Under Miri, which keeps metadata for every byte of a static: the full statics (these
-/// slots' 48 MiB and the side table's 44 MiB) took it past 10 GiB. Eight slots still
+/// slots' 48 MiB and the hashed side table's 44 MiB) took it past 10 GiB. Eight slots still
 /// exercise slot reuse and the shared slot.
 #[cfg(miri)]
 pub(crate) const MAX_THREAD_SLOTS: usize = 8;

@@ -55,8 +55,9 @@
 //! has two spare bytes (no memory cost). Requests that sit exactly on a class (the sizes `Vec`
 //! doubling produces) have no slack: up to 256 bytes they take the trailer anyway and go one
 //! class up (8 to 64 bytes more per block, cheaper than any other home); larger ones (320,
-//! 512, 4096 … bytes) keep their owner in a lock-free side table keyed by address, so no
-//! large block is pushed into a larger class. Counting is a plain
+//! 512, 4096 … bytes) keep their owner in a side table keyed by address (a map indexed
+//! directly by the address, one plain store per block), so no large block is pushed into a
+//! larger class. Counting is a plain
 //! add into per-thread counters with a single writer each; readers sum them. See README for
 //! measured overhead.
 //!
@@ -67,8 +68,10 @@
 //! - Owners nest 7 levels deep. Names are 1–128 bytes, without `/` or control characters.
 //! - 256 threads count with plain adds at once; more, and threads past their exit, count
 //!   with atomic adds in a shared slot (exact, slower). Slots are returned at thread exit.
-//! - The side table holds about 5 million exact-class blocks at once; past that such blocks
-//!   are charged to [`Owner::overflow`] (totals stay exact).
+//! - The side table's direct map covers the first 16 GiB of address space that large
+//!   exact-class blocks are spread over; blocks beyond it (and small over-aligned ones) go to
+//!   a hashed table that holds about 5 million at once. Past that, such blocks are charged to
+//!   [`Owner::overflow`] (totals stay exact).
 //!
 //! # Feature flags
 //! | feature    | default | what it does                                                    |
