@@ -11,7 +11,7 @@ heapscope::install!();
 use heapscope::{Error, Owner, Retained, Snapshot};
 use std::hint::black_box;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -21,6 +21,10 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// 4096 ids, of which 4 are reserved (the process, root, overflow, internal).
 const USER_IDS: usize = 4096 - 4;
+
+/// Wall-clock cap on the long loops (RELIABILITY.md H4): a hang detector, not a speed check
+/// (speed is the benchmarks' business), generous enough for ThreadSanitizer on 2 cores.
+const HANG_CAP: Duration = Duration::from_secs(600);
 
 fn registered_names() -> Vec<String> {
     Snapshot::capture().owners.into_iter().map(|o| o.name).collect()
@@ -144,9 +148,8 @@ fn exhausting_the_registry_then_reusing_retired_ids() {
 #[test]
 fn a_long_churn_of_short_lived_children_never_fills_the_registry() {
     let _g = serial();
-    // One million children; each allocates and frees a little, then is retired. No time
-    // limit: speed is the benchmarks' business, and this runs under ThreadSanitizer too.
-    // Boundedness is what is asserted: the registry ends with room for a full set of owners.
+    // One million children; each allocates and frees a little, then is retired. Boundedness
+    // is what is asserted: the registry ends with room for a full set of owners.
     const CHILDREN: usize = 1_000_000;
     let parent = Owner::named("reg_churn");
     let started = Instant::now();
@@ -157,6 +160,9 @@ fn a_long_churn_of_short_lived_children_never_fills_the_registry() {
         c.in_scope(|| drop(black_box(vec![0u8; size])));
         bytes += size as u64;
         c.retire().unwrap_or_else(|e| panic!("child {i}: {e}"));
+        if i % 4096 == 0 {
+            assert!(started.elapsed() < HANG_CAP, "hung? only {i} children in {HANG_CAP:?}");
+        }
     }
     let elapsed = started.elapsed();
     println!("{CHILDREN} children created and retired in {elapsed:?} ({bytes} bytes churned)");
@@ -204,9 +210,13 @@ fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
     first.retire().unwrap();
     assert_eq!(first.name(), "heapscope.stale");
     // 65 535 more registrations of (very likely) the same id, then one more.
+    let started = Instant::now();
     for i in 0..u16::MAX as usize {
         let c = parent.try_child(format!("n{i}")).unwrap();
         c.retire().unwrap();
+        if i % 4096 == 0 {
+            assert!(started.elapsed() < HANG_CAP, "hung? only {i} registrations in {HANG_CAP:?}");
+        }
     }
     let fresh = parent.child("fresh");
     let (same, name) = (fresh == first, first.name());
