@@ -41,6 +41,16 @@
 //! All orderings are `Relaxed`: counters are statistics, and exact reads rely on the
 //! happens-before edges the program already has (joining a thread, a channel, a lock).
 
+// Written on the allocation path: no unwrap, no indexing that can go out of range, no
+// arithmetic that can overflow (RELIABILITY.md RTF-7), as in `alloc`.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::cell::Cell;
 use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
@@ -198,6 +208,18 @@ fn counts_in(base: *const Counts, id: u16) -> *const Counts {
     base.wrapping_add(id as usize & ID_MASK)
 }
 
+/// `table[index & ID_MASK]`: the one place a per-owner table is indexed, so that the
+/// allocation path cannot index out of range (the hot path must not panic, RELIABILITY RTF-7).
+#[inline(always)]
+fn masked<T>(table: &[T; MAX_OWNERS], index: usize) -> &T {
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "index & ID_MASK < MAX_OWNERS, the length (asserted a power of two above): \
+                  never out of range, and the compiler drops the bounds check"
+    )]
+    &table[index & ID_MASK]
+}
+
 /// The owner current on this thread.
 #[inline(always)]
 pub(crate) fn current() -> u16 {
@@ -208,7 +230,7 @@ pub(crate) fn current() -> u16 {
 #[inline]
 pub(crate) fn tag_of(id: u16) -> u16 {
     let index = id as usize & ID_MASK;
-    if PARENTS[index].load(Relaxed) == PROCESS || index == PROCESS as usize {
+    if masked(&PARENTS, index).load(Relaxed) == PROCESS || index == PROCESS as usize {
         index as u16
     } else {
         index as u16 | CHILD_BIT
@@ -259,7 +281,7 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     bump(&c.alloc_blocks, 1);
     grow(c, here.owner, size as i64);
     if here.owner & CHILD_BIT != 0 {
-        let parent = PARENTS[here.owner as usize & ID_MASK].load(Relaxed);
+        let parent = masked(&PARENTS, here.owner as usize).load(Relaxed);
         // The slot's base, set together with `current` (never null while `current` is not).
         let base = STATE.with(|s| s.base.get());
         ancestors::<true>(base, parent, size as i64);
@@ -289,7 +311,7 @@ pub(crate) fn credit(owner: u16, size: usize) {
     bump(&c.free_blocks, 1);
     shrink(c, owner, size as i64);
     if owner & CHILD_BIT != 0 {
-        ancestors::<false>(base, PARENTS[owner as usize & ID_MASK].load(Relaxed), size as i64);
+        ancestors::<false>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
     }
 }
 
@@ -323,7 +345,7 @@ fn ancestors<const GROW: bool>(base: *const Counts, parent: u16, size: i64) {
     // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`), and
     // `counts_in` keeps the index inside its `counts`.
     level::<GROW>(unsafe { &*counts_in(base, parent) }, parent, size);
-    let next = PARENTS[parent as usize & ID_MASK].load(Relaxed);
+    let next = masked(&PARENTS, parent as usize).load(Relaxed);
     if next != PROCESS {
         higher_ancestors::<GROW>(base, next, size);
     }
@@ -339,7 +361,7 @@ fn higher_ancestors<const GROW: bool>(base: *const Counts, mut id: u16, size: i6
         // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`), and
         // `counts_in` keeps the index inside its `counts`.
         level::<GROW>(unsafe { &*counts_in(base, id) }, id, size);
-        id = PARENTS[id as usize & ID_MASK].load(Relaxed);
+        id = masked(&PARENTS, id as usize).load(Relaxed);
     }
 }
 
@@ -360,11 +382,11 @@ fn level<const GROW: bool>(c: &Counts, id: u16, size: i64) {
 fn publish(c: &Counts, owner: u16) {
     let pending = c.pending.load(Relaxed);
     c.pending.store(0, Relaxed);
-    let cell = &OWNERS[owner as usize & ID_MASK];
+    let cell = masked(&OWNERS, owner as usize);
     let now = cell.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
     cell.raise(now);
-    if PARENTS[owner as usize & ID_MASK].load(Relaxed) == PROCESS {
-        let process = &OWNERS[PROCESS as usize];
+    if masked(&PARENTS, owner as usize).load(Relaxed) == PROCESS {
+        let process = masked(&OWNERS, PROCESS as usize);
         let now = process.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
         process.raise(now);
     }
@@ -381,15 +403,15 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
         return publish(c, owner);
     }
     let index = owner as usize & ID_MASK;
-    let cell = &OWNERS[index];
+    let cell = masked(&OWNERS, index);
     // Other threads' unpublished bytes of this owner: frees of its blocks on other threads
     // (negative) and their own allocations (positive). With them the estimate is the exact
     // live size whenever no other thread is mid-update, so one allocating thread gets an
     // exact peak even when its blocks are freed elsewhere.
     let elsewhere = pending_elsewhere(index, c);
     cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending).wrapping_add(elsewhere));
-    if PARENTS[index].load(Relaxed) == PROCESS {
-        let process = &OWNERS[PROCESS as usize];
+    if masked(&PARENTS, index).load(Relaxed) == PROCESS {
+        let process = masked(&OWNERS, PROCESS as usize);
         process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
     }
     set_headroom(c, cell, pending, elsewhere);
@@ -398,7 +420,7 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
 /// The sum of `pending` for owner `index` over every slot but `mine`.
 fn pending_elsewhere(index: usize, mine: &Counts) -> i64 {
     slots_in_use()
-        .map(|slot| &slot.counts[index])
+        .map(|slot| masked(&slot.counts, index))
         .filter(|c| !std::ptr::eq(*c, mine))
         .fold(0i64, |sum, c| sum.wrapping_add(c.pending.load(Relaxed)))
 }
@@ -407,7 +429,7 @@ fn pending_elsewhere(index: usize, mine: &Counts) -> i64 {
 /// never past the point where `pending` must be published.
 fn refresh_headroom(c: &Counts, owner: u16, pending: i64) {
     let index = owner as usize & ID_MASK;
-    set_headroom(c, &OWNERS[index], pending, pending_elsewhere(index, c));
+    set_headroom(c, masked(&OWNERS, index), pending, pending_elsewhere(index, c));
 }
 
 fn set_headroom(c: &Counts, cell: &OwnerCell, pending: i64, elsewhere: i64) {
@@ -423,7 +445,7 @@ fn set_headroom(c: &Counts, cell: &OwnerCell, pending: i64, elsewhere: i64) {
 fn publish_directly(owner: u16, delta: i64) {
     let mut id = owner;
     for _ in 0..=MAX_DEPTH {
-        let cell = &OWNERS[id as usize & ID_MASK];
+        let cell = masked(&OWNERS, id as usize);
         let now = cell.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
         if delta > 0 {
             cell.raise(now);
@@ -431,7 +453,7 @@ fn publish_directly(owner: u16, delta: i64) {
         if id == PROCESS {
             return;
         }
-        id = PARENTS[id as usize & ID_MASK].load(Relaxed);
+        id = masked(&PARENTS, id as usize).load(Relaxed);
     }
 }
 
@@ -442,7 +464,7 @@ fn charge_cold(owner: u16, size: usize) {
     if let Some(base) = take_slot_if_unassigned() {
         return charge_here(Here { owner, counts: counts_at(base, owner) }, size);
     }
-    let c = &SHARED_SLOT.counts[owner as usize & ID_MASK];
+    let c = masked(&SHARED_SLOT.counts, owner as usize);
     c.alloc_bytes.fetch_add(size as u64, Relaxed);
     c.alloc_blocks.fetch_add(1, Relaxed);
     publish_directly(owner, size as i64);
@@ -455,10 +477,10 @@ fn credit_cold(owner: u16, size: usize) {
     if take_slot_if_unassigned().is_some() {
         return credit(owner, size);
     }
-    let c = &SHARED_SLOT.counts[owner as usize & ID_MASK];
+    let c = masked(&SHARED_SLOT.counts, owner as usize);
     c.free_bytes.fetch_add(size as u64, Relaxed);
     c.free_blocks.fetch_add(1, Relaxed);
-    publish_directly(owner, -(size as i64));
+    publish_directly(owner, (size as i64).wrapping_neg());
 }
 
 /// For a thread that never allocated: takes a slot and returns its counters' base.
@@ -476,7 +498,7 @@ fn take_slot() -> usize {
     for (i, flag) in SLOT_TAKEN.iter().enumerate() {
         if !flag.load(Relaxed) && flag.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
             if exit_hook::register(i) {
-                SLOTS_HIGH.fetch_max(i + 1, Relaxed);
+                SLOTS_HIGH.fetch_max(i.wrapping_add(1), Relaxed);
                 taken = i;
             } else {
                 // Without a way to hear of this thread's exit the slot would be lost for good.
@@ -523,20 +545,20 @@ mod exit_hook {
     fn key() -> Option<libc::pthread_key_t> {
         let known = KEY.load(Acquire);
         if known != 0 {
-            return Some((known - 1) as libc::pthread_key_t);
+            return Some(known.wrapping_sub(1) as libc::pthread_key_t);
         }
         let mut key: libc::pthread_key_t = 0;
         // SAFETY: `key` is a valid out-pointer and `on_exit` has the destructor signature.
         if unsafe { libc::pthread_key_create(&mut key, Some(on_exit)) } != 0 {
             return None;
         }
-        match KEY.compare_exchange(0, key as usize + 1, AcqRel, Acquire) {
+        match KEY.compare_exchange(0, (key as usize).wrapping_add(1), AcqRel, Acquire) {
             Ok(_) => Some(key),
             Err(winner) => {
                 // Another thread created one first; use theirs and drop ours.
                 // SAFETY: `key` was created above and never handed out.
                 unsafe { libc::pthread_key_delete(key) };
-                Some((winner - 1) as libc::pthread_key_t)
+                Some(winner.wrapping_sub(1) as libc::pthread_key_t)
             }
         }
     }
@@ -545,7 +567,7 @@ mod exit_hook {
     pub(super) fn register(index: usize) -> bool {
         let Some(key) = key() else { return false };
         // A pointer without provenance: an integer that is never dereferenced.
-        let value = std::ptr::without_provenance::<libc::c_void>(index + 1);
+        let value = std::ptr::without_provenance::<libc::c_void>(index.wrapping_add(1));
         // SAFETY: `key` is a live key; `value` is only ever handed back to `on_exit`.
         unsafe { libc::pthread_setspecific(key, value) == 0 }
     }
@@ -607,9 +629,9 @@ fn add_counts(raw: &mut Raw, c: &Counts) {
 pub(crate) fn read_own(id: u16) -> Raw {
     let mut raw = Raw::default();
     for slot in slots_in_use() {
-        add_counts(&mut raw, &slot.counts[id as usize & ID_MASK]);
+        add_counts(&mut raw, masked(&slot.counts, id as usize));
     }
-    let cell = &OWNERS[id as usize & ID_MASK];
+    let cell = masked(&OWNERS, id as usize);
     let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
     raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
     raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
@@ -620,17 +642,17 @@ pub(crate) fn read_own(id: u16) -> Raw {
 
 /// The peak subtree live bytes recorded for `id`.
 pub(crate) fn read_peak(id: u16) -> u64 {
-    OWNERS[id as usize & ID_MASK].peak.load(Relaxed).max(0) as u64
+    masked(&OWNERS, id as usize).peak.load(Relaxed).max(0) as u64
 }
 
 /// Raises `id`'s peak to at least `live` (an exact reading taken by the registry).
 pub(crate) fn raise_peak_to(id: u16, live: u64) {
-    OWNERS[id as usize & ID_MASK].raise(live.min(i64::MAX as u64) as i64);
+    masked(&OWNERS, id as usize).raise(live.min(i64::MAX as u64) as i64);
 }
 
 /// The highest subtree live bytes of `id` since the current window opened.
 pub(crate) fn read_window_peak(id: u16) -> u64 {
-    OWNERS[id as usize & ID_MASK].window_peak.load(Relaxed).max(0) as u64
+    masked(&OWNERS, id as usize).window_peak.load(Relaxed).max(0) as u64
 }
 
 /// Opens a new peak window for every owner (a phase starts): each window peak drops to the
@@ -647,8 +669,9 @@ pub(crate) fn open_window() -> Vec<i64> {
         .take(ids)
         .enumerate()
         .map(|(index, cell)| {
-            let pending: i64 = slots_in_use()
-                .fold(0i64, |sum, slot| sum.wrapping_add(slot.counts[index].pending.load(Relaxed)));
+            let pending: i64 = slots_in_use().fold(0i64, |sum, slot| {
+                sum.wrapping_add(masked(&slot.counts, index).pending.load(Relaxed))
+            });
             cell.window_peak.swap(cell.flushed.load(Relaxed).wrapping_add(pending), Relaxed)
         })
         .collect();
@@ -677,7 +700,7 @@ pub(crate) fn close_window(saved: &[i64]) {
 /// counters meanwhile.
 pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     let index = id as usize & ID_MASK;
-    let cell = &OWNERS[index];
+    let cell = masked(&OWNERS, index);
     cell.base_bytes.store(0, Relaxed);
     cell.base_blocks.store(0, Relaxed);
     let raw = read_own(id);
@@ -690,24 +713,24 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     // `flushed + Σ pending` stays the live total for the process too.
     let mut residue: i64 = 0;
     for slot in slots_in_use() {
-        let c = &slot.counts[index];
+        let c = masked(&slot.counts, index);
         residue = residue.wrapping_add(c.pending.swap(0, Relaxed));
         c.headroom.store(i64::MIN, Relaxed);
     }
-    if PARENTS[index].load(Relaxed) == PROCESS && residue != 0 {
-        OWNERS[PROCESS as usize].flushed.fetch_add(residue, Relaxed);
+    if masked(&PARENTS, index).load(Relaxed) == PROCESS && residue != 0 {
+        masked(&OWNERS, PROCESS as usize).flushed.fetch_add(residue, Relaxed);
     }
     cell.flushed.store(0, Relaxed);
     cell.peak.store(0, Relaxed);
     cell.window_peak.store(0, Relaxed);
-    PARENTS[index].store(parent, Relaxed);
-    IDS_HIGH.fetch_max(index + 1, Relaxed);
+    masked(&PARENTS, index).store(parent, Relaxed);
+    IDS_HIGH.fetch_max(index.wrapping_add(1), Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
 /// Makes a retired owner's handles stale: entering them enters the overflow owner.
 pub(crate) fn retire(id: u16) -> u32 {
-    OWNERS[id as usize & ID_MASK].generation.fetch_add(1, Relaxed).wrapping_add(1)
+    masked(&OWNERS, id as usize).generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
 /// Moves owner `id` (with its subtree, `live` bytes now) from under `old_parent` to under
@@ -717,17 +740,17 @@ pub(crate) fn retire(id: u16) -> u32 {
 /// no thread allocates in the subtree during the move.
 pub(crate) fn move_owner(id: u16, old_parent: u16, new_parent: u16, live: u64) {
     let live = live.min(i64::MAX as u64) as i64;
-    for (start, delta) in [(old_parent, -live), (new_parent, live)] {
+    for (start, delta) in [(old_parent, live.wrapping_neg()), (new_parent, live)] {
         let mut level = start;
         for _ in 0..MAX_DEPTH {
             if level == PROCESS {
                 break;
             }
-            OWNERS[level as usize & ID_MASK].flushed.fetch_add(delta, Relaxed);
-            level = PARENTS[level as usize & ID_MASK].load(Relaxed);
+            masked(&OWNERS, level as usize).flushed.fetch_add(delta, Relaxed);
+            level = masked(&PARENTS, level as usize).load(Relaxed);
         }
     }
-    PARENTS[id as usize & ID_MASK].store(new_parent, Relaxed);
+    masked(&PARENTS, id as usize).store(new_parent, Relaxed);
 }
 
 /// One past the highest owner id ever registered: readers sum no further.

@@ -117,7 +117,7 @@ fn entry_in_new_leaf(addr: usize) -> Option<&'static AtomicU16> {
             // Another thread may have given this region a leaf meanwhile.
             return entry(addr);
         }
-        match LEAVES_USED.compare_exchange_weak(used, used + 1, Relaxed, Relaxed) {
+        match LEAVES_USED.compare_exchange_weak(used, used.wrapping_add(1), Relaxed, Relaxed) {
             Ok(_) => break,
             Err(now) => used = now,
         }

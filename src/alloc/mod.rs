@@ -11,6 +11,17 @@
 //! thread's first allocation, which claims a counter slot and registers a `pthread` key value
 //! (no allocation through us, no system call).
 
+// The hot path must not panic (a panic inside `GlobalAlloc` is undefined behaviour when it
+// unwinds, and an abort otherwise): no unwrap, no indexing that can go out of bounds, no
+// arithmetic that can overflow. Enforced here rather than trusted (RELIABILITY.md RTF-7).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 #[cfg(feature = "enabled")]
 pub(crate) mod direct_map;
 #[cfg(feature = "enabled")]
@@ -201,7 +212,8 @@ impl<A: GlobalAlloc> Tracked<A> {
         // `trailer: bool` instead and deriving the addend here measured worse: callgrind per
         // pair 133 -> 137 instructions, and a child owner's churn mispredicted 1.5 branches
         // per pair instead of 0.03.
-        let inner_size = size + extra;
+        // Cannot wrap: `extra` is non-zero only where `has_trailer` allows it.
+        let inner_size = size.wrapping_add(extra);
         // SAFETY: `inner_size` keeps the Layout invariant (`has_trailer` refuses sizes
         // where the trailer would break it), and `align` comes from a valid Layout.
         let inner_layout = unsafe { Layout::from_size_align_unchecked(inner_size, align) };

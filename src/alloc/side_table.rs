@@ -62,14 +62,18 @@ impl<const N: usize> Level<N> {
     fn home(addr: usize) -> usize {
         const { assert!(N.is_power_of_two() && N > 1) };
         let hash = ((addr >> 3) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (hash >> (64 - N.trailing_zeros())) as usize
+        (hash >> 64u32.wrapping_sub(N.trailing_zeros())) as usize
     }
 
     #[inline(always)]
     fn insert(&self, addr: usize, entry: u64) -> bool {
         let start = Self::home(addr);
         for i in 0..PROBE_LIMIT {
-            let slot = &self.slots[(start.wrapping_add(i)) % N];
+            // `N` is a power of two, so the mask keeps the index in range and the compiler
+            // drops the `None` arm.
+            let Some(slot) = self.slots.get(start.wrapping_add(i) & N.wrapping_sub(1)) else {
+                return false;
+            };
             let mut seen = slot.load(Relaxed);
             while seen == EMPTY || seen == TOMBSTONE {
                 match slot.compare_exchange_weak(seen, entry, Relaxed, Relaxed) {
@@ -85,7 +89,7 @@ impl<const N: usize> Level<N> {
     fn remove(&self, addr: usize, key: u64) -> Option<u16> {
         let start = Self::home(addr);
         for i in 0..PROBE_LIMIT {
-            let slot = &self.slots[(start.wrapping_add(i)) % N];
+            let slot = self.slots.get(start.wrapping_add(i) & N.wrapping_sub(1))?;
             let seen = slot.load(Relaxed);
             if seen > TOMBSTONE && seen >> 16 == key {
                 slot.store(TOMBSTONE, Relaxed);

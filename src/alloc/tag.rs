@@ -60,6 +60,11 @@ const TABLE_SIZES: usize = 16 * 1024;
 /// One bit per size below [`TABLE_SIZES`]: [`keeps_trailer`] for alignments up to 16,
 /// worked out at compile time. A 2 KiB table that stays in L1 for the sizes a program
 /// uses, and a load and a shift instead of a dozen instructions twice per allocation.
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "evaluated at compile time: an index out of range fails the build, it never runs"
+)]
 static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
     let mut bits = [0u64; TABLE_SIZES / 64];
     let mut size = 0;
@@ -112,7 +117,15 @@ pub(crate) fn has_trailer(size: usize, align: usize) -> bool {
 fn wide_trailer_room(size: usize, align: usize) -> bool {
     match TRAILER_BITS.get(size / 64) {
         Some(word) if align <= 16 => word >> (size % 64) & 1 != 0,
-        _ => keeps_trailer(size, align) && size <= (isize::MAX as usize) - (align - 1) - TAG_BYTES,
+        // The largest size whose trailer and alignment padding keep the layout valid
+        // (saturating: an alignment near `isize::MAX` leaves room for no trailer at all).
+        _ => {
+            keeps_trailer(size, align)
+                && size
+                    <= (isize::MAX as usize)
+                        .saturating_sub(align.wrapping_sub(1))
+                        .saturating_sub(TAG_BYTES)
+        }
     }
 }
 
@@ -122,8 +135,9 @@ const fn computed_trailer_room(size: usize, align: usize) -> bool {
     if align > 16 {
         // jemalloc rounds an over-aligned request up to a multiple of `align` first; the
         // trailer is free when that rounding leaves at least two bytes.
-        let rem = size & (align - 1);
-        return rem.wrapping_sub(1) < align - 2;
+        // `align` is a power of two above 16, so neither subtraction wraps.
+        let rem = size & align.wrapping_sub(1);
+        return rem.wrapping_sub(1) < align.wrapping_sub(2);
     }
     // Written without data-dependent branches: with mixed request sizes a mispredicted
     // branch here cost more than the rest of the bookkeeping together.
@@ -131,11 +145,12 @@ const fn computed_trailer_room(size: usize, align: usize) -> bool {
     // size in (2^lg, 2^(lg+1)] has classes 2^(lg-2) apart, but never closer than 16 bytes
     // (the quantum) nor further than a page (whole pages above 16 KiB); sizes up to 8 share
     // the single class 8.
-    let lg = usize::BITS - 1 - (size.wrapping_sub(1) | 1).leading_zeros();
+    let lg = (usize::BITS - 1).wrapping_sub((size.wrapping_sub(1) | 1).leading_zeros());
     let spacing = 1usize << clamp(lg.saturating_sub(2), 4, 12);
     let spacing = if size <= 8 { 8 } else { spacing };
-    let rem = size & (spacing - 1);
-    rem.wrapping_sub(1) < spacing - 2
+    // `spacing` is at least 8, so neither subtraction wraps.
+    let rem = size & spacing.wrapping_sub(1);
+    rem.wrapping_sub(1) < spacing.wrapping_sub(2)
 }
 
 /// The size asked of the inner allocator for a caller's `size`: always a valid layout size,
@@ -143,7 +158,8 @@ const fn computed_trailer_room(size: usize, align: usize) -> bool {
 #[inline(always)]
 pub(crate) const fn inner_size(size: usize, trailer: bool) -> usize {
     if trailer {
-        size + TAG_BYTES
+        // Cannot wrap: `has_trailer` is false where `size + TAG_BYTES` would leave the layout.
+        size.wrapping_add(TAG_BYTES)
     } else {
         size
     }
@@ -172,6 +188,10 @@ pub(crate) unsafe fn read_trailer(ptr: *const u8, size: usize) -> u16 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "a test's reference model, not the allocator: a panic here fails the test"
+)]
 mod tests {
     use super::*;
 
