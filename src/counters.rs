@@ -79,6 +79,13 @@ struct Counts {
     pending: AtomicI64,
     /// `pending` above which the owner's peak may rise (`peak - flushed` when last looked
     /// at, capped at `FLUSH_BYTES`). Keeps the shared cell off the fast path.
+    ///
+    /// Zero until first looked at: a slot whose `pending` has not risen above zero has added
+    /// nothing that could lift the peak, so the first allocation that takes it above zero
+    /// is the one that must look. Zero rather than `i64::MIN` (which would send the very
+    /// first allocation, too, out of line) because it keeps every slot all-zero: the
+    /// tables are then `.bss`, address space that costs nothing until touched, instead of
+    /// 48 MiB of initialised data in every binary built with tracking.
     headroom: AtomicI64,
 }
 
@@ -90,7 +97,7 @@ impl Counts {
             free_bytes: AtomicU64::new(0),
             free_blocks: AtomicU64::new(0),
             pending: AtomicI64::new(0),
-            headroom: AtomicI64::new(i64::MIN),
+            headroom: AtomicI64::new(0),
         }
     }
 }

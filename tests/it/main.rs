@@ -18,6 +18,8 @@ pub(crate) const fn scaled(full: usize, miri: usize) -> usize {
 #[cfg(feature = "enabled")]
 mod accounting;
 mod async_owner;
+#[cfg(all(feature = "enabled", target_os = "linux", not(miri)))]
+mod binary_size;
 mod coherence;
 mod layouts;
 mod model;
