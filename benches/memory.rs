@@ -9,82 +9,11 @@
 //! `cargo bench --bench memory --features enabled`
 
 mod common;
-use common::Rng;
-
-use heapscope::Tracked;
-use std::alloc::{GlobalAlloc, Layout};
+use common::{document, Rng};
 use std::process::Command;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use tikv_jemallocator::Jemalloc;
-
-const RAW: u8 = 1;
-const TRACKED: u8 = 2;
-static MODE: AtomicU8 = AtomicU8::new(0);
-static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
-
-fn mode() -> u8 {
-    let m = MODE.load(Relaxed);
-    if m != 0 {
-        return m;
-    }
-    // SAFETY: a NUL-terminated name; getenv does not allocate.
-    let value = unsafe { libc::getenv(c"HEAPSCOPE_BENCH_ALLOC".as_ptr()) };
-    // SAFETY: getenv returned null or a NUL-terminated string.
-    let wanted =
-        if !value.is_null() && unsafe { *value } == b't' as libc::c_char { TRACKED } else { RAW };
-    let _ = MODE.compare_exchange(0, wanted, Relaxed, Relaxed);
-    MODE.load(Relaxed)
-}
-
-/// Raw jemalloc or `Tracked<Jemalloc>`, fixed for the life of the process.
-struct Switch;
-
-// SAFETY: every call goes to the one allocator chosen at the first call, for ever.
-unsafe impl GlobalAlloc for Switch {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.alloc(l)
-            } else {
-                Jemalloc.alloc(l)
-            }
-        }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.alloc_zeroed(l)
-            } else {
-                Jemalloc.alloc_zeroed(l)
-            }
-        }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.dealloc(p, l)
-            } else {
-                Jemalloc.dealloc(p, l)
-            }
-        }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.realloc(p, l, n)
-            } else {
-                Jemalloc.realloc(p, l, n)
-            }
-        }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Switch = Switch;
+static GLOBAL: common::switch::Switch = common::switch::Switch;
 
 /// `Vec<u8>` and `String` grown by pushing to log-uniform lengths of 16 B to 64 KiB, all kept.
 fn growth(scale: usize) -> usize {
@@ -112,34 +41,6 @@ fn growth(scale: usize) -> usize {
     }
     vecs.iter().map(Vec::capacity).sum::<usize>()
         + strings.iter().map(String::capacity).sum::<usize>()
-}
-
-/// A JSON document of about `target` bytes: messages with roles, text and tool calls.
-fn document(rng: &mut Rng, target: usize) -> String {
-    let mut out = String::from("{\"messages\":[");
-    let mut n = 0;
-    while out.len() < target {
-        if n > 0 {
-            out.push(',');
-        }
-        let words = 5 + rng.below(120) as usize;
-        let text: Vec<String> = (0..words)
-            .map(|w| format!("w{}", (w as u64 * 7919 + rng.below(1000)) % 5000))
-            .collect();
-        out.push_str(&format!(
-            "{{\"role\":\"{}\",\"id\":{},\"text\":\"{}\",\"tool\":{{\"name\":\"grep\",\"args\":[{},{},{}],\"ok\":{}}}}}",
-            if n % 2 == 0 { "user" } else { "assistant" },
-            rng.next() % 1_000_000,
-            text.join(" "),
-            rng.below(100),
-            rng.below(1000),
-            rng.below(10),
-            n % 3 == 0
-        ));
-        n += 1;
-    }
-    out.push_str("]}");
-    out
 }
 
 /// serde_json documents of 10-200 KiB parsed and kept in a history; every 40 documents the
@@ -225,7 +126,7 @@ fn run(workload: &str, scale: usize, tracked: bool) -> u64 {
     let exe = std::env::current_exe().expect("current exe");
     let out = Command::new(exe)
         .args(["child", workload, &scale.to_string()])
-        .env("HEAPSCOPE_BENCH_ALLOC", if tracked { "tracked" } else { "raw" })
+        .env("HEAPSCOPE_BENCH_ALLOC", common::switch::env_value(tracked))
         .output()
         .expect("run child");
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));

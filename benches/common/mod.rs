@@ -2,6 +2,9 @@
 
 #[allow(dead_code)] // the memory bench runs none of these loops
 pub mod loops;
+#[cfg(feature = "jemalloc")]
+#[allow(dead_code)] // only the whole-program benches install it
+pub mod switch;
 
 /// A deterministic xorshift64 generator.
 pub struct Rng(pub u64);
@@ -35,3 +38,33 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+/// A JSON document of about `target` bytes: messages with roles, text and tool calls.
+#[allow(dead_code)] // the benches that build agent histories
+pub fn document(rng: &mut Rng, target: usize) -> String {
+    let mut out = String::from("{\"messages\":[");
+    let mut n = 0;
+    while out.len() < target {
+        if n > 0 {
+            out.push(',');
+        }
+        let words = 5 + rng.below(120) as usize;
+        let text: Vec<String> = (0..words)
+            .map(|w| format!("w{}", (w as u64 * 7919 + rng.below(1000)) % 5000))
+            .collect();
+        out.push_str(&format!(
+            "{{\"role\":\"{}\",\"id\":{},\"text\":\"{}\",\"tool\":{{\"name\":\"grep\",\"args\":[{},{},{}],\"ok\":{}}}}}",
+            if n % 2 == 0 { "user" } else { "assistant" },
+            rng.next() % 1_000_000,
+            text.join(" "),
+            rng.below(100),
+            rng.below(1000),
+            rng.below(10),
+            n % 3 == 0
+        ));
+        n += 1;
+    }
+    out.push_str("]}");
+    out
+}
+

@@ -1,0 +1,84 @@
+//! A global allocator fixed at a process's first allocation: raw jemalloc or
+//! `Tracked<Jemalloc>`, chosen by `HEAPSCOPE_BENCH_ALLOC` (`tracked`, anything else raw).
+//! For the benches that compare whole programs in separate processes (`memory`, `agent`):
+//! both sides pay the same predictable branch per call, and a block never changes side.
+
+use heapscope::Tracked;
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use tikv_jemallocator::Jemalloc;
+
+const RAW: u8 = 1;
+const TRACKED: u8 = 2;
+static MODE: AtomicU8 = AtomicU8::new(0);
+static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
+
+fn mode() -> u8 {
+    let m = MODE.load(Relaxed);
+    if m != 0 {
+        return m;
+    }
+    // SAFETY: a NUL-terminated name; getenv does not allocate.
+    let value = unsafe { libc::getenv(c"HEAPSCOPE_BENCH_ALLOC".as_ptr()) };
+    // SAFETY: getenv returned null or a NUL-terminated string.
+    let wanted =
+        if !value.is_null() && unsafe { *value } == b't' as libc::c_char { TRACKED } else { RAW };
+    let _ = MODE.compare_exchange(0, wanted, Relaxed, Relaxed);
+    MODE.load(Relaxed)
+}
+
+/// Raw jemalloc or `Tracked<Jemalloc>`, fixed for the life of the process.
+pub struct Switch;
+
+// SAFETY: every call goes to the one allocator chosen at the first call, for ever.
+unsafe impl GlobalAlloc for Switch {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.alloc(l)
+            } else {
+                Jemalloc.alloc(l)
+            }
+        }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.alloc_zeroed(l)
+            } else {
+                Jemalloc.alloc_zeroed(l)
+            }
+        }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.dealloc(p, l)
+            } else {
+                Jemalloc.dealloc(p, l)
+            }
+        }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if mode() == TRACKED {
+                TRACKED_JE.realloc(p, l, n)
+            } else {
+                Jemalloc.realloc(p, l, n)
+            }
+        }
+    }
+}
+
+/// The child process's environment that selects `tracked` or raw jemalloc.
+pub fn env_value(tracked: bool) -> &'static str {
+    if tracked {
+        "tracked"
+    } else {
+        "raw"
+    }
+}
