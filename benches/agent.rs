@@ -15,7 +15,8 @@
 //!   the older half dropped) every 25 turns.
 //!
 //! `cargo bench --bench agent --features enabled` (7 paired processes per workload; `-- quick`
-//! for 3). Without `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
+//! for 3; `-- instructions` counts instructions under callgrind instead, a tenth of the work,
+//! needs valgrind). Without `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
 
 mod common;
 use common::{document, median, Rng};
@@ -56,6 +57,14 @@ fn stream_reply(rng: &mut Rng, chunks: usize) -> Value {
 
 fn events(scale: usize) -> usize {
     let _scope = Owner::named("replies").enter();
+    let start = Instant::now();
+    let sum = work_events(scale);
+    report_time(start);
+    sum
+}
+
+#[inline(never)]
+fn work_events(scale: usize) -> usize {
     let mut rng = Rng(0x51_7CC1_B727_220A);
     let replies: Vec<Value> = (0..scale / 250).map(|_| stream_reply(&mut rng, 250)).collect();
     replies.iter().map(|r| r["content"].as_str().map_or(0, str::len)).sum()
@@ -87,8 +96,15 @@ fn documents(scale: usize) -> usize {
     let outputs = tool_outputs(&mut rng, 16);
     let (history_owner, tools) = (Owner::named("history"), Owner::named("tool_results"));
     let _scope = history_owner.enter();
-    let (mut history, mut kept) = (Vec::new(), VecDeque::new());
     let start = Instant::now();
+    let check = work_documents(scale, &outputs, tools);
+    report_time(start);
+    check
+}
+
+#[inline(never)]
+fn work_documents(scale: usize, outputs: &[String], tools: Owner) -> usize {
+    let (mut history, mut kept) = (Vec::new(), VecDeque::new());
     let mut check = 0;
     for i in 0..scale {
         check += tool_turn(&outputs[i % outputs.len()], tools, &mut history, &mut kept);
@@ -96,7 +112,6 @@ fn documents(scale: usize) -> usize {
             history.drain(..12);
         }
     }
-    report_time(start);
     check
 }
 
@@ -105,12 +120,19 @@ fn session(scale: usize) -> usize {
     let outputs = tool_outputs(&mut rng, 16);
     let (history_owner, tools) = (Owner::named("history"), Owner::named("tool_results"));
     let _scope = history_owner.enter();
-    let (mut history, mut kept) = (Vec::new(), VecDeque::new());
     let start = Instant::now();
+    let check = work_session(scale, &mut rng, &outputs, tools);
+    report_time(start);
+    check
+}
+
+#[inline(never)]
+fn work_session(scale: usize, rng: &mut Rng, outputs: &[String], tools: Owner) -> usize {
+    let (mut history, mut kept) = (Vec::new(), VecDeque::new());
     let mut check = 0;
     for turn in 0..scale {
         let chunks = 50 + rng.below(200) as usize;
-        history.push(stream_reply(&mut rng, chunks));
+        history.push(stream_reply(rng, chunks));
         check += tool_turn(&outputs[turn % outputs.len()], tools, &mut history, &mut kept);
         if turn % 25 == 24 {
             // Compaction: a deep copy of the whole history (the transient peak of issue #2's
@@ -120,7 +142,6 @@ fn session(scale: usize) -> usize {
             check += copy.len();
         }
     }
-    report_time(start);
     check
 }
 
@@ -131,12 +152,7 @@ fn report_time(start: Instant) {
 
 fn child(workload: &str, scale: usize) {
     let checksum = match workload {
-        "events" => {
-            let start = Instant::now();
-            let sum = events(scale);
-            report_time(start);
-            sum
-        }
+        "events" => events(scale),
         "documents" => documents(scale),
         "session" => session(scale),
         other => panic!("agent bench: unknown workload {other}"),
@@ -165,6 +181,51 @@ fn run(workload: &str, scale: usize, tracked: bool) -> f64 {
     field("time_ns").parse::<f64>().expect("time") / 1e6
 }
 
+/// Instructions of one child's work (`work_*` only, not making its inputs) under callgrind.
+fn instructions(workload: &str, scale: usize, tracked: bool) -> u64 {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = std::env::temp_dir().join(format!("heapscope-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out_file = dir.join("callgrind.out");
+    let status = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg("--toggle-collect=agent::work_*")
+        .arg(&exe)
+        .args(["child", workload, &scale.to_string()])
+        .env("HEAPSCOPE_BENCH_ALLOC", common::switch::env_value(tracked))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run valgrind (is it installed?)");
+    assert!(status.success(), "valgrind child failed");
+    let text = std::fs::read_to_string(&out_file).expect("callgrind output");
+    let _ = std::fs::remove_dir_all(&dir);
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("callgrind summary")
+}
+
+/// `-- instructions`: callgrind's instruction counts of each workload's work, raw against
+/// tracked. They repeat to the instruction, unlike the timings on a shared 2-core machine.
+fn instruction_table(scales: &[(&str, &str, usize)]) {
+    println!("heapscope agent workloads: instructions (callgrind, the work only), scale / 10");
+    println!("| {:<52} | {:>14} | {:>14} | {:>7} |", "workload", "raw", "tracked", "ratio");
+    println!("|{:-<54}|{:-<16}|{:-<16}|{:-<9}|", "", "", "", "");
+    for &(name, label, scale) in scales {
+        let raw = instructions(name, scale / 10, false);
+        let tracked = instructions(name, scale / 10, true);
+        println!(
+            "| {:<52} | {:>14} | {:>14} | {:>6.3}x |",
+            label,
+            raw,
+            tracked,
+            tracked as f64 / raw as f64
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("child") {
@@ -172,12 +233,21 @@ fn main() {
     }
     let smoke = !args.iter().any(|a| a == "--bench");
     let quick = args.iter().any(|a| a == "quick");
-    let pairs = if smoke { 1 } else if quick { 3 } else { 7 };
+    let pairs = if smoke {
+        1
+    } else if quick {
+        3
+    } else {
+        7
+    };
     let scales: [(&str, &str, usize); 3] = [
         ("events", "streamed reply: 300 k small JSON events parsed", 300_000),
         ("documents", "tool outputs: 10-200 KiB JSON parsed, copied, sent", 400),
         ("session", "turns of both, compaction every 25 turns", 200),
     ];
+    if !smoke && args.iter().any(|a| a == "instructions") {
+        return instruction_table(&scales);
+    }
     println!(
         "heapscope agent workloads: tracking compiled in = {}, {pairs} paired processes",
         cfg!(feature = "enabled")

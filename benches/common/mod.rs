@@ -67,4 +67,3 @@ pub fn document(rng: &mut Rng, target: usize) -> String {
     out.push_str("]}");
     out
 }
-

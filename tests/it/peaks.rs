@@ -1,8 +1,9 @@
-//! Peaks with a single allocating thread whose blocks are freed on another thread.
+//! Peaks that must be exact.
 //!
-//! The crate documents `peak_bytes` as exact when one thread allocates in the owner's subtree,
-//! wherever its blocks are freed. Here only the test thread ever allocates under the owner; a
-//! helper thread only frees.
+//! The crate documents `peak_bytes` as exact when one thread allocates and frees in the
+//! owner's subtree, and within 64 KiB per allocating thread when others take part. The first
+//! test pins a case with a helper thread that only frees, which is exact too: a slot's first
+//! free of an owner records the peak before it.
 #![cfg(feature = "enabled")]
 
 use heapscope::Owner;
@@ -31,4 +32,27 @@ fn one_allocating_thread_with_frees_on_another_has_an_exact_peak() {
     drop(second);
     let s = o.stats();
     assert_eq!(s.peak_bytes, 40_000, "never more than 40 000 bytes were live: {s:?}");
+}
+
+/// A thread growing at an owner's peak does not look at the peak on every allocation (only
+/// on publishing, every 64 KiB); its next free records it. Here 40 000 bytes in 1000 blocks,
+/// under the publication threshold, then one block freed: the peak is the 40 000 just before
+/// that free, for the owner and for its parent, though nothing read it in between.
+#[test]
+fn growth_at_the_peak_is_recorded_by_the_next_free() {
+    let parent = Owner::named("peak_growth_then_free");
+    let item = parent.child("item");
+    let mut held: Vec<Box<[u8; 40]>> = Vec::with_capacity(1000);
+    item.in_scope(|| {
+        for _ in 0..1000 {
+            held.push(black_box(Box::new([0u8; 40])));
+        }
+    });
+    drop(held.pop());
+    for owner in [item, parent] {
+        let s = owner.stats();
+        assert_eq!((s.live_bytes, s.peak_bytes), (39_960, 40_000), "{owner:?}: {s:?}");
+    }
+    drop(held);
+    assert_eq!(item.stats().peak_bytes, 40_000);
 }
