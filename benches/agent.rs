@@ -162,14 +162,7 @@ fn child(workload: &str, scale: usize) {
 
 /// Runs one child; returns its timed part in milliseconds.
 fn run(workload: &str, scale: usize, tracked: bool) -> f64 {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .args(["child", workload, &scale.to_string()])
-        .env("HEAPSCOPE_BENCH_ALLOC", common::switch::env_value(tracked))
-        .output()
-        .expect("run child");
-    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).expect("utf8");
+    let text = common::switch::run_child(workload, scale, tracked);
     let field = |name: &str| {
         text.split_whitespace()
             .skip_while(|w| *w != name)
@@ -259,19 +252,8 @@ fn main() {
     println!("|{:-<54}|{:-<10}|{:-<10}|{:-<9}|{:-<15}|", "", "", "", "", "");
     for (name, label, scale) in scales {
         let scale = if smoke { scale / 100 } else { scale };
-        let (mut raw, mut tracked, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..pairs {
-            let (r, t) = if i % 2 == 0 {
-                let r = run(name, scale, false);
-                (r, run(name, scale, true))
-            } else {
-                let t = run(name, scale, true);
-                (run(name, scale, false), t)
-            };
-            raw.push(r);
-            tracked.push(t);
-            ratios.push(t / r);
-        }
+        let [raw, tracked, ratios] =
+            common::switch::paired(pairs, |tracked| run(name, scale, tracked));
         let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
         println!(
             "| {:<52} | {:>8.1} | {:>8.1} | {:>6.3}x | {:>5.2}x-{:.2}x |",

@@ -10,7 +10,6 @@
 
 mod common;
 use common::{document, Rng};
-use std::process::Command;
 
 #[global_allocator]
 static GLOBAL: common::switch::Switch = common::switch::Switch;
@@ -123,14 +122,7 @@ fn child(workload: &str, scale: usize) {
 }
 
 fn run(workload: &str, scale: usize, tracked: bool) -> u64 {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .args(["child", workload, &scale.to_string()])
-        .env("HEAPSCOPE_BENCH_ALLOC", common::switch::env_value(tracked))
-        .output()
-        .expect("run child");
-    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).expect("utf8");
+    let text = common::switch::run_child(workload, scale, tracked);
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(
         fields.get(2) == Some(&"true"),
@@ -164,19 +156,8 @@ fn main() {
         ("boxes", "worst case: 1 M Box<u64> (8 B blocks), all kept", tiny_scale),
         ("short", "worst case: 1 M 16-byte strings, all kept", tiny_scale),
     ] {
-        let (mut raw, mut tracked, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..runs {
-            let (r, t) = if i % 2 == 0 {
-                let r = run(name, scale, false);
-                (r, run(name, scale, true))
-            } else {
-                let t = run(name, scale, true);
-                (run(name, scale, false), t)
-            };
-            raw.push(r as f64);
-            tracked.push(t as f64);
-            ratios.push(t as f64 / r as f64);
-        }
+        let [raw, tracked, ratios] =
+            common::switch::paired(runs, |tracked| run(name, scale, tracked) as f64);
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]

@@ -82,3 +82,36 @@ pub fn env_value(tracked: bool) -> &'static str {
         "raw"
     }
 }
+
+/// Runs this bench again as `<exe> child <workload> <scale>` over raw jemalloc or
+/// `Tracked<Jemalloc>`, and returns what the child printed.
+pub fn run_child(workload: &str, scale: usize, tracked: bool) -> String {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .args(["child", workload, &scale.to_string()])
+        .env("HEAPSCOPE_BENCH_ALLOC", env_value(tracked))
+        .output()
+        .expect("run child");
+    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Measures raw and tracked `pairs` times, alternating which of the two runs first (so that a
+/// drift of the machine does not always favour one side); returns the raw values, the tracked
+/// values and the ratio of each pair.
+pub fn paired(pairs: usize, mut measure: impl FnMut(bool) -> f64) -> [Vec<f64>; 3] {
+    let [mut raw, mut tracked, mut ratios] = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..pairs {
+        let (r, t) = if i % 2 == 0 {
+            let r = measure(false);
+            (r, measure(true))
+        } else {
+            let t = measure(true);
+            (measure(false), t)
+        };
+        raw.push(r);
+        tracked.push(t);
+        ratios.push(t / r);
+    }
+    [raw, tracked, ratios]
+}
