@@ -72,7 +72,7 @@ pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, OVERFLOW, PROCESS, ROOT}
 #[cfg(not(miri))]
 pub(crate) const MAX_THREAD_SLOTS: usize = 256;
 /// Under Miri, which keeps metadata for every byte of a static: the full statics (these
-/// slots' 48 MiB and the hashed side table's 44 MiB) took it past 10 GiB. Eight slots still
+/// slots' 64 MiB and the hashed side table's 44 MiB) took it past 10 GiB. Eight slots still
 /// exercise slot reuse and the shared slot.
 #[cfg(miri)]
 pub(crate) const MAX_THREAD_SLOTS: usize = 8;
@@ -96,7 +96,7 @@ struct Counts {
     /// is the one that must look. Zero rather than `i64::MIN` (which would send the very
     /// first allocation, too, out of line) because it keeps every slot all-zero: the
     /// tables are then `.bss`, address space that costs nothing until touched, instead of
-    /// 48 MiB of initialised data in every binary built with tracking.
+    /// 48 MiB (as they were then) of initialised data in every binary built with tracking.
     headroom: AtomicI64,
     /// `pending` below which a free leaves the fast path: [`FLOOR`] (publish), or
     /// [`AT_PEAK`] while the slot grows at the owner's peak without recording it, so that its
