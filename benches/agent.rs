@@ -55,18 +55,9 @@ fn stream_reply(rng: &mut Rng, chunks: usize) -> Value {
     json!({ "role": "assistant", "content": reply })
 }
 
-fn events(scale: usize) -> usize {
-    let _scope = Owner::named("replies").enter();
-    let start = Instant::now();
-    let sum = work_events(scale);
-    report_time(start);
-    sum
-}
-
 #[inline(never)]
-fn work_events(scale: usize) -> usize {
-    let mut rng = Rng(0x51_7CC1_B727_220A);
-    let replies: Vec<Value> = (0..scale / 250).map(|_| stream_reply(&mut rng, 250)).collect();
+fn work_events(scale: usize, rng: &mut Rng) -> usize {
+    let replies: Vec<Value> = (0..scale / 250).map(|_| stream_reply(rng, 250)).collect();
     replies.iter().map(|r| r["content"].as_str().map_or(0, str::len)).sum()
 }
 
@@ -91,17 +82,6 @@ fn tool_turn(
     serde_json::to_string(recent).expect("serialisable").len()
 }
 
-fn documents(scale: usize) -> usize {
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-    let outputs = tool_outputs(&mut rng, 16);
-    let (history_owner, tools) = (Owner::named("history"), Owner::named("tool_results"));
-    let _scope = history_owner.enter();
-    let start = Instant::now();
-    let check = work_documents(scale, &outputs, tools);
-    report_time(start);
-    check
-}
-
 #[inline(never)]
 fn work_documents(scale: usize, outputs: &[String], tools: Owner) -> usize {
     let (mut history, mut kept) = (Vec::new(), VecDeque::new());
@@ -112,17 +92,6 @@ fn work_documents(scale: usize, outputs: &[String], tools: Owner) -> usize {
             history.drain(..12);
         }
     }
-    check
-}
-
-fn session(scale: usize) -> usize {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let outputs = tool_outputs(&mut rng, 16);
-    let (history_owner, tools) = (Owner::named("history"), Owner::named("tool_results"));
-    let _scope = history_owner.enter();
-    let start = Instant::now();
-    let check = work_session(scale, &mut rng, &outputs, tools);
-    report_time(start);
     check
 }
 
@@ -145,18 +114,26 @@ fn work_session(scale: usize, rng: &mut Rng, outputs: &[String], tools: Owner) -
     check
 }
 
-/// Prints the time since `start` for the parent (the timed part excludes making the inputs).
-fn report_time(start: Instant) {
-    println!("time_ns {}", start.elapsed().as_nanos());
-}
-
+/// Runs one workload in this process: makes its inputs, then times the work alone (the
+/// `work_*` functions, which the `instructions` mode counts) and prints the time.
 fn child(workload: &str, scale: usize) {
-    let checksum = match workload {
-        "events" => events(scale),
-        "documents" => documents(scale),
-        "session" => session(scale),
+    let seed = match workload {
+        "events" => 0x51_7CC1_B727_220A,
+        "documents" => 0x2545_F491_4F6C_DD1D,
+        "session" => 0x9E37_79B9_7F4A_7C15,
         other => panic!("agent bench: unknown workload {other}"),
     };
+    let mut rng = Rng(seed);
+    let outputs = if workload == "events" { Vec::new() } else { tool_outputs(&mut rng, 16) };
+    let tools = Owner::named("tool_results");
+    let _scope = Owner::named(if workload == "events" { "replies" } else { "history" }).enter();
+    let start = Instant::now();
+    let checksum = match workload {
+        "events" => work_events(scale, &mut rng),
+        "documents" => work_documents(scale, &outputs, tools),
+        _ => work_session(scale, &mut rng, &outputs, tools),
+    };
+    println!("time_ns {}", start.elapsed().as_nanos());
     println!("checksum {checksum} tracking {}", heapscope::is_tracking());
 }
 

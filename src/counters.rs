@@ -372,23 +372,35 @@ fn shrink(c: &Counts, owner: u16, size: i64) {
 #[cold]
 #[inline(never)]
 fn past_floor(c: &Counts, owner: u16, pending: i64, size: i64) {
-    let index = owner as usize & ID_MASK;
-    let elsewhere = pending_elsewhere(index, c);
-    if c.floor.load(Relaxed) != FLOOR {
-        let before = pending.wrapping_add(size);
-        let cell = masked(&OWNERS, index);
-        cell.raise(cell.flushed.load(Relaxed).wrapping_add(before).wrapping_add(elsewhere));
-        if masked(&PARENTS, index).load(Relaxed) == PROCESS {
-            let process = masked(&OWNERS, PROCESS as usize);
-            process.raise(process.flushed.load(Relaxed).wrapping_add(before));
-        }
+    if c.floor.load(Relaxed) == FLOOR {
+        // Below the publication floor itself: nothing unrecorded.
+        return publish(c, owner);
     }
     c.floor.store(FLOOR, Relaxed);
+    let index = owner as usize & ID_MASK;
+    let elsewhere = record_peak(c, index, pending.wrapping_add(size));
     if pending < FLOOR {
         publish(c, owner);
     } else {
         set_headroom(c, masked(&OWNERS, index), pending, elsewhere);
     }
+}
+
+/// Raises owner `index`'s peak (and, for a top-level owner, the process's) to the live size
+/// when this slot's pending bytes are `pending`: the published total plus `pending` plus
+/// every other slot's pending bytes, which it returns.
+fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
+    // Other threads' unpublished bytes of this owner: frees of its blocks on other threads
+    // (negative) and their own allocations (positive). With them the estimate is the exact
+    // live size whenever no other thread is mid-update.
+    let elsewhere = pending_elsewhere(index, c);
+    let cell = masked(&OWNERS, index);
+    cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending).wrapping_add(elsewhere));
+    if masked(&PARENTS, index).load(Relaxed) == PROCESS {
+        let process = masked(&OWNERS, PROCESS as usize);
+        process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
+    }
+    elsewhere
 }
 
 /// The ancestors' levels of a child's allocation (`GROW`) or free, in this thread's slot at
@@ -464,18 +476,8 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
         return publish(c, owner);
     }
     let index = owner as usize & ID_MASK;
-    let cell = masked(&OWNERS, index);
-    // Other threads' unpublished bytes of this owner: frees of its blocks on other threads
-    // (negative) and their own allocations (positive). With them the estimate is the exact
-    // live size whenever no other thread is mid-update, so one allocating thread gets an
-    // exact peak even when its blocks are freed elsewhere.
-    let elsewhere = pending_elsewhere(index, c);
-    cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending).wrapping_add(elsewhere));
-    if masked(&PARENTS, index).load(Relaxed) == PROCESS {
-        let process = masked(&OWNERS, PROCESS as usize);
-        process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
-    }
-    set_headroom(c, cell, pending, elsewhere);
+    let elsewhere = record_peak(c, index, pending);
+    set_headroom(c, masked(&OWNERS, index), pending, elsewhere);
 }
 
 /// The sum of `pending` for owner `index` over every slot but `mine`.

@@ -45,8 +45,9 @@
 //!   are exact once every thread's allocation calls happen-before the read. `peak_bytes` is
 //!   exact when one thread allocates and frees in the owner's subtree; when other threads
 //!   allocate or free in it at the same time, it can miss a peak by at most 64 KiB per thread
-//!   allocating in it. It never decreases and is never below a `live_bytes` that was read. The process-wide peak of
-//!   [`global_stats`] can also miss up to 64 KiB per top-level owner with unpublished bytes.
+//!   allocating in it. It never decreases and is never below a `live_bytes` that was read.
+//!   The process-wide peak of [`global_stats`] can also miss up to 64 KiB per top-level owner
+//!   with unpublished bytes.
 //! - Blocks allocated before the allocator was installed cannot exist (it is installed
 //!   statically); blocks allocated by C code through `malloc` are not seen.
 //!
