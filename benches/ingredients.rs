@@ -18,15 +18,15 @@
 //! `cargo bench --bench ingredients --features enabled` (`-- quick` for a short run).
 
 mod common;
+use common::columns::{self, Plan};
 use common::loops::{churn, filled, pairs, FILLED_SEED};
-use common::{median, small_sizes};
+use common::small_sizes;
 
 use heapscope::{Owner, Tracked};
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
 use tikv_jemallocator::Jemalloc;
 
 heapscope::install!();
@@ -170,7 +170,8 @@ unsafe impl<const STEP: u8> GlobalAlloc for Reduced<STEP> {
 const NAMES: [&str; 6] = ["+2 B", "trailer", "counters", "peaks", "derived", "heapscope"];
 
 /// Runs `workload` with allocator number `which`: 0 is raw jemalloc, then [`NAMES`] in order.
-fn run(which: usize, workload: &str, sizes: &[usize], ops: usize) {
+/// Returns the number of operations.
+fn run(which: usize, workload: &str, sizes: &[usize], ops: usize) -> usize {
     fn with<A: GlobalAlloc>(a: &A, workload: &str, sizes: &[usize], ops: usize) {
         match workload {
             "pairs" => pairs(a, sizes, ops),
@@ -187,6 +188,7 @@ fn run(which: usize, workload: &str, sizes: &[usize], ops: usize) {
         5 => with(&Reduced::<5>, workload, sizes, ops),
         _ => with(&TRACKED, workload, sizes, ops),
     }
+    ops
 }
 
 const WORKLOADS: [(&str, &str); 3] = [
@@ -195,86 +197,16 @@ const WORKLOADS: [(&str, &str); 3] = [
     ("filled", "blocks filled, 16-256 B, 1024 live"),
 ];
 
-/// This process's table: per workload, raw ns and each allocator's ratio to raw.
-fn child(rounds: usize, ops: usize) {
+fn main() {
+    let plan = Plan::from_args();
+    if !plan.is_child() {
+        return columns::parent("ingredients", &NAMES, &WORKLOADS, &plan);
+    }
     BASE.with(|b| b.set(SLOT.as_ptr()));
     CURRENT.with(|c| c.set(&SLOT[OWNER as usize]));
     let sizes = small_sizes();
     let _scope = Owner::named("bench").enter();
-    for (workload, _) in WORKLOADS {
-        let columns = NAMES.len() + 1;
-        let mut ns = vec![Vec::new(); columns];
-        for round in 0..=rounds {
-            for k in 0..columns {
-                let which = if round % 2 == 0 { k } else { columns - 1 - k };
-                let start = Instant::now();
-                run(which, workload, &sizes, ops);
-                let per_op = start.elapsed().as_nanos() as f64 / ops as f64;
-                // Round 0 warms every allocator up and is not counted.
-                if round > 0 {
-                    ns[which].push(per_op);
-                }
-            }
-        }
-        let mut line = format!("{workload} {:.3}", median(ns[0].clone()));
-        for k in 1..columns {
-            let ratios = ns[k].iter().zip(&ns[0]).map(|(t, r)| t / r).collect();
-            line += &format!(" {:.3}", median(ratios));
-        }
-        println!("{line}");
-    }
-}
-
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "quick");
-    // `cargo test --benches` runs us without `--bench`: a smoke run of one small process.
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let (rounds, ops) = if smoke {
-        (1, 2_000)
-    } else if quick {
-        (7, 200_000)
-    } else {
-        (21, 1_000_000)
-    };
-    if smoke || args.iter().any(|a| a == "child") {
-        return child(rounds, ops);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let mut child_args = vec!["--bench", "child"];
-    if quick {
-        child_args.push("quick");
-    }
-    let processes = 3;
-    // Per workload: every process's values (raw ns, then one ratio per allocator).
-    let mut values: Vec<Vec<Vec<f64>>> = vec![Vec::new(); WORKLOADS.len()];
-    for _ in 0..processes {
-        let out = std::process::Command::new(&exe).args(&child_args).output().expect("run child");
-        assert!(out.status.success(), "child: {}", String::from_utf8_lossy(&out.stderr));
-        for (w, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
-            let numbers = line.split(' ').skip(1).map(|v| v.parse().expect("number")).collect();
-            values[w].push(numbers);
-        }
-    }
-    println!(
-        "ingredients: ratio to raw jemalloc, median over {processes} processes × {rounds} rounds × {ops} operations"
-    );
-    print!("| {:<36} | {:>6} |", "workload", "raw ns");
-    for name in NAMES {
-        print!(" {name:>9} |");
-    }
-    println!();
-    print!("|{:-<38}|{:-<8}|", "", "");
-    for _ in NAMES {
-        print!("{:-<11}|", "");
-    }
-    println!();
-    for ((_, title), per_process) in WORKLOADS.iter().zip(values) {
-        let column = |k: usize| median(per_process.iter().map(|v| v[k]).collect());
-        print!("| {title:<36} | {:>6.2} |", column(0));
-        for k in 1..=NAMES.len() {
-            print!(" {:>8.2}x |", column(k));
-        }
-        println!();
-    }
+    columns::child(NAMES.len() + 1, &WORKLOADS, plan.rounds, |which, workload| {
+        run(which, workload, &sizes, plan.ops)
+    });
 }

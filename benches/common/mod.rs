@@ -1,5 +1,7 @@
 //! Workload inputs shared by the benches (not a bench target itself).
 
+#[allow(dead_code)] // the side-by-side tables only (ingredients, peers)
+pub mod columns;
 #[allow(dead_code)] // the memory bench runs none of these loops
 pub mod loops;
 #[cfg(feature = "jemalloc")]

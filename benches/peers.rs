@@ -1,0 +1,112 @@
+//! heapscope beside the allocator wrappers it is meant to beat, on the same loops as
+//! `overhead`, in one process: each is an instance over jemalloc (dhat's `Alloc` always
+//! wraps the system allocator) whose `GlobalAlloc` methods the loops call directly, timed
+//! against raw jemalloc in the same round (see `common::columns`).
+//!
+//! - `heapscope`: `Tracked<Jemalloc>`, allocating in a named owner;
+//! - `cap`: `cap::Cap` with no limit (one atomic counter of allocated bytes);
+//! - `stats_alloc`: `stats_alloc::StatsAlloc` (atomic counts and bytes of allocations and
+//!   frees);
+//! - `tracking`: `tracking-allocator`'s `Allocator`, allocating in a registered group, with a
+//!   tracker that keeps each group's live bytes in an atomic (the least a user's tracker does);
+//! - `dhat`: `dhat::Alloc` with a heap profiler running in testing mode (no file written).
+//!
+//! re_memory is not here: it brings about 170 crates into the build. The figures of issue #2
+//! (3.8× for it on a churn loop) stand for it.
+//!
+//! `cargo bench --bench peers --features enabled,dhat` (`-- quick` for a short run).
+
+mod common;
+use common::columns::{self, Plan};
+use common::loops::{churn, filled, pairs, FILLED_SEED};
+use common::small_sizes;
+
+use heapscope::{Owner, Tracked};
+use std::alloc::GlobalAlloc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use tikv_jemallocator::Jemalloc;
+use tracking_allocator::{AllocationGroupId, AllocationGroupToken, AllocationRegistry};
+
+heapscope::install!();
+
+static TRACKED: Tracked<Jemalloc> = Tracked::new(Jemalloc);
+static CAP: cap::Cap<Jemalloc> = cap::Cap::new(Jemalloc, usize::MAX);
+static TRACKING: tracking_allocator::Allocator<Jemalloc> =
+    tracking_allocator::Allocator::from_allocator(Jemalloc);
+
+/// Live bytes per allocation group, as a minimal `tracking-allocator` user keeps them.
+struct GroupBytes {
+    live: [AtomicI64; 64],
+}
+
+impl GroupBytes {
+    fn cell(&self, group: &AllocationGroupId) -> &AtomicI64 {
+        &self.live[group.as_usize().get() % self.live.len()]
+    }
+}
+
+impl tracking_allocator::AllocationTracker for &'static GroupBytes {
+    fn allocated(&self, _addr: usize, size: usize, _wrapped: usize, group: AllocationGroupId) {
+        self.cell(&group).fetch_add(size as i64, Relaxed);
+    }
+
+    fn deallocated(
+        &self,
+        _addr: usize,
+        size: usize,
+        _wrapped: usize,
+        source: AllocationGroupId,
+        _current: AllocationGroupId,
+    ) {
+        self.cell(&source).fetch_sub(size as i64, Relaxed);
+    }
+}
+
+static GROUP_BYTES: GroupBytes = GroupBytes { live: [const { AtomicI64::new(0) }; 64] };
+
+const NAMES: [&str; 5] = ["heapscope", "cap", "stats_alloc", "tracking", "dhat"];
+
+const WORKLOADS: [(&str, &str); 3] = [
+    ("pairs", "alloc+free pairs 16-256 B"),
+    ("churn", "churn 16-256 B, 64 live"),
+    ("filled", "blocks filled, 16-256 B, 1024 live"),
+];
+
+/// dhat records a backtrace per allocation: it runs a fiftieth of the operations (the
+/// ratio is per operation).
+const DHAT_SHARE: usize = 50;
+
+fn main() {
+    let plan = Plan::from_args();
+    if !plan.is_child() {
+        return columns::parent("peers", &NAMES, &WORKLOADS, &plan);
+    }
+    let sizes = small_sizes();
+    let stats = stats_alloc::StatsAlloc::new(Jemalloc);
+    AllocationRegistry::set_global_tracker(&GROUP_BYTES).expect("the only tracker");
+    AllocationRegistry::enable_tracking();
+    let mut group = AllocationGroupToken::register().expect("a group id");
+    let _group = group.enter();
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let _owner = Owner::named("bench").enter();
+
+    columns::child(NAMES.len() + 1, &WORKLOADS, plan.rounds, |which, workload| {
+        fn with<A: GlobalAlloc>(a: &A, workload: &str, sizes: &[usize], ops: usize) -> usize {
+            match workload {
+                "pairs" => pairs(a, sizes, ops),
+                "churn" => churn(a, sizes, ops),
+                _ => filled(a, ops, FILLED_SEED),
+            }
+            ops
+        }
+        let ops = plan.ops;
+        match which {
+            0 => with(&Jemalloc, workload, &sizes, ops),
+            1 => with(&TRACKED, workload, &sizes, ops),
+            2 => with(&CAP, workload, &sizes, ops),
+            3 => with(&stats, workload, &sizes, ops),
+            4 => with(&TRACKING, workload, &sizes, ops),
+            _ => with(&dhat::Alloc, workload, &sizes, ops / DHAT_SHARE),
+        }
+    });
+}
