@@ -4,7 +4,8 @@
 //! raw jemalloc or `Tracked<Jemalloc>` from `HEAPSCOPE_BENCH_ALLOC` at its very first
 //! allocation (read with `getenv`, which does not allocate) and never switches again. Each
 //! child runs one workload and prints its peak RSS (`VmHWM`); the parent pairs raw and tracked
-//! runs and reports the median ratio.
+//! runs and reports the median ratio, and beside it the ratio of tracking-allocator's
+//! `Allocator`, which keeps its owner in an 8-byte header, to the median raw run.
 //!
 //! `cargo bench --bench memory --features enabled`
 
@@ -132,6 +133,12 @@ fn run(workload: &str, scale: usize, tracked: bool) -> u64 {
     fields[0].parse().expect("VmHWM")
 }
 
+/// Peak RSS of a child over tracking-allocator's `Allocator` (an 8-byte header per block).
+fn run_header(workload: &str, scale: usize) -> u64 {
+    let text = common::switch::run_child_over(workload, scale, "header");
+    text.split_whitespace().next().and_then(|v| v.parse().ok()).expect("VmHWM")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("child") {
@@ -145,10 +152,10 @@ fn main() {
         cfg!(feature = "enabled")
     );
     println!(
-        "| {:<52} | {:>12} | {:>12} | {:>7} |",
-        "workload (peak RSS, VmHWM)", "raw MiB", "tracked MiB", "ratio"
+        "| {:<52} | {:>12} | {:>12} | {:>7} | {:>13} |",
+        "workload (peak RSS, VmHWM)", "raw MiB", "tracked MiB", "ratio", "8 B header"
     );
-    println!("|{:-<54}|{:-<14}|{:-<14}|{:-<9}|", "", "", "", "");
+    println!("|{:-<54}|{:-<14}|{:-<14}|{:-<9}|{:-<15}|", "", "", "", "", "");
     for (name, label, scale) in [
         ("growth", "Vec/String doubling growth, 16 B-64 KiB, all kept", growth_scale),
         ("json", "serde_json history, docs of 10-200 KiB, compaction", json_scale),
@@ -162,12 +169,17 @@ fn main() {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
+        // The header allocator for comparison, against the median raw run: a design that
+        // keeps the owner in a header (tracking-allocator's) pays it on every block.
+        let header = median((0..runs).map(|_| run_header(name, scale) as f64).collect());
+        let raw = median(raw);
         println!(
-            "| {:<52} | {:>12.1} | {:>12.1} | {:>6.3}x |",
+            "| {:<52} | {:>12.1} | {:>12.1} | {:>6.3}x | {:>12.3}x |",
             label,
-            median(raw) / 1024.0,
+            raw / 1024.0,
             median(tracked) / 1024.0,
-            median(ratios)
+            median(ratios),
+            header / raw
         );
     }
 }

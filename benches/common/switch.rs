@@ -1,5 +1,6 @@
-//! A global allocator fixed at a process's first allocation: raw jemalloc or
-//! `Tracked<Jemalloc>`, chosen by `HEAPSCOPE_BENCH_ALLOC` (`tracked`, anything else raw).
+//! A global allocator fixed at a process's first allocation: raw jemalloc, `Tracked<Jemalloc>`
+//! or, for comparison, tracking-allocator's `Allocator<Jemalloc>` (an 8-byte header per block),
+//! chosen by `HEAPSCOPE_BENCH_ALLOC` (`tracked`, `header`, anything else raw).
 //! For the benches that compare whole programs in separate processes (`memory`, `agent`):
 //! both sides pay the same predictable branch per call, and a block never changes side.
 
@@ -10,8 +11,12 @@ use tikv_jemallocator::Jemalloc;
 
 const RAW: u8 = 1;
 const TRACKED: u8 = 2;
+const HEADER: u8 = 3;
 static MODE: AtomicU8 = AtomicU8::new(0);
 static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
+/// With no tracker installed it still writes its header into every block: its memory cost.
+static HEADER_JE: tracking_allocator::Allocator<Jemalloc> =
+    tracking_allocator::Allocator::from_allocator(Jemalloc);
 
 fn mode() -> u8 {
     let m = MODE.load(Relaxed);
@@ -21,13 +26,18 @@ fn mode() -> u8 {
     // SAFETY: a NUL-terminated name; getenv does not allocate.
     let value = unsafe { libc::getenv(c"HEAPSCOPE_BENCH_ALLOC".as_ptr()) };
     // SAFETY: getenv returned null or a NUL-terminated string.
-    let wanted =
-        if !value.is_null() && unsafe { *value } == b't' as libc::c_char { TRACKED } else { RAW };
+    let first = if value.is_null() { 0 } else { (unsafe { *value }) as u8 };
+    let wanted = match first {
+        b't' => TRACKED,
+        b'h' => HEADER,
+        _ => RAW,
+    };
     let _ = MODE.compare_exchange(0, wanted, Relaxed, Relaxed);
     MODE.load(Relaxed)
 }
 
-/// Raw jemalloc or `Tracked<Jemalloc>`, fixed for the life of the process.
+/// Raw jemalloc, `Tracked<Jemalloc>` or the header allocator, fixed for the life of the
+/// process.
 pub struct Switch;
 
 // SAFETY: every call goes to the one allocator chosen at the first call, for ever.
@@ -35,40 +45,40 @@ unsafe impl GlobalAlloc for Switch {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.alloc(l)
-            } else {
-                Jemalloc.alloc(l)
+            match mode() {
+                TRACKED => TRACKED_JE.alloc(l),
+                HEADER => HEADER_JE.alloc(l),
+                _ => Jemalloc.alloc(l),
             }
         }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.alloc_zeroed(l)
-            } else {
-                Jemalloc.alloc_zeroed(l)
+            match mode() {
+                TRACKED => TRACKED_JE.alloc_zeroed(l),
+                HEADER => HEADER_JE.alloc_zeroed(l),
+                _ => Jemalloc.alloc_zeroed(l),
             }
         }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.dealloc(p, l)
-            } else {
-                Jemalloc.dealloc(p, l)
+            match mode() {
+                TRACKED => TRACKED_JE.dealloc(p, l),
+                HEADER => HEADER_JE.dealloc(p, l),
+                _ => Jemalloc.dealloc(p, l),
             }
         }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe {
-            if mode() == TRACKED {
-                TRACKED_JE.realloc(p, l, n)
-            } else {
-                Jemalloc.realloc(p, l, n)
+            match mode() {
+                TRACKED => TRACKED_JE.realloc(p, l, n),
+                HEADER => HEADER_JE.realloc(p, l, n),
+                _ => Jemalloc.realloc(p, l, n),
             }
         }
     }
@@ -86,10 +96,16 @@ pub fn env_value(tracked: bool) -> &'static str {
 /// Runs this bench again as `<exe> child <workload> <scale>` over raw jemalloc or
 /// `Tracked<Jemalloc>`, and returns what the child printed.
 pub fn run_child(workload: &str, scale: usize, tracked: bool) -> String {
+    run_child_over(workload, scale, env_value(tracked))
+}
+
+/// [`run_child`] over the allocator `HEAPSCOPE_BENCH_ALLOC=alloc` selects (`header`: the
+/// tracking-allocator crate's).
+pub fn run_child_over(workload: &str, scale: usize, alloc: &str) -> String {
     let exe = std::env::current_exe().expect("current exe");
     let out = std::process::Command::new(exe)
         .args(["child", workload, &scale.to_string()])
-        .env("HEAPSCOPE_BENCH_ALLOC", env_value(tracked))
+        .env("HEAPSCOPE_BENCH_ALLOC", alloc)
         .output()
         .expect("run child");
     assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
