@@ -34,6 +34,8 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 private_dir(parent)?;
             }
+            // Only Unix sets a mode on it (elsewhere the directory inherits its parent's ACL).
+            #[cfg_attr(not(unix), allow(unused_mut))]
             let mut builder = fs::DirBuilder::new();
             #[cfg(unix)]
             std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);

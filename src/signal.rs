@@ -6,15 +6,28 @@
 //! capture runs are merged into one more capture. A repeated signal cannot fill the disk: a
 //! trigger writes at most [`max_bundles`](SignalTriggerBuilder::max_bundles) bundles, at least
 //! a [`cooldown`](SignalTriggerBuilder::cooldown) apart, and says so when it refuses.
+//!
+//! Signals are a Unix facility: on other platforms the module compiles, and
+//! [`SignalTriggerBuilder::start`] returns [`Error::Signal`] saying there is none to listen for.
 
-use crate::bundle::{capture, Bundle, CaptureOptions};
+#[cfg(unix)]
+use crate::bundle::capture;
+use crate::bundle::{Bundle, CaptureOptions};
 use crate::error::{Error, Result};
+#[cfg(unix)]
 use signal_hook::iterator::{Handle, Signals};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
-/// The signal [`SignalTrigger::start`] listens for.
+/// The signal [`SignalTrigger::start`] listens for: SIGUSR2.
+#[cfg(unix)]
 pub const DEFAULT_SIGNAL: i32 = signal_hook::consts::SIGUSR2;
+/// The signal [`SignalTrigger::start`] listens for: SIGUSR2's number on Linux, on a platform
+/// that has no signals (starting a trigger fails there).
+#[cfg(not(unix))]
+pub const DEFAULT_SIGNAL: i32 = 12;
 
 /// What one signal did.
 #[derive(Debug)]
@@ -90,8 +103,9 @@ impl SignalTriggerBuilder {
     ///
     /// # Errors
     /// [`Error::Signal`] when the signal cannot be handled (SIGKILL, SIGSTOP, SIGSEGV and the
-    /// like are refused, as are numbers that are not signals) or the thread cannot start;
-    /// [`Error::OutOfBounds`] for `max_bundles` of 0.
+    /// like are refused, as are numbers that are not signals), the thread cannot start, or the
+    /// platform has no signals (anything but Unix); [`Error::OutOfBounds`] for `max_bundles`
+    /// of 0.
     ///
     /// ```
     /// use heapscope::signal::SignalTrigger;
@@ -99,15 +113,29 @@ impl SignalTriggerBuilder {
     /// assert!(refused.is_err()); // SIGKILL cannot be handled
     /// ```
     pub fn start(self) -> Result<SignalTrigger> {
-        let SignalTriggerBuilder { signal, options, cooldown, max_bundles, mut on_capture } = self;
-        let refused = |message: String| Error::Signal { signal, message };
-        if max_bundles == 0 {
+        if self.max_bundles == 0 {
             return Err(Error::OutOfBounds {
                 what: "max_bundles",
                 value: "0".into(),
                 allowed: "1 or more",
             });
         }
+        self.listen()
+    }
+
+    #[cfg(not(unix))]
+    fn listen(self) -> Result<SignalTrigger> {
+        Err(Error::Signal {
+            signal: self.signal,
+            message: "this platform has no signals to listen for (the trigger works on Unix)"
+                .to_owned(),
+        })
+    }
+
+    #[cfg(unix)]
+    fn listen(self) -> Result<SignalTrigger> {
+        let SignalTriggerBuilder { signal, options, cooldown, max_bundles, mut on_capture } = self;
+        let refused = |message: String| Error::Signal { signal, message };
         // signal-hook panics on these rather than returning an error.
         #[cfg(target_os = "linux")]
         let highest = libc::SIGRTMAX();
@@ -206,6 +234,7 @@ fn print_outcome(outcome: SignalOutcome) {
 #[derive(Debug)]
 pub struct SignalTrigger {
     signal: i32,
+    #[cfg(unix)]
     handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
@@ -266,6 +295,7 @@ impl SignalTrigger {
     }
 
     fn shut_down(&mut self) {
+        #[cfg(unix)]
         self.handle.close();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
