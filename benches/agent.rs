@@ -16,7 +16,7 @@
 //!
 //! `cargo bench --bench agent --features enabled` (7 paired processes per workload; `-- quick`
 //! for 3; `-- instructions` counts instructions under callgrind instead, a tenth of the work,
-//! needs valgrind). Without `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
+//! with two peers beside heapscope (cap and tracking-allocator); needs valgrind). Without `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
 
 mod common;
 use common::{document, median, Rng};
@@ -123,6 +123,10 @@ fn child(workload: &str, scale: usize) {
         "session" => 0x9E37_79B9_7F4A_7C15,
         other => panic!("agent bench: unknown workload {other}"),
     };
+    if std::env::var("HEAPSCOPE_BENCH_ALLOC").as_deref() == Ok("header") {
+        // tracking-allocator as its users run it: a tracker, and this thread in a group.
+        common::peer_tracker::install();
+    }
     let mut rng = Rng(seed);
     let outputs = if workload == "events" { Vec::new() } else { tool_outputs(&mut rng, 16) };
     let tools = Owner::named("tool_results");
@@ -152,7 +156,7 @@ fn run(workload: &str, scale: usize, tracked: bool) -> f64 {
 }
 
 /// Instructions of one child's work (`work_*` only, not making its inputs) under callgrind.
-fn instructions(workload: &str, scale: usize, tracked: bool) -> u64 {
+fn instructions(workload: &str, scale: usize, alloc: &str) -> u64 {
     let exe = std::env::current_exe().expect("current exe");
     let dir = std::env::temp_dir().join(format!("heapscope-agent-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -163,7 +167,7 @@ fn instructions(workload: &str, scale: usize, tracked: bool) -> u64 {
         .arg("--toggle-collect=agent::work_*")
         .arg(&exe)
         .args(["child", workload, &scale.to_string()])
-        .env("HEAPSCOPE_BENCH_ALLOC", common::switch::env_value(tracked))
+        .env("HEAPSCOPE_BENCH_ALLOC", alloc)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -178,20 +182,30 @@ fn instructions(workload: &str, scale: usize, tracked: bool) -> u64 {
 }
 
 /// `-- instructions`: callgrind's instruction counts of each workload's work, raw against
-/// tracked. They repeat to the instruction, unlike the timings on a shared 2-core machine.
+/// tracked, and beside them two peers as a user runs them: the cap crate (one atomic counter)
+/// and the tracking-allocator crate (an 8-byte header, a group per thread, a tracker keeping
+/// each group's live bytes). They repeat to the instruction, unlike the timings on a shared
+/// 2-core machine.
 fn instruction_table(scales: &[(&str, &str, usize)]) {
     println!("heapscope agent workloads: instructions (callgrind, the work only), scale / 10");
-    println!("| {:<52} | {:>14} | {:>14} | {:>7} |", "workload", "raw", "tracked", "ratio");
-    println!("|{:-<54}|{:-<16}|{:-<16}|{:-<9}|", "", "", "", "");
+    println!(
+        "| {:<52} | {:>14} | {:>14} | {:>9} | {:>7} | {:>8} |",
+        "workload", "raw", "tracked", "heapscope", "cap", "tracking"
+    );
+    println!("|{:-<54}|{:-<16}|{:-<16}|{:-<11}|{:-<9}|{:-<10}|", "", "", "", "", "", "");
     for &(name, label, scale) in scales {
-        let raw = instructions(name, scale / 10, false);
-        let tracked = instructions(name, scale / 10, true);
+        let raw = instructions(name, scale / 10, "raw") as f64;
+        let tracked = instructions(name, scale / 10, "tracked");
+        let cap = instructions(name, scale / 10, "cap") as f64;
+        let header = instructions(name, scale / 10, "header") as f64;
         println!(
-            "| {:<52} | {:>14} | {:>14} | {:>6.3}x |",
+            "| {:<52} | {:>14} | {:>14} | {:>8.3}x | {:>6.3}x | {:>7.3}x |",
             label,
             raw,
             tracked,
-            tracked as f64 / raw as f64
+            tracked as f64 / raw,
+            cap / raw,
+            header / raw
         );
     }
 }

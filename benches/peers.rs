@@ -8,7 +8,7 @@
 //! - `stats_alloc`: `stats_alloc::StatsAlloc` (atomic counts and bytes of allocations and
 //!   frees);
 //! - `tracking`: `tracking-allocator`'s `Allocator`, allocating in a registered group, with a
-//!   tracker that keeps each group's live bytes in an atomic (the least a user's tracker does);
+//!   tracker that keeps each group's live bytes in an atomic (`common::peer_tracker`);
 //! - `dhat`: `dhat::Alloc` with a heap profiler running in testing mode (no file written).
 //!
 //! re_memory is not here: it brings about 170 crates into the build. The figures of issue #2
@@ -23,9 +23,7 @@ use common::small_sizes;
 
 use heapscope::{Owner, Tracked};
 use std::alloc::GlobalAlloc;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use tikv_jemallocator::Jemalloc;
-use tracking_allocator::{AllocationGroupId, AllocationGroupToken, AllocationRegistry};
 
 heapscope::install!();
 
@@ -33,36 +31,6 @@ static TRACKED: Tracked<Jemalloc> = Tracked::new(Jemalloc);
 static CAP: cap::Cap<Jemalloc> = cap::Cap::new(Jemalloc, usize::MAX);
 static TRACKING: tracking_allocator::Allocator<Jemalloc> =
     tracking_allocator::Allocator::from_allocator(Jemalloc);
-
-/// Live bytes per allocation group, as a minimal `tracking-allocator` user keeps them.
-struct GroupBytes {
-    live: [AtomicI64; 64],
-}
-
-impl GroupBytes {
-    fn cell(&self, group: &AllocationGroupId) -> &AtomicI64 {
-        &self.live[group.as_usize().get() % self.live.len()]
-    }
-}
-
-impl tracking_allocator::AllocationTracker for &'static GroupBytes {
-    fn allocated(&self, _addr: usize, size: usize, _wrapped: usize, group: AllocationGroupId) {
-        self.cell(&group).fetch_add(size as i64, Relaxed);
-    }
-
-    fn deallocated(
-        &self,
-        _addr: usize,
-        size: usize,
-        _wrapped: usize,
-        source: AllocationGroupId,
-        _current: AllocationGroupId,
-    ) {
-        self.cell(&source).fetch_sub(size as i64, Relaxed);
-    }
-}
-
-static GROUP_BYTES: GroupBytes = GroupBytes { live: [const { AtomicI64::new(0) }; 64] };
 
 const NAMES: [&str; 5] = ["heapscope", "cap", "stats_alloc", "tracking", "dhat"];
 
@@ -83,10 +51,7 @@ fn main() {
     }
     let sizes = small_sizes();
     let stats = stats_alloc::StatsAlloc::new(Jemalloc);
-    AllocationRegistry::set_global_tracker(&GROUP_BYTES).expect("the only tracker");
-    AllocationRegistry::enable_tracking();
-    let mut group = AllocationGroupToken::register().expect("a group id");
-    let _group = group.enter();
+    common::peer_tracker::install();
     let _profiler = dhat::Profiler::builder().testing().build();
     let _owner = Owner::named("bench").enter();
 

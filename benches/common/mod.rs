@@ -4,6 +4,8 @@
 pub mod columns;
 #[allow(dead_code)] // the memory bench runs none of these loops
 pub mod loops;
+#[allow(dead_code)] // where tracking-allocator is measured (peers, agent)
+pub mod peer_tracker;
 #[cfg(feature = "jemalloc")]
 #[allow(dead_code)] // only the whole-program benches install it
 pub mod switch;

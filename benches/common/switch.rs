@@ -1,6 +1,7 @@
 //! A global allocator fixed at a process's first allocation: raw jemalloc, `Tracked<Jemalloc>`
-//! or, for comparison, tracking-allocator's `Allocator<Jemalloc>` (an 8-byte header per block),
-//! chosen by `HEAPSCOPE_BENCH_ALLOC` (`tracked`, `header`, anything else raw).
+//! or, for comparison, tracking-allocator's `Allocator<Jemalloc>` (an 8-byte header per block)
+//! or `cap::Cap<Jemalloc>` (one atomic counter), chosen by `HEAPSCOPE_BENCH_ALLOC` (`tracked`,
+//! `header`, `cap`, anything else raw).
 //! For the benches that compare whole programs in separate processes (`memory`, `agent`):
 //! both sides pay the same predictable branch per call, and a block never changes side.
 
@@ -12,11 +13,13 @@ use tikv_jemallocator::Jemalloc;
 const RAW: u8 = 1;
 const TRACKED: u8 = 2;
 const HEADER: u8 = 3;
+const CAP: u8 = 4;
 static MODE: AtomicU8 = AtomicU8::new(0);
 static TRACKED_JE: Tracked<Jemalloc> = Tracked::new(Jemalloc);
 /// With no tracker installed it still writes its header into every block: its memory cost.
 static HEADER_JE: tracking_allocator::Allocator<Jemalloc> =
     tracking_allocator::Allocator::from_allocator(Jemalloc);
+static CAP_JE: cap::Cap<Jemalloc> = cap::Cap::new(Jemalloc, usize::MAX);
 
 fn mode() -> u8 {
     let m = MODE.load(Relaxed);
@@ -30,57 +33,53 @@ fn mode() -> u8 {
     let wanted = match first {
         b't' => TRACKED,
         b'h' => HEADER,
+        b'c' => CAP,
         _ => RAW,
     };
     let _ = MODE.compare_exchange(0, wanted, Relaxed, Relaxed);
     MODE.load(Relaxed)
 }
 
-/// Raw jemalloc, `Tracked<Jemalloc>` or the header allocator, fixed for the life of the
-/// process.
+/// Raw jemalloc, `Tracked<Jemalloc>` or a peer, fixed for the life of the process.
 pub struct Switch;
+
+/// Calls `$method` on the allocator of this process. Raw jemalloc and `Tracked<Jemalloc>`, the
+/// pair every ratio is taken between, are told apart by the same two compares (a compare
+/// chain in match order would give one of them a branch more per call than the other); the
+/// peers come after them.
+macro_rules! on_mode {
+    ($method:ident($($arg:expr),*)) => {
+        match mode() {
+            m if m <= TRACKED => {
+                if m == TRACKED {
+                    TRACKED_JE.$method($($arg),*)
+                } else {
+                    Jemalloc.$method($($arg),*)
+                }
+            }
+            HEADER => HEADER_JE.$method($($arg),*),
+            _ => CAP_JE.$method($($arg),*),
+        }
+    };
+}
 
 // SAFETY: every call goes to the one allocator chosen at the first call, for ever.
 unsafe impl GlobalAlloc for Switch {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            match mode() {
-                TRACKED => TRACKED_JE.alloc(l),
-                HEADER => HEADER_JE.alloc(l),
-                _ => Jemalloc.alloc(l),
-            }
-        }
+        unsafe { on_mode!(alloc(l)) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            match mode() {
-                TRACKED => TRACKED_JE.alloc_zeroed(l),
-                HEADER => HEADER_JE.alloc_zeroed(l),
-                _ => Jemalloc.alloc_zeroed(l),
-            }
-        }
+        unsafe { on_mode!(alloc_zeroed(l)) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            match mode() {
-                TRACKED => TRACKED_JE.dealloc(p, l),
-                HEADER => HEADER_JE.dealloc(p, l),
-                _ => Jemalloc.dealloc(p, l),
-            }
-        }
+        unsafe { on_mode!(dealloc(p, l)) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            match mode() {
-                TRACKED => TRACKED_JE.realloc(p, l, n),
-                HEADER => HEADER_JE.realloc(p, l, n),
-                _ => Jemalloc.realloc(p, l, n),
-            }
-        }
+        unsafe { on_mode!(realloc(p, l, n)) }
     }
 }
 
@@ -100,7 +99,7 @@ pub fn run_child(workload: &str, scale: usize, tracked: bool) -> String {
 }
 
 /// [`run_child`] over the allocator `HEAPSCOPE_BENCH_ALLOC=alloc` selects (`header`: the
-/// tracking-allocator crate's).
+/// tracking-allocator crate's; `cap`: the cap crate's).
 pub fn run_child_over(workload: &str, scale: usize, alloc: &str) -> String {
     let exe = std::env::current_exe().expect("current exe");
     let out = std::process::Command::new(exe)
