@@ -16,7 +16,8 @@
 //!
 //! `cargo bench --bench agent --features enabled` (7 paired processes per workload; `-- quick`
 //! for 3; `-- instructions` counts instructions under callgrind instead, a tenth of the work,
-//! with two peers beside heapscope (cap and tracking-allocator); needs valgrind). Without `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
+//! with two peers beside heapscope, cap and tracking-allocator; needs valgrind). Without
+//! `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
 
 mod common;
 use common::{document, median, Rng};
@@ -194,18 +195,18 @@ fn instruction_table(scales: &[(&str, &str, usize)]) {
     );
     println!("|{:-<54}|{:-<16}|{:-<16}|{:-<11}|{:-<9}|{:-<10}|", "", "", "", "", "", "");
     for &(name, label, scale) in scales {
-        let raw = instructions(name, scale / 10, "raw") as f64;
-        let tracked = instructions(name, scale / 10, "tracked");
-        let cap = instructions(name, scale / 10, "cap") as f64;
-        let header = instructions(name, scale / 10, "header") as f64;
+        let count = |alloc| instructions(name, scale / 10, alloc);
+        let raw = count("raw");
+        let tracked = count("tracked");
+        let ratio = |n: u64| n as f64 / raw as f64;
         println!(
             "| {:<52} | {:>14} | {:>14} | {:>8.3}x | {:>6.3}x | {:>7.3}x |",
             label,
             raw,
             tracked,
-            tracked as f64 / raw,
-            cap / raw,
-            header / raw
+            ratio(tracked),
+            ratio(count("cap")),
+            ratio(count("header"))
         );
     }
 }

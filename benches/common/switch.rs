@@ -3,7 +3,8 @@
 //! or `cap::Cap<Jemalloc>` (one atomic counter), chosen by `HEAPSCOPE_BENCH_ALLOC` (`tracked`,
 //! `header`, `cap`, anything else raw).
 //! For the benches that compare whole programs in separate processes (`memory`, `agent`):
-//! both sides pay the same predictable branch per call, and a block never changes side.
+//! raw and tracked pay the same two predictable branches per call (see `on_mode`), and a block
+//! never changes side.
 
 use heapscope::Tracked;
 use std::alloc::{GlobalAlloc, Layout};
