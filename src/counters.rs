@@ -114,14 +114,18 @@ const _: () = assert!(std::mem::size_of::<Counts>() == 64);
 
 impl Counts {
     const fn new() -> Self {
+        Counts::with_limits(0, 0)
+    }
+
+    const fn with_limits(headroom: i64, floor: i64) -> Self {
         Counts {
             alloc_bytes: AtomicU64::new(0),
             alloc_blocks: AtomicU64::new(0),
             free_bytes: AtomicU64::new(0),
             free_blocks: AtomicU64::new(0),
             pending: AtomicI64::new(0),
-            headroom: AtomicI64::new(0),
-            floor: AtomicI64::new(0),
+            headroom: AtomicI64::new(headroom),
+            floor: AtomicI64::new(floor),
         }
     }
 }
@@ -174,6 +178,15 @@ impl OwnerCell {
 
 static SLOTS: [Slot; MAX_THREAD_SLOTS] = [const { Slot::new() }; MAX_THREAD_SLOTS];
 static SHARED_SLOT: Slot = Slot::new();
+/// Where a thread without a slot of its own counts on the fast path, so that the fast path
+/// needs no test for "has a slot": its headroom and floor send every allocation and free out
+/// of line at once, where it is counted for real (in a slot taken then, or in the shared
+/// slot). Written by many threads at once with plain stores, its counters mean nothing and
+/// no reader sums them; its limits are never written. Initialised data, as its limits are
+/// not zero: 256 KiB of the binary, of which only the pages of owners used by a thread's
+/// first allocation (or after its exit) are ever touched.
+static TRAP: Slot =
+    Slot { counts: [const { Counts::with_limits(i64::MIN, i64::MAX) }; MAX_OWNERS] };
 static SLOT_TAKEN: [AtomicBool; MAX_THREAD_SLOTS] =
     [const { AtomicBool::new(false) }; MAX_THREAD_SLOTS];
 /// One past the highest slot ever taken: readers sum no further.
@@ -200,9 +213,9 @@ const _: () = assert!(MAX_OWNERS.is_power_of_two());
 
 struct ThreadState {
     owner: Cell<u16>,
-    /// `SLOTS[slot].counts[0]`, or null while the thread has no slot of its own.
+    /// `SLOTS[slot].counts[0]`, or [`TRAP`]'s while the thread has no slot of its own.
     base: Cell<*const Counts>,
-    /// `base + owner`: the current owner's counters, or null like `base`.
+    /// `base + owner`: the current owner's counters.
     current: Cell<*const Counts>,
     slot: Cell<usize>,
 }
@@ -213,30 +226,24 @@ thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
             owner: Cell::new(ROOT),
-            base: Cell::new(std::ptr::null()),
-            current: Cell::new(std::ptr::null()),
+            base: Cell::new(TRAP.counts.as_ptr()),
+            current: Cell::new(TRAP.counts.as_ptr().wrapping_add(ROOT as usize & ID_MASK)),
             slot: Cell::new(UNASSIGNED),
         }
     };
 }
 
-/// `base + id` with the id masked into range, or null when `base` is null. Safe code: the
-/// pointer is dereferenced only when non-null, and then it lies inside one slot's `counts`.
-#[inline(always)]
-fn counts_at(base: *const Counts, id: u16) -> *const Counts {
-    if base.is_null() {
-        base
-    } else {
-        counts_in(base, id)
-    }
-}
-
-/// `base + id` with the id masked into range, for a `base` already known to be a slot's
-/// `counts` (the ancestor walks): no null test, which the walks would otherwise repeat at
-/// every level.
+/// `base + id` with the id masked into range: for a `base` that is a slot's (or the trap's)
+/// `counts`, a pointer into that same array.
 #[inline(always)]
 fn counts_in(base: *const Counts, id: u16) -> *const Counts {
     base.wrapping_add(id as usize & ID_MASK)
+}
+
+/// Whether `c` is one of [`TRAP`]'s counters.
+fn in_trap(c: &Counts) -> bool {
+    let start = TRAP.counts.as_ptr().addr();
+    (c as *const Counts).addr().wrapping_sub(start) < std::mem::size_of::<Slot>()
 }
 
 /// `table[index & ID_MASK]`: the one place a per-owner table is indexed, so that the
@@ -273,7 +280,7 @@ pub(crate) fn tag_of(id: u16) -> u16 {
 #[inline]
 pub(crate) fn replace_current(owner: u16) -> u16 {
     STATE.with(|s| {
-        s.current.set(counts_at(s.base.get(), owner));
+        s.current.set(counts_in(s.base.get(), owner));
         s.owner.replace(owner)
     })
 }
@@ -297,23 +304,26 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 /// Counts an allocation of `size` bytes by the current owner.
 ///
-/// The fast path: the owner's counters in this thread's slot, reached through a pointer the
-/// thread keeps. A child also counts at its parent's level (inline) and at any further
-/// levels (out of line); peaks and publication are out of line and rare.
+/// The fast path: the owner's counters in this thread's slot (or the trap), reached through
+/// a pointer the thread keeps. A child also counts at its parent's level (inline) and at any
+/// further levels (out of line); peaks, publication and threads without a slot of their own
+/// are out of line and rare.
 #[inline(always)]
 pub(crate) fn charge_here(here: Here, size: usize) {
-    if here.counts.is_null() {
-        return charge_cold(here.owner, size);
-    }
-    // SAFETY: a non-null `current` points into this thread's own slot (see `counts_at`),
-    // which lives in a `static` and has this thread as its only writer until it exits.
+    // SAFETY: `current` points into this thread's own slot, which lives in a `static` and has
+    // this thread as its only writer until it exits, or into the trap, a `static` too (see
+    // `ThreadState` and `counts_in`).
     let c = unsafe { &*here.counts };
     bump(&c.alloc_bytes, size as u64);
     bump(&c.alloc_blocks, 1);
-    grow(c, here.owner, size as i64);
+    let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
+    c.pending.store(pending, Relaxed);
+    if pending > c.headroom.load(Relaxed) {
+        return charged_past_headroom(c, here.owner, size, pending);
+    }
     if here.owner & CHILD_BIT != 0 {
         let parent = masked(&PARENTS, here.owner as usize).load(Relaxed);
-        // The slot's base, set together with `current` (never null while `current` is not).
+        // The slot's base, set together with `current`.
         let base = STATE.with(|s| s.base.get());
         ancestors::<true>(base, parent, size as i64);
     }
@@ -325,27 +335,62 @@ pub(crate) fn charge_here(here: Here, size: usize) {
 #[inline(never)]
 pub(crate) fn charge(owner: u16, size: usize) {
     let base = STATE.with(|s| s.base.get());
-    charge_here(Here { owner, counts: counts_at(base, owner) }, size);
+    charge_here(Here { owner, counts: counts_in(base, owner) }, size);
 }
 
 /// Counts a free of `size` bytes of a block owned by `owner`, on this thread.
 #[inline(always)]
 pub(crate) fn credit(owner: u16, size: usize) {
     let base = STATE.with(|s| s.base.get());
-    if base.is_null() {
-        return credit_cold(owner, size);
-    }
-    // SAFETY: `base` is this thread's own slot (see `charge_here`); `counts_at` keeps the
-    // index inside its `counts` array.
-    let c = unsafe { &*counts_at(base, owner) };
+    // SAFETY: `base` is this thread's own slot or the trap (see `charge_here`); `counts_in`
+    // keeps the index inside its `counts` array.
+    let c = unsafe { &*counts_in(base, owner) };
     bump(&c.free_bytes, size as u64);
     bump(&c.free_blocks, 1);
-    shrink(c, owner, size as i64);
+    let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
+    c.pending.store(pending, Relaxed);
+    if pending < c.floor.load(Relaxed) {
+        return credited_past_floor(c, base, owner, size, pending);
+    }
     if owner & CHILD_BIT != 0 {
         ancestors::<false>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
     }
 }
 
+/// An allocation took the slot's pending bytes of `owner` past its headroom: count it for
+/// real if that was the trap (the thread has no slot), otherwise look at the peak; then go on
+/// to the ancestors' levels as [`charge_here`] would have.
+#[cold]
+#[inline(never)]
+fn charged_past_headroom(c: &Counts, owner: u16, size: usize, pending: i64) {
+    if in_trap(c) {
+        // Keeps the trap's (meaningless) pending bytes far from the limits' extremes.
+        c.pending.store(0, Relaxed);
+        return charge_cold(owner, size);
+    }
+    raise_peak(c, owner, pending);
+    if owner & CHILD_BIT != 0 {
+        let base = STATE.with(|s| s.base.get());
+        ancestors::<true>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
+    }
+}
+
+/// A free took the slot's pending bytes of `owner` below its floor: as
+/// [`charged_past_headroom`].
+#[cold]
+#[inline(never)]
+fn credited_past_floor(c: &Counts, base: *const Counts, owner: u16, size: usize, pending: i64) {
+    if in_trap(c) {
+        c.pending.store(0, Relaxed);
+        return credit_cold(owner, size);
+    }
+    past_floor(c, owner, pending, size as i64);
+    if owner & CHILD_BIT != 0 {
+        ancestors::<false>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
+    }
+}
+
+/// A descendant's allocation at ancestor `owner`'s level.
 #[inline(always)]
 fn grow(c: &Counts, owner: u16, size: i64) {
     let pending = c.pending.load(Relaxed).wrapping_add(size);
@@ -356,6 +401,7 @@ fn grow(c: &Counts, owner: u16, size: i64) {
     }
 }
 
+/// A descendant's free at ancestor `owner`'s level.
 #[inline(always)]
 fn shrink(c: &Counts, owner: u16, size: i64) {
     let pending = c.pending.load(Relaxed).wrapping_sub(size);
@@ -411,7 +457,7 @@ fn ancestors<const GROW: bool>(base: *const Counts, parent: u16, size: i64) {
     if parent == PROCESS {
         return;
     }
-    // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`), and
+    // SAFETY: `base` is this thread's own slot (the trap never gets past its limits), and
     // `counts_in` keeps the index inside its `counts`.
     level::<GROW>(unsafe { &*counts_in(base, parent) }, parent, size);
     let next = masked(&PARENTS, parent as usize).load(Relaxed);
@@ -427,7 +473,7 @@ fn higher_ancestors<const GROW: bool>(base: *const Counts, mut id: u16, size: i6
         if id == PROCESS {
             return;
         }
-        // SAFETY: `base` is this thread's own, non-null slot (see `charge_here` and `credit`), and
+        // SAFETY: `base` is this thread's own slot (the trap never gets past its limits), and
         // `counts_in` keeps the index inside its `counts`.
         level::<GROW>(unsafe { &*counts_in(base, id) }, id, size);
         id = masked(&PARENTS, id as usize).load(Relaxed);
@@ -529,7 +575,7 @@ fn publish_directly(owner: u16, delta: i64) {
 #[inline(never)]
 fn charge_cold(owner: u16, size: usize) {
     if let Some(base) = take_slot_if_unassigned() {
-        return charge_here(Here { owner, counts: counts_at(base, owner) }, size);
+        return charge_here(Here { owner, counts: counts_in(base, owner) }, size);
     }
     let c = masked(&SHARED_SLOT.counts, owner as usize);
     c.alloc_bytes.fetch_add(size as u64, Relaxed);
@@ -577,8 +623,8 @@ fn take_slot() -> usize {
     // `try_with` cannot fail for a const thread-local without destructor; ignoring is fine.
     let _ = STATE.try_with(|s| {
         s.slot.set(taken);
-        s.base.set(SLOTS.get(taken).map_or(std::ptr::null(), |slot| slot.counts.as_ptr()));
-        s.current.set(counts_at(s.base.get(), s.owner.get()));
+        s.base.set(SLOTS.get(taken).unwrap_or(&TRAP).counts.as_ptr());
+        s.current.set(counts_in(s.base.get(), s.owner.get()));
     });
     taken
 }
@@ -589,8 +635,8 @@ fn take_slot() -> usize {
 fn release_slot(index: usize) {
     let _ = STATE.try_with(|s| {
         s.slot.set(SHARED);
-        s.base.set(std::ptr::null());
-        s.current.set(std::ptr::null());
+        s.base.set(TRAP.counts.as_ptr());
+        s.current.set(counts_in(s.base.get(), s.owner.get()));
     });
     if let Some(flag) = SLOT_TAKEN.get(index) {
         flag.store(false, Release);
