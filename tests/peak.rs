@@ -105,3 +105,40 @@ fn peak_after_single_threaded_use_of_a_reused_id() {
     assert_eq!((s.live_bytes, s.total_bytes), (0, 5000));
     assert_eq!(s.peak_bytes, 5000);
 }
+
+#[test]
+fn ids_reused_by_the_other_kind_of_owner_keep_exact_peaks() {
+    // A child's limits live apart from a top-level owner's (the fast path sends every call of
+    // a child out of its one comparison). An id retired by one kind and reused by the other
+    // must start from limits that look, whichever kind the new owner is.
+    let _g = serial();
+    let parent = Owner::named("peak_kind_parent");
+    for round in 0..32 {
+        let top = Owner::named(format!("peak_kind_top_{round}"));
+        drop(top.in_scope(|| black_box(vec![0u8; 1000])));
+        top.retire().unwrap();
+
+        // Very likely on the id the top-level owner just left.
+        let child = parent.child(format!("c{round}"));
+        let a = child.in_scope(|| black_box(vec![0u8; 700]));
+        let b = child.in_scope(|| black_box(vec![0u8; 300]));
+        drop(a);
+        assert_eq!(parent.stats().live_bytes, 300, "round {round}");
+        drop(b);
+        let s = child.stats();
+        assert_eq!((s.live_bytes, s.total_bytes, s.peak_bytes), (0, 1000, 1000), "round {round}");
+        assert_eq!(parent.stats().peak_bytes, 1000, "round {round}");
+        child.retire().unwrap();
+
+        // And a top-level owner on the id the child left.
+        let top = Owner::named(format!("peak_kind_again_{round}"));
+        let v = top.in_scope(|| black_box(vec![0u8; 2000]));
+        let w = top.in_scope(|| black_box(vec![0u8; 500]));
+        drop((v, w));
+        let s = top.stats();
+        assert_eq!((s.live_bytes, s.total_bytes, s.peak_bytes), (0, 2500, 2500), "round {round}");
+        top.retire().unwrap();
+    }
+    assert_eq!(parent.stats().live_bytes, 0);
+    parent.retire().unwrap();
+}
