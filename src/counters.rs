@@ -166,10 +166,20 @@ impl Counts {
         self.child_floor.store(i32::MAX, Relaxed);
     }
 
-    /// The floor of the owner with tag `owner`.
+    /// The headroom of a child owner (`child`) or a top-level one.
     #[inline(always)]
-    fn floor_of(&self, owner: u16) -> i64 {
-        if owner & CHILD_BIT != 0 {
+    fn headroom_of(&self, child: bool) -> i64 {
+        if child {
+            i64::from(self.child_headroom.load(Relaxed))
+        } else {
+            self.headroom.load(Relaxed)
+        }
+    }
+
+    /// The floor of a child owner (`child`) or a top-level one.
+    #[inline(always)]
+    fn floor_of(&self, child: bool) -> i64 {
+        if child {
             i64::from(self.child_floor.load(Relaxed))
         } else {
             self.floor.load(Relaxed)
@@ -405,7 +415,7 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     c.pending.store(pending, Relaxed);
     if pending > c.headroom.load(Relaxed) {
         // Rare for a top-level owner; every time for a child (see `Counts::child_headroom`).
-        if here.owner & CHILD_BIT == 0 || pending > i64::from(c.child_headroom.load(Relaxed)) {
+        if here.owner & CHILD_BIT == 0 || pending > c.headroom_of(true) {
             return charged_past_headroom(c, here.owner, size, pending);
         }
         let parent = masked(&PARENTS, here.owner as usize).load(Relaxed);
@@ -437,7 +447,7 @@ pub(crate) fn credit(owner: u16, size: usize) {
     c.pending.store(pending, Relaxed);
     if pending < c.floor.load(Relaxed) {
         // Rare for a top-level owner; every time for a child, as in `charge_here`.
-        if owner & CHILD_BIT == 0 || pending < i64::from(c.child_floor.load(Relaxed)) {
+        if owner & CHILD_BIT == 0 || pending < c.floor_of(true) {
             return credited_past_floor(c, base, owner, size, pending);
         }
         ancestors::<false>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
@@ -482,9 +492,7 @@ fn credited_past_floor(c: &Counts, base: *const Counts, owner: u16, size: usize,
 fn grow<const CHILD: bool>(c: &Counts, owner: u16, size: i64) {
     let pending = c.pending.load(Relaxed).wrapping_add(size);
     c.pending.store(pending, Relaxed);
-    let headroom =
-        if CHILD { i64::from(c.child_headroom.load(Relaxed)) } else { c.headroom.load(Relaxed) };
-    if pending > headroom {
+    if pending > c.headroom_of(CHILD) {
         // A possible new peak, or time to publish: both out of line.
         raise_peak(c, owner, pending);
     }
@@ -495,8 +503,7 @@ fn grow<const CHILD: bool>(c: &Counts, owner: u16, size: i64) {
 fn shrink<const CHILD: bool>(c: &Counts, owner: u16, size: i64) {
     let pending = c.pending.load(Relaxed).wrapping_sub(size);
     c.pending.store(pending, Relaxed);
-    let floor = if CHILD { i64::from(c.child_floor.load(Relaxed)) } else { c.floor.load(Relaxed) };
-    if pending < floor {
+    if pending < c.floor_of(CHILD) {
         // A peak to record, or time to publish: both out of line.
         past_floor(c, owner, pending, size);
     }
@@ -508,7 +515,7 @@ fn shrink<const CHILD: bool>(c: &Counts, owner: u16, size: i64) {
 #[cold]
 #[inline(never)]
 fn past_floor(c: &Counts, owner: u16, pending: i64, size: i64) {
-    if c.floor_of(owner) == FLOOR {
+    if c.floor_of(owner & CHILD_BIT != 0) == FLOOR {
         // Below the publication floor itself: nothing unrecorded.
         return publish(c, owner);
     }
