@@ -337,20 +337,50 @@ fn counts_in(base: *const Counts, id: u16) -> *const Counts {
 
 /// Whether `c` is one of [`TRAP`]'s counters.
 fn in_trap(c: &Counts) -> bool {
-    let start = TRAP.counts.as_ptr().addr();
+    let start = trap_base().addr();
     (c as *const Counts).addr().wrapping_sub(start) < std::mem::size_of::<Slot>()
 }
 
-/// `table[index & ID_MASK]`: the one place a per-owner table is indexed, so that the
+/// `&table[index & ID_MASK]`: the one way a per-owner table is indexed, so that the
 /// allocation path cannot index out of range (the hot path must not panic, RELIABILITY RTF-7).
-#[inline(always)]
-fn masked<T>(table: &[T; MAX_OWNERS], index: usize) -> &T {
-    #[allow(
-        clippy::indexing_slicing,
-        reason = "index & ID_MASK < MAX_OWNERS, the length (asserted a power of two above): \
-                  never out of range, and the compiler drops the bounds check"
-    )]
-    &table[index & ID_MASK]
+///
+/// A macro rather than a function taking `&[T; MAX_OWNERS]`: it borrows the one element
+/// only. The compiled code is the same either way, but Miri retags a reference to a table
+/// of atomics element by element, so a function made every call cost Miri 4096 retags (and a
+/// whole slot's 37 000 fields where the table was a slot's counters): a test binary took
+/// eight minutes to start under Miri.
+macro_rules! masked {
+    ($table:expr, $index:expr) => {{
+        #[allow(
+            clippy::indexing_slicing,
+            reason = "index & ID_MASK < MAX_OWNERS, the length (asserted a power of two \
+                      above): never out of range, and the compiler drops the bounds check"
+        )]
+        let element = &$table[($index) & ID_MASK];
+        element
+    }};
+}
+
+/// Owner `id`'s counters in slot `slot` (`SHARED` for the shared slot), borrowing that one
+/// element only (see [`masked!`]).
+fn counts_at(slot: usize, id: usize) -> &'static Counts {
+    if slot < MAX_THREAD_SLOTS {
+        masked!(SLOTS[slot].counts, id)
+    } else {
+        masked!(SHARED_SLOT.counts, id)
+    }
+}
+
+/// The first of slot `slot`'s counters, as the thread state keeps it: a raw pointer to the
+/// whole array (no reference is taken, so none is retagged), `None` for the shared slot.
+fn slot_base(slot: usize) -> Option<*const Counts> {
+    #[allow(clippy::indexing_slicing, reason = "`slot` is checked against the length first")]
+    (slot < MAX_THREAD_SLOTS).then(|| (&raw const SLOTS[slot].counts).cast::<Counts>())
+}
+
+/// The first of the trap's counters, as [`slot_base`].
+fn trap_base() -> *const Counts {
+    (&raw const TRAP.counts).cast::<Counts>()
 }
 
 /// The owner current on this thread.
@@ -363,7 +393,7 @@ pub(crate) fn current() -> u16 {
 #[inline]
 pub(crate) fn tag_of(id: u16) -> u16 {
     let index = id as usize & ID_MASK;
-    if masked(&PARENTS, index).load(Relaxed) == PROCESS || index == PROCESS as usize {
+    if masked!(PARENTS, index).load(Relaxed) == PROCESS || index == PROCESS as usize {
         index as u16
     } else {
         index as u16 | CHILD_BIT
@@ -418,7 +448,7 @@ pub(crate) fn charge_here(here: Here, size: usize) {
         if here.owner & CHILD_BIT == 0 || pending > c.headroom_of(true) {
             return charged_past_headroom(c, here.owner, size, pending);
         }
-        let parent = masked(&PARENTS, here.owner as usize).load(Relaxed);
+        let parent = masked!(PARENTS, here.owner as usize).load(Relaxed);
         // The slot's base, set together with `current`.
         let base = STATE.with(|s| s.base.get());
         ancestors::<true>(base, parent, size as i64);
@@ -450,7 +480,7 @@ pub(crate) fn credit(owner: u16, size: usize) {
         if owner & CHILD_BIT == 0 || pending < c.floor_of(true) {
             return credited_past_floor(c, base, owner, size, pending);
         }
-        ancestors::<false>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
+        ancestors::<false>(base, masked!(PARENTS, owner as usize).load(Relaxed), size as i64);
     }
 }
 
@@ -468,7 +498,7 @@ fn charged_past_headroom(c: &Counts, owner: u16, size: usize, pending: i64) {
     raise_peak(c, owner, pending);
     if owner & CHILD_BIT != 0 {
         let base = STATE.with(|s| s.base.get());
-        ancestors::<true>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
+        ancestors::<true>(base, masked!(PARENTS, owner as usize).load(Relaxed), size as i64);
     }
 }
 
@@ -483,7 +513,7 @@ fn credited_past_floor(c: &Counts, base: *const Counts, owner: u16, size: usize,
     }
     past_floor(c, owner, pending, size as i64);
     if owner & CHILD_BIT != 0 {
-        ancestors::<false>(base, masked(&PARENTS, owner as usize).load(Relaxed), size as i64);
+        ancestors::<false>(base, masked!(PARENTS, owner as usize).load(Relaxed), size as i64);
     }
 }
 
@@ -525,7 +555,7 @@ fn past_floor(c: &Counts, owner: u16, pending: i64, size: i64) {
     if pending < FLOOR {
         publish(c, owner);
     } else {
-        set_headroom(c, owner, masked(&OWNERS, index), pending, elsewhere);
+        set_headroom(c, owner, masked!(OWNERS, index), pending, elsewhere);
     }
 }
 
@@ -537,10 +567,10 @@ fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
     // (negative) and their own allocations (positive). With them the estimate is the exact
     // live size whenever no other thread is mid-update.
     let elsewhere = pending_elsewhere(index, c);
-    let cell = masked(&OWNERS, index);
+    let cell = masked!(OWNERS, index);
     cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending).wrapping_add(elsewhere));
-    if masked(&PARENTS, index).load(Relaxed) == PROCESS {
-        let process = masked(&OWNERS, PROCESS as usize);
+    if masked!(PARENTS, index).load(Relaxed) == PROCESS {
+        let process = masked!(OWNERS, PROCESS as usize);
         process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
     }
     elsewhere
@@ -554,7 +584,7 @@ fn ancestors<const GROW: bool>(base: *const Counts, parent: u16, size: i64) {
     // SAFETY: `base` is this thread's own slot (the trap never gets past its limits), and
     // `counts_in` keeps the index inside its `counts`.
     let c = unsafe { &*counts_in(base, parent) };
-    let next = masked(&PARENTS, parent as usize).load(Relaxed);
+    let next = masked!(PARENTS, parent as usize).load(Relaxed);
     if next == PROCESS {
         return level::<GROW, false>(c, parent, size);
     }
@@ -573,7 +603,7 @@ fn higher_ancestors<const GROW: bool>(base: *const Counts, mut id: u16, size: i6
         if id == PROCESS {
             return;
         }
-        let next = masked(&PARENTS, id as usize).load(Relaxed);
+        let next = masked!(PARENTS, id as usize).load(Relaxed);
         // SAFETY: `base` is this thread's own slot (the trap never gets past its limits), and
         // `counts_in` keeps the index inside its `counts`.
         let c = unsafe { &*counts_in(base, id) };
@@ -604,14 +634,14 @@ fn publish(c: &Counts, owner: u16) {
     let index = owner as usize & ID_MASK;
     let pending = c.pending.load(Relaxed);
     c.pending.store(0, Relaxed);
-    let cell = masked(&OWNERS, index);
+    let cell = masked!(OWNERS, index);
     let now = cell.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
     // With the other slots' unpublished bytes, as in `raise_peak`: the published total alone
     // overstates the live size while other threads hold unpublished frees.
     let elsewhere = pending_elsewhere(index, c);
     cell.raise(now.wrapping_add(elsewhere));
-    if masked(&PARENTS, index).load(Relaxed) == PROCESS {
-        let process = masked(&OWNERS, PROCESS as usize);
+    if masked!(PARENTS, index).load(Relaxed) == PROCESS {
+        let process = masked!(OWNERS, PROCESS as usize);
         let now = process.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
         process.raise(now);
     }
@@ -629,13 +659,13 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
     }
     let index = owner as usize & ID_MASK;
     let elsewhere = record_peak(c, index, pending);
-    set_headroom(c, owner, masked(&OWNERS, index), pending, elsewhere);
+    set_headroom(c, owner, masked!(OWNERS, index), pending, elsewhere);
 }
 
 /// The sum of `pending` for owner `index` over every slot but `mine`.
 fn pending_elsewhere(index: usize, mine: &Counts) -> i64 {
     slots_in_use()
-        .map(|slot| masked(&slot.counts, index))
+        .map(|slot| counts_at(slot, index))
         .filter(|c| !std::ptr::eq(*c, mine))
         .fold(0i64, |sum, c| sum.wrapping_add(c.pending.load(Relaxed)))
 }
@@ -664,7 +694,7 @@ fn set_headroom(c: &Counts, owner: u16, cell: &OwnerCell, pending: i64, elsewher
 fn publish_directly(owner: u16, delta: i64) {
     let mut id = owner;
     for _ in 0..=MAX_DEPTH {
-        let cell = masked(&OWNERS, id as usize);
+        let cell = masked!(OWNERS, id as usize);
         let now = cell.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
         if delta > 0 {
             cell.raise(now);
@@ -672,7 +702,7 @@ fn publish_directly(owner: u16, delta: i64) {
         if id == PROCESS {
             return;
         }
-        id = masked(&PARENTS, id as usize).load(Relaxed);
+        id = masked!(PARENTS, id as usize).load(Relaxed);
     }
 }
 
@@ -683,7 +713,7 @@ fn charge_cold(owner: u16, size: usize) {
     if let Some(base) = take_slot_if_unassigned() {
         return charge_here(Here { owner, counts: counts_in(base, owner) }, size);
     }
-    let c = masked(&SHARED_SLOT.counts, owner as usize);
+    let c = masked!(SHARED_SLOT.counts, owner as usize);
     c.alloc_bytes.fetch_add(size as u64, Relaxed);
     c.alloc_blocks.fetch_add(1, Relaxed);
     publish_directly(owner, size as i64);
@@ -696,7 +726,7 @@ fn credit_cold(owner: u16, size: usize) {
     if take_slot_if_unassigned().is_some() {
         return credit(owner, size);
     }
-    let c = masked(&SHARED_SLOT.counts, owner as usize);
+    let c = masked!(SHARED_SLOT.counts, owner as usize);
     c.free_bytes.fetch_add(size as u64, Relaxed);
     c.free_blocks.fetch_add(1, Relaxed);
     publish_directly(owner, (size as i64).wrapping_neg());
@@ -708,7 +738,7 @@ fn take_slot_if_unassigned() -> Option<*const Counts> {
         return None;
     }
     let index = take_slot();
-    SLOTS.get(index).map(|slot| slot.counts.as_ptr())
+    slot_base(index)
 }
 
 /// Gives this thread a slot of its own (or the shared one) and remembers it.
@@ -729,7 +759,7 @@ fn take_slot() -> usize {
     // `try_with` cannot fail for a const thread-local without destructor; ignoring is fine.
     let _ = STATE.try_with(|s| {
         s.slot.set(taken);
-        s.base.set(SLOTS.get(taken).unwrap_or(&TRAP).counts.as_ptr());
+        s.base.set(slot_base(taken).unwrap_or_else(trap_base));
         s.current.set(counts_in(s.base.get(), s.owner.get()));
     });
     taken
@@ -741,7 +771,7 @@ fn take_slot() -> usize {
 fn release_slot(index: usize) {
     let _ = STATE.try_with(|s| {
         s.slot.set(SHARED);
-        s.base.set(TRAP.counts.as_ptr());
+        s.base.set(trap_base());
         s.current.set(counts_in(s.base.get(), s.owner.get()));
     });
     if let Some(flag) = SLOT_TAKEN.get(index) {
@@ -833,9 +863,11 @@ impl Raw {
     }
 }
 
-fn slots_in_use() -> impl Iterator<Item = &'static Slot> {
+/// The slots readers sum over: those ever taken, then the shared slot ([`SHARED`]). Indices,
+/// read through [`counts_at`], rather than references to whole slots (see [`masked!`]).
+fn slots_in_use() -> impl Iterator<Item = usize> {
     let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
-    SLOTS.iter().take(high).chain(std::iter::once(&SHARED_SLOT))
+    (0..high).chain(std::iter::once(SHARED))
 }
 
 fn add_counts(raw: &mut Raw, c: &Counts) {
@@ -850,9 +882,9 @@ fn add_counts(raw: &mut Raw, c: &Counts) {
 pub(crate) fn read_own(id: u16) -> Raw {
     let mut raw = Raw::default();
     for slot in slots_in_use() {
-        add_counts(&mut raw, masked(&slot.counts, id as usize));
+        add_counts(&mut raw, counts_at(slot, id as usize));
     }
-    let cell = masked(&OWNERS, id as usize);
+    let cell = masked!(OWNERS, id as usize);
     let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
     raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
     raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
@@ -863,17 +895,17 @@ pub(crate) fn read_own(id: u16) -> Raw {
 
 /// The peak subtree live bytes recorded for `id`.
 pub(crate) fn read_peak(id: u16) -> u64 {
-    masked(&OWNERS, id as usize).peak.load(Relaxed).max(0) as u64
+    masked!(OWNERS, id as usize).peak.load(Relaxed).max(0) as u64
 }
 
 /// Raises `id`'s peak to at least `live` (an exact reading taken by the registry).
 pub(crate) fn raise_peak_to(id: u16, live: u64) {
-    masked(&OWNERS, id as usize).raise(live.min(i64::MAX as u64) as i64);
+    masked!(OWNERS, id as usize).raise(live.min(i64::MAX as u64) as i64);
 }
 
 /// The highest subtree live bytes of `id` since the current window opened.
 pub(crate) fn read_window_peak(id: u16) -> u64 {
-    masked(&OWNERS, id as usize).window_peak.load(Relaxed).max(0) as u64
+    masked!(OWNERS, id as usize).window_peak.load(Relaxed).max(0) as u64
 }
 
 /// Opens a new peak window for every owner (a phase starts): each window peak drops to the
@@ -891,13 +923,13 @@ pub(crate) fn open_window() -> Vec<i64> {
         .enumerate()
         .map(|(index, cell)| {
             let pending: i64 = slots_in_use().fold(0i64, |sum, slot| {
-                sum.wrapping_add(masked(&slot.counts, index).pending.load(Relaxed))
+                sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed))
             });
             cell.window_peak.swap(cell.flushed.load(Relaxed).wrapping_add(pending), Relaxed)
         })
         .collect();
     for slot in slots_in_use() {
-        for c in slot.counts.iter().take(ids) {
+        for c in (0..ids).map(|id| counts_at(slot, id)) {
             c.headroom.store(i64::MIN, Relaxed);
             c.child_headroom.store(i32::MIN, Relaxed);
         }
@@ -922,7 +954,7 @@ pub(crate) fn close_window(saved: &[i64]) {
 /// counters meanwhile.
 pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     let index = id as usize & ID_MASK;
-    let cell = masked(&OWNERS, index);
+    let cell = masked!(OWNERS, index);
     cell.base_bytes.store(0, Relaxed);
     cell.base_blocks.store(0, Relaxed);
     let raw = read_own(id);
@@ -935,25 +967,25 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     // `flushed + Σ pending` stays the live total for the process too.
     let mut residue: i64 = 0;
     for slot in slots_in_use() {
-        let c = masked(&slot.counts, index);
+        let c = counts_at(slot, index);
         residue = residue.wrapping_add(c.pending.swap(0, Relaxed));
         // The id may change kind (child or not): both kinds' limits look again.
         c.look_again();
     }
-    if masked(&PARENTS, index).load(Relaxed) == PROCESS && residue != 0 {
-        masked(&OWNERS, PROCESS as usize).flushed.fetch_add(residue, Relaxed);
+    if masked!(PARENTS, index).load(Relaxed) == PROCESS && residue != 0 {
+        masked!(OWNERS, PROCESS as usize).flushed.fetch_add(residue, Relaxed);
     }
     cell.flushed.store(0, Relaxed);
     cell.peak.store(0, Relaxed);
     cell.window_peak.store(0, Relaxed);
-    masked(&PARENTS, index).store(parent, Relaxed);
+    masked!(PARENTS, index).store(parent, Relaxed);
     IDS_HIGH.fetch_max(index.wrapping_add(1), Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
 /// Makes a retired owner's handles stale: entering them enters the overflow owner.
 pub(crate) fn retire(id: u16) -> u32 {
-    masked(&OWNERS, id as usize).generation.fetch_add(1, Relaxed).wrapping_add(1)
+    masked!(OWNERS, id as usize).generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
 /// Moves owner `id` (with its subtree, `live` bytes now) from under `old_parent` to under
@@ -969,11 +1001,11 @@ pub(crate) fn move_owner(id: u16, old_parent: u16, new_parent: u16, live: u64) {
             if level == PROCESS {
                 break;
             }
-            masked(&OWNERS, level as usize).flushed.fetch_add(delta, Relaxed);
-            level = masked(&PARENTS, level as usize).load(Relaxed);
+            masked!(OWNERS, level as usize).flushed.fetch_add(delta, Relaxed);
+            level = masked!(PARENTS, level as usize).load(Relaxed);
         }
     }
-    masked(&PARENTS, id as usize).store(new_parent, Relaxed);
+    masked!(PARENTS, id as usize).store(new_parent, Relaxed);
 }
 
 /// One past the highest owner id ever registered: readers sum no further.
@@ -984,7 +1016,7 @@ pub(crate) fn read_all_unbased() -> Raw {
     let mut raw = Raw::default();
     let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
     for slot in slots_in_use() {
-        for c in slot.counts.iter().take(ids) {
+        for c in (0..ids).map(|id| counts_at(slot, id)) {
             add_counts(&mut raw, c);
         }
     }

@@ -70,14 +70,32 @@ static LEAVES_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// The entry of the block at `addr`, or `None` when its region has no leaf (or `addr` lies
 /// beyond [`ADDRESS_BITS`]).
+///
+/// Only the entry itself is borrowed: the region table and the leaf are reached by place and
+/// by raw pointer. The compiled code is the same as going through `&[_]::get` and `&Leaf`,
+/// but Miri retags a reference to an array of atomics element by element, and those were
+/// references to half a million region pointers and a million entries on every call.
 #[inline(always)]
 fn entry(addr: usize) -> Option<&'static AtomicU16> {
-    let leaf = REGION_LEAF.get(addr >> REGION_SHIFT)?.load(Relaxed);
-    // SAFETY: a non-null region pointer is always `&POOL[i]` (see `entry_in_new_leaf`), a
-    // `static` that lives for the whole program and is only ever accessed through atomics.
-    let leaf = unsafe { leaf.as_ref() }?;
-    // In bounds: the mask keeps the index below `LEAF_ENTRIES`.
-    leaf.entries.get((addr >> GRANULE_SHIFT) & (LEAF_ENTRIES - 1))
+    let leaf = region(addr)?.load(Relaxed);
+    if leaf.is_null() {
+        return None;
+    }
+    // The mask keeps the index below `LEAF_ENTRIES`, the length of `entries`.
+    let index = (addr >> GRANULE_SHIFT) & (LEAF_ENTRIES - 1);
+    // SAFETY: a non-null region pointer is always `&raw const POOL[i]` (see
+    // `entry_in_new_leaf`), a `static` that lives for the whole program and is only ever
+    // accessed through atomics; `index` is within its `entries`, so the entry pointer stays
+    // inside that array and points at an initialised `AtomicU16`.
+    Some(unsafe { &*(&raw const (*leaf).entries).cast::<AtomicU16>().add(index) })
+}
+
+/// The region pointer of the region holding `addr`, or `None` beyond [`ADDRESS_BITS`].
+#[inline(always)]
+fn region(addr: usize) -> Option<&'static AtomicPtr<Leaf>> {
+    let region = addr >> REGION_SHIFT;
+    #[allow(clippy::indexing_slicing, reason = "`region` is checked against the length first")]
+    (region < REGIONS).then(|| &REGION_LEAF[region])
 }
 
 /// Records that the block at `addr`, of more than [`GRANULE`] bytes, belongs to
@@ -110,7 +128,7 @@ pub(crate) fn remove(addr: usize) -> Option<u16> {
 #[cold]
 #[inline(never)]
 fn entry_in_new_leaf(addr: usize) -> Option<&'static AtomicU16> {
-    let region = REGION_LEAF.get(addr >> REGION_SHIFT)?;
+    let region = region(addr)?;
     let mut used = LEAVES_USED.load(Relaxed);
     loop {
         if used >= LEAVES {
@@ -125,7 +143,11 @@ fn entry_in_new_leaf(addr: usize) -> Option<&'static AtomicU16> {
     // The leaf is ours; publish it unless another thread covered the region first (then ours
     // stays unused: a few pages of address space, never touched). Its memory is static and
     // zero from the start, so the pointer is all there is to publish.
-    let leaf = ptr::from_ref(POOL.get(used)?).cast_mut();
+    if used >= LEAVES {
+        return None;
+    }
+    #[allow(clippy::indexing_slicing, reason = "`used` is below `LEAVES`, the length")]
+    let leaf = (&raw const POOL[used]).cast_mut();
     let _ = region.compare_exchange(ptr::null_mut(), leaf, Relaxed, Relaxed);
     entry(addr)
 }

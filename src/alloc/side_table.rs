@@ -69,11 +69,14 @@ impl<const N: usize> Level<N> {
     fn insert(&self, addr: usize, entry: u64) -> bool {
         let start = Self::home(addr);
         for i in 0..PROBE_LIMIT {
-            // `N` is a power of two, so the mask keeps the index in range and the compiler
-            // drops the `None` arm.
-            let Some(slot) = self.slots.get(start.wrapping_add(i) & N.wrapping_sub(1)) else {
-                return false;
-            };
+            // Indexed by place, borrowing the one slot: the compiled code is that of `get`,
+            // but Miri retags a reference to a whole array of atomics element by element.
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "`N` is a power of two, so the mask keeps the index below the length \
+                          and the compiler drops the bounds check"
+            )]
+            let slot = &self.slots[start.wrapping_add(i) & N.wrapping_sub(1)];
             let mut seen = slot.load(Relaxed);
             while seen == EMPTY || seen == TOMBSTONE {
                 match slot.compare_exchange_weak(seen, entry, Relaxed, Relaxed) {
@@ -89,7 +92,14 @@ impl<const N: usize> Level<N> {
     fn remove(&self, addr: usize, key: u64) -> Option<u16> {
         let start = Self::home(addr);
         for i in 0..PROBE_LIMIT {
-            let slot = self.slots.get(start.wrapping_add(i) & N.wrapping_sub(1))?;
+            // Indexed by place, borrowing the one slot: the compiled code is that of `get`,
+            // but Miri retags a reference to a whole array of atomics element by element.
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "`N` is a power of two, so the mask keeps the index below the length \
+                          and the compiler drops the bounds check"
+            )]
+            let slot = &self.slots[start.wrapping_add(i) & N.wrapping_sub(1)];
             let seen = slot.load(Relaxed);
             if seen > TOMBSTONE && seen >> 16 == key {
                 slot.store(TOMBSTONE, Relaxed);
