@@ -51,8 +51,37 @@ unsafe impl GlobalAlloc for Global {
     }
 }
 
-fn pattern(i: usize, salt: usize) -> u8 {
-    (i.wrapping_mul(131).wrapping_add(salt) >> 3) as u8 ^ (i as u8)
+/// The bytes a block of the matrix holds: a run of [`PERIOD`] bytes that depends on `salt`,
+/// repeated. A prime period shows a block whose contents moved by anything but a multiple of
+/// it; the repetition lets filling and checking copy and compare whole runs (`memcpy`,
+/// `memcmp`), which Miri runs natively where a byte loop is interpreted byte by byte.
+const PERIOD: usize = 251;
+
+fn period(salt: usize) -> [u8; PERIOD] {
+    std::array::from_fn(|i| (i.wrapping_mul(131).wrapping_add(salt) >> 3) as u8 ^ (i as u8))
+}
+
+/// Writes the pattern of `salt` into `block[from..]`, in place.
+fn fill(block: &mut [u8], from: usize, salt: usize) {
+    let run = period(salt);
+    let mut i = from;
+    while i < block.len() {
+        let offset = i % PERIOD;
+        let n = (PERIOD - offset).min(block.len() - i);
+        block[i..i + n].copy_from_slice(&run[offset..offset + n]);
+        i += n;
+    }
+}
+
+/// Whether `block` holds the pattern of `salt` from its start.
+fn holds(block: &[u8], salt: usize) -> bool {
+    let run = period(salt);
+    block.chunks(PERIOD).all(|chunk| chunk == &run[..chunk.len()])
+}
+
+/// Whether `block` is all zero, compared a page at a time as [`holds`].
+fn zeroed(block: &[u8]) -> bool {
+    block.chunks(4096).all(|chunk| chunk == &[0u8; 4096][..chunk.len()])
 }
 
 /// `(live_bytes, live_blocks, total_bytes, total_blocks)` of an owner.
@@ -105,18 +134,14 @@ fn matrix_for_align<A: GlobalAlloc>(a: &A, o: Owner, align: usize) {
         exp.alloc(size);
         exp.check(o, &at("after alloc"));
         // SAFETY: `p` is a live block of `size` bytes.
-        let block = unsafe { std::slice::from_raw_parts_mut(p, size) };
-        for (i, b) in block.iter_mut().enumerate() {
-            *b = pattern(i, size);
-        }
+        fill(unsafe { std::slice::from_raw_parts_mut(p, size) }, 0, size);
 
         // SAFETY: non-zero size.
         let z = o.in_scope(|| black_box(unsafe { a.alloc_zeroed(layout) }));
         assert!(!z.is_null(), "{}", at("alloc_zeroed"));
         assert_eq!(z as usize % align, 0, "{}", at("alloc_zeroed alignment"));
         // SAFETY: `z` is live with at least `size` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(z, size) };
-        assert!(bytes.iter().all(|&b| b == 0), "{}", at("zeroed"));
+        assert!(zeroed(unsafe { std::slice::from_raw_parts(z, size) }), "{}", at("zeroed"));
         exp.alloc(size);
         exp.check(o, &at("after alloc_zeroed"));
 
@@ -137,11 +162,9 @@ fn matrix_for_align<A: GlobalAlloc>(a: &A, o: Owner, align: usize) {
             // SAFETY: `q` is a live block of `new` bytes.
             let block = unsafe { std::slice::from_raw_parts_mut(q, new) };
             let keep = cur.min(new);
-            let kept = block[..keep].iter().enumerate().all(|(i, &b)| b == pattern(i, size));
+            let kept = holds(&block[..keep], size);
             assert!(kept, "{}", at(&format!("realloc {cur} -> {new} lost contents")));
-            for (i, b) in block.iter_mut().enumerate().skip(keep) {
-                *b = pattern(i, size);
-            }
+            fill(block, keep, size);
             exp.realloc(cur, new);
             exp.check(o, &at(&format!("after realloc {cur} -> {new}")));
             p = q;
@@ -155,8 +178,8 @@ fn matrix_for_align<A: GlobalAlloc>(a: &A, o: Owner, align: usize) {
         assert!(!z2.is_null(), "{}", at("realloc zeroed"));
         assert_eq!(z2 as usize % align, 0, "{}", at("realloc zeroed alignment"));
         // SAFETY: `z2` is live with at least `size` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(z2, size) };
-        assert!(bytes.iter().all(|&b| b == 0), "{}", at("zeroed kept"));
+        let kept = zeroed(unsafe { std::slice::from_raw_parts(z2, size) });
+        assert!(kept, "{}", at("zeroed kept"));
         exp.realloc(size, grown);
         exp.check(o, &at("after realloc of the zeroed block"));
 
@@ -219,7 +242,9 @@ fn both_sizes_of_the_side_table_boundary_per_alignment() {
         // SAFETY: `p` is live with `layout`, written above.
         unsafe {
             let bytes = std::slice::from_raw_parts(p, layout.size());
-            assert!(bytes.iter().all(|&b| b == layout.size() as u8));
+            // A page at a time (`memcmp`), as `holds`.
+            let want = [layout.size() as u8; 4096];
+            assert!(bytes.chunks(4096).all(|chunk| chunk == &want[..chunk.len()]));
             std::alloc::dealloc(p, layout);
         }
     }
