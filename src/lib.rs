@@ -42,7 +42,10 @@
 //! - A failed allocation or `realloc` changes no counter and leaves the old block as it was;
 //!   `Vec::try_reserve` of an absurd size returns an error.
 //! - An owner's stats include its descendants' (also retired ones'). `live_*` and `total_*`
-//!   are exact once every thread's allocation calls happen-before the read. `peak_bytes` is
+//!   are exact once every thread's allocation calls happen-before the read; read while
+//!   threads are still allocating, `live_*` never shows more than the owner held at some
+//!   moment of each thread's counting (no new allocation is paired with stale frees, on any
+//!   memory model). `peak_bytes` is
 //!   exact when one thread allocates and frees in the owner's subtree; when other threads
 //!   allocate or free in it at the same time, it can miss a peak by at most 64 KiB per thread
 //!   allocating in it. It never decreases and is never below a `live_bytes` that was read.

@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 /// An owner's numbers (including its descendants'), or the whole process's.
 ///
 /// `live_*` and `total_*` are exact once every allocation call of every thread happens-before
-/// the read (joined threads, a channel receive, a lock). `peak_bytes` is exact when one thread
-/// allocates in the owner's subtree; with `T` threads allocating in it at once it can be off
-/// by at most `(T - 1) × 64 KiB` (see the crate docs); it is never below `live_bytes`.
+/// the read (joined threads, a channel receive, a lock); read while threads still allocate,
+/// `live_*` never shows more than the owner held at some moment of each thread's counting.
+/// `peak_bytes` is exact when one thread allocates in the owner's subtree; with `T` threads
+/// allocating in it at once it can be off by at most `(T - 1) × 64 KiB` (see the crate
+/// docs); it is never below `live_bytes`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct OwnerStats {

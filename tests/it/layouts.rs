@@ -53,30 +53,34 @@ unsafe impl GlobalAlloc for Global {
 
 /// The bytes a block of the matrix holds: a run of [`PERIOD`] bytes that depends on `salt`,
 /// repeated. A prime period shows a block whose contents moved by anything but a multiple of
-/// it; the repetition lets filling and checking copy and compare whole runs (`memcpy`,
-/// `memcmp`), which Miri runs natively where a byte loop is interpreted byte by byte.
+/// it; the repetition lets filling and checking copy and compare 16 periods at a time
+/// (`memcpy`, `memcmp`), which Miri runs natively where a byte loop is interpreted byte by
+/// byte (and each slice it compares is a borrow Miri tracks: few and long, not many short).
 const PERIOD: usize = 251;
 
-fn period(salt: usize) -> [u8; PERIOD] {
-    std::array::from_fn(|i| (i.wrapping_mul(131).wrapping_add(salt) >> 3) as u8 ^ (i as u8))
+fn runs(salt: usize) -> [u8; 16 * PERIOD] {
+    std::array::from_fn(|i| {
+        let i = i % PERIOD;
+        (i.wrapping_mul(131).wrapping_add(salt) >> 3) as u8 ^ (i as u8)
+    })
 }
 
 /// Writes the pattern of `salt` into `block[from..]`, in place.
 fn fill(block: &mut [u8], from: usize, salt: usize) {
-    let run = period(salt);
+    let runs = runs(salt);
     let mut i = from;
     while i < block.len() {
-        let offset = i % PERIOD;
-        let n = (PERIOD - offset).min(block.len() - i);
-        block[i..i + n].copy_from_slice(&run[offset..offset + n]);
+        let offset = i % runs.len();
+        let n = (runs.len() - offset).min(block.len() - i);
+        block[i..i + n].copy_from_slice(&runs[offset..offset + n]);
         i += n;
     }
 }
 
 /// Whether `block` holds the pattern of `salt` from its start.
 fn holds(block: &[u8], salt: usize) -> bool {
-    let run = period(salt);
-    block.chunks(PERIOD).all(|chunk| chunk == &run[..chunk.len()])
+    let runs = runs(salt);
+    block.chunks(runs.len()).all(|chunk| chunk == &runs[..chunk.len()])
 }
 
 /// Whether `block` is all zero, compared a page at a time as [`holds`].
