@@ -58,16 +58,20 @@ unsafe impl GlobalAlloc for Global {
 /// byte (and each slice it compares is a borrow Miri tracks: few and long, not many short).
 const PERIOD: usize = 251;
 
+/// Sixteen periods of the pattern of `salt`. Built once per block size: under Miri each
+/// element computed is hundreds of interpreted steps, each byte copied is not.
 fn runs(salt: usize) -> [u8; 16 * PERIOD] {
-    std::array::from_fn(|i| {
-        let i = i % PERIOD;
-        (i.wrapping_mul(131).wrapping_add(salt) >> 3) as u8 ^ (i as u8)
-    })
+    let period: [u8; PERIOD] =
+        std::array::from_fn(|i| (i.wrapping_mul(131).wrapping_add(salt) >> 3) as u8 ^ (i as u8));
+    let mut runs = [0; 16 * PERIOD];
+    for chunk in runs.chunks_mut(PERIOD) {
+        chunk.copy_from_slice(&period);
+    }
+    runs
 }
 
-/// Writes the pattern of `salt` into `block[from..]`, in place.
-fn fill(block: &mut [u8], from: usize, salt: usize) {
-    let runs = runs(salt);
+/// Writes the pattern `runs` stands for into `block[from..]`, in place.
+fn fill(block: &mut [u8], from: usize, runs: &[u8; 16 * PERIOD]) {
     let mut i = from;
     while i < block.len() {
         let offset = i % runs.len();
@@ -77,9 +81,8 @@ fn fill(block: &mut [u8], from: usize, salt: usize) {
     }
 }
 
-/// Whether `block` holds the pattern of `salt` from its start.
-fn holds(block: &[u8], salt: usize) -> bool {
-    let runs = runs(salt);
+/// Whether `block` holds the pattern `runs` stands for, from its start.
+fn holds(block: &[u8], runs: &[u8; 16 * PERIOD]) -> bool {
     block.chunks(runs.len()).all(|chunk| chunk == &runs[..chunk.len()])
 }
 
@@ -130,6 +133,7 @@ fn matrix_for_align<A: GlobalAlloc>(a: &A, o: Owner, align: usize) {
     for size in sizes(align) {
         let layout = Layout::from_size_align(size, align).unwrap();
         let at = |step: &str| format!("align {align}, size {size}: {step}");
+        let runs = runs(size);
 
         // SAFETY: non-zero size.
         let p = o.in_scope(|| black_box(unsafe { a.alloc(layout) }));
@@ -138,7 +142,7 @@ fn matrix_for_align<A: GlobalAlloc>(a: &A, o: Owner, align: usize) {
         exp.alloc(size);
         exp.check(o, &at("after alloc"));
         // SAFETY: `p` is a live block of `size` bytes.
-        fill(unsafe { std::slice::from_raw_parts_mut(p, size) }, 0, size);
+        fill(unsafe { std::slice::from_raw_parts_mut(p, size) }, 0, &runs);
 
         // SAFETY: non-zero size.
         let z = o.in_scope(|| black_box(unsafe { a.alloc_zeroed(layout) }));
@@ -166,9 +170,9 @@ fn matrix_for_align<A: GlobalAlloc>(a: &A, o: Owner, align: usize) {
             // SAFETY: `q` is a live block of `new` bytes.
             let block = unsafe { std::slice::from_raw_parts_mut(q, new) };
             let keep = cur.min(new);
-            let kept = holds(&block[..keep], size);
+            let kept = holds(&block[..keep], &runs);
             assert!(kept, "{}", at(&format!("realloc {cur} -> {new} lost contents")));
-            fill(block, keep, size);
+            fill(block, keep, &runs);
             exp.realloc(cur, new);
             exp.check(o, &at(&format!("after realloc {cur} -> {new}")));
             p = q;
