@@ -325,8 +325,8 @@ thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
             owner: Cell::new(ROOT),
-            base: Cell::new(TRAP.counts.as_ptr()),
-            current: Cell::new(TRAP.counts.as_ptr().wrapping_add(ROOT as usize & ID_MASK)),
+            base: Cell::new(trap_base()),
+            current: Cell::new(trap_base().wrapping_add(ROOT as usize & ID_MASK)),
             slot: Cell::new(UNASSIGNED),
         }
     };
@@ -382,8 +382,8 @@ fn slot_base(slot: usize) -> Option<*const Counts> {
     (slot < MAX_THREAD_SLOTS).then(|| (&raw const SLOTS[slot].counts).cast::<Counts>())
 }
 
-/// The first of the trap's counters, as [`slot_base`].
-fn trap_base() -> *const Counts {
+/// The first of the trap's counters, as [`slot_base`]; also where a new thread's state starts.
+const fn trap_base() -> *const Counts {
     (&raw const TRAP.counts).cast::<Counts>()
 }
 
