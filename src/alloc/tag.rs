@@ -77,13 +77,22 @@ static TRAILER_BITS: [u64; TABLE_SIZES / 64] = {
     bits
 };
 
-/// Whether this is a request of 1 to 256 bytes at an alignment up to 16: it carries a trailer
-/// whatever its class. One compare, and no table load on the path to the inner allocator's
-/// call (pairs 1.9x -> 1.78x, churn 1.63x -> 1.59x); the allocator's paths also branch on it
-/// first, so the compiler lays out a small-block path that never asks where the owner is.
+/// Whether this is a request of 1 to 256 bytes at an alignment up to 8 that `size + 2`
+/// already satisfies: it carries a trailer whatever its class. One compare, and no table load
+/// on the path to the inner allocator's call (pairs 1.9x -> 1.78x, churn 1.63x -> 1.59x); the
+/// allocator's paths also branch on it first, so the compiler lays out a small-block path that
+/// never asks where the owner is.
+///
+/// Narrower than "up to 256 bytes at alignments up to 16" (which [`keeps_trailer`] also gives
+/// a trailer, through the table): with `align <= 8` and `align <= size + 2` the inner call
+/// needs no alignment of its own, and the compiler drops the alignment test that
+/// `Jemalloc`'s and `System`'s methods make on every call (callgrind: 5 instructions fewer
+/// per allocation+free on churn, 40 -> 35; blocks filled 1.155x -> 1.12x raw jemalloc).
+/// Alignment-16 requests, and those smaller than their alignment less 2 (1 to 5 bytes at
+/// alignment 8, 1 byte at alignment 4), take the table instead: a trailer all the same.
 #[inline(always)]
 pub(crate) fn is_small(size: usize, align: usize) -> bool {
-    size.wrapping_sub(1) < BUMP_MAX && align <= 16
+    align <= 8 && align <= size.wrapping_add(TAG_BYTES) && size.wrapping_sub(1) < BUMP_MAX
 }
 
 /// The bytes a block of this layout adds for its trailer: [`TAG_BYTES`] when it keeps its
@@ -237,6 +246,28 @@ mod tests {
         for size in [319, 320, 512, 4096] {
             assert!(!has_trailer(size, 8), "size {size} keeps its class");
         }
+    }
+
+    #[test]
+    fn the_small_path_is_a_subset_of_the_trailer_rule() {
+        // `alloc` and `dealloc` pick their path by `is_small`, `realloc` by `has_trailer`: a
+        // block must get the same answer from both, for every layout.
+        for align in [1, 2, 4, 8, 16, 32] {
+            for size in 0..600usize {
+                if is_small(size, align) {
+                    assert!(keeps_trailer(size, align), "size {size} align {align}");
+                    assert!(has_trailer(size, align), "size {size} align {align}");
+                    assert!(align <= size + TAG_BYTES, "size {size} align {align}");
+                }
+                assert_eq!(
+                    has_trailer(size, align),
+                    size > 0 && keeps_trailer(size, align),
+                    "size {size} align {align}"
+                );
+            }
+        }
+        assert!(is_small(6, 8) && is_small(256, 8) && is_small(1, 2) && is_small(2, 4));
+        assert!(!is_small(5, 8) && !is_small(1, 4) && !is_small(100, 16) && !is_small(257, 1));
     }
 
     #[test]
