@@ -10,6 +10,8 @@
 //!    headroom on allocation and with a floor on free);
 //! 5. `derived`: counters plus a peak check on allocation only, against allocated-minus-freed
 //!    bytes (no work on free beyond the counters; not what heapscope does, see README);
+//! 6. `both`: `derived` plus the same check on free (allocated-minus-freed bytes against a
+//!    floor): what `peaks` checks, with no `pending` counter written by both paths;
 //!
 //! and `heapscope`: `Tracked<Jemalloc>` itself (peaks, children, the side-table decision).
 //! Every column is a ratio to raw jemalloc, the median over rounds that run all allocators in
@@ -41,6 +43,8 @@ struct Counts {
     free_blocks: AtomicU64,
     pending: AtomicI64,
     headroom: AtomicI64,
+    /// `both`'s free-side limit on allocated-minus-freed bytes.
+    floor: AtomicI64,
 }
 
 const OWNERS: usize = 4096;
@@ -57,6 +61,7 @@ static SLOT: [Counts; OWNERS] = [const {
         free_blocks: AtomicU64::new(0),
         pending: AtomicI64::new(0),
         headroom: AtomicI64::new(i64::MAX),
+        floor: AtomicI64::new(i64::MIN),
     }
 }; OWNERS];
 
@@ -107,7 +112,7 @@ unsafe impl<const STEP: u8> GlobalAlloc for Reduced<STEP> {
         }
         // SAFETY: non-null `CURRENT` points into `SLOT` (set in `main`).
         let c = unsafe { &*c };
-        if STEP == 5 {
+        if STEP == 5 || STEP == 6 {
             let allocated = c.alloc_bytes.load(Relaxed).wrapping_add(size as u64);
             c.alloc_bytes.store(allocated, Relaxed);
             bump(&c.alloc_blocks, 1);
@@ -155,6 +160,16 @@ unsafe impl<const STEP: u8> GlobalAlloc for Reduced<STEP> {
         }
         // SAFETY: non-null `BASE` is `SLOT`'s start, and the index is masked into it.
         let c = unsafe { &*base.add(owner as usize & (OWNERS - 1)) };
+        if STEP == 6 {
+            let freed = c.free_bytes.load(Relaxed).wrapping_add(size as u64);
+            c.free_bytes.store(freed, Relaxed);
+            bump(&c.free_blocks, 1);
+            let live = c.alloc_bytes.load(Relaxed).wrapping_sub(freed) as i64;
+            if live < c.floor.load(Relaxed) {
+                rare();
+            }
+            return;
+        }
         bump(&c.free_bytes, size as u64);
         bump(&c.free_blocks, 1);
         if STEP == 4 {
@@ -167,7 +182,7 @@ unsafe impl<const STEP: u8> GlobalAlloc for Reduced<STEP> {
     }
 }
 
-const NAMES: [&str; 6] = ["+2 B", "trailer", "counters", "peaks", "derived", "heapscope"];
+const NAMES: [&str; 7] = ["+2 B", "trailer", "counters", "peaks", "derived", "both", "heapscope"];
 
 /// Runs `workload` with allocator number `which`: 0 is raw jemalloc, then [`NAMES`] in order.
 /// Returns the number of operations.
@@ -186,6 +201,7 @@ fn run(which: usize, workload: &str, sizes: &[usize], ops: usize) -> usize {
         3 => with(&Reduced::<3>, workload, sizes, ops),
         4 => with(&Reduced::<4>, workload, sizes, ops),
         5 => with(&Reduced::<5>, workload, sizes, ops),
+        6 => with(&Reduced::<6>, workload, sizes, ops),
         _ => with(&TRACKED, workload, sizes, ops),
     }
     ops
