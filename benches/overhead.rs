@@ -101,8 +101,21 @@ fn churn_2t<A: GlobalAlloc + Sync>(a: &'static A, sizes: &'static [usize], ops: 
     other.join().expect("churn thread");
 }
 
-/// One thread allocates batches, the other frees them.
-fn cross_free<A: GlobalAlloc + Sync>(a: &'static A, sizes: &'static [usize], ops: usize) {
+/// One thread allocates batches, the other frees them. `TOUCH` says what the two threads do
+/// with the blocks: [`UNTOUCHED`] nothing (raw jemalloc's free reads only its own metadata,
+/// while the tracked free reads the trailer the other core wrote), [`WRITTEN`] the producer
+/// writes every block whole before handing it over (a message written and dropped unread, as
+/// a deferred-drop thread does), [`READ`] that and the consumer reads every block whole before
+/// freeing it (a message written and read).
+const UNTOUCHED: u8 = 0;
+const WRITTEN: u8 = 1;
+const READ: u8 = 2;
+
+fn cross_free<A: GlobalAlloc + Sync, const TOUCH: u8>(
+    a: &'static A,
+    sizes: &'static [usize],
+    ops: usize,
+) {
     let handoff: Arc<Mutex<Vec<(usize, usize)>>> = Arc::new(Mutex::new(Vec::with_capacity(ops)));
     let producer = {
         let handoff = handoff.clone();
@@ -112,6 +125,10 @@ fn cross_free<A: GlobalAlloc + Sync>(a: &'static A, sizes: &'static [usize], ops
                 let size = sizes[i % sizes.len()];
                 // SAFETY: non-zero size.
                 let p = unsafe { a.alloc(Layout::from_size_align_unchecked(size, 8)) };
+                if TOUCH != UNTOUCHED {
+                    // SAFETY: `p` has `size` bytes.
+                    unsafe { p.write_bytes(i as u8, size) };
+                }
                 batch.push((p as usize, size));
                 if batch.len() == 256 {
                     handoff.lock().expect("handoff").append(&mut batch);
@@ -125,6 +142,12 @@ fn cross_free<A: GlobalAlloc + Sync>(a: &'static A, sizes: &'static [usize], ops
     while freed < ops {
         std::mem::swap(&mut mine, &mut *handoff.lock().expect("handoff"));
         for (p, size) in mine.drain(..) {
+            if TOUCH == READ {
+                // SAFETY: the producer wrote all `size` bytes before handing the block over
+                // (the handoff's lock orders the two).
+                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, size) };
+                std::hint::black_box(bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)));
+            }
             // SAFETY: allocated by the producer with (size, 8).
             unsafe { a.dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, 8)) };
             freed += 1;
@@ -188,15 +211,25 @@ fn main() {
     // stat` or callgrind. The workload is the pairs one unless another argument names it:
     // `churn`, `exact` (churn on exact classes of 16-256 B), `tiny` (8 and 16 B), `side` (exact
     // classes of 320 B-4 KiB, in the side table), `churn4k` (churn with 4096 blocks live),
-    // `filled` (random sizes, each block filled, 1024 live) or `child` (churn in a child owner).
+    // `filled` (random sizes, each block filled, 1024 live), `child` (churn in a child owner),
+    // `cross` (cross-thread frees), `crosswritten` (of blocks the producer wrote) or `crossread`
+    // (of blocks the producer wrote and the consumer read).
     if let Some(which) = std::env::args().find(|a| a.starts_with("only-")) {
-        let sizes = small_sizes();
+        let sizes: &'static [usize] = small_sizes().leak();
         let exact = exact_sizes();
         let workload =
             std::env::args().skip(1).find(|a| !a.starts_with('-') && !a.starts_with("only-"));
         let _scope = Owner::named("bench").enter();
-        fn run<A: GlobalAlloc>(a: &A, workload: Option<&str>, sizes: &[usize], exact: &[usize]) {
+        fn run<A: GlobalAlloc + Sync>(
+            a: &'static A,
+            workload: Option<&str>,
+            sizes: &'static [usize],
+            exact: &[usize],
+        ) {
             match workload {
+                Some("cross") => cross_free::<A, UNTOUCHED>(a, sizes, 1_000_000),
+                Some("crosswritten") => cross_free::<A, WRITTEN>(a, sizes, 1_000_000),
+                Some("crossread") => cross_free::<A, READ>(a, sizes, 1_000_000),
                 Some("churn") => churn(a, sizes, 1_000_000),
                 Some("exact") => churn(a, exact, 1_000_000),
                 Some("tiny") => churn(a, &tiny_sizes(), 1_000_000),
@@ -213,9 +246,9 @@ fn main() {
         }
         for _ in 0..3 {
             if which == "only-raw" {
-                run(&RAW_JE, workload.as_deref(), &sizes, &exact)
+                run(&RAW_JE, workload.as_deref(), sizes, &exact)
             } else {
-                run(&TRACKED_JE, workload.as_deref(), &sizes, &exact)
+                run(&TRACKED_JE, workload.as_deref(), sizes, &exact)
             }
         }
         return;
@@ -368,8 +401,22 @@ fn table(rounds: usize, ops: usize) {
         "jemalloc: cross-thread frees",
         rounds.min(11),
         ops,
-        &mut || cross_free(&RAW_JE, sizes, ops),
-        &mut || cross_free(&TRACKED_JE, sizes, ops),
+        &mut || cross_free::<_, UNTOUCHED>(&RAW_JE, sizes, ops),
+        &mut || cross_free::<_, UNTOUCHED>(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: cross-thread frees, written, unread",
+        rounds.min(11),
+        ops,
+        &mut || cross_free::<_, WRITTEN>(&RAW_JE, sizes, ops),
+        &mut || cross_free::<_, WRITTEN>(&TRACKED_JE, sizes, ops),
+    );
+    compare(
+        "jemalloc: cross-thread frees, written and read",
+        rounds.min(11),
+        ops,
+        &mut || cross_free::<_, READ>(&RAW_JE, sizes, ops),
+        &mut || cross_free::<_, READ>(&TRACKED_JE, sizes, ops),
     );
     compare(
         "jemalloc: Vec doubling 8 B..64 KiB (realloc)",
