@@ -34,10 +34,12 @@ static TRACKING: tracking_allocator::Allocator<Jemalloc> =
 
 const NAMES: [&str; 5] = ["heapscope", "cap", "stats_alloc", "tracking", "dhat"];
 
-const WORKLOADS: [(&str, &str); 3] = [
+const WORKLOADS: [(&str, &str); 5] = [
     ("pairs", "alloc+free pairs 16-256 B"),
     ("churn", "churn 16-256 B, 64 live"),
     ("filled", "blocks filled, 16-256 B, 1024 live"),
+    ("churn2", "churn, 2 threads"),
+    ("filled2", "blocks filled, 2 threads"),
 ];
 
 /// dhat records a backtrace per allocation: it runs a fiftieth of the operations (the
@@ -56,10 +58,17 @@ fn main() {
     let _owner = Owner::named("bench").enter();
 
     columns::child(NAMES.len() + 1, &WORKLOADS, plan.rounds, |which, workload| {
-        fn with<A: GlobalAlloc>(a: &A, workload: &str, sizes: &[usize], ops: usize) -> usize {
+        fn with<A: GlobalAlloc + Sync>(
+            a: &A,
+            workload: &str,
+            sizes: &[usize],
+            ops: usize,
+        ) -> usize {
             match workload {
                 "pairs" => pairs(a, sizes, ops),
                 "churn" => churn(a, sizes, ops),
+                "churn2" => on_two_threads(|_| churn(a, sizes, ops)),
+                "filled2" => on_two_threads(|flip| filled(a, ops, FILLED_SEED ^ flip)),
                 _ => filled(a, ops, FILLED_SEED),
             }
             ops
@@ -73,5 +82,23 @@ fn main() {
             4 => with(&TRACKING, workload, &sizes, ops),
             _ => with(&dhat::Alloc, workload, &sizes, ops / DHAT_SHARE),
         }
+    });
+}
+
+/// Runs `work` on this thread and on a second one at once, as `overhead`'s two-thread rows do
+/// (each thread does the same number of operations, the second with `0xFFFF` for a seed to
+/// flip; the time per operation is that of one thread). The second thread allocates in the
+/// same heapscope owner and in an allocation group of its own, as a worker would.
+fn on_two_threads(work: impl Fn(u64) + Sync) {
+    let start = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            common::peer_tracker::enter_new_group();
+            let _owner = Owner::named("bench").enter();
+            start.wait();
+            work(0xFFFF);
+        });
+        start.wait();
+        work(0);
     });
 }
