@@ -161,10 +161,19 @@ impl Owner {
     pub fn enter(self) -> OwnerScope {
         #[cfg(feature = "enabled")]
         {
-            let current = crate::counters::OWNERS
-                .get(self.id as usize)
-                .is_some_and(|c| c.generation.load(Relaxed) == self.generation);
-            enter_id(if current && self.id != PROCESS { self.id } else { OVERFLOW })
+            if self.id < registry::FIRST_USER_ID {
+                // Root, overflow and internal are never retired; the process is not entered.
+                let current = crate::counters::OWNERS
+                    .get(self.id as usize)
+                    .is_some_and(|c| c.generation.load(Relaxed) == self.generation);
+                return enter_id(if current && self.id != PROCESS { self.id } else { OVERFLOW });
+            }
+            let Some(count) = crate::counters::pin(self.id, self.generation) else {
+                return enter_id(OVERFLOW);
+            };
+            let mut scope = enter_id(self.id);
+            scope.pinned = Some(count);
+            scope
         }
         #[cfg(not(feature = "enabled"))]
         OwnerScope { _not_send: PhantomData }
@@ -218,8 +227,11 @@ impl Owner {
     }
 
     /// Retires this owner. Its name becomes free at once; its id is reused once it holds no
-    /// live bytes and has no children, so millions of short-lived children fit in bounded
-    /// memory. Blocks it still holds stay counted under it (and its parent) until freed.
+    /// live bytes, has no children and no scope entered on it is open on any thread, so
+    /// millions of short-lived children fit in bounded memory. Blocks it still holds stay
+    /// counted under it (and its parent) until freed; so do blocks allocated in a scope that
+    /// was entered before the retirement and is still open. A scope that is never dropped
+    /// (`mem::forget`) keeps the id from reuse for good.
     ///
     /// # Errors
     /// [`Error::Reserved`](crate::Error::Reserved) for root, overflow and internal; [`Error::Stale`](crate::Error::Stale) when already
@@ -292,7 +304,7 @@ pub(crate) fn enter_id(id: u16) -> OwnerScope {
     #[cfg(feature = "enabled")]
     {
         let previous = crate::counters::replace_current(crate::counters::tag_of(id));
-        OwnerScope { previous, _not_send: PhantomData }
+        OwnerScope { previous, pinned: None, _not_send: PhantomData }
     }
     #[cfg(not(feature = "enabled"))]
     OwnerScope { _not_send: PhantomData }
@@ -307,13 +319,23 @@ pub(crate) fn enter_id(id: u16) -> OwnerScope {
 pub struct OwnerScope {
     #[cfg(feature = "enabled")]
     previous: u16,
+    /// Where this scope counted itself to keep a user owner's id from reuse (see
+    /// `counters::pin`); `None` for reserved owners, which are never reused.
+    #[cfg(feature = "enabled")]
+    pinned: Option<crate::counters::ScopePin>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for OwnerScope {
     fn drop(&mut self) {
         #[cfg(feature = "enabled")]
-        crate::counters::replace_current(self.previous);
+        {
+            crate::counters::replace_current(self.previous);
+            // Only once this thread no longer has it current may the id be reused.
+            if let Some(count) = self.pinned {
+                crate::counters::unpin(count);
+            }
+        }
     }
 }
 

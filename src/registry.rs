@@ -12,8 +12,9 @@
 //! | 4… | user owners           | top-level names, children, retained items               |
 //!
 //! An id's life: free → live → (retired →) free. A retired id is reused only once it holds
-//! no live bytes and no owner names it as parent, so stale tags can never be charged to a
-//! newcomer; each reuse bumps the id's generation so old `Owner` handles are recognised.
+//! no live bytes, no owner names it as parent and no scope entered on it is still open, so
+//! stale tags can never be charged to a newcomer, nor can a thread still inside the old
+//! owner's scope; each reuse bumps the id's generation so old `Owner` handles are recognised.
 
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
@@ -267,6 +268,11 @@ impl Registry {
         }
         #[cfg(feature = "enabled")]
         {
+            // A scope still open on it (entered before the retirement) would charge the
+            // id's next owner.
+            if crate::counters::open_scopes(id) > 0 {
+                return false;
+            }
             let raw = crate::counters::read_own(id);
             raw.live_bytes() == 0 && raw.live_blocks() == 0
         }

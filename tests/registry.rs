@@ -205,6 +205,105 @@ fn a_retired_handle_enters_the_overflow_owner() {
 }
 
 #[test]
+fn retiring_an_owner_inside_its_own_scope_keeps_its_id_until_the_scope_ends() {
+    // Documented on `Owner::retire`: an id is reused only once no scope entered on it is
+    // open. Otherwise the thread still in the scope charges whichever owner gets the id next
+    // (ids are reused last-freed first, so the very next registration would).
+    let _g = serial();
+    let x = Owner::named("reg_scoped_x");
+    let scope = x.enter();
+    x.retire().unwrap(); // holds nothing: without the scope its id would be free at once
+    let y = Owner::named("reg_scoped_y");
+    let v = black_box(vec![0u8; 100]); // still in x's scope
+    let y_live = y.stats().live_bytes;
+    drop(scope);
+    let w = y.in_scope(|| black_box(vec![0u8; 30]));
+    let y_after = y.stats().live_bytes;
+    drop((v, w));
+    y.retire().unwrap();
+    assert_eq!(y_live, 0, "a block allocated in a retired owner's open scope went to a new owner");
+    assert_eq!(y_after, 30);
+
+    // The same one level down: x entered, then z inside it, x retired while it waits to be
+    // current again.
+    let x = Owner::named("reg_scoped_outer");
+    let z = Owner::named("reg_scoped_inner");
+    let outer = x.enter();
+    let inner = z.enter();
+    x.retire().unwrap();
+    let fresh = Owner::named("reg_scoped_fresh");
+    drop(inner);
+    let v = black_box(vec![0u8; 64]); // x is current again
+    let fresh_live = fresh.stats().live_bytes;
+    drop(outer);
+    drop(v);
+    for o in [z, fresh] {
+        o.retire().unwrap();
+    }
+    assert_eq!(fresh_live, 0, "x's restored scope charged the owner that took its id");
+
+    // A retained item dropped inside its own scope.
+    let parent = Owner::named("reg_scoped_items");
+    let item = Retained::build(parent, "first", || black_box(vec![0u8; 10]));
+    let scope = item.enter();
+    drop(item);
+    let second = Retained::build(parent, "second", Vec::<u8>::new);
+    let v = black_box(vec![0u8; 200]);
+    let second_live = second.live_bytes();
+    drop(scope);
+    drop(v);
+    drop(second);
+    parent.retire().unwrap();
+    assert_eq!(second_live, 0, "a dropped item's open scope charged the next item");
+}
+
+#[test]
+fn ids_retired_inside_their_scopes_are_reused_once_the_scopes_end() {
+    // Twice as many owners as there are ids, each retired inside its own scope (holding a
+    // block then) and the scope closed after: none of them may keep its id, so the registry
+    // never fills, and afterwards a whole set of fresh owners fits.
+    // Every 64th on a new thread, whose scope is entered before its first allocation (so
+    // before it has a counter slot) and ends in a thread-local's destructor, after the
+    // thread gave its slot back.
+    let _g = serial();
+    thread_local! {
+        static HELD: std::cell::RefCell<Option<heapscope::OwnerScope>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    for i in 0..2 * USER_IDS {
+        let owner = Owner::try_named(format!("reg_scoped_churn_{i}"))
+            .unwrap_or_else(|e| panic!("registration {i}: {e}"));
+        if i % 64 == 0 {
+            std::thread::spawn(move || {
+                let scope = owner.enter();
+                let v = black_box(vec![0u8; 16]);
+                owner.retire().unwrap();
+                drop(v);
+                HELD.with(|h| *h.borrow_mut() = Some(scope));
+            })
+            .join()
+            .unwrap();
+            continue;
+        }
+        let scope = owner.enter();
+        let v = black_box(vec![0u8; 16]);
+        owner.retire().unwrap();
+        drop(v);
+        drop(scope);
+    }
+    let fresh: Vec<Owner> = (0..USER_IDS)
+        .map(|i| {
+            Owner::try_named(format!("reg_scoped_refill_{i}"))
+                .unwrap_or_else(|e| panic!("refill {i}: an id stayed pinned: {e}"))
+        })
+        .collect();
+    for o in fresh {
+        o.retire().unwrap();
+    }
+    assert_eq!(registered_names(), ["heapscope.internal", "heapscope.overflow", "root"]);
+}
+
+#[test]
 fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
     // Documented on `Owner::name`: "A retired-and-reused handle reads heapscope.stale".
     let _g = serial();
