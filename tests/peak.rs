@@ -32,7 +32,8 @@ fn deep_clone_shows_in_the_peak_exactly() {
     assert_eq!(clone_bytes, 50 << 20);
     let copy = o.in_scope(|| black_box(original.clone()));
     assert_eq!(copy.len(), N);
-    assert_eq!(o.stats().live_bytes, live_before + clone_bytes);
+    // No reading while the copy lives: a reading raises the peak to the live size it reads,
+    // so the peak below must have been recorded by the allocation path itself.
     drop(copy);
 
     let s = o.stats();
