@@ -304,6 +304,54 @@ fn ids_retired_inside_their_scopes_are_reused_once_the_scopes_end() {
 }
 
 #[test]
+fn nesting_past_seven_levels_is_a_typed_error_and_changes_nothing() {
+    // Documented on `Owner::try_child`, `Retained::try_build` and `transfer_to`: owners nest
+    // 7 levels deep; one more is `Error::TooDeep`, and `child()` falls back to the overflow
+    // owner.
+    let _g = serial();
+    let mut chain = vec![Owner::named("reg_deep")];
+    for i in 1..7 {
+        let next = chain[i - 1].try_child(format!("l{i}")).unwrap();
+        chain.push(next);
+    }
+    let deepest = chain[6];
+    assert_eq!(deepest.name(), "reg_deep/l1/l2/l3/l4/l5/l6");
+    assert_eq!(
+        deepest.try_child("l7"),
+        Err(Error::TooDeep { parent: "reg_deep/l1/l2/l3/l4/l5/l6".into(), max_depth: 7 })
+    );
+    let ov = Owner::overflow();
+    let before = ov.stats();
+    let fallback = deepest.child("l7");
+    assert_eq!(fallback, Owner::overflow());
+    let v = fallback.in_scope(|| black_box(vec![0u8; 100]));
+    let after = ov.stats();
+    drop(v);
+    assert_eq!(after.live_bytes, before.live_bytes + 100);
+    assert!(matches!(
+        Retained::try_build(deepest, "too deep", || 0u8),
+        Err(Error::TooDeep { max_depth: 7, .. })
+    ));
+
+    // An item (one level) moved under the deepest owner would make eight: refused, and
+    // nothing moves.
+    let item = Retained::build(chain[0], "mover", || black_box(vec![0u8; 300]));
+    let top_before = chain[0].stats().live_bytes;
+    assert!(matches!(item.transfer_to(deepest), Err(Error::TooDeep { max_depth: 7, .. })));
+    assert_eq!(item.owner().parent(), Some(chain[0]));
+    assert_eq!(item.live_bytes(), 300);
+    assert_eq!(chain[0].stats().live_bytes, top_before);
+    assert_eq!(deepest.stats().live_bytes, 0);
+    // One level up it fits.
+    item.transfer_to(chain[5]).unwrap();
+    assert_eq!(chain[5].stats().live_bytes, 300);
+    drop(item);
+    for o in chain.into_iter().rev() {
+        o.retire().unwrap();
+    }
+}
+
+#[test]
 fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
     // Documented on `Owner::name`: "A retired-and-reused handle reads heapscope.stale".
     let _g = serial();

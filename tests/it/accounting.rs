@@ -37,3 +37,23 @@ fn probe_counts_exactly() {
     assert_eq!(p.stats().live_bytes, 0);
     assert_eq!(p.stats().total_blocks, 1);
 }
+
+#[test]
+fn zero_sized_values_and_empty_collections_count_nothing() {
+    // `GlobalAlloc` is never called with a zero size (its contract forbids it, and std never
+    // does): values of zero-sized types and empty collections hold no block, and the owner
+    // shows none. A collection's first real allocation is counted as usual.
+    let p = Probe::start("zero_sized");
+    let unit = black_box(Box::new(()));
+    let units: Vec<()> = black_box(Vec::with_capacity(1 << 20));
+    let mut empty: Vec<u8> = black_box(Vec::new());
+    empty.try_reserve(0).expect("reserving nothing");
+    let text = black_box(String::new());
+    let s = p.stats();
+    assert_eq!((s.live_bytes, s.live_blocks, s.total_bytes, s.total_blocks), (0, 0, 0, 0));
+    empty.push(7);
+    assert_eq!((p.stats().live_bytes, p.stats().live_blocks), (8, 1), "Vec<u8>'s first push");
+    drop((unit, units, empty, text));
+    let s = p.stats();
+    assert_eq!((s.live_bytes, s.total_bytes, s.total_blocks), (0, 8, 1));
+}
