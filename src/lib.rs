@@ -48,7 +48,8 @@
 //!   memory model). `peak_bytes` is
 //!   exact when one thread allocates and frees in the owner's subtree; when other threads
 //!   allocate or free in it at the same time, it can miss a peak by at most 64 KiB per thread
-//!   allocating in it. It never decreases and is never below a `live_bytes` that was read.
+//!   allocating or freeing in it. It never decreases and is never below a `live_bytes` that
+//!   was read.
 //!   The process-wide peak of [`global_stats`] can also miss up to 64 KiB per top-level owner
 //!   with unpublished bytes.
 //! - Blocks allocated before the allocator was installed cannot exist (it is installed

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 /// `live_*` and `total_*` are exact once every allocation call of every thread happens-before
 /// the read (joined threads, a channel receive, a lock); read while threads still allocate,
 /// `live_*` never shows more than the owner held at some moment of each thread's counting.
-/// `peak_bytes` is exact when one thread allocates in the owner's subtree; with `T` threads
-/// allocating in it at once it can be off by at most `(T - 1) × 64 KiB` (see the crate
-/// docs); it is never below `live_bytes`.
+/// `peak_bytes` is exact when one thread allocates and frees in the owner's subtree; when
+/// other threads allocate or free in it at the same time it can miss a peak by at most
+/// 64 KiB per thread allocating or freeing in it (see the crate docs); it never exceeds what
+/// the subtree held and is never below a `live_bytes` that was read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct OwnerStats {
@@ -88,6 +89,9 @@ pub fn global_stats() -> OwnerStats {
     #[cfg(feature = "enabled")]
     {
         let raw = crate::counters::read_all_unbased();
+        // Keep the live size read here in the peak, as an owner's reading does, so that a
+        // later reading never shows a lower peak (one atomic maximum: no lock, no allocation).
+        crate::counters::raise_peak_to(crate::registry::PROCESS, raw.live_bytes());
         OwnerStats::from_raw(&raw, crate::counters::read_peak(crate::registry::PROCESS))
     }
     #[cfg(not(feature = "enabled"))]
