@@ -8,8 +8,11 @@
 //! allocates nothing, makes no system call and cannot panic: indexing goes through `get`,
 //! arithmetic that could overflow is checked and turns into a null return, and the
 //! thread-local state is `const`-initialised without a destructor. The single exception is a
-//! thread's first allocation, which claims a counter slot and registers a `pthread` key value
-//! (no allocation through us, no system call).
+//! thread's first allocation, which claims a counter slot and registers a `pthread` key value:
+//! never an allocation through us, and no system call while the key is one of the first 32
+//! (glibc keeps those in the thread descriptor; past them its `pthread_setspecific` takes a
+//! second-level table from its own `calloc`, which may call `mmap` or `brk` once per thread).
+//! The process's very first allocation also creates the key (`pthread_key_create`).
 
 // The hot path must not panic (a panic inside `GlobalAlloc` is undefined behaviour when it
 // unwinds, and an abort otherwise): no unwrap, no indexing that can go out of bounds, no
