@@ -9,6 +9,7 @@
 //! enter+drop, the median of rounds of 1 M each.
 
 mod common;
+use common::columns::Plan;
 use common::median;
 use heapscope::Owner;
 use std::hint::black_box;
@@ -40,15 +41,7 @@ fn on_two_threads(mine: Owner, other: Owner, n: usize) -> f64 {
 }
 
 fn main() {
-    let smoke = !std::env::args().any(|a| a == "--bench");
-    let quick = std::env::args().any(|a| a == "quick");
-    let (rounds, n) = if smoke {
-        (1, 1_000)
-    } else if quick {
-        (5, 200_000)
-    } else {
-        (21, 1_000_000)
-    };
+    let Plan { rounds, ops: n, .. } = Plan::from_args();
     let a = Owner::named("scopes_a");
     let b = Owner::named("scopes_b");
     let root = Owner::root();
