@@ -54,6 +54,9 @@
 //!   with unpublished bytes.
 //! - Blocks allocated before the allocator was installed cannot exist (it is installed
 //!   statically); blocks allocated by C code through `malloc` are not seen.
+//! - A retired owner's handle enters the overflow owner; a scope entered before the
+//!   retirement keeps charging the retired owner until it is dropped, and the id is reused
+//!   only once no such scope is open (see [`Owner::retire`]).
 //!
 //! # How it works, and what it costs
 //! Each block carries its owner id: in a 2-byte trailer when the block's jemalloc size class
