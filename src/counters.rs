@@ -880,8 +880,10 @@ impl Raw {
 
 /// The slots readers sum over: those ever taken, then the shared slot ([`SHARED`]). Indices,
 /// read through [`counts_at`], rather than references to whole slots (see [`masked!`]).
+///
+/// `SeqCst` for [`open_scopes`] (see [`pin`]); on x86 the same plain load as `Relaxed`.
 fn slots_in_use() -> impl Iterator<Item = usize> {
-    let high = SLOTS_HIGH.load(Relaxed).min(MAX_THREAD_SLOTS);
+    let high = SLOTS_HIGH.load(SeqCst).min(MAX_THREAD_SLOTS);
     (0..high).chain(std::iter::once(SHARED))
 }
 
@@ -1025,7 +1027,7 @@ pub(crate) fn retire(id: u16) -> u32 {
 /// the thread's slot went to another thread.
 pub(crate) fn pin(id: u16, generation: u32) -> Option<ScopePin> {
     let cell = OWNERS.get(id as usize)?;
-    let row = STATE.with(|s| s.slot.get()).min(MAX_THREAD_SLOTS);
+    let row = STATE.with(|s| s.slot.get()).min(SHARED);
     let count = SCOPES.get(row)?.get(id as usize)?;
     count.fetch_add(1, SeqCst);
     if cell.generation.load(SeqCst) == generation {
@@ -1054,9 +1056,8 @@ pub(crate) fn unpin(pin: ScopePin) {
 
 /// How many scopes entered on `id` are open, on every thread.
 pub(crate) fn open_scopes(id: u16) -> u32 {
-    let high = SLOTS_HIGH.load(SeqCst).min(MAX_THREAD_SLOTS);
-    (0..high)
-        .chain(std::iter::once(MAX_THREAD_SLOTS))
+    // A thread slot's row, and the last row (`SHARED`) for threads without one.
+    slots_in_use()
         .filter_map(|row| SCOPES.get(row)?.get(id as usize))
         .fold(0u32, |sum, count| sum.wrapping_add(count.load(SeqCst)))
 }

@@ -162,11 +162,9 @@ impl Owner {
         #[cfg(feature = "enabled")]
         {
             if self.id < registry::FIRST_USER_ID {
-                // Root, overflow and internal are never retired; the process is not entered.
-                let current = crate::counters::OWNERS
-                    .get(self.id as usize)
-                    .is_some_and(|c| c.generation.load(Relaxed) == self.generation);
-                return enter_id(if current && self.id != PROCESS { self.id } else { OVERFLOW });
+                // Root, overflow and internal are never retired (their generation stays 0),
+                // so nothing can reuse them; the process itself is not entered.
+                return enter_id(if self.id == PROCESS { OVERFLOW } else { self.id });
             }
             let Some(count) = crate::counters::pin(self.id, self.generation) else {
                 return enter_id(OVERFLOW);
