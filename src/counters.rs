@@ -62,8 +62,9 @@
 //! Orderings are `Relaxed` but for one pair: counters are statistics, and exact reads rely
 //! on the happens-before edges the program already has (joining a thread, a channel, a lock).
 //! The pair: allocation counters are stored with `Release` and read with `Acquire` before
-//! the free counters, so that a reading taken mid-run never pairs new allocations with stale
-//! frees (see [`add_counts`]); on x86 that is the same plain store and load.
+//! every free counter of the reading (a *cut*), so that a reading taken mid-run never counts
+//! more than its owners held together at one moment, and can lift a peak (see [`read_cut`]);
+//! on x86 that is the same plain store and load.
 
 // Written on the allocation path: no unwrap, no indexing that can go out of range, no
 // arithmetic that can overflow (RELIABILITY.md RTF-7), as in `alloc`.
@@ -434,7 +435,7 @@ pub(crate) fn here() -> Here {
 /// Adds `by` to a counter this thread alone writes: a load and a store, never a locked
 /// read-modify-write. Stored with `order`: `Release` for the allocation counters, so that a
 /// reader that sees an allocation also sees every free its thread counted before it (see
-/// [`add_counts`]); `Relaxed` for the rest. On x86 both are a plain store.
+/// [`read_cut`]); `Relaxed` for the rest. On x86 both are a plain store.
 #[inline(always)]
 fn bump(counter: &AtomicU64, by: u64, order: Ordering) {
     counter.store(counter.load(Relaxed).wrapping_add(by), order);
@@ -887,34 +888,67 @@ fn slots_in_use() -> impl Iterator<Item = usize> {
     (0..high).chain(std::iter::once(SHARED))
 }
 
-/// Adds one slot's counters of one owner to `raw`: the allocations first, with `Acquire`, then
-/// the frees. A reading taken while the slot's thread allocates and frees is then never
-/// above what the slot held at some moment: the frees read are at least those its thread
-/// counted before the last allocation read (the allocation counters are stored with
-/// `Release`). With `Relaxed` on both sides a reader could pair new allocations with stale
-/// frees: Miri, which models weak memory, found a child that never held more than 6 blocks
-/// read as holding 14 (x86 orders stores anyway; ARM does not).
-fn add_counts(raw: &mut Raw, c: &Counts) {
-    raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Acquire));
-    raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Acquire));
-    raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
-    raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+/// Sums the counters of every owner in `ids` over every slot into `raws` (one each, same
+/// order) as one *cut*: every allocation counter first, with `Acquire`, then every free
+/// counter. Exact once every counted call happens-before the read; while threads allocate
+/// and free, never above what the owners held together at one moment between the two
+/// passes, so a reading can safely lift a peak.
+///
+/// Reading each owner (or each slot) whole, one after another, was not: a thread that moved
+/// a block from one owner to another with `realloc` (a free under the first, then an
+/// allocation under the second) between the reads of the two was counted twice, and a
+/// reader on another thread lifted the subtree's peak to twice the block, which never was
+/// (`tests/it/peaks.rs`; a CI run of the shadow model caught it as a peak 15 682 bytes too
+/// high). In a cut the allocations read are at most those counted by the time of the last
+/// allocation read, and the frees read at least those: a thread's allocation counters are
+/// stored with `Release`, so seeing one shows every free its thread counted before it.
+/// With `Relaxed` on both sides a reader could also pair new allocations with stale frees
+/// within one slot: Miri, which models weak memory, found a child that never held more than
+/// 6 blocks read as holding 14 (x86 orders stores anyway; ARM does not).
+///
+/// The slots are listed again for the frees: a thread that took its slot after the first
+/// pass may have freed blocks whose allocations were read in it.
+fn read_cut(ids: &[u16], raws: &mut [Raw]) {
+    for (raw, &id) in raws.iter_mut().zip(ids) {
+        for c in slots_in_use().map(|slot| counts_at(slot, id as usize)) {
+            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Acquire));
+            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Acquire));
+        }
+    }
+    for (raw, &id) in raws.iter_mut().zip(ids) {
+        for c in slots_in_use().map(|slot| counts_at(slot, id as usize)) {
+            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
+            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+        }
+    }
+    for (raw, &id) in raws.iter_mut().zip(ids) {
+        // Minus what a previous holder of the id allocated (its live remainder was zero when
+        // the id was reused).
+        let cell = masked!(OWNERS, id as usize);
+        let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
+        raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
+        raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
+        raw.alloc_blocks = raw.alloc_blocks.wrapping_sub(blocks);
+        raw.free_blocks = raw.free_blocks.wrapping_sub(blocks);
+    }
 }
 
-/// Sums `id`'s own counters over every slot, minus what a previous holder of the id
-/// allocated (its live remainder was zero when the id was reused).
+/// Sums `id`'s own counters over every slot (a cut, see [`read_cut`]), minus what a
+/// previous holder of the id allocated.
 pub(crate) fn read_own(id: u16) -> Raw {
-    let mut raw = Raw::default();
-    for slot in slots_in_use() {
-        add_counts(&mut raw, counts_at(slot, id as usize));
-    }
-    let cell = masked!(OWNERS, id as usize);
-    let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
-    raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
-    raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
-    raw.alloc_blocks = raw.alloc_blocks.wrapping_sub(blocks);
-    raw.free_blocks = raw.free_blocks.wrapping_sub(blocks);
+    let mut raw = [Raw::default()];
+    read_cut(&[id], &mut raw);
+    let [raw] = raw;
     raw
+}
+
+/// The own counters of every id in `ids`, read together as one cut (see [`read_cut`]): what
+/// a reading of a subtree, or of every owner, must use, so that a block moved between two
+/// of them during the reading is not counted twice.
+pub(crate) fn read_owns(ids: &[u16]) -> Vec<Raw> {
+    let mut raws = vec![Raw::default(); ids.len()];
+    read_cut(ids, &mut raws);
+    raws
 }
 
 /// The peak subtree live bytes recorded for `id`.
@@ -1085,13 +1119,22 @@ pub(crate) fn move_owner(id: u16, old_parent: u16, new_parent: u16, live: u64) {
 /// One past the highest owner id ever registered: readers sum no further.
 pub(crate) static IDS_HIGH: AtomicUsize = AtomicUsize::new(crate::registry::FIRST_USER_ID as usize);
 
-/// Every id's counters without subtracting reuse baselines: the whole process's totals.
+/// Every id's counters without subtracting reuse baselines: the whole process's totals, read
+/// as one cut (see [`read_cut`]) without allocating. The ids are listed once: an owner
+/// registered after the first pass cannot have blocks whose allocation that pass read.
 pub(crate) fn read_all_unbased() -> Raw {
     let mut raw = Raw::default();
     let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
     for slot in slots_in_use() {
         for c in (0..ids).map(|id| counts_at(slot, id)) {
-            add_counts(&mut raw, c);
+            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Acquire));
+            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Acquire));
+        }
+    }
+    for slot in slots_in_use() {
+        for c in (0..ids).map(|id| counts_at(slot, id)) {
+            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
+            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
         }
     }
     raw

@@ -43,9 +43,12 @@
 //!   `Vec::try_reserve` of an absurd size returns an error.
 //! - An owner's stats include its descendants' (also retired ones'). `live_*` and `total_*`
 //!   are exact once every thread's allocation calls happen-before the read; read while
-//!   threads are still allocating, `live_*` never shows more than the owner held at some
-//!   moment of each thread's counting (no new allocation is paired with stale frees, on any
-//!   memory model). `peak_bytes` is
+//!   threads are still allocating, `live_*` never shows more than the owner and its
+//!   descendants held together at one moment: a reading takes every allocation counter
+//!   before any free counter, so a block that a `realloc` moves between two of them during
+//!   the reading is counted once, and no new allocation is paired with stale frees, on any
+//!   memory model. So a reading on another thread, which lifts the peak to the live size it
+//!   read, never lifts it above what was live. `peak_bytes` is
 //!   exact when one thread allocates and frees in the owner's subtree; when other threads
 //!   allocate or free in it at the same time, it can miss a peak by at most 64 KiB per thread
 //!   allocating or freeing in it. It never decreases and is never below a `live_bytes` that

@@ -433,7 +433,9 @@ impl Registry {
     /// Exact live bytes of `id` and its descendants.
     #[cfg(feature = "enabled")]
     fn subtree_live(&self, id: u16) -> u64 {
-        self.subtree(id).iter().map(|(d, _)| crate::counters::read_own(*d).live_bytes()).sum()
+        let ids: Vec<u16> = self.subtree(id).iter().map(|(d, _)| *d).collect();
+        // One cut, as `owner_stats` reads a subtree.
+        crate::counters::read_owns(&ids).iter().map(crate::counters::Raw::live_bytes).sum()
     }
 
     pub(crate) fn generation(&self, id: u16) -> u32 {

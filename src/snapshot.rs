@@ -174,8 +174,28 @@ pub(crate) fn subtree_raws(
     use std::collections::HashMap;
 
     let parents: HashMap<u16, u16> = entries.iter().map(|(id, e)| (*id, e.parent)).collect();
-    let own: HashMap<u16, Raw> =
-        entries.iter().map(|(id, _)| (*id, counters::read_own(*id))).collect();
+    // Each tree of owners (a top-level owner and its descendants) in one cut, so that a
+    // block moved between two owners of a tree while they are read is counted once in the
+    // tree's subtrees (see `counters::read_cut`). A cut per tree rather than one for every
+    // owner: a cut reads each counter line twice, and over every owner at once the second
+    // pass no longer found the lines in cache (a snapshot of 1 200 owners took 700 µs
+    // instead of 450).
+    let top_of = |mut id: u16| {
+        for _ in 0..crate::registry::MAX_DEPTH {
+            match parents.get(&id) {
+                Some(&parent) if parent != PROCESS && parent != NO_PARENT => id = parent,
+                _ => break,
+            }
+        }
+        id
+    };
+    let mut by_tree: Vec<(u16, u16)> = entries.iter().map(|(id, _)| (top_of(*id), *id)).collect();
+    by_tree.sort_unstable();
+    let mut own: HashMap<u16, Raw> = HashMap::with_capacity(by_tree.len());
+    for tree in by_tree.chunk_by(|a, b| a.0 == b.0) {
+        let ids: Vec<u16> = tree.iter().map(|&(_, id)| id).collect();
+        own.extend(ids.iter().copied().zip(counters::read_owns(&ids)));
+    }
     let mut subtree: HashMap<u16, Raw> = HashMap::new();
     for (id, entry) in entries {
         let mut raw = own.get(id).copied().unwrap_or_default();

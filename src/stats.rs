@@ -52,9 +52,12 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
             }
             r.subtree(owner.id())
         });
+        // One cut over the whole subtree: a block moved between two of its owners while
+        // they are read is counted once.
+        let own = counters::read_owns(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>());
         let mut raw = counters::Raw::default();
-        for (id, absorbed) in &ids {
-            raw.add(&counters::read_own(*id));
+        for ((_, absorbed), own) in ids.iter().zip(&own) {
+            raw.add(own);
             raw.add_absorbed(*absorbed);
         }
         if ids.is_empty() {

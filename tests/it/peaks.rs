@@ -2,9 +2,11 @@
 //!
 //! The crate documents `peak_bytes` as exact when one thread allocates and frees in the
 //! owner's subtree, and within 64 KiB per thread allocating or freeing in it when others
-//! take part (the last test holds two threads to that bound). The first
+//! take part (the third test holds two threads to that bound). The first
 //! test pins a case with a helper thread that only frees, which is exact too: a slot's first
-//! free of an owner records the peak before it.
+//! free of an owner records the peak before it. The last one reads on another thread while
+//! one thread moves a block between two owners of a subtree: readings lift peaks, and must
+//! not lift them above what was live.
 #![cfg(feature = "enabled")]
 
 use heapscope::Owner;
@@ -101,4 +103,56 @@ fn two_threads_at_once_stay_within_the_documented_bound() {
         );
     }
     parent.retire().unwrap();
+}
+
+/// A reader on another thread must not lift a peak above any size that was ever live. One
+/// thread moves a single block between a parent and its child with `realloc` (a free under
+/// one, then an allocation under the other: the subtree never holds more than the block)
+/// while another thread reads the parent through `stats` and snapshots. A reading that
+/// took the parent's counters before a move and the child's after it would count the block
+/// twice, and keeping that reading in the peak would double it.
+#[test]
+fn readers_on_another_thread_never_lift_a_peak_above_what_was_live() {
+    use std::alloc::{alloc, dealloc, realloc, Layout};
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    const SIZE: usize = 10_000;
+    let parent = Owner::named("peak_reader_parent");
+    let child = parent.child("moved");
+    let layout = Layout::from_size_align(SIZE, 8).expect("layout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut readings = 0u64;
+            while !stop.load(SeqCst) {
+                black_box(parent.stats());
+                if readings.is_multiple_of(16) {
+                    black_box(heapscope::Snapshot::capture());
+                }
+                readings += 1;
+            }
+            readings
+        })
+    };
+    // SAFETY: a non-zero size.
+    let mut ptr = parent.in_scope(|| unsafe { alloc(layout) });
+    assert!(!ptr.is_null());
+    for i in 0..crate::scaled(200_000, 200) {
+        let to = if i % 2 == 0 { child } else { parent };
+        // SAFETY: `ptr` is a live block of `SIZE` bytes with `layout`.
+        ptr = to.in_scope(|| unsafe { realloc(ptr, layout, SIZE) });
+        assert!(!ptr.is_null());
+    }
+    // SAFETY: as above.
+    unsafe { dealloc(ptr, layout) };
+    stop.store(true, SeqCst);
+    let readings = reader.join().expect("reader panicked");
+    let s = parent.stats();
+    assert_eq!(s.live_bytes, 0);
+    assert_eq!(
+        s.peak_bytes, SIZE as u64,
+        "the subtree never held more than one block of {SIZE} B ({readings} readings): {s:?}"
+    );
 }
