@@ -78,8 +78,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-    Ordering::*,
+    AtomicBool, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
 };
 
 pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, NO_PARENT, OVERFLOW, PROCESS, ROOT};
@@ -433,12 +432,14 @@ pub(crate) fn here() -> Here {
 }
 
 /// Adds `by` to a counter this thread alone writes: a load and a store, never a locked
-/// read-modify-write. Stored with `order`: `Release` for the allocation counters, so that a
-/// reader that sees an allocation also sees every free its thread counted before it (see
-/// [`read_cut`]); `Relaxed` for the rest. On x86 both are a plain store.
+/// read-modify-write. Stored with `Release` (on x86 a plain store): for the allocation
+/// counters, so that a reader that sees an allocation also sees every free its thread
+/// counted before it (see [`read_cut`]); for the free counters, so that the registry, once
+/// it sees an owner's last block freed, also sees everything the freeing thread wrote for
+/// that owner before (see [`credit`]).
 #[inline(always)]
-fn bump(counter: &AtomicU64, by: u64, order: Ordering) {
-    counter.store(counter.load(Relaxed).wrapping_add(by), order);
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Release);
 }
 
 /// Counts an allocation of `size` bytes by the current owner.
@@ -453,8 +454,8 @@ pub(crate) fn charge_here(here: Here, size: usize) {
     // this thread as its only writer until it exits, or into the trap, a `static` too (see
     // `ThreadState` and `counts_in`).
     let c = unsafe { &*here.counts };
-    bump(&c.alloc_bytes, size as u64, Release);
-    bump(&c.alloc_blocks, 1, Release);
+    bump(&c.alloc_bytes, size as u64);
+    bump(&c.alloc_blocks, 1);
     let pending = c.pending.load(Relaxed).wrapping_add(size as i64);
     c.pending.store(pending, Relaxed);
     if pending > c.headroom.load(Relaxed) {
@@ -485,17 +486,24 @@ pub(crate) fn credit(owner: u16, size: usize) {
     // SAFETY: `base` is this thread's own slot or the trap (see `charge_here`); `counts_in`
     // keeps the index inside its `counts` array.
     let c = unsafe { &*counts_in(base, owner) };
-    bump(&c.free_bytes, size as u64, Relaxed);
-    bump(&c.free_blocks, 1, Relaxed);
     let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
     c.pending.store(pending, Relaxed);
     if pending < c.floor.load(Relaxed) {
         // Rare for a top-level owner; every time for a child, as in `charge_here`.
         if owner & CHILD_BIT == 0 || pending < c.floor_of(true) {
-            return credited_past_floor(c, base, owner, size, pending);
+            credited_past_floor(c, base, owner, size, pending);
+        } else {
+            ancestors::<false>(base, masked!(PARENTS, owner as usize).load(Relaxed), size as i64);
         }
-        ancestors::<false>(base, masked!(PARENTS, owner as usize).load(Relaxed), size as i64);
     }
+    // Last, and with `Release`: once the free counters show the owner's last block freed,
+    // the registry may reuse its id and clear its bookkeeping (`reset_for_new_owner`, which
+    // reads them with `Acquire`), so every write above must be visible before. Counted the
+    // other way round, a thread stopped between the two could write its `pending` (or
+    // publish, or raise a peak) into the next owner of the id. In the trap (a thread without
+    // a slot, counted for real out of line) these two stores count nothing anyone reads.
+    bump(&c.free_bytes, size as u64);
+    bump(&c.free_blocks, 1);
 }
 
 /// An allocation took the slot's pending bytes of `owner` past its headroom: count it for
@@ -740,10 +748,11 @@ fn credit_cold(owner: u16, size: usize) {
     if take_slot_if_unassigned().is_some() {
         return credit(owner, size);
     }
-    let c = masked!(SHARED_SLOT.counts, owner as usize);
-    c.free_bytes.fetch_add(size as u64, Relaxed);
-    c.free_blocks.fetch_add(1, Relaxed);
+    // Published first and the frees counted after, as in `credit`.
     publish_directly(owner, (size as i64).wrapping_neg());
+    let c = masked!(SHARED_SLOT.counts, owner as usize);
+    c.free_bytes.fetch_add(size as u64, Release);
+    c.free_blocks.fetch_add(1, Release);
 }
 
 /// For a thread that never allocated: takes a slot and returns its counters' base.
@@ -917,8 +926,9 @@ fn read_cut(ids: &[u16], raws: &mut [Raw]) {
     }
     for (raw, &id) in raws.iter_mut().zip(ids) {
         for c in slots_in_use().map(|slot| counts_at(slot, id as usize)) {
-            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
-            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
+            // `Acquire`: see `credit` (the registry reuses an id on this reading).
+            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Acquire));
+            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Acquire));
         }
     }
     for (raw, &id) in raws.iter_mut().zip(ids) {
@@ -1009,7 +1019,9 @@ pub(crate) fn close_window(saved: &[i64]) {
 ///
 /// Called by the registry for an id that holds no bytes, has no children and is not current
 /// on any thread (a retired handle enters the overflow owner), so no thread writes its
-/// counters meanwhile.
+/// counters meanwhile: the thread that freed its last block counted the free counters last,
+/// with `Release`, after everything else it wrote for the id (see [`credit`]), and the
+/// registry saw them with `Acquire`.
 pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     let index = id as usize & ID_MASK;
     let cell = masked!(OWNERS, index);
