@@ -588,9 +588,16 @@ fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
     // Other threads' unpublished bytes of this owner: frees of its blocks on other threads
     // (negative) and their own allocations (positive). With them the estimate is the exact
     // live size whenever no other thread is mid-update.
-    let elsewhere = pending_elsewhere(index, c);
+    //
+    // The published total first, then the other slots' unpublished bytes: a slot that
+    // publishes clears its `pending` before adding it to `flushed` (with `Release`), so read
+    // in this order its bytes are counted at most once. Read the other way round, a
+    // publication between the two reads counted them twice, up to 64 KiB above any size that
+    // was ever live.
     let cell = masked!(OWNERS, index);
-    cell.raise(cell.flushed.load(Relaxed).wrapping_add(pending).wrapping_add(elsewhere));
+    let flushed = cell.flushed.load(Acquire);
+    let elsewhere = pending_elsewhere(index, c);
+    cell.raise(flushed.wrapping_add(pending).wrapping_add(elsewhere));
     if masked!(PARENTS, index).load(Relaxed) == PROCESS {
         let process = masked!(OWNERS, PROCESS as usize);
         process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
@@ -657,7 +664,9 @@ fn publish(c: &Counts, owner: u16) {
     let pending = c.pending.load(Relaxed);
     c.pending.store(0, Relaxed);
     let cell = masked!(OWNERS, index);
-    let now = cell.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
+    // `Release`: a reader that sees the bytes in `flushed` sees them gone from `pending` (see
+    // `record_peak`).
+    let now = cell.flushed.fetch_add(pending, Release).wrapping_add(pending);
     // With the other slots' unpublished bytes, as in `raise_peak`: the published total alone
     // overstates the live size while other threads hold unpublished frees.
     let elsewhere = pending_elsewhere(index, c);
@@ -990,10 +999,12 @@ pub(crate) fn open_window() -> Vec<i64> {
         .take(ids)
         .enumerate()
         .map(|(index, cell)| {
+            // The published total before the slots' unpublished bytes, as in `record_peak`.
+            let flushed = cell.flushed.load(Acquire);
             let pending: i64 = slots_in_use().fold(0i64, |sum, slot| {
                 sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed))
             });
-            cell.window_peak.swap(cell.flushed.load(Relaxed).wrapping_add(pending), Relaxed)
+            cell.window_peak.swap(flushed.wrapping_add(pending), Relaxed)
         })
         .collect();
     for slot in slots_in_use() {
