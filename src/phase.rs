@@ -106,11 +106,14 @@ impl Phase {
         let end = Snapshot::capture();
         #[cfg(feature = "enabled")]
         let (window_peaks, process_peak) = {
-            let ids = crate::registry::with(|r| r.all());
-            let peaks: std::collections::HashMap<String, u64> = ids
-                .into_iter()
-                .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
-                .collect();
+            // Read under the registry's lock, so that no id is reused between its listing
+            // and its reading (see `snapshot::read_registered`).
+            let peaks: std::collections::HashMap<String, u64> = crate::registry::with(|r| {
+                r.all()
+                    .into_iter()
+                    .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
+                    .collect()
+            });
             let process = crate::counters::read_window_peak(crate::registry::PROCESS);
             crate::counters::close_window(&self.saved_window);
             (peaks, process)

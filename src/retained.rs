@@ -273,14 +273,14 @@ pub struct ItemInfo {
 /// ```
 pub fn top(n: usize) -> Vec<ItemInfo> {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-    let entries = registry::with(|r| r.all());
     #[cfg(feature = "enabled")]
-    let live = {
-        let (_, subtree) = crate::snapshot::subtree_raws(&entries);
-        move |id: u16| subtree.get(&id).map_or(0, crate::counters::Raw::live_bytes)
+    let (entries, live) = {
+        let crate::snapshot::Registered { entries, subtree, .. } =
+            crate::snapshot::read_registered();
+        (entries, move |id: u16| subtree.get(&id).map_or(0, crate::counters::Raw::live_bytes))
     };
     #[cfg(not(feature = "enabled"))]
-    let live = |_: u16| 0u64;
+    let (entries, live) = (registry::with(|r| r.all()), |_: u16| 0u64);
     let paths: std::collections::HashMap<u16, &str> =
         entries.iter().map(|(id, e)| (*id, e.path.as_str())).collect();
     let now = Instant::now();

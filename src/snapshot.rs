@@ -133,31 +133,63 @@ impl Snapshot {
 
 #[cfg(feature = "enabled")]
 fn capture_owners() -> Vec<OwnerEntry> {
-    use crate::counters::{self, Raw};
+    use crate::counters::Raw;
     use crate::registry::PROCESS;
     use std::collections::HashMap;
 
-    let entries = crate::registry::with(|r| r.all());
+    let Registered { entries, own, subtree, peaks } = read_registered();
     let paths: HashMap<u16, String> = entries.iter().map(|(id, e)| (*id, e.path.clone())).collect();
-    let (own, subtree) = subtree_raws(&entries);
     let mut owners: Vec<OwnerEntry> = entries
         .iter()
         .filter(|(id, _)| *id != PROCESS)
         .map(|(id, e)| {
             let raw = subtree.get(id).copied().unwrap_or_default();
-            // Keep the live size read here in the peak, so later readings never show less.
-            counters::raise_peak_to(*id, raw.live_bytes());
             OwnerEntry {
                 name: e.path.clone(),
                 parent: (e.parent != PROCESS).then(|| paths.get(&e.parent).cloned()).flatten(),
                 retired: e.retired,
-                stats: OwnerStats::from_raw(&raw, counters::read_peak(*id)),
+                stats: OwnerStats::from_raw(&raw, peaks.get(id).copied().unwrap_or(0)),
                 own_live_bytes: own.get(id).map_or(0, Raw::live_bytes),
             }
         })
         .collect();
     owners.sort_by(|a, b| a.name.cmp(&b.name));
     owners
+}
+
+/// Every registered owner's entry with its counters, read while the registry is locked (see
+/// [`read_registered`]).
+#[cfg(feature = "enabled")]
+pub(crate) struct Registered {
+    pub(crate) entries: Vec<(u16, crate::registry::Entry)>,
+    /// Each owner's own counters.
+    pub(crate) own: std::collections::HashMap<u16, crate::counters::Raw>,
+    /// Each owner's subtree's counters (see [`subtree_raws`]).
+    pub(crate) subtree: std::collections::HashMap<u16, crate::counters::Raw>,
+    /// Each owner's peak, after the reading lifted it to the subtree's live bytes.
+    pub(crate) peaks: std::collections::HashMap<u16, u64>,
+}
+
+/// Reads every registered owner while the registry is locked, and keeps each subtree's live
+/// size in its peak. Locked because an id listed, then retired, freed and reused before its
+/// counters were read (or its peak lifted) would mix its next owner's bytes into what is
+/// reported for the listed one, and lift peaks with them. The allocation path never takes
+/// the lock; registering and retiring owners waits for the reading.
+#[cfg(feature = "enabled")]
+pub(crate) fn read_registered() -> Registered {
+    use crate::counters;
+    crate::registry::with(|r| {
+        let entries = r.all();
+        let (own, subtree) = subtree_raws(&entries);
+        let mut peaks = std::collections::HashMap::with_capacity(entries.len());
+        for (id, _) in entries.iter().filter(|(id, _)| *id != crate::registry::PROCESS) {
+            let live = subtree.get(id).map_or(0, counters::Raw::live_bytes);
+            // A live size read is a fact: keep it, so later readings never show less.
+            counters::raise_peak_to(*id, live);
+            peaks.insert(*id, counters::read_peak(*id));
+        }
+        Registered { entries, own, subtree, peaks }
+    })
 }
 
 /// Every registered owner's own counters, and its subtree's (own plus descendants' plus the

@@ -46,26 +46,30 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
     {
         use crate::counters;
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-        let ids = crate::registry::with(|r| {
+        // All under the registry's lock, as `snapshot::read_registered`: an id of the
+        // subtree freed and reused between listing and reading would add its next owner's
+        // bytes, and the peak lifted with them.
+        crate::registry::with(|r| {
             if r.any_entry(owner.id(), owner.generation()).is_err() && owner.id() >= 4 {
-                return Vec::new();
+                return OwnerStats::default();
             }
-            r.subtree(owner.id())
-        });
-        // One cut over the whole subtree: a block moved between two of its owners while
-        // they are read is counted once.
-        let own = counters::read_owns(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>());
-        let mut raw = counters::Raw::default();
-        for ((_, absorbed), own) in ids.iter().zip(&own) {
-            raw.add(own);
-            raw.add_absorbed(*absorbed);
-        }
-        if ids.is_empty() {
-            return OwnerStats::default();
-        }
-        // A live size read here is a fact: keep it, so a later reading's peak is never lower.
-        counters::raise_peak_to(owner.id(), raw.live_bytes());
-        OwnerStats::from_raw(&raw, counters::read_peak(owner.id()))
+            let ids = r.subtree(owner.id());
+            if ids.is_empty() {
+                return OwnerStats::default();
+            }
+            // One cut over the whole subtree: a block moved between two of its owners while
+            // they are read is counted once.
+            let own = counters::read_owns(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+            let mut raw = counters::Raw::default();
+            for ((_, absorbed), own) in ids.iter().zip(&own) {
+                raw.add(own);
+                raw.add_absorbed(*absorbed);
+            }
+            // A live size read here is a fact: keep it, so a later reading's peak is never
+            // lower.
+            counters::raise_peak_to(owner.id(), raw.live_bytes());
+            OwnerStats::from_raw(&raw, counters::read_peak(owner.id()))
+        })
     }
     #[cfg(not(feature = "enabled"))]
     {

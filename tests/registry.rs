@@ -375,3 +375,59 @@ fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
     assert!(!same, "a handle retired 65 536 registrations ago compares equal to a new owner");
     assert_eq!(name, "heapscope.stale");
 }
+
+/// A reading of an owner with children lists its subtree's ids and then reads their counters.
+/// If one of those children were retired and its id reused by an unrelated owner in between,
+/// the reading would count the newcomer's bytes in the old parent and keep them in the
+/// parent's peak. Here a reader thread reads a parent of 300 empty children in a loop (each
+/// reading takes some microseconds) while this thread retires the last child, lets a new
+/// top-level owner take its id and hold 1 MiB, and brings the child back. The parent never
+/// holds a byte, so its peak must stay zero.
+#[test]
+fn a_child_id_reused_during_a_reading_is_not_counted_in_its_old_parent() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    let _serial = serial();
+    let parent = Owner::named("reuse_reading_parent");
+    let mut children: Vec<Owner> = (0..2_000).map(|i| parent.child(format!("c{i}"))).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut readings = 0u64;
+            while !stop.load(SeqCst) {
+                black_box(parent.stats());
+                readings += 1;
+            }
+            readings
+        })
+    };
+    let started = Instant::now();
+    for round in 0..2_000 {
+        let last = children.pop().expect("a child");
+        last.retire().expect("retire the child");
+        let other = Owner::named("reuse_reading_other");
+        let held = other.in_scope(|| black_box(Vec::<u8>::with_capacity(1 << 20)));
+        // Held for a while, so that readings overlap it.
+        let until = Instant::now() + Duration::from_micros(50);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        drop(held);
+        other.retire().expect("retire the other owner");
+        children.push(parent.child(format!("c{round}_again")));
+        assert!(started.elapsed() < HANG_CAP, "hung after {round} rounds");
+    }
+    stop.store(true, SeqCst);
+    let readings = reader.join().expect("reader");
+    let s = parent.stats();
+    assert_eq!(s.live_bytes, 0);
+    assert_eq!(
+        s.peak_bytes, 0,
+        "the parent never held a byte ({readings} readings alongside): {s:?}"
+    );
+    for child in children {
+        child.retire().expect("retire");
+    }
+    parent.retire().expect("retire the parent");
+}
