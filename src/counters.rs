@@ -53,7 +53,10 @@
 //! So the peak is exact when one thread allocates and frees in the subtree. When other
 //! threads allocate or free in it at the same time, a peak reached between two of a slot's
 //! records can be missed by what the other threads changed meanwhile: at most `FLUSH_BYTES`
-//! per thread allocating or freeing in it.
+//! per thread allocating or freeing in it. A record can also overstate by as much: it sums
+//! the other slots' `pending` one after another, so one slot's free and another's later
+//! allocation can both be counted (each slot's `pending` stays within `FLUSH_BYTES`;
+//! anything larger is in `flushed`, read before them).
 //!
 //! The whole process ([`PROCESS`]) receives what top-level owners publish, and is raised with a
 //! top-level owner's pending bytes when that owner's peak is: its peak can miss the pending

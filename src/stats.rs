@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 ///
 /// `live_*` and `total_*` are exact once every allocation call of every thread happens-before
 /// the read (joined threads, a channel receive, a lock); read while threads still allocate,
-/// `live_*` never shows more than the owner held at some moment of each thread's counting.
+/// `live_*` never shows more than the owner and its descendants held at one moment.
 /// `peak_bytes` is exact when one thread allocates and frees in the owner's subtree; when
-/// other threads allocate or free in it at the same time it can miss a peak by at most
-/// 64 KiB per thread allocating or freeing in it (see the crate docs); it never exceeds what
-/// the subtree held and is never below a `live_bytes` that was read.
+/// other threads allocate or free in it at the same time it can be off by at most 64 KiB
+/// per thread allocating or freeing in it, either way (see the crate docs); it is never
+/// below a `live_bytes` that was read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct OwnerStats {
