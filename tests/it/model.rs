@@ -9,11 +9,16 @@
 //! `realloc` and be intact at its free, and `alloc_zeroed` blocks must be zero.
 //!
 //! Checked after each operation, for every owner: live bytes and blocks, total bytes and
-//! blocks (its subtree's, as `stats` reports them), and the peak, which is exact on one thread.
+//! blocks (its subtree's, as `stats` reports them), and the peak, which is exact on one thread
+//! even with another thread reading the same owners all along.
 #![cfg(feature = "enabled")]
 
-use heapscope::Owner;
+use heapscope::{Owner, Snapshot};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread;
 
 use crate::rng::{seed, Rng};
 
@@ -139,6 +144,15 @@ fn intact(ptr: *const u8, len: usize, pattern: u8) -> bool {
     bytes.chunks(expected.len()).all(|chunk| chunk == &expected[..chunk.len()])
 }
 
+/// Runs on drop: stops the reader when a check fails, so the test ends with its message.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
 fn run(seed: u64, steps: usize) {
     let mut rng = Rng::new(seed);
     let tag = format!("{seed:x}");
@@ -156,6 +170,34 @@ fn run(seed: u64, steps: usize) {
         // Reserved up front: the model never allocates while an owner under test is current.
         blocks: Vec::with_capacity(LIVE_MAX),
     };
+    // Another thread reads the owners all along, as a monitor or a metrics exporter would.
+    // Readings lift peaks to the live size they read; they must never lift one above what
+    // the owners held at some moment, so the exact peaks below hold with it running (a
+    // reading that counted a block moved between `a` and its child twice was once caught
+    // here, on CI, as a peak 15 682 bytes too high).
+    //
+    // Not under Miri: the reader and this thread's checks contend for the registry's lock,
+    // and parking_lot's contended path casts integers to pointers, which Miri's strict
+    // provenance stops at (`tests/it/peaks.rs` has a reader under Miri, without contention).
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = (!cfg!(miri)).then(|| {
+        let (stop, owners) = (Arc::clone(&stop), m.owners.clone());
+        thread::spawn(move || {
+            let mut readings = 0usize;
+            while !stop.load(SeqCst) {
+                for owner in &owners {
+                    black_box(owner.stats());
+                }
+                if readings.is_multiple_of(8) {
+                    black_box(Snapshot::capture());
+                }
+                readings += 1;
+            }
+        })
+    });
+    let _stop_reader = OnDrop(|| {
+        stop.store(true, SeqCst);
+    });
     for step in 0..steps {
         let current = rng.below(m.owners.len());
         let owner = m.owners[current];
@@ -228,6 +270,10 @@ fn run(seed: u64, steps: usize) {
         m.own[block.owner].live_blocks -= 1;
     }
     m.check(steps, "final frees", seed);
+    stop.store(true, SeqCst);
+    if let Some(reader) = reader {
+        reader.join().expect("the reader panicked");
+    }
     for owner in &m.owners {
         assert_eq!((owner.stats().live_bytes, owner.stats().live_blocks), (0, 0));
     }
