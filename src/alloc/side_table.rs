@@ -65,18 +65,24 @@ impl<const N: usize> Level<N> {
         (hash >> 64u32.wrapping_sub(N.trailing_zeros())) as usize
     }
 
+    /// The `i`-th slot of the probe window that starts at `start`, wrapping around the level.
+    /// Indexed by place, borrowing the one slot: the compiled code is that of `get`, but Miri
+    /// retags a reference to a whole array of atomics element by element.
+    #[inline(always)]
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "`N` is a power of two, so the mask keeps the index below the length and the \
+                  compiler drops the bounds check"
+    )]
+    fn probe(&self, start: usize, i: usize) -> &AtomicU64 {
+        &self.slots[start.wrapping_add(i) & N.wrapping_sub(1)]
+    }
+
     #[inline(always)]
     fn insert(&self, addr: usize, entry: u64) -> bool {
         let start = Self::home(addr);
         for i in 0..PROBE_LIMIT {
-            // Indexed by place, borrowing the one slot: the compiled code is that of `get`,
-            // but Miri retags a reference to a whole array of atomics element by element.
-            #[allow(
-                clippy::indexing_slicing,
-                reason = "`N` is a power of two, so the mask keeps the index below the length \
-                          and the compiler drops the bounds check"
-            )]
-            let slot = &self.slots[start.wrapping_add(i) & N.wrapping_sub(1)];
+            let slot = self.probe(start, i);
             let mut seen = slot.load(Relaxed);
             while seen == EMPTY || seen == TOMBSTONE {
                 match slot.compare_exchange_weak(seen, entry, Relaxed, Relaxed) {
@@ -92,14 +98,7 @@ impl<const N: usize> Level<N> {
     fn remove(&self, addr: usize, key: u64) -> Option<u16> {
         let start = Self::home(addr);
         for i in 0..PROBE_LIMIT {
-            // Indexed by place, borrowing the one slot: the compiled code is that of `get`,
-            // but Miri retags a reference to a whole array of atomics element by element.
-            #[allow(
-                clippy::indexing_slicing,
-                reason = "`N` is a power of two, so the mask keeps the index below the length \
-                          and the compiler drops the bounds check"
-            )]
-            let slot = &self.slots[start.wrapping_add(i) & N.wrapping_sub(1)];
+            let slot = self.probe(start, i);
             let seen = slot.load(Relaxed);
             if seen > TOMBSTONE && seen >> 16 == key {
                 slot.store(TOMBSTONE, Relaxed);
