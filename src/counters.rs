@@ -892,6 +892,24 @@ impl Raw {
         self.alloc_blocks = self.alloc_blocks.wrapping_add(blocks);
         self.free_blocks = self.free_blocks.wrapping_add(blocks);
     }
+    /// Takes away a reused id's base: its previous holders' totals, allocated and freed alike
+    /// (their live remainder was zero when the id was reused).
+    fn sub_absorbed(&mut self, (bytes, blocks): (u64, u64)) {
+        self.alloc_bytes = self.alloc_bytes.wrapping_sub(bytes);
+        self.free_bytes = self.free_bytes.wrapping_sub(bytes);
+        self.alloc_blocks = self.alloc_blocks.wrapping_sub(blocks);
+        self.free_blocks = self.free_blocks.wrapping_sub(blocks);
+    }
+    /// A cut's first pass over one slot's counters of one owner (see [`read_cut`]).
+    fn add_allocations(&mut self, c: &Counts) {
+        self.alloc_bytes = self.alloc_bytes.wrapping_add(c.alloc_bytes.load(Acquire));
+        self.alloc_blocks = self.alloc_blocks.wrapping_add(c.alloc_blocks.load(Acquire));
+    }
+    /// A cut's second pass. `Acquire`: see `credit` (the registry reuses an id on a reading).
+    fn add_frees(&mut self, c: &Counts) {
+        self.free_bytes = self.free_bytes.wrapping_add(c.free_bytes.load(Acquire));
+        self.free_blocks = self.free_blocks.wrapping_add(c.free_blocks.load(Acquire));
+    }
     pub(crate) fn add(&mut self, other: &Raw) {
         self.alloc_bytes = self.alloc_bytes.wrapping_add(other.alloc_bytes);
         self.alloc_blocks = self.alloc_blocks.wrapping_add(other.alloc_blocks);
@@ -931,27 +949,14 @@ fn slots_in_use() -> impl Iterator<Item = usize> {
 /// pass may have freed blocks whose allocations were read in it.
 fn read_cut(ids: &[u16], raws: &mut [Raw]) {
     for (raw, &id) in raws.iter_mut().zip(ids) {
-        for c in slots_in_use().map(|slot| counts_at(slot, id as usize)) {
-            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Acquire));
-            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Acquire));
-        }
+        slots_in_use().for_each(|slot| raw.add_allocations(counts_at(slot, id as usize)));
     }
     for (raw, &id) in raws.iter_mut().zip(ids) {
-        for c in slots_in_use().map(|slot| counts_at(slot, id as usize)) {
-            // `Acquire`: see `credit` (the registry reuses an id on this reading).
-            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Acquire));
-            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Acquire));
-        }
+        slots_in_use().for_each(|slot| raw.add_frees(counts_at(slot, id as usize)));
     }
     for (raw, &id) in raws.iter_mut().zip(ids) {
-        // Minus what a previous holder of the id allocated (its live remainder was zero when
-        // the id was reused).
         let cell = masked!(OWNERS, id as usize);
-        let (bytes, blocks) = (cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed));
-        raw.alloc_bytes = raw.alloc_bytes.wrapping_sub(bytes);
-        raw.free_bytes = raw.free_bytes.wrapping_sub(bytes);
-        raw.alloc_blocks = raw.alloc_blocks.wrapping_sub(blocks);
-        raw.free_blocks = raw.free_blocks.wrapping_sub(blocks);
+        raw.sub_absorbed((cell.base_bytes.load(Relaxed), cell.base_blocks.load(Relaxed)));
     }
 }
 
@@ -1152,16 +1157,10 @@ pub(crate) fn read_all_unbased() -> Raw {
     let mut raw = Raw::default();
     let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
     for slot in slots_in_use() {
-        for c in (0..ids).map(|id| counts_at(slot, id)) {
-            raw.alloc_bytes = raw.alloc_bytes.wrapping_add(c.alloc_bytes.load(Acquire));
-            raw.alloc_blocks = raw.alloc_blocks.wrapping_add(c.alloc_blocks.load(Acquire));
-        }
+        (0..ids).for_each(|id| raw.add_allocations(counts_at(slot, id)));
     }
     for slot in slots_in_use() {
-        for c in (0..ids).map(|id| counts_at(slot, id)) {
-            raw.free_bytes = raw.free_bytes.wrapping_add(c.free_bytes.load(Relaxed));
-            raw.free_blocks = raw.free_blocks.wrapping_add(c.free_blocks.load(Relaxed));
-        }
+        (0..ids).for_each(|id| raw.add_frees(counts_at(slot, id)));
     }
     raw
 }

@@ -50,7 +50,9 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
         // subtree freed and reused between listing and reading would add its next owner's
         // bytes, and the peak lifted with them.
         crate::registry::with(|r| {
-            if r.any_entry(owner.id(), owner.generation()).is_err() && owner.id() >= 4 {
+            if r.any_entry(owner.id(), owner.generation()).is_err()
+                && owner.id() >= crate::registry::FIRST_USER_ID
+            {
                 return OwnerStats::default();
             }
             let ids = r.subtree(owner.id());
