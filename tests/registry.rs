@@ -379,7 +379,7 @@ fn a_stale_handle_stays_stale_however_often_its_id_is_reused() {
 /// A reading of an owner with children lists its subtree's ids and then reads their counters.
 /// If one of those children were retired and its id reused by an unrelated owner in between,
 /// the reading would count the newcomer's bytes in the old parent and keep them in the
-/// parent's peak. Here a reader thread reads a parent of 300 empty children in a loop (each
+/// parent's peak. Here a reader thread reads a parent of 2 000 empty children in a loop (each
 /// reading takes some microseconds) while this thread retires the last child, lets a new
 /// top-level owner take its id and hold 1 MiB, and brings the child back. The parent never
 /// holds a byte, so its peak must stay zero.

@@ -24,6 +24,8 @@ mod coherence;
 mod layouts;
 mod model;
 mod peaks;
+#[cfg(feature = "enabled")]
+mod reader;
 mod retained_with_mut;
 #[cfg(feature = "enabled")]
 mod rng;

@@ -16,10 +16,8 @@
 use heapscope::{Owner, Snapshot};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::Arc;
-use std::thread;
 
+use crate::reader::Reader;
 use crate::rng::{seed, Rng};
 
 /// jemalloc's size classes up to 16 KiB: a request of exactly one has no slack.
@@ -144,15 +142,6 @@ fn intact(ptr: *const u8, len: usize, pattern: u8) -> bool {
     bytes.chunks(expected.len()).all(|chunk| chunk == &expected[..chunk.len()])
 }
 
-/// Runs on drop: stops the reader when a check fails, so the test ends with its message.
-struct OnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)();
-    }
-}
-
 fn run(seed: u64, steps: usize) {
     let mut rng = Rng::new(seed);
     let tag = format!("{seed:x}");
@@ -179,24 +168,16 @@ fn run(seed: u64, steps: usize) {
     // Not under Miri: the reader and this thread's checks contend for the registry's lock,
     // and parking_lot's contended path casts integers to pointers, which Miri's strict
     // provenance stops at (`tests/it/peaks.rs` has a reader under Miri, without contention).
-    let stop = Arc::new(AtomicBool::new(false));
     let reader = (!cfg!(miri)).then(|| {
-        let (stop, owners) = (Arc::clone(&stop), m.owners.clone());
-        thread::spawn(move || {
-            let mut readings = 0usize;
-            while !stop.load(SeqCst) {
-                for owner in &owners {
-                    black_box(owner.stats());
-                }
-                if readings.is_multiple_of(8) {
-                    black_box(Snapshot::capture());
-                }
-                readings += 1;
+        let owners = m.owners.clone();
+        Reader::spawn(move |readings| {
+            for owner in &owners {
+                black_box(owner.stats());
+            }
+            if readings.is_multiple_of(8) {
+                black_box(Snapshot::capture());
             }
         })
-    });
-    let _stop_reader = OnDrop(|| {
-        stop.store(true, SeqCst);
     });
     for step in 0..steps {
         let current = rng.below(m.owners.len());
@@ -270,9 +251,8 @@ fn run(seed: u64, steps: usize) {
         m.own[block.owner].live_blocks -= 1;
     }
     m.check(steps, "final frees", seed);
-    stop.store(true, SeqCst);
     if let Some(reader) = reader {
-        reader.join().expect("the reader panicked");
+        reader.stop();
     }
     for owner in &m.owners {
         assert_eq!((owner.stats().live_bytes, owner.stats().live_blocks), (0, 0));

@@ -114,28 +114,17 @@ fn two_threads_at_once_stay_within_the_documented_bound() {
 #[test]
 fn readers_on_another_thread_never_lift_a_peak_above_what_was_live() {
     use std::alloc::{alloc, dealloc, realloc, Layout};
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    use std::sync::Arc;
 
     const SIZE: usize = 10_000;
     let parent = Owner::named("peak_reader_parent");
     let child = parent.child("moved");
     let layout = Layout::from_size_align(SIZE, 8).expect("layout");
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let stop = Arc::clone(&stop);
-        thread::spawn(move || {
-            let mut readings = 0u64;
-            while !stop.load(SeqCst) {
-                black_box(parent.stats());
-                if readings.is_multiple_of(16) {
-                    black_box(heapscope::Snapshot::capture());
-                }
-                readings += 1;
-            }
-            readings
-        })
-    };
+    let reader = crate::reader::Reader::spawn(move |readings| {
+        black_box(parent.stats());
+        if readings.is_multiple_of(16) {
+            black_box(heapscope::Snapshot::capture());
+        }
+    });
     // SAFETY: a non-zero size.
     let mut ptr = parent.in_scope(|| unsafe { alloc(layout) });
     assert!(!ptr.is_null());
@@ -147,8 +136,7 @@ fn readers_on_another_thread_never_lift_a_peak_above_what_was_live() {
     }
     // SAFETY: as above.
     unsafe { dealloc(ptr, layout) };
-    stop.store(true, SeqCst);
-    let readings = reader.join().expect("reader panicked");
+    let readings = reader.stop();
     let s = parent.stats();
     assert_eq!(s.live_bytes, 0);
     assert_eq!(
