@@ -246,6 +246,9 @@ pub(crate) struct OwnerCell {
     /// Bumped when the owner is retired and when its id is reused, so that stale `Owner`
     /// handles are recognised.
     pub(crate) generation: AtomicU32,
+    /// Bumped when the id is reused (not when it is retired), so that a phase's saved window
+    /// peak is never folded into the id's next owner (see [`close_window`]).
+    reuses: AtomicU32,
     /// Cumulative allocated bytes and blocks when the id was (re)registered.
     base_bytes: AtomicU64,
     base_blocks: AtomicU64,
@@ -264,6 +267,7 @@ impl OwnerCell {
             peak: AtomicI64::new(0),
             window_peak: AtomicI64::new(0),
             generation: AtomicU32::new(0),
+            reuses: AtomicU32::new(0),
             base_bytes: AtomicU64::new(0),
             base_blocks: AtomicU64::new(0),
         }
@@ -993,6 +997,13 @@ pub(crate) fn read_window_peak(id: u16) -> u64 {
     masked!(OWNERS, id as usize).window_peak.load(Relaxed).max(0) as u64
 }
 
+/// A window peak that [`open_window`] replaced, and which holder of the id it was for.
+#[derive(Debug)]
+pub(crate) struct SavedWindow {
+    peak: i64,
+    reuses: u32,
+}
+
 /// Opens a new peak window for every owner (a phase starts): each window peak drops to the
 /// owner's live bytes now (published plus every slot's pending), and every slot's headroom is
 /// cleared so its next allocation re-reads it. Returns the window peaks it replaced, for [`close_window`].
@@ -1000,9 +1011,9 @@ pub(crate) fn read_window_peak(id: u16) -> u64 {
 /// A thread in the middle of raising a peak at this very moment may write back a headroom
 /// computed from the old window; its growth in the new window is then seen only once it
 /// passes that old headroom (at most the old window's peak minus the published total).
-pub(crate) fn open_window() -> Vec<i64> {
+pub(crate) fn open_window() -> Vec<SavedWindow> {
     let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
-    let saved: Vec<i64> = OWNERS
+    let saved: Vec<SavedWindow> = OWNERS
         .iter()
         .take(ids)
         .enumerate()
@@ -1012,7 +1023,11 @@ pub(crate) fn open_window() -> Vec<i64> {
             let pending: i64 = slots_in_use().fold(0i64, |sum, slot| {
                 sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed))
             });
-            cell.window_peak.swap(flushed.wrapping_add(pending), Relaxed)
+            let reuses = cell.reuses.load(Relaxed);
+            SavedWindow {
+                peak: cell.window_peak.swap(flushed.wrapping_add(pending), Relaxed),
+                reuses,
+            }
         })
         .collect();
     for slot in slots_in_use() {
@@ -1025,10 +1040,14 @@ pub(crate) fn open_window() -> Vec<i64> {
 }
 
 /// Closes a window opened by [`open_window`]: folds the window it replaced back in, so an
-/// enclosing phase still sees the peaks reached inside this one.
-pub(crate) fn close_window(saved: &[i64]) {
-    for (cell, &before) in OWNERS.iter().zip(saved) {
-        cell.window_peak.fetch_max(before, Relaxed);
+/// enclosing phase still sees the peaks reached inside this one. An id reused since (by
+/// [`reset_for_new_owner`]) keeps its new owner's window: the saved peak was another
+/// owner's. Called under the registry's lock, so that no id is reused meanwhile.
+pub(crate) fn close_window(saved: &[SavedWindow]) {
+    for (cell, before) in OWNERS.iter().zip(saved) {
+        if cell.reuses.load(Relaxed) == before.reuses {
+            cell.window_peak.fetch_max(before.peak, Relaxed);
+        }
     }
 }
 
@@ -1067,6 +1086,7 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     cell.flushed.store(0, Relaxed);
     cell.peak.store(0, Relaxed);
     cell.window_peak.store(0, Relaxed);
+    cell.reuses.fetch_add(1, Relaxed);
     masked!(PARENTS, index).store(parent, Relaxed);
     IDS_HIGH.fetch_max(index.wrapping_add(1), Relaxed);
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)

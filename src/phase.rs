@@ -57,7 +57,7 @@ pub struct Phase {
     started: Instant,
     start: Snapshot,
     #[cfg(feature = "enabled")]
-    saved_window: Vec<i64>,
+    saved_window: Vec<crate::counters::SavedWindow>,
     done: bool,
 }
 
@@ -88,7 +88,8 @@ pub fn phase(name: impl Into<String>) -> Phase {
         name: name.into(),
         started: Instant::now(),
         #[cfg(feature = "enabled")]
-        saved_window: crate::counters::open_window(),
+        // Under the registry's lock, so that no id is reused while its window is replaced.
+        saved_window: crate::registry::with(|_| crate::counters::open_window()),
         start,
         done: false,
     }
@@ -106,17 +107,19 @@ impl Phase {
         let end = Snapshot::capture();
         #[cfg(feature = "enabled")]
         let (window_peaks, process_peak) = {
-            // Read under the registry's lock, so that no id is reused between its listing
-            // and its reading (see `snapshot::read_registered`).
-            let peaks: std::collections::HashMap<String, u64> = crate::registry::with(|r| {
-                r.all()
+            // Read and closed under the registry's lock, so that no id is reused between its
+            // listing and its reading (see `snapshot::read_registered`), nor before the
+            // window it replaced is folded back into it.
+            crate::registry::with(|r| {
+                let peaks: std::collections::HashMap<String, u64> = r
+                    .all()
                     .into_iter()
                     .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
-                    .collect()
-            });
-            let process = crate::counters::read_window_peak(crate::registry::PROCESS);
-            crate::counters::close_window(&self.saved_window);
-            (peaks, process)
+                    .collect();
+                let process = crate::counters::read_window_peak(crate::registry::PROCESS);
+                crate::counters::close_window(&self.saved_window);
+                (peaks, process)
+            })
         };
         #[cfg(not(feature = "enabled"))]
         let (window_peaks, process_peak) = (std::collections::HashMap::<String, u64>::new(), 0);

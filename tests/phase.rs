@@ -24,8 +24,15 @@ fn history() -> (Owner, Vec<String>) {
     (owner, turns)
 }
 
+/// Phases open and close every owner's peak window: the tests here take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn a_deep_copy_stands_out_by_its_peak() {
+    let _serial = serial();
     let (owner, turns) = history();
     let live = (N * 24 + N * LEN) as u64; // outer Vec + each String's capacity
     assert_eq!(owner.stats().live_bytes, live);
@@ -72,4 +79,32 @@ fn a_deep_copy_stands_out_by_its_peak() {
     );
     assert!(report.to_string().contains("compression"));
     drop(turns);
+}
+
+#[test]
+fn an_id_reused_inside_a_nested_phase_does_not_inherit_the_old_owners_peak() {
+    let _serial = serial();
+    // Owner `a` peaks at 1 MiB in the outer phase; inside the inner phase it is retired and
+    // its id goes to `b`, which never holds more than 100 bytes. Closing the inner phase once
+    // folded `a`'s saved window (1 MiB) into `b`, and `b`'s headroom, computed from that
+    // window, then hid its own growth from its lifetime peak.
+    let a = Owner::named("phase_reuse_a");
+    let outer = heapscope::phase("phase_reuse_outer");
+    drop(a.in_scope(|| black_box(vec![1u8; 1 << 20])));
+    let inner = heapscope::phase("phase_reuse_inner");
+    a.retire().unwrap();
+    let b = Owner::named("phase_reuse_b");
+    let kept = b.in_scope(|| black_box(vec![2u8; 100]));
+    drop(inner);
+    let record = outer.finish();
+    let rb = record.owners.iter().find(|o| o.name == "phase_reuse_b").expect("b in the record");
+    assert_eq!(rb.peak_bytes, 100, "b never held more than 100 bytes: {rb:?}");
+    let ra = record.owners.iter().find(|o| o.name == "phase_reuse_a");
+    assert!(ra.is_none(), "a holds nothing at the end and is retired: {ra:?}");
+
+    // b's lifetime peak follows its own growth, with no reading in between.
+    drop(b.in_scope(|| black_box(vec![3u8; 10])));
+    drop(b.in_scope(|| black_box(vec![4u8; 50_000])));
+    assert_eq!(b.stats().peak_bytes, 50_100);
+    drop(kept);
 }

@@ -59,13 +59,24 @@ struct Leaf {
     entries: [AtomicU16; LEAF_ENTRIES],
 }
 
-/// Each region's leaf in [`POOL`], or null while it has none. A pointer rather than an index:
+impl Leaf {
+    const fn empty() -> Leaf {
+        Leaf { entries: [const { AtomicU16::new(0) }; LEAF_ENTRIES] }
+    }
+}
+
+/// Each region's leaf in [`POOL`], [`RESERVED`] while it is being given one (or when the
+/// pool had none left for it), or null before any block of it was recorded. A pointer rather than an index:
 /// no bounds check and no second base address on the hot path.
 static REGION_LEAF: [AtomicPtr<Leaf>; REGIONS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; REGIONS];
-static POOL: [Leaf; LEAVES] =
-    [const { Leaf { entries: [const { AtomicU16::new(0) }; LEAF_ENTRIES] } }; LEAVES];
-/// Leaves handed out so far (never more than [`LEAVES`]).
+static POOL: [Leaf; LEAVES] = [const { Leaf::empty() }; LEAVES];
+/// The leaf of a region that is being given one, or that the pool could not give one: its
+/// entries are never written, so every lookup there finds "not here" (its pages, never
+/// touched but read, cost no memory).
+static RESERVED: Leaf = Leaf::empty();
+/// Regions that claimed a leaf of [`POOL`] so far: the leaves handed out, and past
+/// [`LEAVES`] the regions that found the pool used up.
 static LEAVES_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// The entry of the block at `addr`, or `None` when its region has no leaf (or `addr` lies
@@ -81,13 +92,24 @@ fn entry(addr: usize) -> Option<&'static AtomicU16> {
     if leaf.is_null() {
         return None;
     }
+    // SAFETY: a non-null region pointer is `&raw const POOL[i]` or `&raw const RESERVED`
+    // (see `give_leaf`).
+    Some(unsafe { entry_of(leaf, addr) })
+}
+
+/// The entry of `addr` in `leaf`.
+///
+/// # Safety
+/// `leaf` is `&raw const POOL[i]` or `&raw const RESERVED`: a `static` that lives for the
+/// whole program and is only ever accessed through atomics.
+#[inline(always)]
+unsafe fn entry_of(leaf: *const Leaf, addr: usize) -> &'static AtomicU16 {
     // The mask keeps the index below `LEAF_ENTRIES`, the length of `entries`.
     let index = (addr >> GRANULE_SHIFT) & (LEAF_ENTRIES - 1);
-    // SAFETY: a non-null region pointer is always `&raw const POOL[i]` (see
-    // `entry_in_new_leaf`), a `static` that lives for the whole program and is only ever
-    // accessed through atomics; `index` is within its `entries`, so the entry pointer stays
-    // inside that array and points at an initialised `AtomicU16`.
-    Some(unsafe { &*(&raw const (*leaf).entries).cast::<AtomicU16>().add(index) })
+    // SAFETY: `leaf` points at a live `static Leaf` (caller's duty); `index` is within its
+    // `entries`, so the entry pointer stays inside that array and points at an initialised
+    // `AtomicU16`.
+    unsafe { &*(&raw const (*leaf).entries).cast::<AtomicU16>().add(index) }
 }
 
 /// The region pointer of the region holding `addr`, or `None` beyond [`ADDRESS_BITS`].
@@ -102,13 +124,20 @@ fn region(addr: usize) -> Option<&'static AtomicPtr<Leaf>> {
 /// `owner`. `false` when the map cannot hold it (see the module docs).
 #[inline(always)]
 pub(crate) fn insert(addr: usize, owner: u16) -> bool {
-    match entry(addr).or_else(|| entry_in_new_leaf(addr)) {
-        Some(entry) => {
-            entry.store(owner | MARK, Relaxed);
-            true
-        }
-        None => false,
+    let Some(region) = region(addr) else {
+        return false;
+    };
+    let leaf = region.load(Relaxed);
+    if leaf.is_null() {
+        return give_leaf(region, addr, owner);
     }
+    if ptr::eq(leaf, &raw const RESERVED) {
+        // Another thread is giving the region a leaf, or the pool ran out: the hashed table.
+        return false;
+    }
+    // SAFETY: `leaf` is neither null nor `RESERVED`, so it is `&raw const POOL[i]`.
+    unsafe { entry_of(leaf, addr) }.store(owner | MARK, Relaxed);
+    true
 }
 
 /// Removes the block at `addr` and returns its owner, or `None` when it is not recorded here.
@@ -123,33 +152,38 @@ pub(crate) fn remove(addr: usize) -> Option<u16> {
     Some(seen & !MARK)
 }
 
-/// Gives `addr`'s region a leaf from the pool (or finds the one another thread just gave it)
-/// and returns the entry. `None` when the pool is used up or `addr` is out of range.
+/// Gives `addr`'s region a leaf from the pool and records `owner` there; `false` when the
+/// pool is used up or another thread is giving the region its leaf at this moment (the
+/// caller then keeps the owner in the hashed table).
+///
+/// The region is claimed first, with [`RESERVED`], and only its claimer takes a leaf: taking
+/// the leaf first left the loser of two threads racing into a fresh region with a leaf that
+/// was never used nor given back (40 regions reached by 4 threads at once took 41 or 42
+/// leaves of the pool). A region stays `RESERVED` for good once the pool is used up.
 #[cold]
 #[inline(never)]
-fn entry_in_new_leaf(addr: usize) -> Option<&'static AtomicU16> {
-    let region = region(addr)?;
-    let mut used = LEAVES_USED.load(Relaxed);
-    loop {
-        if used >= LEAVES {
-            // Another thread may have given this region a leaf meanwhile.
-            return entry(addr);
+fn give_leaf(region: &AtomicPtr<Leaf>, addr: usize, owner: u16) -> bool {
+    let reserved = (&raw const RESERVED).cast_mut();
+    if let Err(leaf) = region.compare_exchange(ptr::null_mut(), reserved, Relaxed, Relaxed) {
+        // Another thread claimed it first: its leaf may already be there.
+        if ptr::eq(leaf, reserved) {
+            return false;
         }
-        match LEAVES_USED.compare_exchange_weak(used, used.wrapping_add(1), Relaxed, Relaxed) {
-            Ok(_) => break,
-            Err(now) => used = now,
-        }
+        // SAFETY: `leaf` is neither null nor `RESERVED`, so it is `&raw const POOL[i]`.
+        unsafe { entry_of(leaf, addr) }.store(owner | MARK, Relaxed);
+        return true;
     }
-    // The leaf is ours; publish it unless another thread covered the region first (then ours
-    // stays unused: a few pages of address space, never touched). Its memory is static and
-    // zero from the start, so the pointer is all there is to publish.
-    if used >= LEAVES {
-        return None;
-    }
-    #[allow(clippy::indexing_slicing, reason = "`used` is below `LEAVES`, the length")]
-    let leaf = (&raw const POOL[used]).cast_mut();
-    let _ = region.compare_exchange(ptr::null_mut(), leaf, Relaxed, Relaxed);
-    entry(addr)
+    let used = LEAVES_USED.fetch_add(1, Relaxed);
+    let Some(leaf) = POOL.get(used) else {
+        return false;
+    };
+    // The leaf's memory is static and zero from the start, so the pointer is all there is
+    // to publish.
+    let leaf = (&raw const *leaf).cast_mut();
+    region.store(leaf, Relaxed);
+    // SAFETY: `leaf` is `&raw const POOL[used]`.
+    unsafe { entry_of(leaf, addr) }.store(owner | MARK, Relaxed);
+    true
 }
 
 /// How many leaves are in use.
@@ -157,6 +191,10 @@ fn entry_in_new_leaf(addr: usize) -> Option<&'static AtomicU16> {
 pub(crate) fn leaves_used() -> usize {
     LEAVES_USED.load(Relaxed).min(LEAVES)
 }
+
+/// Held by the tests that count or use up the pool, which would disturb each other.
+#[cfg(test)]
+pub(crate) static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[cfg(test)]
 mod tests {
@@ -188,6 +226,41 @@ mod tests {
         }
         for (addr, owner) in placed {
             assert_eq!(remove(addr), Some(owner), "{addr:#x}");
+        }
+    }
+
+    #[test]
+    fn threads_racing_into_fresh_regions_take_one_leaf_each() {
+        // Four threads record a block in the same fresh region at once, 40 times over. Each
+        // region must take exactly one leaf of the pool; a block that meets a region while
+        // another thread gives it its leaf is refused (the hashed table then keeps it).
+        const THREADS: usize = 4;
+        const ROUNDS: usize = 40;
+        let base = 0x7a00_0000_0000usize;
+        let _pool = POOL_TESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let claimed = LEAVES_USED.load(Relaxed);
+        let barrier = std::sync::Barrier::new(THREADS);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    for r in 0..ROUNDS {
+                        let addr = base + r * REGION_BYTES + t * 4096;
+                        barrier.wait();
+                        let owner = (t * ROUNDS + r) as u16;
+                        let recorded = insert(addr, owner);
+                        assert_eq!(remove(addr), recorded.then_some(owner));
+                    }
+                });
+            }
+        });
+        // Counted whether or not the pool still had leaves for them.
+        assert_eq!(LEAVES_USED.load(Relaxed) - claimed, ROUNDS, "one leaf claimed per region");
+        for r in 0..ROUNDS {
+            let addr = base + r * REGION_BYTES + 8192;
+            let recorded = insert(addr, 9);
+            assert_eq!(recorded, claimed + r < LEAVES, "region {r}: a leaf if the pool had one");
+            assert_eq!(remove(addr), recorded.then_some(9));
         }
     }
 

@@ -265,7 +265,8 @@ mod tests {
 
     #[test]
     fn large_blocks_go_to_the_hashed_levels_where_the_direct_map_has_no_leaf() {
-        use direct_map::{leaves_used, LEAVES, REGION_BYTES};
+        use direct_map::{leaves_used, LEAVES, POOL_TESTS, REGION_BYTES};
+        let _pool = POOL_TESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Regions of this test's own, below `BASE` and the direct map tests' addresses.
         let base = 0x7c00_0000_0000usize;
         // Give the direct map tests' regions their leaves first, so that they find them
