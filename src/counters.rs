@@ -58,9 +58,13 @@
 //! allocation can both be counted (each slot's `pending` stays within `FLUSH_BYTES`;
 //! anything larger is in `flushed`, read before them).
 //!
-//! The whole process ([`PROCESS`]) receives what top-level owners publish, and is raised with a
-//! top-level owner's pending bytes when that owner's peak is: its peak can miss the pending
-//! bytes of a thread's *other* top-level owners, at most `FLUSH_BYTES` each.
+//! The whole process ([`PROCESS`]) receives what top-level owners publish. Its slots keep no
+//! pending bytes of its own: its live size is its published total plus every slot's pending
+//! bytes of every top-level owner. When a top-level owner's peak is recorded or its bytes
+//! published, the published total plus this slot's pending bytes tells whether the process
+//! peak could rise; only then is that whole sum read and the peak raised to it (see
+//! [`raise_process_peak`]). The peak can miss the unpublished growth of a thread's *other*
+//! top-level owners (at most `FLUSH_BYTES` each), which that first estimate does not see.
 //!
 //! Orderings are `Relaxed` but for one pair: counters are statistics, and exact reads rely
 //! on the happens-before edges the program already has (joining a thread, a channel, a lock).
@@ -606,10 +610,45 @@ fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
     let elsewhere = pending_elsewhere(index, c);
     cell.raise(flushed.wrapping_add(pending).wrapping_add(elsewhere));
     if masked!(PARENTS, index).load(Relaxed) == PROCESS {
-        let process = masked!(OWNERS, PROCESS as usize);
-        process.raise(process.flushed.load(Relaxed).wrapping_add(pending));
+        raise_process_peak(c, pending);
     }
     elsewhere
+}
+
+/// Raises the process's peak to its live size when this slot's pending bytes of a top-level
+/// owner (counters `c`) are `pending`.
+///
+/// The process's published total alone overstates what it holds while slots keep frees of
+/// *other* top-level owners unpublished (up to 64 KiB each): raised from it, the peak of a
+/// process whose 100 owners had each freed 60 000 bytes unpublished stood 5.9 MB above
+/// anything it ever held. So the estimate from the published total only decides whether
+/// the peak could rise at all; if it could, every slot's pending bytes of every top-level
+/// owner are summed (published total first, as in [`record_peak`]). That sum is exact
+/// whenever no other thread is mid-update, and is read only while the process grows past
+/// its peak.
+fn raise_process_peak(c: &Counts, pending: i64) {
+    let process = masked!(OWNERS, PROCESS as usize);
+    let estimate = process.flushed.load(Relaxed).wrapping_add(pending);
+    if estimate > process.peak.load(Relaxed) {
+        process.raise(process_live(Some(c), pending));
+    }
+}
+
+/// The process's live bytes: its published total plus every slot's pending bytes of every
+/// top-level owner, with `pending` in place of those in counters `c`.
+fn process_live(c: Option<&Counts>, pending: i64) -> i64 {
+    let process = masked!(OWNERS, PROCESS as usize);
+    // `Acquire`, before the pending bytes: see `record_peak`.
+    let mut live = process.flushed.load(Acquire).wrapping_add(pending);
+    let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
+    for id in (0..ids).filter(|&id| masked!(PARENTS, id).load(Relaxed) == PROCESS) {
+        for other in slots_in_use().map(|slot| counts_at(slot, id)) {
+            if !c.is_some_and(|c| std::ptr::eq(other, c)) {
+                live = live.wrapping_add(other.pending.load(Relaxed));
+            }
+        }
+    }
+    live
 }
 
 /// The ancestors' levels of a child's allocation (`GROW`) or free, in this thread's slot at
@@ -679,9 +718,10 @@ fn publish(c: &Counts, owner: u16) {
     let elsewhere = pending_elsewhere(index, c);
     cell.raise(now.wrapping_add(elsewhere));
     if masked!(PARENTS, index).load(Relaxed) == PROCESS {
-        let process = masked!(OWNERS, PROCESS as usize);
-        let now = process.flushed.fetch_add(pending, Relaxed).wrapping_add(pending);
-        process.raise(now);
+        // `Release`, as the owner's: a reader that sees the bytes here sees them gone from
+        // `pending` (see `process_live`).
+        masked!(OWNERS, PROCESS as usize).flushed.fetch_add(pending, Release);
+        raise_process_peak(c, 0);
     }
     set_headroom(c, owner, cell, 0, elsewhere);
 }
@@ -733,12 +773,21 @@ fn publish_directly(owner: u16, delta: i64) {
     let mut id = owner;
     for _ in 0..=MAX_DEPTH {
         let cell = masked!(OWNERS, id as usize);
-        let now = cell.flushed.fetch_add(delta, Relaxed).wrapping_add(delta);
-        if delta > 0 {
-            cell.raise(now);
-        }
+        // `AcqRel`: the published total before the slots' pending bytes, as in `record_peak`.
+        let now = cell.flushed.fetch_add(delta, AcqRel).wrapping_add(delta);
         if id == PROCESS {
+            if delta > 0 && now > cell.peak.load(Relaxed) {
+                cell.raise(process_live(None, 0));
+            }
             return;
+        }
+        if delta > 0 {
+            // With the slots' unpublished bytes: the published total alone overstates the
+            // live size while they hold unpublished frees.
+            let live = slots_in_use().fold(now, |sum, slot| {
+                sum.wrapping_add(counts_at(slot, id as usize).pending.load(Relaxed))
+            });
+            cell.raise(live);
         }
         id = masked!(PARENTS, id as usize).load(Relaxed);
     }
@@ -1018,16 +1067,20 @@ pub(crate) fn open_window() -> Vec<SavedWindow> {
         .take(ids)
         .enumerate()
         .map(|(index, cell)| {
-            // The published total before the slots' unpublished bytes, as in `record_peak`.
-            let flushed = cell.flushed.load(Acquire);
-            let pending: i64 = slots_in_use().fold(0i64, |sum, slot| {
-                sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed))
-            });
+            let live = if index == PROCESS as usize {
+                // The process's slots hold no pending bytes of its own: its top-level
+                // owners' do (see `process_live`).
+                process_live(None, 0)
+            } else {
+                // The published total before the slots' unpublished bytes, as in
+                // `record_peak`.
+                let flushed = cell.flushed.load(Acquire);
+                slots_in_use().fold(flushed, |sum, slot| {
+                    sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed))
+                })
+            };
             let reuses = cell.reuses.load(Relaxed);
-            SavedWindow {
-                peak: cell.window_peak.swap(flushed.wrapping_add(pending), Relaxed),
-                reuses,
-            }
+            SavedWindow { peak: cell.window_peak.swap(live, Relaxed), reuses }
         })
         .collect();
     for slot in slots_in_use() {
