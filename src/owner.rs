@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::registry::{self, INTERNAL, OVERFLOW, PROCESS, ROOT};
 use crate::stats::OwnerStats;
 use std::future::Future;
+use std::io::Write as _;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -81,7 +82,12 @@ impl Owner {
     fn or_overflow(result: Result<Owner>) -> Owner {
         result.unwrap_or_else(|err| {
             if FALLBACKS.fetch_add(1, Relaxed) == 0 {
-                eprintln!("{err}; charging to {:?} instead", registry::OVERFLOW_NAME);
+                // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{err}; charging to {:?} instead",
+                    registry::OVERFLOW_NAME
+                );
             }
             Owner::overflow()
         })
@@ -285,14 +291,6 @@ impl Owner {
     /// ```
     pub fn stats(self) -> OwnerStats {
         crate::stats::owner_stats(self)
-    }
-
-    /// Checks that the handle still names a live owner.
-    pub(crate) fn check(self) -> Result<()> {
-        if self.id < registry::FIRST_USER_ID {
-            return Ok(());
-        }
-        registry::with(|r| r.live_entry(self.id, self.generation).map(|_| ()))
     }
 }
 

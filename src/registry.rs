@@ -71,6 +71,8 @@ pub(crate) struct Registry {
     retired: Vec<u16>,
     generations: Vec<u32>,
     next_item: u64,
+    /// Numbers the names of retired owners renamed by [`Registry::rename_retired_holder_of`].
+    next_retired: u64,
 }
 
 pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
@@ -105,6 +107,7 @@ pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
         retired: Vec::new(),
         generations: vec![0; MAX_OWNERS],
         next_item: 0,
+        next_retired: 0,
     })
 });
 
@@ -155,6 +158,15 @@ impl Registry {
         }
     }
 
+    /// `Ok` when `(id, generation)` names a live owner or a reserved one (whose handles
+    /// never go stale), `Stale` otherwise.
+    pub(crate) fn check_live(&self, id: u16, generation: u32) -> Result<()> {
+        if id >= FIRST_USER_ID {
+            self.live_entry(id, generation)?;
+        }
+        Ok(())
+    }
+
     /// The entry for `(id, generation)`, live or retired (still holding bytes), or `Stale`.
     pub(crate) fn any_entry(&self, id: u16, generation: u32) -> Result<&Entry> {
         match self.entry(id) {
@@ -203,8 +215,15 @@ impl Registry {
         }
     }
 
-    /// Registers a retained item's owner under `parent` with a unique name.
-    pub(crate) fn register_item(&mut self, parent: u16, meta: ItemMeta) -> Result<(u16, u32)> {
+    /// Registers a retained item's owner under the live owner `(parent, generation)` with a
+    /// unique name: checked here, under the same lock, so that a parent retired and its id
+    /// reused meanwhile never receives the item.
+    pub(crate) fn register_item(
+        &mut self,
+        (parent, generation): (u16, u32),
+        meta: ItemMeta,
+    ) -> Result<(u16, u32)> {
+        self.check_live(parent, generation)?;
         self.next_item += 1;
         let path = self.child_path(parent, &format!("item#{}", self.next_item));
         self.register(parent, path, Some(meta))
@@ -224,6 +243,7 @@ impl Registry {
             Some(id) => id,
             None => self.reclaim().ok_or(Error::RegistryFull { capacity: MAX_OWNERS })?,
         };
+        self.rename_retired_holder_of(&path);
         #[cfg(feature = "enabled")]
         let generation = crate::counters::reset_for_new_owner(id, parent);
         #[cfg(not(feature = "enabled"))]
@@ -247,6 +267,12 @@ impl Registry {
     fn reclaim(&mut self) -> Option<u16> {
         let retired = std::mem::take(&mut self.retired);
         for id in retired {
+            // Freed meanwhile, with a child freed before it in this loop (`free_id` frees a
+            // retired parent its last child leaves): listed again, the id would be freed a
+            // second time while its next owner lives.
+            if self.entry(id).is_none_or(|e| !e.retired) {
+                continue;
+            }
             if self.holds_nothing(id) {
                 self.free_id(id);
             } else {
@@ -351,22 +377,8 @@ impl Registry {
             return Err(Error::TooDeep { parent, max_depth: MAX_DEPTH - 1 });
         }
         let leaf = entry.path.rsplit('/').next().unwrap_or(&entry.path).to_owned();
-        let old_prefix = entry.path.clone();
         let new_path = self.child_path(new_parent, &leaf);
-        // Rename the owner and every descendant.
-        for other in 0..ids_high() {
-            if !self.is_ancestor(id, other) {
-                continue;
-            }
-            if let Some(e) = self.entries[other as usize].as_mut() {
-                let renamed = format!("{new_path}{}", &e.path[old_prefix.len()..]);
-                if !e.retired {
-                    self.by_path.remove(&e.path);
-                    self.by_path.insert(renamed.clone(), other);
-                }
-                e.path = renamed;
-            }
-        }
+        self.rename_subtree(id, &entry.path, &new_path);
         if let Some(e) = self.entries[id as usize].as_mut() {
             e.parent = new_parent;
         }
@@ -387,6 +399,40 @@ impl Registry {
             }
         }
         Ok(entry.parent)
+    }
+
+    /// Renames `id` (now at `old_path`) and every descendant to start with `new_path`.
+    fn rename_subtree(&mut self, id: u16, old_path: &str, new_path: &str) {
+        for other in 0..ids_high() {
+            if !self.is_ancestor(id, other) {
+                continue;
+            }
+            if let Some(e) = self.entries[other as usize].as_mut() {
+                let renamed = format!("{new_path}{}", e.path.get(old_path.len()..).unwrap_or(""));
+                if !e.retired {
+                    self.by_path.remove(&e.path);
+                    self.by_path.insert(renamed.clone(), other);
+                }
+                e.path = renamed;
+            }
+        }
+    }
+
+    /// A retired owner that still holds bytes keeps its name until a new owner takes it:
+    /// then it (and its descendants) become `<name> (retired #N)`, so that snapshots, diffs
+    /// and leak checks never see two owners of one name, and a new parent's `child("x")`
+    /// never finds the old parent's child. Before 2026-12-05 both owners kept the name: a
+    /// diff compared both with one baseline, and the re-created parent's child was the
+    /// retired one's, whose bytes its stats missed.
+    fn rename_retired_holder_of(&mut self, path: &str) {
+        let Some(&id) =
+            self.retired.iter().find(|&&id| self.entry(id).is_some_and(|e| e.path == path))
+        else {
+            return;
+        };
+        self.next_retired += 1;
+        let renamed = format!("{path} (retired #{})", self.next_retired);
+        self.rename_subtree(id, path, &renamed);
     }
 
     fn subtree_height(&self, id: u16) -> usize {

@@ -102,20 +102,37 @@ impl<T> Retained<T> {
     }
 
     fn register(parent: Owner, label: &str) -> Result<Owner> {
-        parent.check()?;
-        let label = if HASH_LABELS.load(Relaxed) {
-            format!("fnv1a64:{:016x}", fnv1a64(label))
-        } else {
-            label.to_owned()
-        };
-        let meta =
-            ItemMeta { label, type_name: std::any::type_name::<T>(), created: Instant::now() };
-        let (id, generation) = registry::with(|r| r.register_item(parent.id(), meta))?;
+        let created = Instant::now();
+        // Inside `registry::with`, which counts what it allocates as heapscope's own: the
+        // label lives as long as the item, and was once charged to the caller's owner.
+        let (id, generation) = registry::with(|r| {
+            let label = if HASH_LABELS.load(Relaxed) {
+                format!("fnv1a64:{:016x}", fnv1a64(label))
+            } else {
+                label.to_owned()
+            };
+            let meta = ItemMeta { label, type_name: std::any::type_name::<T>(), created };
+            // The parent's generation is checked under the same lock as the registration.
+            r.register_item((parent.id(), parent.generation()), meta)
+        })?;
         Ok(Owner::from_parts(id, generation))
     }
 
     fn build_under(owner: Owner, make: impl FnOnce() -> T) -> Retained<T> {
+        // Retires the item's owner if `make` panics: no `Retained` will, and each such panic
+        // once kept an id registered for good (an agent whose tool calls panic would fill
+        // the registry).
+        struct RetireOnUnwind(Option<Owner>);
+        impl Drop for RetireOnUnwind {
+            fn drop(&mut self) {
+                if let Some(owner) = self.0.take() {
+                    let _ = owner.retire();
+                }
+            }
+        }
+        let mut guard = RetireOnUnwind(Some(owner).filter(|o| *o != Owner::overflow()));
         let value = owner.in_scope(make);
+        guard.0 = None;
         Retained { value: ManuallyDrop::new(value), owner }
     }
 
@@ -199,8 +216,12 @@ impl<T> Retained<T> {
     /// assert!(result.owner().name().starts_with("history/"));
     /// ```
     pub fn transfer_to(&self, new_parent: Owner) -> Result<()> {
-        new_parent.check()?;
-        registry::with(|r| r.reparent(self.owner.id(), self.owner.generation(), new_parent.id()))?;
+        registry::with(|r| {
+            // Checked under the same lock as the move: a parent retired and its id reused in
+            // between would otherwise receive the item.
+            r.check_live(new_parent.id(), new_parent.generation())?;
+            r.reparent(self.owner.id(), self.owner.generation(), new_parent.id())
+        })?;
         Ok(())
     }
 

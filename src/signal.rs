@@ -200,24 +200,27 @@ impl SignalTriggerBuilder {
     }
 }
 
-/// Prints what a signal did to standard error.
+/// Prints what a signal did to standard error. Not with `eprintln!`, which panics when
+/// stderr is gone (a closed pipe) and would end the trigger thread.
 fn print_outcome(outcome: SignalOutcome) {
-    match outcome {
-        SignalOutcome::Written(bundle) => eprintln!(
+    use std::io::Write as _;
+    let message = match outcome {
+        SignalOutcome::Written(bundle) => format!(
             "heapscope: diagnostics bundle written to {}\n{}",
             bundle.directory.display(),
             bundle.privacy_notice
         ),
-        SignalOutcome::Failed(e) => eprintln!("heapscope: the diagnostics bundle failed: {e}"),
-        SignalOutcome::CoolingDown { since_last } => eprintln!(
+        SignalOutcome::Failed(e) => format!("heapscope: the diagnostics bundle failed: {e}"),
+        SignalOutcome::CoolingDown { since_last } => format!(
             "heapscope: signal ignored: the last bundle was finished {:.1} s ago",
             since_last.as_secs_f64()
         ),
-        SignalOutcome::CapReached { max_bundles } => eprintln!(
+        SignalOutcome::CapReached { max_bundles } => format!(
             "heapscope: signal ignored: this process already wrote {max_bundles} bundles on \
              signals"
         ),
-    }
+    };
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 /// While alive, a signal writes a diagnostics bundle. Dropping it (or [`stop`](Self::stop))

@@ -13,14 +13,23 @@ use crate::snapshot::Snapshot;
 use crate::stats::OwnerStats;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 fn unique_owner(prefix: &str, name: &str) -> Owner {
     let n = NEXT.fetch_add(1, Relaxed);
-    let clean: String =
-        name.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).take(96).collect();
+    // At most 96 bytes of the name, cut at a character boundary, so that the prefix and the
+    // number fit the 128-byte limit (96 characters once let 100 `é` through as 200 bytes,
+    // and the probe measured the overflow owner instead).
+    let mut clean = String::with_capacity(name.len().min(96));
+    for c in name.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }) {
+        if clean.len() + c.len_utf8() > 96 {
+            break;
+        }
+        clean.push(c);
+    }
     Owner::named(format!("{prefix}:{clean}#{n}"))
 }
 
@@ -28,7 +37,8 @@ fn warn_inactive() -> bool {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let active = crate::is_tracking();
     if !active && !WARNED.swap(true, Relaxed) {
-        eprintln!("heapscope: disabled, growth not checked");
+        // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+        let _ = writeln!(std::io::stderr(), "heapscope: disabled, growth not checked");
     }
     active
 }
@@ -172,13 +182,14 @@ pub struct OwnerTrend {
     pub name: String,
     /// The verdict.
     pub trend: Trend,
-    /// Least-squares slope of the owner's own live bytes against the iteration number.
+    /// Least-squares slope of the owner's live bytes (its descendants' included) against the
+    /// iteration number.
     pub bytes_per_iteration: f64,
-    /// Own live bytes after warm-up, before the first measured iteration.
+    /// Live bytes (descendants' included) after warm-up, before the first measured iteration.
     pub start_live_bytes: u64,
-    /// Own live bytes after the last iteration.
+    /// Live bytes (descendants' included) after the last iteration.
     pub end_live_bytes: u64,
-    /// The owner's peak (including descendants) at the end.
+    /// The highest live bytes (descendants' included) during the measured iterations.
     pub peak_bytes: u64,
 }
 
@@ -249,13 +260,20 @@ impl fmt::Display for LeakReport {
     }
 }
 
-/// Runs `body(i)` `warmup` times, then `iterations` times while sampling every owner's own
-/// live bytes after each iteration, and judges each owner's [`Trend`]:
+/// Runs `body(i)` `warmup` times, then `iterations` times while sampling every owner's live
+/// bytes (its descendants' included) after each iteration, and judges each owner's
+/// [`Trend`]:
 ///
 /// - **leaking**: the least-squares slope is positive *and* the owner grew within each third
 ///   of the measured run (so one late cache fill is not a leak);
-/// - **transient peak**: not leaking, and its peak exceeds every sampled value;
+/// - **transient peak**: not leaking, and its peak during the measured iterations exceeds
+///   every sampled value;
 /// - **flat**: neither.
+///
+/// An owner is judged with its descendants: items kept forever under `history` (each a
+/// [`Retained`](crate::Retained) of its own, which grows once) make `history` leaking, and a
+/// leaking child makes its ancestors leaking too. Peaks reached during warm-up (a cache that
+/// filled, a table that grew) do not count.
 ///
 /// Each iteration runs under a fresh `leak_check:#n` owner, so growth the body does not
 /// attribute anywhere still shows. Other threads' owners are observed too: run leak checks in
@@ -290,21 +308,24 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
         for o in &snap.owners {
             let s = series.entry(o.name.clone()).or_insert_with(|| vec![0; sample]);
             s.resize(sample, 0);
-            s.push(o.own_live_bytes);
+            s.push(o.stats.live_bytes);
         }
     };
+    // Peaks from here on only: one reached in warm-up (a cache filling, a table growing by
+    // reallocation) once made a cache that stays "transient".
+    let window = PeakWindow::open();
     record(&Snapshot::capture(), 0);
     for i in 0..iterations {
         run_owner.in_scope(|| body(warmup + i));
         record(&Snapshot::capture(), i + 1);
     }
-    let last = Snapshot::capture();
+    let peaks = window.close();
     let mut owners: Vec<OwnerTrend> = series
         .into_iter()
         .filter(|(name, _)| name != crate::registry::ROOT_NAME && !name.starts_with("heapscope."))
         .map(|(name, mut ys)| {
             ys.resize(iterations + 1, 0);
-            let peak = last.owner(&name).map_or(0, |o| o.stats.peak_bytes);
+            let peak = peaks.get(&name).copied().unwrap_or(0);
             judge(name, &ys, peak)
         })
         .collect();
@@ -313,6 +334,41 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     });
     let _ = run_owner.retire();
     LeakReport { warmup, iterations, owners, active }
+}
+
+/// Every owner's highest live bytes (descendants' included) from [`PeakWindow::open`] to
+/// [`PeakWindow::close`], as a phase keeps them.
+struct PeakWindow {
+    #[cfg(feature = "enabled")]
+    saved: Vec<crate::counters::SavedWindow>,
+}
+
+impl PeakWindow {
+    fn open() -> PeakWindow {
+        PeakWindow {
+            #[cfg(feature = "enabled")]
+            saved: crate::registry::with(|_| crate::counters::open_window()),
+        }
+    }
+
+    /// The window's peaks by owner name, and the window it replaced restored (as a phase
+    /// that ends).
+    fn close(self) -> std::collections::HashMap<String, u64> {
+        #[cfg(feature = "enabled")]
+        {
+            crate::registry::with(|r| {
+                let peaks = r
+                    .all()
+                    .into_iter()
+                    .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
+                    .collect();
+                crate::counters::close_window(&self.saved);
+                peaks
+            })
+        }
+        #[cfg(not(feature = "enabled"))]
+        std::collections::HashMap::new()
+    }
 }
 
 fn judge(name: String, ys: &[u64], peak_bytes: u64) -> OwnerTrend {

@@ -7,6 +7,7 @@ use crate::phase::PhaseRecord;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -311,7 +312,11 @@ impl Sampler {
         self.shared.wake.notify_all();
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                eprintln!("heapscope: the sampler thread panicked; its samples so far are kept");
+                // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "heapscope: the sampler thread panicked; its samples so far are kept"
+                );
             }
         }
     }

@@ -1,15 +1,25 @@
-//! `leak_check` in a process of its own (it observes every owner of the process): a leaking
-//! owner, a transient peak and a cache that fills during warm-up are told apart.
+//! `leak_check` in a process of its own (it observes every owner of the process, so the tests
+//! here take turns): a leaking owner, a transient peak and a cache that fills during warm-up
+//! are told apart, owners are judged with their descendants, and peaks of the warm-up do not
+//! count.
 #![cfg(feature = "enabled")]
 
 heapscope::install!();
 
-use heapscope::testing::{leak_check, Trend};
-use heapscope::Owner;
+use heapscope::testing::{leak_check, Probe, Trend};
+use heapscope::{Owner, Retained};
 use std::hint::black_box;
+use std::sync::{Mutex, MutexGuard};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[test]
 fn leak_transient_peak_and_cache_are_told_apart() {
+    let _g = serial();
     const WARMUP: usize = 3;
     const ITERATIONS: usize = 24;
     let leak = Owner::named("lc_leaking_owner");
@@ -63,4 +73,88 @@ fn leak_transient_peak_and_cache_are_told_apart() {
     }
     assert!(shown.starts_with("heapscope: 1 leaking owner(s) over 24 iterations"), "{shown}");
     drop((kept, cached));
+}
+
+/// Items kept forever under one parent (an agent's history, each turn a `Retained` of its
+/// own): every item grows once, so only the parent, judged with its descendants, grows in
+/// every iteration. Judged on its own bytes (before 2026-12-05) nothing was leaking.
+#[test]
+fn items_kept_forever_make_their_parent_leaking() {
+    let _g = serial();
+    let history = Owner::named("lc_history");
+    let mut kept: Vec<Retained<Vec<u8>>> = Vec::with_capacity(16);
+    let report = leak_check(2, 12, |i| {
+        kept.push(Retained::build(history, "turn", || black_box(vec![i as u8; 4096])));
+    });
+    let leaking: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(leaking, ["lc_history"], "{report}");
+    let h = report.owner("lc_history").unwrap();
+    assert!((h.bytes_per_iteration - 4096.0).abs() < 1.0, "{h:?}");
+    drop(kept);
+    history.retire().unwrap();
+}
+
+/// A per-request owner that leaks and is re-created every iteration is a new owner each time
+/// (the retired one is renamed `… (retired #N)` once its name is taken): none of them grows
+/// twice. Made a child of one parent, the leak shows in the parent.
+#[test]
+fn a_leak_through_re_created_children_shows_in_their_parent() {
+    let _g = serial();
+    let requests = Owner::named("lc_requests");
+    let mut kept = Vec::with_capacity(16);
+    let report = leak_check(2, 12, |i| {
+        let request = requests.child("current");
+        kept.push(request.in_scope(|| black_box(vec![i as u8; 1000])));
+        request.retire().unwrap();
+    });
+    let leaking: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(leaking, ["lc_requests"], "{report}");
+    drop(kept);
+    requests.retire().unwrap();
+}
+
+/// A parent whose child holds a steady cache, and a cache that filled during warm-up by
+/// reallocation (a `HashMap` holds its old and new tables while it grows), are flat: before
+/// 2026-12-05 both were "transient peaks", the first because its own bytes (0) were compared
+/// with its peak including the child, the second because the peak of the warm-up counted.
+#[test]
+fn steady_children_and_caches_filled_in_warm_up_are_flat() {
+    let _g = serial();
+    let parent = Owner::named("lc_parent");
+    let child = parent.child("cache");
+    let steady = child.in_scope(|| black_box(vec![0u8; 10_000]));
+    let table_owner = Owner::named("lc_hash_cache");
+    let mut table: std::collections::HashMap<u64, [u8; 64]> = Default::default();
+    let report = leak_check(3, 12, |i| {
+        if i < 3 {
+            table_owner
+                .in_scope(|| table.extend((0..1000u64).map(|k| (i as u64 * 1000 + k, [1; 64]))));
+        }
+        black_box(table.len());
+    });
+    for name in ["lc_parent", "lc_parent/cache", "lc_hash_cache"] {
+        let o = report.owner(name).unwrap_or_else(|| panic!("{name} observed"));
+        assert_eq!(o.trend, Trend::Flat, "{o:?}");
+        assert_eq!(o.start_live_bytes, o.end_live_bytes, "{o:?}");
+        assert_eq!(o.peak_bytes, o.end_live_bytes, "{o:?}");
+    }
+    assert_eq!(report.owner("lc_parent").unwrap().end_live_bytes, 10_000);
+    drop((steady, table));
+    child.retire().unwrap();
+    parent.retire().unwrap();
+    table_owner.retire().unwrap();
+}
+
+/// A probe's name is cut to fit the owner name limit by bytes, at a character boundary: cut
+/// by characters, 100 `é` made a name of over 128 bytes and the probe measured the overflow
+/// owner instead of one of its own.
+#[test]
+fn a_probe_with_a_long_non_ascii_name_gets_an_owner_of_its_own() {
+    let _g = serial();
+    let probe = Probe::start(&"é".repeat(100));
+    assert_ne!(probe.owner(), Owner::overflow());
+    assert!(probe.owner().name().starts_with("probe:éé"), "{}", probe.owner().name());
+    let v = black_box(vec![0u8; 100]);
+    assert_eq!(probe.stats().live_bytes, 100);
+    drop(v);
 }

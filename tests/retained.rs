@@ -257,3 +257,39 @@ fn top_lists_items_largest_first_with_labels_types_and_parents() {
     drop((small, mid, tie1, tie2));
     assert!(retained::top(10).is_empty());
 }
+
+/// A build whose closure panics retires the item's owner: nothing else would (no `Retained`
+/// exists), and each such panic once kept an id registered for good.
+#[test]
+fn a_build_that_panics_retires_its_item() {
+    let _g = serial();
+    let parent = Owner::named("panicky_tools");
+    for _ in 0..10 {
+        let built = std::panic::catch_unwind(|| {
+            Retained::build(parent, "tool call", || -> Vec<u8> { panic!("the tool failed") })
+        });
+        assert!(built.is_err());
+    }
+    let live_items = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("panicky_tools/") && !o.retired)
+        .count();
+    assert_eq!(live_items, 0);
+    parent.retire().unwrap();
+}
+
+/// An item's label lives as long as the item, in heapscope's bookkeeping: charged to
+/// `heapscope.internal`, never to the owner current where the item is built.
+#[test]
+fn an_items_label_is_not_charged_to_the_caller() {
+    let _g = serial();
+    let parent = Owner::named("label_parent");
+    let caller = Owner::named("label_caller");
+    let item = caller.in_scope(|| Retained::build(parent, "L".repeat(1000), || 7u8));
+    assert_eq!(live(caller), 0);
+    assert_eq!(item.live_bytes(), 0);
+    drop(item);
+    caller.retire().unwrap();
+    parent.retire().unwrap();
+}
