@@ -186,7 +186,9 @@ impl<T> Retained<T> {
     }
 
     /// Exact live bytes of the item (its owner and any children of it). Zero without the
-    /// `enabled` feature.
+    /// `enabled` feature. An item that [`Retained::build`] had to build under the overflow
+    /// owner (registry full, parent retired) has no owner of its own: this is then the
+    /// overflow owner's live bytes, every such item's together.
     ///
     /// ```
     /// let item = heapscope::Retained::build(heapscope::Owner::named("c"), "v", || vec![0u8; 300]);
