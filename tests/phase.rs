@@ -66,11 +66,16 @@ fn a_deep_copy_stands_out_by_its_peak() {
     let h = quiet.owners.iter().find(|o| o.name == "phase_history").unwrap();
     assert_eq!(h.peak_bytes, live + 1000);
 
+    // This test's phases, last (the other test's may have finished before them).
     let names: Vec<String> = heapscope::recent_phases().into_iter().map(|p| p.name).collect();
-    assert_eq!(names, ["compression", "request", "streaming"]);
+    assert!(
+        names.ends_with(&["compression", "request", "streaming"].map(String::from)),
+        "{names:?}"
+    );
 
     let report = heapscope::report();
-    assert_eq!(report.phases.len(), 3);
+    let reported: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert!(reported.ends_with(&["compression", "request", "streaming"]), "{reported:?}");
     assert!(
         report.suggestions.iter().any(|s| s.starts_with("phase \"compression\" peaked")
             || s.starts_with("phase \"request\" peaked")),
