@@ -27,39 +27,87 @@ fn io_error(path: &Path, action: &'static str, err: &std::io::Error) -> Error {
 
 /// Creates `dir` (and missing parents) with mode 0700, or accepts an existing directory only
 /// if it is a real directory (not a link), owned by this user and not writable by others.
+///
+/// Existing ancestors of a directory created here are held to what a path to a private
+/// directory needs, not to the same rules: owned by this user or by root, and not writable
+/// by others unless sticky (`/tmp`, `/var/tmp`). They were once judged like `dir` itself, so
+/// every user but root was refused a new directory under `/tmp`, which root owns.
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(meta) => check_existing_dir(dir, &meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                private_dir(parent)?;
+                ancestor_dir(parent)?;
             }
-            // Only Unix sets a mode on it (elsewhere the directory inherits its parent's ACL).
-            #[cfg_attr(not(unix), allow(unused_mut))]
-            let mut builder = fs::DirBuilder::new();
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            match builder.create(dir) {
-                Ok(()) => {}
-                // Created meanwhile by someone else: judge it like any existing directory.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let meta =
-                        fs::symlink_metadata(dir).map_err(|e| io_error(dir, "inspect", &e))?;
-                    return check_existing_dir(dir, &meta);
-                }
-                Err(e) => return Err(io_error(dir, "create directory", &e)),
-            }
-            // The umask can only remove bits; set 0700 exactly.
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| io_error(dir, "set permissions", &e))?;
-            }
-            Ok(())
+            create_private(dir)
         }
         Err(e) => Err(io_error(dir, "inspect", &e)),
     }
+}
+
+/// An ancestor of a directory about to be created: created (0700) when missing, otherwise
+/// checked with [`check_ancestor`]. Links are followed here (`/var/run` is one): what they
+/// lead to is what is checked.
+fn ancestor_dir(dir: &Path) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(meta) => check_ancestor(dir, &meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                ancestor_dir(parent)?;
+            }
+            create_private(dir)
+        }
+        Err(e) => Err(io_error(dir, "inspect", &e)),
+    }
+}
+
+/// Creates `dir`, mode 0700, its parent existing; judges it like any existing directory if
+/// another process created it first.
+fn create_private(dir: &Path) -> Result<()> {
+    // Only Unix sets a mode on it (elsewhere the directory inherits its parent's ACL).
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => {}
+        // Created meanwhile by someone else: judge it like any existing directory.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = fs::symlink_metadata(dir).map_err(|e| io_error(dir, "inspect", &e))?;
+            return check_existing_dir(dir, &meta);
+        }
+        Err(e) => return Err(io_error(dir, "create directory", &e)),
+    }
+    // The umask can only remove bits; set 0700 exactly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error(dir, "set permissions", &e))?;
+    }
+    Ok(())
+}
+
+/// An existing ancestor: a directory owned by this user or root, and not writable by others
+/// unless sticky (nobody can then replace what we create in it).
+fn check_ancestor(dir: &Path, meta: &fs::Metadata) -> Result<()> {
+    let refuse = |reason: &'static str| Err(Error::UnsafePath { path: dir.to_owned(), reason });
+    if !meta.is_dir() {
+        return refuse("exists and is not a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me && meta.uid() != 0 {
+            return refuse("is owned by another user (not root)");
+        }
+        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+            return refuse("is writable by group or others");
+        }
+    }
+    Ok(())
 }
 
 fn check_existing_dir(dir: &Path, meta: &fs::Metadata) -> Result<()> {
@@ -78,9 +126,9 @@ fn check_existing_dir(dir: &Path, meta: &fs::Metadata) -> Result<()> {
         if meta.uid() != me {
             return refuse("is owned by another user");
         }
-        // A sticky world-writable directory such as /tmp is fine as an ancestor: nobody can
-        // replace what we create in it. Anything else writable by others is not.
-        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+        // The directory the files go into is private: a sticky one such as /tmp is fine
+        // as an ancestor (see `check_ancestor`), not as the place itself.
+        if meta.mode() & 0o022 != 0 {
             return refuse("is writable by group or others");
         }
     }
@@ -287,6 +335,48 @@ mod tests {
             private_dir(Path::new("/proc/heapscope-cannot-exist/x")),
             Err(Error::Io { .. })
         ));
+        fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn new_directories_may_sit_under_sticky_or_root_owned_ancestors_only() {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let base = scratch("ancestors");
+        private_dir(&base).unwrap();
+        // A sticky, world-writable directory as /tmp is: a new directory below it (and below
+        // a missing level) is fine when the sticky one belongs to this user or to root. It
+        // once had to be this user's: no user but root could write under /tmp, root's.
+        let sticky = base.join("tmp");
+        fs::create_dir(&sticky).unwrap();
+        fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+        private_dir(&sticky.join("agent/memory")).unwrap();
+        assert_eq!(mode(&sticky.join("agent")), 0o700);
+        assert_eq!(mode(&sticky.join("agent/memory")), 0o700);
+        // The sticky directory itself is no place for the files.
+        assert!(matches!(
+            private_dir(&sticky),
+            Err(Error::UnsafePath { reason: "is writable by group or others", .. })
+        ));
+        // An ancestor that others can write to and that is not sticky is refused.
+        let open = base.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            private_dir(&open.join("agent")),
+            Err(Error::UnsafePath { reason: "is writable by group or others", .. })
+        ));
+        if me == 0 {
+            // Run as root: an ancestor owned by another ordinary user is refused (they
+            // could rename what is in it), a sticky one of root's is not.
+            let theirs = base.join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert!(matches!(
+                private_dir(&theirs.join("agent")),
+                Err(Error::UnsafePath { reason: "is owned by another user (not root)", .. })
+            ));
+        }
         fs::remove_dir_all(&base).ok();
     }
 

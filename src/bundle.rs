@@ -164,7 +164,12 @@ pub struct Bundle {
 /// ```
 pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-    let root = options.base.join("diagnostics").join("memory");
+    // Each directory heapscope adds below the base is held to the full rules (a real
+    // directory, ours, private): checked only at `memory`, a link at `diagnostics` was
+    // followed to wherever it led.
+    let diagnostics = options.base.join("diagnostics");
+    artifacts::private_dir(&diagnostics)?;
+    let root = diagnostics.join("memory");
     artifacts::private_dir(&root)?;
     let dir = fresh_bundle_dir(&root)?;
     let mut files = Vec::new();

@@ -483,8 +483,10 @@ fn read_process(options: &ReportOptions, warnings: &mut Vec<String>) -> Option<P
         match procfs::process_tree(&options.proc_root, std::process::id(), procfs::page_size()) {
             Ok(tree) => {
                 info.descendants = tree.descendants.len();
-                let children: u64 = tree.descendants.iter().map(|c| c.rss_bytes).sum();
-                info.tree_rss_bytes = status.vm_rss_bytes.map(|own| own + children);
+                // Saturating: the figures come from /proc, which may hold anything.
+                let children =
+                    tree.descendants.iter().fold(0u64, |sum, c| sum.saturating_add(c.rss_bytes));
+                info.tree_rss_bytes = status.vm_rss_bytes.map(|own| own.saturating_add(children));
                 info.largest_children =
                     tree.descendants.into_iter().take(options.top_children).collect();
             }
@@ -844,7 +846,8 @@ impl fmt::Display for Report {
             opt_size(o.untracked_bytes)
         )?;
         for line in &o.tree {
-            let indent = "  ".repeat(line.depth);
+            // Bounded: a report read from a file may claim any depth (owners nest 7 deep).
+            let indent = "  ".repeat(line.depth.min(crate::registry::MAX_DEPTH));
             writeln!(
                 f,
                 "             {indent}{:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks",

@@ -133,6 +133,14 @@ fn unsafe_bases_are_refused_without_writing() {
     assert!(matches!(err, heapscope::Error::UnsafePath { .. }), "{err}");
     assert!(err.to_string().starts_with("heapscope: refusing to write"), "{err}");
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    // The same with a private `memory` directory already behind the link: once only `memory`
+    // was checked, and the bundle went through the link.
+    std::fs::create_dir(elsewhere.join("memory")).unwrap();
+    std::fs::set_permissions(elsewhere.join("memory"), std::fs::Permissions::from_mode(0o700))
+        .unwrap();
+    let err = capture(&CaptureOptions::new(&base)).unwrap_err();
+    assert!(matches!(err, heapscope::Error::UnsafePath { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.join("memory")).unwrap().count(), 0);
 
     let err = capture(&CaptureOptions::new("/proc/heapscope-cannot-exist")).unwrap_err();
     assert!(matches!(err, heapscope::Error::Io { .. }), "{err}");

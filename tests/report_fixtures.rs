@@ -216,6 +216,21 @@ fn process_tree_counts_descendants_skips_strangers_zombies_and_garbage() {
     assert_eq!(p.tree_rss_bytes, Some(100 * MIB + (5120 + 2560) * unit));
 }
 
+/// Children whose `rss` is garbage-large: the tree's RSS saturates instead of overflowing
+/// (which panicked in debug builds and wrapped to a small number in release ones).
+#[test]
+fn garbage_child_rss_saturates_the_tree_rss() {
+    let f = Fixture::new("huge-rss");
+    base_proc(&f);
+    let me = std::process::id();
+    f.write("proc/4000011/stat", &stat_line(4_000_011, "a", 'S', me, u64::MAX / 2))
+        .write("proc/4000012/stat", &stat_line(4_000_012, "b", 'S', me, u64::MAX / 2));
+    let r = capture(&f, ReportOptions::default());
+    let p = r.process.as_ref().unwrap();
+    assert_eq!(p.descendants, 2);
+    assert_eq!(p.tree_rss_bytes, Some(u64::MAX));
+}
+
 #[test]
 fn environment_configuration_names_the_bad_variable() {
     // Each case uses its own variable names: tests run in parallel in this process.

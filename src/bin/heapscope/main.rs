@@ -208,7 +208,9 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
         .into_iter()
         .map(|n| {
             let (x, y) = (live(&a, n), live(&b, n));
-            (n, x, y, y as i64 - x as i64)
+            // Saturating: the numbers come from files, which may hold anything up to u64::MAX.
+            let growth = (i128::from(y) - i128::from(x)).clamp(i64::MIN.into(), i64::MAX.into());
+            (n, x, y, growth as i64)
         })
         .collect();
     rows.sort_by(|p, q| q.3.cmp(&p.3).then(p.0.cmp(q.0)));

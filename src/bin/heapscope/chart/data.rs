@@ -172,10 +172,10 @@ fn merge_smallest(mut series: Vec<OwnerSeries>) -> Vec<OwnerSeries> {
     }
     series.sort_by(|a, b| b.peak().cmp(&a.peak()).then_with(|| a.name.cmp(&b.name)));
     let rest = series.split_off(MAX_OWNER_SERIES - 1);
-    let mut values = vec![0; rest[0].values.len()];
+    let mut values = vec![0u64; rest[0].values.len()];
     for s in &rest {
         for (sum, v) in values.iter_mut().zip(&s.values) {
-            *sum += v;
+            *sum = sum.saturating_add(*v);
         }
     }
     series.push(OwnerSeries { name: format!("other ({} owners)", rest.len()), values, colour: "" });
@@ -218,15 +218,19 @@ fn shade(timeline: &Timeline, last_sample_ms: u64) -> Shading {
     let run_ms = timeline
         .phases
         .iter()
-        .map(|p| p.started_at_unix_ms.saturating_sub(start) + p.duration_ms)
+        .map(|p| p.started_at_unix_ms.saturating_sub(start).saturating_add(p.duration_ms))
         .fold(last_sample_ms, u64::max);
-    let long_enough =
-        |duration_ms: u64| duration_ms > 0 && duration_ms * 100 >= run_ms * MIN_PHASE_PERCENT;
+    // Saturating: a timeline read from a file may hold any number.
+    let long_enough = |duration_ms: u64| {
+        duration_ms > 0
+            && duration_ms.saturating_mul(100) >= run_ms.saturating_mul(MIN_PHASE_PERCENT)
+    };
     let mut shaded_ms: BTreeMap<&str, u64> = BTreeMap::new();
     for p in timeline.phases.iter().filter(|p| long_enough(p.duration_ms)) {
-        *shaded_ms.entry(&p.name).or_default() += p.duration_ms;
+        let shaded = shaded_ms.entry(&p.name).or_default();
+        *shaded = shaded.saturating_add(p.duration_ms);
     }
-    let percent = |ms: u64| ms * 100 / run_ms.max(1);
+    let percent = |ms: u64| ms.saturating_mul(100) / run_ms.max(1);
     let covering: Vec<(String, u64)> = shaded_ms
         .iter()
         .filter(|(_, &ms)| percent(ms) > MAX_PHASE_COVER_PERCENT)
@@ -252,7 +256,7 @@ fn shade(timeline: &Timeline, last_sample_ms: u64) -> Shading {
             Some(PhaseBand {
                 name: p.name.clone(),
                 start_ms,
-                end_ms: start_ms + p.duration_ms,
+                end_ms: start_ms.saturating_add(p.duration_ms),
                 peak_bytes: p.tracking.then_some(p.total.peak_bytes),
                 colour,
             })

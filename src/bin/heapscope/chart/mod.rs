@@ -155,7 +155,8 @@ fn owners(svg: &mut Svg, data: &ChartData, scale: &Scale) {
     svg.open("g", &[("id", &"owners")]);
     let mut base = vec![0u64; data.times_ms.len()];
     for (index, owner) in data.owners.iter().enumerate() {
-        let top: Vec<u64> = base.iter().zip(&owner.values).map(|(b, v)| b + v).collect();
+        let top: Vec<u64> =
+            base.iter().zip(&owner.values).map(|(b, v)| b.saturating_add(*v)).collect();
         let mut d = String::new();
         for (i, (&t, &v)) in data.times_ms.iter().zip(&top).enumerate() {
             d.push_str(if i == 0 { "M" } else { " L" });
