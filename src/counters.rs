@@ -1185,6 +1185,19 @@ pub(crate) struct ScopePin {
     id: u16,
 }
 
+impl ScopePin {
+    /// A scope on `id` that counted nothing (reserved owners, which are never reused):
+    /// [`unpin`] finds no row for it.
+    pub(crate) const fn unpinned(id: u16) -> ScopePin {
+        ScopePin { row: u16::MAX, id }
+    }
+
+    /// The owner the scope entered.
+    pub(crate) const fn id(self) -> u16 {
+        self.id
+    }
+}
+
 /// A scope counted by [`pin`] has ended (its thread no longer has the owner current).
 pub(crate) fn unpin(pin: ScopePin) {
     if let Some(count) = SCOPES.get(pin.row as usize).and_then(|row| row.get(pin.id as usize)) {

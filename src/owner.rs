@@ -5,6 +5,8 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::registry::{self, INTERNAL, OVERFLOW, PROCESS, ROOT};
 use crate::stats::OwnerStats;
+#[cfg(feature = "enabled")]
+use std::cell::Cell;
 use std::future::Future;
 use std::io::Write as _;
 use std::marker::PhantomData;
@@ -138,6 +140,16 @@ impl Owner {
             let id = crate::counters::current() & (crate::registry::MAX_OWNERS as u16 - 1);
             let generation =
                 crate::counters::OWNERS.get(id as usize).map_or(0, |c| c.generation.load(Relaxed));
+            // A user owner's generation is odd while it is live and even once retired (see
+            // `counters::reset_for_new_owner` and `counters::retire`): inside a scope that
+            // outlived its owner's retirement, the handle is the retired owner's own (its
+            // name and stats read, entering it enters the overflow owner), not one matching
+            // no owner at all.
+            let generation = if id >= registry::FIRST_USER_ID && generation.is_multiple_of(2) {
+                generation.wrapping_sub(1)
+            } else {
+                generation
+            };
             Owner { id, generation }
         }
         #[cfg(not(feature = "enabled"))]
@@ -176,7 +188,7 @@ impl Owner {
                 return enter_id(OVERFLOW);
             };
             let mut scope = enter_id(self.id);
-            scope.pinned = Some(count);
+            scope.pin = count;
             scope
         }
         #[cfg(not(feature = "enabled"))]
@@ -300,7 +312,8 @@ pub(crate) fn enter_id(id: u16) -> OwnerScope {
     #[cfg(feature = "enabled")]
     {
         let previous = crate::counters::replace_current(crate::counters::tag_of(id));
-        OwnerScope { previous, pinned: None, _not_send: PhantomData }
+        let pin = crate::counters::ScopePin::unpinned(id);
+        OwnerScope { previous, pin, _not_send: PhantomData }
     }
     #[cfg(not(feature = "enabled"))]
     OwnerScope { _not_send: PhantomData }
@@ -315,10 +328,10 @@ pub(crate) fn enter_id(id: u16) -> OwnerScope {
 pub struct OwnerScope {
     #[cfg(feature = "enabled")]
     previous: u16,
-    /// Where this scope counted itself to keep a user owner's id from reuse (see
-    /// `counters::pin`); `None` for reserved owners, which are never reused.
+    /// The owner this scope entered, and where it counted itself to keep a user owner's id
+    /// from reuse (see `counters::pin`; reserved owners, never reused, count nothing).
     #[cfg(feature = "enabled")]
-    pinned: Option<crate::counters::ScopePin>,
+    pin: crate::counters::ScopePin,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -326,13 +339,85 @@ impl Drop for OwnerScope {
     fn drop(&mut self) {
         #[cfg(feature = "enabled")]
         {
+            if current_id() != self.pin.id() {
+                // Dropped before a scope entered after it (scopes moved out of their nesting
+                // order): that scope, when it ends, makes this one's owner current again, and
+                // this one ends then (see `end_early_drops`). Until then it keeps its pin, so
+                // that the id is not reused while the thread may charge it: restoring here
+                // once left the thread charging an owner whose id went to a newcomer.
+                let early = EarlyDrop { id: self.pin.id(), previous: self.previous, pin: self.pin };
+                // Past the table's room (or during thread exit) the pin stays for good, as a
+                // scope's that is never dropped.
+                let _ = EARLY_DROPS.try_with(|early_drops| {
+                    if let Some(free) = early_drops.slots.iter().find(|slot| slot.get().is_none()) {
+                        free.set(Some(early));
+                        early_drops.taken.set(early_drops.taken.get().saturating_add(1));
+                    }
+                });
+                return;
+            }
             crate::counters::replace_current(self.previous);
             // Only once this thread no longer has it current may the id be reused.
-            if let Some(count) = self.pinned {
-                crate::counters::unpin(count);
-            }
+            crate::counters::unpin(self.pin);
+            end_early_drops();
         }
     }
+}
+
+/// A scope dropped before a scope entered after it: it ends when its owner is current again.
+#[cfg(feature = "enabled")]
+#[derive(Clone, Copy)]
+struct EarlyDrop {
+    id: u16,
+    previous: u16,
+    pin: crate::counters::ScopePin,
+}
+
+/// How many scopes dropped out of order a thread keeps for later at once.
+#[cfg(feature = "enabled")]
+const EARLY_DROP_SLOTS: usize = 8;
+
+/// This thread's scopes dropped out of order, waiting for their owner to be current again.
+#[cfg(feature = "enabled")]
+struct EarlyDrops {
+    /// How many `slots` are taken: zero but after a misuse, and all a scope's drop reads then.
+    taken: Cell<u8>,
+    slots: [Cell<Option<EarlyDrop>>; EARLY_DROP_SLOTS],
+}
+
+#[cfg(feature = "enabled")]
+thread_local! {
+    static EARLY_DROPS: EarlyDrops = const {
+        EarlyDrops { taken: Cell::new(0), slots: [const { Cell::new(None) }; EARLY_DROP_SLOTS] }
+    };
+}
+
+/// The id of the owner current on this thread (without the child bit of its tag).
+#[cfg(feature = "enabled")]
+fn current_id() -> u16 {
+    crate::counters::current() & (registry::MAX_OWNERS as u16 - 1)
+}
+
+/// A scope has ended and made its previous owner current: if that owner's scope was dropped
+/// early, it ends now, and so on down. So `a.enter(); b.enter();` dropped as `a`, then `b`,
+/// leaves the thread where it was before `a`, with both ids free for reuse.
+#[cfg(feature = "enabled")]
+fn end_early_drops() {
+    let _ = EARLY_DROPS.try_with(|early_drops| {
+        for _ in 0..early_drops.taken.get() {
+            let now = current_id();
+            let Some(slot) =
+                early_drops.slots.iter().find(|slot| slot.get().is_some_and(|e| e.id == now))
+            else {
+                return;
+            };
+            if let Some(early) = slot.take() {
+                early_drops.taken.set(early_drops.taken.get().saturating_sub(1));
+                crate::counters::replace_current(early.previous);
+                crate::counters::unpin(early.pin);
+            }
+        }
+    });
 }
 
 pin_project_lite::pin_project! {
@@ -375,18 +460,59 @@ pub trait InOwner: Future + Sized {
 
 impl<F: Future> InOwner for F {}
 
-/// The owner called `name`, registered once and cached in a call-site `static`.
+/// The owner called `name` (a constant `&str`), registered once and cached in a call-site
+/// `static`. If that owner is retired, the next call registers the name again, as
+/// [`Owner::named`] would.
 ///
 /// ```
 /// let history = heapscope::owner!("history");
 /// assert_eq!(history, heapscope::Owner::named("history"));
 /// ```
+///
+/// The name must be a constant: one cached owner per call site cannot follow a name that
+/// changes (a `format!` here once returned the first name's owner for every name).
+///
+/// ```compile_fail
+/// let i = 3;
+/// let call = heapscope::owner!(format!("call_{i}"));
+/// ```
 #[macro_export]
 macro_rules! owner {
     ($name:expr) => {{
-        static OWNER: ::std::sync::OnceLock<$crate::Owner> = ::std::sync::OnceLock::new();
-        *OWNER.get_or_init(|| $crate::Owner::named($name))
+        const NAME: &str = $name;
+        static OWNER: ::std::sync::atomic::AtomicU64 = ::std::sync::atomic::AtomicU64::new(0);
+        $crate::Owner::__cached(&OWNER, NAME)
     }};
+}
+
+impl Owner {
+    /// What [`owner!`](crate::owner) expands to: the owner cached in `slot` (`0` before the
+    /// first call), or `name`'s owner registered again when the cached one was retired. One
+    /// atomic load when the cached owner is live.
+    #[doc(hidden)]
+    pub fn __cached(slot: &AtomicU64, name: &'static str) -> Owner {
+        let packed = slot.load(Relaxed);
+        let cached = Owner { id: (packed >> 32) as u16, generation: packed as u32 };
+        if packed != 0 && cached.is_current_generation() {
+            return cached;
+        }
+        let owner = Owner::named(name);
+        slot.store(u64::from(owner.id) << 32 | u64::from(owner.generation), Relaxed);
+        owner
+    }
+
+    /// Whether the id still holds this handle's owner, unretired (without the registry's lock).
+    fn is_current_generation(self) -> bool {
+        #[cfg(feature = "enabled")]
+        {
+            self.id < registry::FIRST_USER_ID
+                || crate::counters::OWNERS
+                    .get(self.id as usize)
+                    .is_some_and(|c| c.generation.load(Relaxed) == self.generation)
+        }
+        #[cfg(not(feature = "enabled"))]
+        true
+    }
 }
 
 #[cfg(test)]

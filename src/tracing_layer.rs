@@ -58,6 +58,13 @@ impl Default for OwnerLayer {
     }
 }
 
+/// The owner at `parent/child/…`, registered on first use.
+fn owner_at_path(path: &str) -> Owner {
+    let mut parts = path.split('/');
+    let top = Owner::named(parts.next().unwrap_or_default());
+    parts.fold(top, |parent, child| parent.child(child))
+}
+
 /// The owner a span names, kept in the span's extensions.
 struct SpanOwner(Owner);
 
@@ -81,8 +88,9 @@ impl Visit for FindOwner<'_> {
 }
 
 thread_local! {
-    /// Scopes of the owner-naming spans entered on this thread, innermost last.
-    static ENTERED: RefCell<Vec<(Id, OwnerScope)>> = const { RefCell::new(Vec::new()) };
+    /// The owner-naming spans entered on this thread, innermost last, each with its owner and
+    /// the scope that entered it.
+    static ENTERED: RefCell<Vec<(Id, Owner, OwnerScope)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<S> Layer<S> for OwnerLayer
@@ -93,10 +101,21 @@ where
         let mut visitor = FindOwner { field: self.field, found: None };
         attrs.record(&mut visitor);
         if let (Some(name), Some(span)) = (visitor.found, ctx.span(id)) {
-            let mut parts = name.split('/');
-            let top = Owner::named(parts.next().unwrap_or_default());
-            let owner = parts.fold(top, |parent, child| parent.child(child));
-            span.extensions_mut().insert(SpanOwner(owner));
+            span.extensions_mut().insert(SpanOwner(owner_at_path(&name)));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        // `owner = tracing::field::Empty` at creation, `span.record("owner", "x")` later: the
+        // owner applies from the span's next entry (a span keeps the first owner it named).
+        let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<SpanOwner>().is_some() {
+            return;
+        }
+        let mut visitor = FindOwner { field: self.field, found: None };
+        values.record(&mut visitor);
+        if let Some(name) = visitor.found {
+            span.extensions_mut().insert(SpanOwner(owner_at_path(&name)));
         }
     }
 
@@ -110,17 +129,37 @@ where
                 let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
                 entered.reserve(1);
             }
-            entered.push((id.clone(), owner.enter()));
+            entered.push((id.clone(), owner, owner.enter()));
         });
     }
 
-    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        // Only spans that name an owner are on the stack: another span with the same id (of
+        // another subscriber, ids are per subscriber) must not take one of them off.
+        let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<SpanOwner>().is_none() {
+            return;
+        }
         ENTERED.with(|entered| {
             let mut entered = entered.borrow_mut();
-            // Spans exit in reverse order of entering on a thread; look from the top anyway.
-            if let Some(at) = entered.iter().rposition(|(entered_id, _)| entered_id == id) {
-                // Dropping the scopes above it too restores the owner current before this span.
-                entered.truncate(at);
+            let Some(at) = entered.iter().rposition(|(entered_id, _, _)| entered_id == id) else {
+                return;
+            };
+            // Spans may exit out of order (an entered span moved, then dropped). The scopes
+            // above this one end first, innermost first, then this one's; those spans are
+            // still entered, so they are entered again, in order. Cutting the stack at this
+            // span instead ended the scopes of spans still entered, and the last scope to
+            // end restored the exited span's own owner.
+            let mut above = Vec::new();
+            while entered.len() > at + 1 {
+                if let Some((above_id, owner, scope)) = entered.pop() {
+                    drop(scope);
+                    above.push((above_id, owner));
+                }
+            }
+            entered.pop();
+            for (above_id, owner) in above.into_iter().rev() {
+                entered.push((above_id, owner, owner.enter()));
             }
         });
     }

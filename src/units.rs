@@ -13,7 +13,8 @@ pub fn format_bytes(bytes: u64) -> String {
     }
     let mut value = bytes as f64 / 1024.0;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
+    // On the value as printed (one decimal): 1 048 575 bytes is "1.0 MiB", not "1024.0 KiB".
+    while (value * 10.0).round() >= 10240.0 && unit + 1 < UNITS.len() {
         value /= 1024.0;
         unit += 1;
     }
@@ -45,4 +46,15 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         }
     };
     number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_unit_is_chosen_on_the_rounded_value() {
+        assert_eq!(super::format_bytes(1_048_575), "1.0 MiB");
+        assert_eq!(super::format_bytes(1_048_524), "1023.9 KiB");
+        assert_eq!(super::format_bytes(1023), "1023 B");
+        assert_eq!(super::format_bytes(1024), "1.0 KiB");
+    }
 }

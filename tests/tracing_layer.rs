@@ -143,3 +143,70 @@ fn phases_and_pressure_changes_are_events() {
         events.iter().find(|e| e.contains("memory pressure changed")).expect("pressure event");
     assert!(pressure.contains("previous_level=none"), "{pressure}");
 }
+
+fn with_owner_layer<R>(f: impl FnOnce() -> R) -> R {
+    let subscriber = tracing_subscriber::registry().with(OwnerLayer::new());
+    tracing::subscriber::with_default(subscriber, f)
+}
+
+/// Spans may exit out of order (entered guards moved around). Exiting the outer span first
+/// keeps the inner span's owner current while it is entered, and once both have exited the
+/// thread is back where it was. The layer once cut its stack at the exited span: the inner
+/// span's allocations went to the outer owner, and after both exits the thread stayed in it.
+#[test]
+fn spans_exited_out_of_order_keep_the_entered_ones_owner_and_end_in_root() {
+    let (inner_live, outer_live, after) = with_owner_layer(|| {
+        let outer = tracing::info_span!("outer", owner = "tl_ooo_outer").entered();
+        let inner = tracing::info_span!("inner", owner = "tl_ooo_inner").entered();
+        drop(outer);
+        let (inner_owner, outer_owner) =
+            (Owner::named("tl_ooo_inner"), Owner::named("tl_ooo_outer"));
+        let before = (inner_owner.stats().live_bytes, outer_owner.stats().live_bytes);
+        let v = black_box(vec![0u8; 333]);
+        let inner_live = inner_owner.stats().live_bytes - before.0;
+        let outer_live = outer_owner.stats().live_bytes - before.1;
+        drop(v);
+        drop(inner);
+        (inner_live, outer_live, Owner::current())
+    });
+    assert_eq!((inner_live, outer_live), (333, 0));
+    assert_eq!(after, Owner::root(), "{}", after.name());
+}
+
+/// A span without an owner, of another subscriber, exiting with the same id as an entered
+/// owner span of this one (ids are per subscriber) leaves that owner span entered.
+#[test]
+fn another_subscribers_span_with_the_same_id_does_not_end_an_owner_span() {
+    let live = with_owner_layer(|| {
+        let outer = tracing::info_span!("outer", owner = "tl_same_id");
+        let _entered = outer.enter();
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(OwnerLayer::new()),
+            || tracing::info_span!("plain").in_scope(|| ()),
+        );
+        let owner = Owner::named("tl_same_id");
+        let before = owner.stats().live_bytes;
+        let v = black_box(vec![0u8; 919]);
+        let live = owner.stats().live_bytes - before;
+        drop(v);
+        live
+    });
+    assert_eq!(live, 919);
+}
+
+/// An owner recorded after the span was created applies from its next entry.
+#[test]
+fn an_owner_recorded_later_applies_from_the_next_entry() {
+    let live = with_owner_layer(|| {
+        let span = tracing::info_span!("late", owner = tracing::field::Empty);
+        span.record("owner", "tl_recorded_late");
+        let owner = Owner::named("tl_recorded_late");
+        let _entered = span.enter();
+        let before = owner.stats().live_bytes;
+        let v = black_box(vec![0u8; 211]);
+        let live = owner.stats().live_bytes - before;
+        drop(v);
+        live
+    });
+    assert_eq!(live, 211);
+}

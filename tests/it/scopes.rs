@@ -213,12 +213,12 @@ fn owner_macro_caches_per_call_site() {
     }
     // Two call sites with the same name agree (both resolve through the registry once).
     assert_eq!(heapscope::owner!("sc_macro_cached"), first);
-    // The handle is cached, not looked up again: after retiring the owner, a fresh
-    // registration gives a different handle, while the call site keeps its old one.
+    // After the owner is retired, the call site follows the name to its new owner, as
+    // `Owner::named` does (it once kept the retired handle for good).
     first.retire().unwrap();
     let fresh = Owner::named("sc_macro_cached");
     assert_ne!(fresh, first);
-    assert_eq!(cached_site(), first);
+    assert_eq!(cached_site(), fresh);
     fresh.retire().unwrap();
 }
 
@@ -244,4 +244,73 @@ fn parent_totals_survive_child_retirement() {
     let after = nums(p);
     drop(own);
     assert_eq!(after, (10, 1, 1010, 2));
+}
+
+/// Scopes dropped in the order they were entered (moved out of their nesting): the thread
+/// ends where it was before both, and neither owner is charged afterwards. The first drop
+/// once restored at once, so the second restored the first's owner: the thread stayed in it
+/// with no scope open, and once that owner was retired its id could go to a newcomer that
+/// then received the thread's allocations.
+#[test]
+fn scopes_dropped_out_of_order_end_where_they_started() {
+    let parent = Owner::named("sc_ooo_parent");
+    let a = parent.child("a");
+    let b = Owner::named("sc_ooo_b");
+    let before = Owner::current();
+    let scope_a = a.enter();
+    let scope_b = b.enter();
+    drop(scope_a);
+    assert_eq!(Owner::current(), b, "b's scope is still open");
+    drop(scope_b);
+    assert_eq!(Owner::current(), before);
+    a.retire().unwrap();
+    let newcomer = parent.child("newcomer");
+    let v = black_box(vec![0u8; 777]);
+    assert_eq!(nums(newcomer), (0, 0, 0, 0));
+    assert_eq!(nums(b), (0, 0, 0, 0));
+    drop(v);
+    newcomer.retire().unwrap();
+    b.retire().unwrap();
+    parent.retire().unwrap();
+}
+
+/// Inside a scope that outlived its owner's retirement, `Owner::current()` is the retired
+/// owner's handle (its name and stats), and entering it enters the overflow owner as for any
+/// retired handle. It once matched no owner ("heapscope.stale", zero stats), and entering it
+/// went on charging the retired owner.
+#[test]
+fn current_inside_a_retired_owners_scope_is_that_owner() {
+    let a = Owner::named("sc_current_retired");
+    let scope = a.enter();
+    let kept = black_box(vec![0u8; 4001]);
+    a.retire().unwrap();
+    let current = Owner::current();
+    assert_eq!(current, a);
+    assert_eq!(current.name(), "sc_current_retired");
+    assert_eq!(current.stats().live_bytes, 4001);
+    let inner = current.enter();
+    assert_eq!(Owner::current(), Owner::overflow());
+    drop(inner);
+    drop(scope);
+    drop(kept);
+}
+
+fn cached_owner() -> Owner {
+    heapscope::owner!("sc_macro_retired")
+}
+
+/// `owner!` follows its name after a retirement, as `Owner::named` does; it once kept the
+/// retired handle for good (entering the overflow owner).
+#[test]
+fn owner_macro_registers_its_name_again_after_a_retirement() {
+    let first = cached_owner();
+    assert_eq!(first, Owner::named("sc_macro_retired"));
+    first.retire().unwrap();
+    let second = cached_owner();
+    assert_ne!(second, first);
+    assert_eq!(second, Owner::named("sc_macro_retired"));
+    let v = second.in_scope(|| black_box(vec![0u8; 513]));
+    assert_eq!(nums(second).0, 513);
+    drop(v);
+    second.retire().unwrap();
 }
