@@ -30,6 +30,9 @@ type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
 /// The phase-1 buffer's size: enough for the figures and ten owner names of 128 bytes.
 const PHASE1_BYTES: usize = 8192;
+/// Bytes kept free while phase 1 lists owners, for what closes the document.
+#[cfg(feature = "enabled")]
+const CLOSING_ROOM: usize = 16;
 /// How many owners phase 1 lists.
 #[cfg(feature = "enabled")]
 const PHASE1_OWNERS: usize = 8;
@@ -190,6 +193,9 @@ impl PressureMonitorBuilder {
             bundle_on_critical: self.bundle_on_critical,
             session: Mutex::new(Session::default()),
             phase1: Mutex::new(vec![0u8; PHASE1_BYTES]),
+            run: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -239,6 +245,10 @@ struct Shared {
     bundle_on_critical: Option<CaptureOptions>,
     session: Mutex<Session>,
     phase1: Mutex<Vec<u8>>,
+    /// When the monitor started (Unix ms), in every dump's name: with the pid alone, a
+    /// process that restarts with the same pid (pid 1 in a container) found its previous
+    /// run's dumps, or a temporary file a crash left, under its names, and lost every dump.
+    run: u64,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -394,12 +404,10 @@ fn dump(
 ) -> DumpOutcome {
     let phase1 = {
         let mut buffer = shared.phase1.lock();
-        phase1_write(&mut buffer, &shared.dir, level, used, shared.limit, number)
+        phase1_write(&mut buffer, &shared.dir, level, used, shared.limit, shared.run, number)
     };
-    if let Err(error) = phase1 {
-        return DumpOutcome::Failed { number, error: error.to_owned() };
-    }
-    let name = dump_name(number);
+    // Phase 2 is attempted whatever became of phase 1: the full report may still be written.
+    let name = dump_name(shared.run, number);
     let path = shared.dir.join(&name);
     // Phase 2: the full report, keeping phase 1's figures as the moment of pressure.
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
@@ -417,6 +425,11 @@ fn dump(
     let complete = serde_json::to_vec_pretty(&full)
         .ok()
         .is_some_and(|bytes| crate::artifacts::replace(&shared.dir, &name, &bytes).is_ok());
+    if let Err(error) = phase1 {
+        if !complete {
+            return DumpOutcome::Failed { number, error: error.to_owned() };
+        }
+    }
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "heapscope",
@@ -444,13 +457,19 @@ struct Cursor<'a> {
     len: usize,
 }
 
-impl std::fmt::Write for Cursor<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(std::fmt::Error)?;
+impl Cursor<'_> {
+    fn write_bytes(&mut self, bytes: &[u8]) -> std::fmt::Result {
+        let end = self.len.checked_add(bytes.len()).ok_or(std::fmt::Error)?;
         let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
+        dst.copy_from_slice(bytes);
         self.len = end;
         Ok(())
+    }
+}
+
+impl std::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.write_bytes(s.as_bytes())
     }
 }
 
@@ -468,9 +487,9 @@ fn json_str(out: &mut Cursor<'_>, s: &str) -> std::fmt::Result {
     out.write_char('"')
 }
 
-/// The dump file's name for dump `number`.
-fn dump_name(number: u32) -> String {
-    format!("pressure-{}-{number}.json", std::process::id())
+/// The dump file's name for dump `number` of the monitor started at `run` (Unix ms).
+fn dump_name(run: u64, number: u32) -> String {
+    format!("pressure-{}-{run}-{number}.json", std::process::id())
 }
 
 /// Phase 1: formats the figures into `buffer` and writes them to `dir`/[`dump_name`] with plain
@@ -483,6 +502,7 @@ fn phase1_write(
     level: PressureLevel,
     used: u64,
     limit: Option<u64>,
+    run: u64,
     number: u32,
 ) -> std::result::Result<(), &'static str> {
     let (allocated, resident) = allocator_figures();
@@ -511,7 +531,7 @@ fn phase1_write(
         return Err("phase 1 figures did not fit the preallocated buffer");
     }
     let len = out.len;
-    write_file_raw(dir, number, buffer.get(..len).unwrap_or_default())
+    write_file_raw(dir, run, number, buffer.get(..len).unwrap_or_default())
 }
 
 fn allocator_figures() -> (Option<u64>, Option<u64>) {
@@ -547,15 +567,26 @@ fn write_top_owners(out: &mut Cursor<'_>) -> std::fmt::Result {
         }
         top.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
         let mut first = true;
+        // Owners are listed while they fit, leaving room to close the document: names of up
+        // to 128 bytes a level, seven levels deep, escaped, once overflowed the buffer and
+        // lost the whole dump.
+        let room = out.buf.len().saturating_sub(CLOSING_ROOM);
         for (live, id) in top.iter().filter(|(live, _)| *live > 0) {
             let Some(entry) = registry.entry(*id) else { continue };
-            if !first {
-                out.write_char(',')?;
+            let before = out.len;
+            let listed = (|| {
+                if !first {
+                    out.write_char(',')?;
+                }
+                out.write_str("{\"owner\":")?;
+                json_str(out, &entry.path)?;
+                write!(out, ",\"own_live_bytes\":{live}}}")
+            })();
+            if listed.is_err() || out.len > room {
+                out.len = before;
+                break;
             }
             first = false;
-            out.write_str("{\"owner\":")?;
-            json_str(out, &entry.path)?;
-            write!(out, ",\"own_live_bytes\":{live}}}")?;
         }
     }
     #[cfg(not(feature = "enabled"))]
@@ -565,7 +596,12 @@ fn write_top_owners(out: &mut Cursor<'_>) -> std::fmt::Result {
 
 /// open(O_CREAT|O_EXCL|O_NOFOLLOW, 0600) + write + fsync + close of `dir`/[`dump_name`],
 /// with the path's C string built on the stack.
-fn write_file_raw(dir: &Path, number: u32, bytes: &[u8]) -> std::result::Result<(), &'static str> {
+fn write_file_raw(
+    dir: &Path,
+    run: u64,
+    number: u32,
+    bytes: &[u8],
+) -> std::result::Result<(), &'static str> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -574,16 +610,20 @@ fn write_file_raw(dir: &Path, number: u32, bytes: &[u8]) -> std::result::Result<
         // final name.
         let mut temp_path = [0u8; 4096];
         let mut final_path = [0u8; 4096];
-        let dir = std::str::from_utf8(dir.as_os_str().as_bytes())
-            .map_err(|_| "dump directory is not UTF-8")?;
-        if dir.as_bytes().contains(&0) {
+        // The directory's bytes as they are: a name need not be UTF-8 (such a directory once
+        // got no dump at all).
+        let dir = dir.as_os_str().as_bytes();
+        if dir.contains(&0) {
             return Err("dump directory contains a NUL byte");
         }
         let pid = std::process::id();
         let mut out = Cursor { buf: &mut temp_path[..4095], len: 0 };
-        write!(out, "{dir}/.pressure-{pid}-{number}.json.tmp").map_err(|_| "dump path too long")?;
+        out.write_bytes(dir).map_err(|_| "dump path too long")?;
+        write!(out, "/.pressure-{pid}-{run}-{number}.json.tmp")
+            .map_err(|_| "dump path too long")?;
         let mut out = Cursor { buf: &mut final_path[..4095], len: 0 };
-        write!(out, "{dir}/pressure-{pid}-{number}.json").map_err(|_| "dump path too long")?;
+        out.write_bytes(dir).map_err(|_| "dump path too long")?;
+        write!(out, "/pressure-{pid}-{run}-{number}.json").map_err(|_| "dump path too long")?;
         let flags =
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         // SAFETY: `temp_path` is NUL-terminated (zero-filled past what was written, and its
@@ -653,7 +693,8 @@ fn rss_bytes() -> Option<u64> {
     None
 }
 
-/// Phase 1 on its own, for the allocation-free test: writes dump `number` into `dir`.
+/// Phase 1 on its own, for the allocation-free test: writes dump `number` into `dir`, as
+/// `pressure-<pid>-0-<number>.json`.
 #[doc(hidden)]
 pub fn __phase1_for_tests(
     buffer: &mut [u8],
@@ -661,5 +702,5 @@ pub fn __phase1_for_tests(
     used: u64,
     number: u32,
 ) -> std::result::Result<(), &'static str> {
-    phase1_write(buffer, dir, PressureLevel::Critical, used, Some(used), number)
+    phase1_write(buffer, dir, PressureLevel::Critical, used, Some(used), 0, number)
 }

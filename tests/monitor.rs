@@ -138,7 +138,7 @@ fn phase_one_allocates_nothing() {
     let after = heapscope::global_stats();
     assert_eq!(result, Ok(()));
     assert_eq!(after.total_blocks, before.total_blocks, "phase 1 allocated");
-    let path = dir.join(format!("pressure-{}-7.json", std::process::id()));
+    let path = dir.join(format!("pressure-{}-0-7.json", std::process::id()));
     let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(dump["collection_complete"], false);
     assert_eq!(dump["trigger"]["rss_bytes"], 123_456_789);
@@ -153,7 +153,7 @@ fn phase_one_allocates_nothing() {
     // A buffer too small says so instead of writing a truncated file.
     let mut tiny = [0u8; 16];
     assert!(heapscope::__phase1_for_tests(&mut tiny, &dir, 1, 8).is_err());
-    assert!(!dir.join(format!("pressure-{}-8.json", std::process::id())).exists());
+    assert!(!dir.join(format!("pressure-{}-0-8.json", std::process::id())).exists());
     drop(kept);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -215,11 +215,87 @@ fn a_bundle_on_critical_shares_the_cap() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A monitor for one manual check at a time, no cooldown.
+fn manual_monitor(dir: &Path) -> PressureMonitor {
+    PressureMonitor::builder()
+        .directory(dir)
+        .manual()
+        .max_dumps(3)
+        .cooldown(Duration::ZERO)
+        .report(ReportOptions::default().budget_bytes(10 * GIB).process_tree(false))
+        .start()
+        .unwrap()
+}
+
+/// What once lost dumps: a previous run of the same pid (pid 1 in a container, on a persistent
+/// volume) left its dump and a temporary file under the names this run would use (names
+/// now carry the monitor's start time); a directory whose name is not UTF-8; and owner
+/// paths too long for phase 1's buffer (phase 1 now lists the owners that fit, and phase 2
+/// is written whatever became of phase 1). Each case once ended in `Failed`, with no file.
+fn dumps_survive_old_files_odd_directories_and_long_owner_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let pid = std::process::id();
+    let dir = base("leftovers");
+    let memory = dir.join("diagnostics/memory");
+    std::fs::create_dir_all(&memory).unwrap();
+    for d in [dir.join("diagnostics"), memory.clone()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    std::fs::write(memory.join(format!("pressure-{pid}-1.json")), b"{\"old run\":true}").unwrap();
+    std::fs::write(memory.join(format!(".pressure-{pid}-1.json.tmp")), b"").unwrap();
+    let m = manual_monitor(&dir);
+    let outcome = m.check_used(99 * GIB / 10);
+    assert!(matches!(outcome, Some(DumpOutcome::Written { complete: true, .. })), "{outcome:?}");
+    let old = std::fs::read(memory.join(format!("pressure-{pid}-1.json"))).unwrap();
+    assert_eq!(old, b"{\"old run\":true}", "the old file is left alone");
+    drop(m);
+    std::fs::remove_dir_all(&dir).ok();
+
+    let parent = base("non-utf8");
+    let m = manual_monitor(&parent.join(std::ffi::OsStr::from_bytes(b"agent-\xff")));
+    let outcome = m.check_used(99 * GIB / 10);
+    assert!(matches!(outcome, Some(DumpOutcome::Written { complete: true, .. })), "{outcome:?}");
+    if let Some(DumpOutcome::Written { path, .. }) = &outcome {
+        let dump: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(dump["collection_complete"], true);
+    }
+    drop(m);
+    std::fs::remove_dir_all(&parent).ok();
+
+    // Eight owners seven levels deep, each level 128 bytes of quotes (escaped to 256): about
+    // 14 KiB of paths for an 8 KiB buffer.
+    let dir = base("long-names");
+    let mut kept = Vec::new();
+    let mut owners = Vec::new();
+    for i in 0..8u8 {
+        let mut name = "\"".repeat(127);
+        name.push(char::from(b'a' + i));
+        let mut owner = heapscope::Owner::try_named(&name).unwrap();
+        owners.push(owner);
+        for _ in 0..6 {
+            owner = owner.try_child("\"".repeat(128)).unwrap();
+            owners.push(owner);
+        }
+        kept.push(owner.in_scope(|| vec![1u8; 1 << 20]));
+    }
+    let m = manual_monitor(&dir);
+    let outcome = m.check_used(99 * GIB / 10);
+    assert!(matches!(outcome, Some(DumpOutcome::Written { complete: true, .. })), "{outcome:?}");
+    drop(m);
+    drop(kept);
+    for owner in owners.into_iter().rev() {
+        owner.retire().unwrap();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
     concurrent_triggers_never_exceed_the_cap();
     bad_settings_are_typed_errors();
     a_bundle_on_critical_shares_the_cap();
-    println!("monitor: 5 passed, 0 failed");
+    dumps_survive_old_files_odd_directories_and_long_owner_names();
+    println!("monitor: 6 passed, 0 failed");
 }

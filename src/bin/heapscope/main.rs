@@ -1,7 +1,7 @@
 //! `heapscope`: reads the files heapscope writes.
 //!
 //! ```text
-//! heapscope show <report.json | bundle directory | pressure-<pid>-<n>.json>
+//! heapscope show <report.json | bundle directory | pressure-<pid>-<start ms>-<n>.json>
 //! heapscope diff <before.json> <after.json>
 //! heapscope check <report.json> --max-owner history=512MiB [--max-owner cache=64MiB …]
 //! heapscope timeline <timeline.json> -o memory.svg|memory.html [--limit 256MiB | --report report.json]
