@@ -33,27 +33,33 @@ fn io_error(path: &Path, action: &'static str, err: &std::io::Error) -> Error {
 /// by others unless sticky (`/tmp`, `/var/tmp`). They were once judged like `dir` itself, so
 /// every user but root was refused a new directory under `/tmp`, which root owns.
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
-    match fs::symlink_metadata(dir) {
-        Ok(meta) => check_existing_dir(dir, &meta),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                ancestor_dir(parent)?;
-            }
-            create_private(dir)
-        }
-        Err(e) => Err(io_error(dir, "inspect", &e)),
-    }
+    ensure_dir(dir, Role::Private)
 }
 
-/// An ancestor of a directory about to be created: created (0700) when missing, otherwise
-/// checked with [`check_ancestor`]. Links are followed here (`/var/run` is one): what they
-/// lead to is what is checked.
-fn ancestor_dir(dir: &Path) -> Result<()> {
-    match fs::metadata(dir) {
-        Ok(meta) => check_ancestor(dir, &meta),
+/// What a directory is to [`ensure_dir`].
+#[derive(Clone, Copy)]
+enum Role {
+    /// Where the files go: [`check_existing_dir`], and not a link.
+    Private,
+    /// Above it: [`check_ancestor`], links followed (`/var/run` is one): what they lead to
+    /// is what is checked.
+    Ancestor,
+}
+
+/// Creates `dir` (0700, its missing parents as ancestors) or checks it for its `role`.
+fn ensure_dir(dir: &Path, role: Role) -> Result<()> {
+    let meta = match role {
+        Role::Private => fs::symlink_metadata(dir),
+        Role::Ancestor => fs::metadata(dir),
+    };
+    match meta {
+        Ok(meta) => match role {
+            Role::Private => check_existing_dir(dir, &meta),
+            Role::Ancestor => check_ancestor(dir, &meta),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                ancestor_dir(parent)?;
+                ensure_dir(parent, Role::Ancestor)?;
             }
             create_private(dir)
         }
