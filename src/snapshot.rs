@@ -87,10 +87,13 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn owner(&self, name: &str) -> Option<&OwnerEntry> {
+        // Sorted by name as captured; a snapshot read from a file need not be (edited by
+        // hand, or written by another tool), so a miss looks through all of them.
         self.owners
             .binary_search_by(|o| o.name.as_str().cmp(name))
             .ok()
             .and_then(|i| self.owners.get(i))
+            .or_else(|| self.owners.iter().find(|o| o.name == name))
     }
 
     /// Per-owner growth from `baseline` to `self`, largest growth first.
@@ -311,5 +314,30 @@ impl std::fmt::Display for SnapshotDiff {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_finds_entries_of_an_unsorted_snapshot_read_from_a_file() {
+        let mut snapshot = Snapshot::capture();
+        for name in ["zeta", "alpha", "mid"] {
+            snapshot.owners.push(OwnerEntry {
+                name: name.to_owned(),
+                parent: None,
+                retired: false,
+                stats: OwnerStats::default(),
+                own_live_bytes: 0,
+            });
+        }
+        let text = serde_json::to_string(&snapshot).unwrap();
+        let read: Snapshot = serde_json::from_str(&text).unwrap();
+        for name in ["zeta", "alpha", "mid"] {
+            assert_eq!(read.owner(name).map(|o| o.name.as_str()), Some(name));
+        }
+        assert!(read.owner("absent").is_none());
     }
 }

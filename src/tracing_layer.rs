@@ -122,7 +122,9 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let Some(owner) = span.extensions().get::<SpanOwner>().map(|o| o.0) else { return };
-        ENTERED.with(|entered| {
+        // `try_with`: a span entered by another thread-local's destructor, after this one is
+        // gone, is not attributed rather than a panic.
+        let _ = ENTERED.try_with(|entered| {
             let mut entered = entered.borrow_mut();
             {
                 // The stack's own growth is heapscope's bookkeeping, not the span owner's.
@@ -140,7 +142,7 @@ where
         if span.extensions().get::<SpanOwner>().is_none() {
             return;
         }
-        ENTERED.with(|entered| {
+        let _ = ENTERED.try_with(|entered| {
             let mut entered = entered.borrow_mut();
             let Some(at) = entered.iter().rposition(|(entered_id, _, _)| entered_id == id) else {
                 return;
