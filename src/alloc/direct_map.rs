@@ -192,7 +192,8 @@ pub(crate) fn leaves_used() -> usize {
     LEAVES_USED.load(Relaxed).min(LEAVES)
 }
 
-/// Held by the tests that count or use up the pool, which would disturb each other.
+/// Held by every test that may give a region a leaf, use up the pool or count its leaves:
+/// run at once, one counted the others' leaves.
 #[cfg(test)]
 pub(crate) static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -206,6 +207,7 @@ mod tests {
 
     #[test]
     fn insert_then_remove_returns_the_owner_once() {
+        let _pool = POOL_TESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         assert!(insert(BASE, 7));
         assert!(insert(BASE + 257, 0x8000 | 4095));
         assert_eq!(remove(BASE), Some(7));
@@ -215,6 +217,7 @@ mod tests {
 
     #[test]
     fn blocks_more_than_a_granule_apart_never_share_an_entry() {
+        let _pool = POOL_TESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Start and end offsets within a granule, block sizes of 257 B upwards.
         let base = BASE + REGION_BYTES;
         let mut addr = base + 255;
@@ -266,6 +269,7 @@ mod tests {
 
     #[test]
     fn unrecorded_and_out_of_range_addresses_are_not_found() {
+        let _pool = POOL_TESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         assert_eq!(remove(BASE + 2 * REGION_BYTES + 4096), None, "in a leaf, never recorded");
         assert!(!insert(1 << 47, 1), "beyond 47 bits");
         assert_eq!(remove(1 << 47), None);
