@@ -665,7 +665,7 @@ fn write_file_raw(
     }
     #[cfg(not(unix))]
     {
-        let _ = (dir, number, bytes);
+        let _ = (dir, run, number, bytes);
         Err("phase-1 dumps need a Unix system")
     }
 }
