@@ -610,13 +610,13 @@ fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
     let elsewhere = pending_elsewhere(index, c);
     cell.raise(flushed.wrapping_add(pending).wrapping_add(elsewhere));
     if masked!(PARENTS, index).load(Relaxed) == PROCESS {
-        raise_process_peak(c, pending);
+        raise_process_peak(Some(c), pending);
     }
     elsewhere
 }
 
 /// Raises the process's peak to its live size when this slot's pending bytes of a top-level
-/// owner (counters `c`) are `pending`.
+/// owner (counters `c`, if any) are `pending`.
 ///
 /// The process's published total alone overstates what it holds while slots keep frees of
 /// *other* top-level owners unpublished (up to 64 KiB each): raised from it, the peak of a
@@ -626,11 +626,11 @@ fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
 /// owner are summed (published total first, as in [`record_peak`]). That sum is exact
 /// whenever no other thread is mid-update, and is read only while the process grows past
 /// its peak.
-fn raise_process_peak(c: &Counts, pending: i64) {
+fn raise_process_peak(c: Option<&Counts>, pending: i64) {
     let process = masked!(OWNERS, PROCESS as usize);
     let estimate = process.flushed.load(Relaxed).wrapping_add(pending);
     if estimate > process.peak.load(Relaxed) {
-        process.raise(process_live(Some(c), pending));
+        process.raise(process_live(c, pending));
     }
 }
 
@@ -721,7 +721,7 @@ fn publish(c: &Counts, owner: u16) {
         // `Release`, as the owner's: a reader that sees the bytes here sees them gone from
         // `pending` (see `process_live`).
         masked!(OWNERS, PROCESS as usize).flushed.fetch_add(pending, Release);
-        raise_process_peak(c, 0);
+        raise_process_peak(Some(c), 0);
     }
     set_headroom(c, owner, cell, 0, elsewhere);
 }
@@ -738,6 +738,13 @@ fn raise_peak(c: &Counts, owner: u16, pending: i64) {
     let index = owner as usize & ID_MASK;
     let elsewhere = record_peak(c, index, pending);
     set_headroom(c, owner, masked!(OWNERS, index), pending, elsewhere);
+}
+
+/// `published` (owner `index`'s published total, read first) plus every slot's `pending` of it:
+/// its live size whenever no thread is mid-update.
+fn plus_pending(index: usize, published: i64) -> i64 {
+    slots_in_use()
+        .fold(published, |sum, slot| sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed)))
 }
 
 /// The sum of `pending` for owner `index` over every slot but `mine`.
@@ -776,18 +783,15 @@ fn publish_directly(owner: u16, delta: i64) {
         // `AcqRel`: the published total before the slots' pending bytes, as in `record_peak`.
         let now = cell.flushed.fetch_add(delta, AcqRel).wrapping_add(delta);
         if id == PROCESS {
-            if delta > 0 && now > cell.peak.load(Relaxed) {
-                cell.raise(process_live(None, 0));
+            if delta > 0 {
+                raise_process_peak(None, 0);
             }
             return;
         }
         if delta > 0 {
             // With the slots' unpublished bytes: the published total alone overstates the
             // live size while they hold unpublished frees.
-            let live = slots_in_use().fold(now, |sum, slot| {
-                sum.wrapping_add(counts_at(slot, id as usize).pending.load(Relaxed))
-            });
-            cell.raise(live);
+            cell.raise(plus_pending(id as usize, now));
         }
         id = masked!(PARENTS, id as usize).load(Relaxed);
     }
@@ -1074,10 +1078,7 @@ pub(crate) fn open_window() -> Vec<SavedWindow> {
             } else {
                 // The published total before the slots' unpublished bytes, as in
                 // `record_peak`.
-                let flushed = cell.flushed.load(Acquire);
-                slots_in_use().fold(flushed, |sum, slot| {
-                    sum.wrapping_add(counts_at(slot, index).pending.load(Relaxed))
-                })
+                plus_pending(index, cell.flushed.load(Acquire))
             };
             let reuses = cell.reuses.load(Relaxed);
             SavedWindow { peak: cell.window_peak.swap(live, Relaxed), reuses }

@@ -345,7 +345,7 @@ impl Drop for OwnerScope {
                 // this one ends then (see `end_early_drops`). Until then it keeps its pin, so
                 // that the id is not reused while the thread may charge it: restoring here
                 // once left the thread charging an owner whose id went to a newcomer.
-                let early = EarlyDrop { id: self.pin.id(), previous: self.previous, pin: self.pin };
+                let early = EarlyDrop { previous: self.previous, pin: self.pin };
                 // Past the table's room (or during thread exit) the pin stays for good, as a
                 // scope's that is never dropped.
                 let _ = EARLY_DROPS.try_with(|early_drops| {
@@ -368,7 +368,6 @@ impl Drop for OwnerScope {
 #[cfg(feature = "enabled")]
 #[derive(Clone, Copy)]
 struct EarlyDrop {
-    id: u16,
     previous: u16,
     pin: crate::counters::ScopePin,
 }
@@ -407,7 +406,7 @@ fn end_early_drops() {
         for _ in 0..early_drops.taken.get() {
             let now = current_id();
             let Some(slot) =
-                early_drops.slots.iter().find(|slot| slot.get().is_some_and(|e| e.id == now))
+                early_drops.slots.iter().find(|slot| slot.get().is_some_and(|e| e.pin.id() == now))
             else {
                 return;
             };

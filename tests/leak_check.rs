@@ -6,7 +6,7 @@
 
 heapscope::install!();
 
-use heapscope::testing::{leak_check, Probe, Trend};
+use heapscope::testing::{leak_check, LeakReport, Probe, Trend};
 use heapscope::{Owner, Retained};
 use std::hint::black_box;
 use std::sync::{Mutex, MutexGuard};
@@ -15,6 +15,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn leaking_names(report: &LeakReport) -> Vec<&str> {
+    report.leaking().iter().map(|o| o.name.as_str()).collect()
 }
 
 #[test]
@@ -86,8 +90,7 @@ fn items_kept_forever_make_their_parent_leaking() {
     let report = leak_check(2, 12, |i| {
         kept.push(Retained::build(history, "turn", || black_box(vec![i as u8; 4096])));
     });
-    let leaking: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
-    assert_eq!(leaking, ["lc_history"], "{report}");
+    assert_eq!(leaking_names(&report), ["lc_history"], "{report}");
     let h = report.owner("lc_history").unwrap();
     assert!((h.bytes_per_iteration - 4096.0).abs() < 1.0, "{h:?}");
     drop(kept);
@@ -107,8 +110,7 @@ fn a_leak_through_re_created_children_shows_in_their_parent() {
         kept.push(request.in_scope(|| black_box(vec![i as u8; 1000])));
         request.retire().unwrap();
     });
-    let leaking: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
-    assert_eq!(leaking, ["lc_requests"], "{report}");
+    assert_eq!(leaking_names(&report), ["lc_requests"], "{report}");
     drop(kept);
     requests.retire().unwrap();
 }

@@ -144,6 +144,15 @@ fn phases_and_pressure_changes_are_events() {
     assert!(pressure.contains("previous_level=none"), "{pressure}");
 }
 
+/// How much a block of `bytes` allocated on this thread now adds to `owner`'s live bytes.
+fn charged_to(owner: Owner, bytes: usize) -> u64 {
+    let before = owner.stats().live_bytes;
+    let v = black_box(vec![0u8; bytes]);
+    let charged = owner.stats().live_bytes - before;
+    drop(v);
+    charged
+}
+
 fn with_owner_layer<R>(f: impl FnOnce() -> R) -> R {
     let subscriber = tracing_subscriber::registry().with(OwnerLayer::new());
     tracing::subscriber::with_default(subscriber, f)
@@ -184,12 +193,7 @@ fn another_subscribers_span_with_the_same_id_does_not_end_an_owner_span() {
             tracing_subscriber::registry().with(OwnerLayer::new()),
             || tracing::info_span!("plain").in_scope(|| ()),
         );
-        let owner = Owner::named("tl_same_id");
-        let before = owner.stats().live_bytes;
-        let v = black_box(vec![0u8; 919]);
-        let live = owner.stats().live_bytes - before;
-        drop(v);
-        live
+        charged_to(Owner::named("tl_same_id"), 919)
     });
     assert_eq!(live, 919);
 }
@@ -202,11 +206,7 @@ fn an_owner_recorded_later_applies_from_the_next_entry() {
         span.record("owner", "tl_recorded_late");
         let owner = Owner::named("tl_recorded_late");
         let _entered = span.enter();
-        let before = owner.stats().live_bytes;
-        let v = black_box(vec![0u8; 211]);
-        let live = owner.stats().live_bytes - before;
-        drop(v);
-        live
+        charged_to(owner, 211)
     });
     assert_eq!(live, 211);
 }

@@ -214,11 +214,15 @@ fn owner_macro_caches_per_call_site() {
     // Two call sites with the same name agree (both resolve through the registry once).
     assert_eq!(heapscope::owner!("sc_macro_cached"), first);
     // After the owner is retired, the call site follows the name to its new owner, as
-    // `Owner::named` does (it once kept the retired handle for good).
+    // `Owner::named` does (it once kept the retired handle for good, entering the overflow
+    // owner).
     first.retire().unwrap();
     let fresh = Owner::named("sc_macro_cached");
     assert_ne!(fresh, first);
     assert_eq!(cached_site(), fresh);
+    let v = cached_site().in_scope(|| black_box(vec![0u8; 513]));
+    assert_eq!(nums(fresh).0, 513);
+    drop(v);
     fresh.retire().unwrap();
 }
 
@@ -293,24 +297,4 @@ fn current_inside_a_retired_owners_scope_is_that_owner() {
     drop(inner);
     drop(scope);
     drop(kept);
-}
-
-fn cached_owner() -> Owner {
-    heapscope::owner!("sc_macro_retired")
-}
-
-/// `owner!` follows its name after a retirement, as `Owner::named` does; it once kept the
-/// retired handle for good (entering the overflow owner).
-#[test]
-fn owner_macro_registers_its_name_again_after_a_retirement() {
-    let first = cached_owner();
-    assert_eq!(first, Owner::named("sc_macro_retired"));
-    first.retire().unwrap();
-    let second = cached_owner();
-    assert_ne!(second, first);
-    assert_eq!(second, Owner::named("sc_macro_retired"));
-    let v = second.in_scope(|| black_box(vec![0u8; 513]));
-    assert_eq!(nums(second).0, 513);
-    drop(v);
-    second.retire().unwrap();
 }
