@@ -56,9 +56,49 @@ pub struct Phase {
     name: String,
     started: Instant,
     start: Snapshot,
-    #[cfg(feature = "enabled")]
-    saved_window: Vec<crate::counters::SavedWindow>,
+    window: PeakWindow,
     done: bool,
+}
+
+/// Every owner's highest live bytes (descendants' included) from [`PeakWindow::open`] to
+/// [`PeakWindow::close`]: what a phase reports, and what `leak_check` judges peaks by.
+/// Windows nest: closing one folds its peaks back into the one it replaced.
+#[derive(Debug)]
+pub(crate) struct PeakWindow {
+    #[cfg(feature = "enabled")]
+    saved: Vec<crate::counters::SavedWindow>,
+}
+
+impl PeakWindow {
+    pub(crate) fn open() -> PeakWindow {
+        PeakWindow {
+            // Under the registry's lock, so that no id is reused while its window is replaced.
+            #[cfg(feature = "enabled")]
+            saved: crate::registry::with(|_| crate::counters::open_window()),
+        }
+    }
+
+    /// The window's peaks by owner name and the process's, and the window it replaced
+    /// restored. Read and closed under the registry's lock, so that no id is reused between
+    /// its listing and its reading (see `snapshot::read_registered`), nor before the window
+    /// it replaced is folded back into it. Once: a second call restores nothing.
+    pub(crate) fn close(&mut self) -> (std::collections::HashMap<String, u64>, u64) {
+        #[cfg(feature = "enabled")]
+        {
+            crate::registry::with(|r| {
+                let peaks = r
+                    .all()
+                    .into_iter()
+                    .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
+                    .collect();
+                let process = crate::counters::read_window_peak(crate::registry::PROCESS);
+                crate::counters::close_window(&std::mem::take(&mut self.saved));
+                (peaks, process)
+            })
+        }
+        #[cfg(not(feature = "enabled"))]
+        (std::collections::HashMap::new(), 0)
+    }
 }
 
 /// Starts a phase called `name`. Phases may nest (an inner phase's peak also counts toward
@@ -87,9 +127,7 @@ pub fn phase(name: impl Into<String>) -> Phase {
     Phase {
         name: name.into(),
         started: Instant::now(),
-        #[cfg(feature = "enabled")]
-        // Under the registry's lock, so that no id is reused while its window is replaced.
-        saved_window: crate::registry::with(|_| crate::counters::open_window()),
+        window: PeakWindow::open(),
         start,
         done: false,
     }
@@ -105,24 +143,7 @@ impl Phase {
         self.done = true;
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let end = Snapshot::capture();
-        #[cfg(feature = "enabled")]
-        let (window_peaks, process_peak) = {
-            // Read and closed under the registry's lock, so that no id is reused between its
-            // listing and its reading (see `snapshot::read_registered`), nor before the
-            // window it replaced is folded back into it.
-            crate::registry::with(|r| {
-                let peaks: std::collections::HashMap<String, u64> = r
-                    .all()
-                    .into_iter()
-                    .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
-                    .collect();
-                let process = crate::counters::read_window_peak(crate::registry::PROCESS);
-                crate::counters::close_window(&self.saved_window);
-                (peaks, process)
-            })
-        };
-        #[cfg(not(feature = "enabled"))]
-        let (window_peaks, process_peak) = (std::collections::HashMap::<String, u64>::new(), 0);
+        let (window_peaks, process_peak) = self.window.close();
         let total = PhaseOwner {
             name: "total".to_owned(),
             live_start_bytes: self.start.total.live_bytes,

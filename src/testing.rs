@@ -313,13 +313,13 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     };
     // Peaks from here on only: one reached in warm-up (a cache filling, a table growing by
     // reallocation) once made a cache that stays "transient".
-    let window = PeakWindow::open();
+    let mut window = crate::phase::PeakWindow::open();
     record(&Snapshot::capture(), 0);
     for i in 0..iterations {
         run_owner.in_scope(|| body(warmup + i));
         record(&Snapshot::capture(), i + 1);
     }
-    let peaks = window.close();
+    let (peaks, _) = window.close();
     let mut owners: Vec<OwnerTrend> = series
         .into_iter()
         .filter(|(name, _)| name != crate::registry::ROOT_NAME && !name.starts_with("heapscope."))
@@ -334,41 +334,6 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     });
     let _ = run_owner.retire();
     LeakReport { warmup, iterations, owners, active }
-}
-
-/// Every owner's highest live bytes (descendants' included) from [`PeakWindow::open`] to
-/// [`PeakWindow::close`], as a phase keeps them.
-struct PeakWindow {
-    #[cfg(feature = "enabled")]
-    saved: Vec<crate::counters::SavedWindow>,
-}
-
-impl PeakWindow {
-    fn open() -> PeakWindow {
-        PeakWindow {
-            #[cfg(feature = "enabled")]
-            saved: crate::registry::with(|_| crate::counters::open_window()),
-        }
-    }
-
-    /// The window's peaks by owner name, and the window it replaced restored (as a phase
-    /// that ends).
-    fn close(self) -> std::collections::HashMap<String, u64> {
-        #[cfg(feature = "enabled")]
-        {
-            crate::registry::with(|r| {
-                let peaks = r
-                    .all()
-                    .into_iter()
-                    .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
-                    .collect();
-                crate::counters::close_window(&self.saved);
-                peaks
-            })
-        }
-        #[cfg(not(feature = "enabled"))]
-        std::collections::HashMap::new()
-    }
 }
 
 fn judge(name: String, ys: &[u64], peak_bytes: u64) -> OwnerTrend {
