@@ -131,11 +131,23 @@ pub(crate) fn insert(addr: usize, owner: u16) -> bool {
     if leaf.is_null() {
         return give_leaf(region, addr, owner);
     }
+    // SAFETY: a region pointer, not null.
+    unsafe { record_in(leaf, addr, owner) }
+}
+
+/// Records `owner` for `addr` in its region's `leaf`; `false` when the leaf is [`RESERVED`]:
+/// another thread is giving the region a leaf, or the pool ran out (the caller then uses the
+/// hashed table).
+///
+/// # Safety
+/// `leaf` is a region pointer that is not null.
+#[inline(always)]
+unsafe fn record_in(leaf: *mut Leaf, addr: usize, owner: u16) -> bool {
     if ptr::eq(leaf, &raw const RESERVED) {
-        // Another thread is giving the region a leaf, or the pool ran out: the hashed table.
         return false;
     }
-    // SAFETY: `leaf` is neither null nor `RESERVED`, so it is `&raw const POOL[i]`.
+    // SAFETY: a region pointer that is neither null (caller's duty) nor `RESERVED` is
+    // `&raw const POOL[i]`.
     unsafe { entry_of(leaf, addr) }.store(owner | MARK, Relaxed);
     true
 }
@@ -166,12 +178,8 @@ fn give_leaf(region: &AtomicPtr<Leaf>, addr: usize, owner: u16) -> bool {
     let reserved = (&raw const RESERVED).cast_mut();
     if let Err(leaf) = region.compare_exchange(ptr::null_mut(), reserved, Relaxed, Relaxed) {
         // Another thread claimed it first: its leaf may already be there.
-        if ptr::eq(leaf, reserved) {
-            return false;
-        }
-        // SAFETY: `leaf` is neither null nor `RESERVED`, so it is `&raw const POOL[i]`.
-        unsafe { entry_of(leaf, addr) }.store(owner | MARK, Relaxed);
-        return true;
+        // SAFETY: the region pointer the exchange found instead of null.
+        return unsafe { record_in(leaf, addr, owner) };
     }
     let used = LEAVES_USED.fetch_add(1, Relaxed);
     let Some(leaf) = POOL.get(used) else {
@@ -181,9 +189,8 @@ fn give_leaf(region: &AtomicPtr<Leaf>, addr: usize, owner: u16) -> bool {
     // to publish.
     let leaf = (&raw const *leaf).cast_mut();
     region.store(leaf, Relaxed);
-    // SAFETY: `leaf` is `&raw const POOL[used]`.
-    unsafe { entry_of(leaf, addr) }.store(owner | MARK, Relaxed);
-    true
+    // SAFETY: the region pointer just stored, `&raw const POOL[used]`.
+    unsafe { record_in(leaf, addr, owner) }
 }
 
 /// How many leaves are in use.
