@@ -53,7 +53,8 @@ impl CaptureOptions {
     }
 
     /// The most bytes a bundle may hold; files that would exceed it are not written (and the
-    /// manifest says so).
+    /// manifest says so). A cap too small for the report itself makes [`capture`] fail with
+    /// [`Error::BundleCapTooSmall`](crate::Error::BundleCapTooSmall).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
         self
@@ -152,11 +153,15 @@ pub struct Bundle {
 /// missing and why) and `README.txt` (what the files contain, the privacy notice).
 ///
 /// Directories are created 0700 and files 0600; nothing existing is replaced or followed.
+/// Files that would take the bundle past [`CaptureOptions::max_bytes`] are skipped, and the
+/// manifest lists them, except `report.json`: a bundle that cannot hold its report is refused.
 ///
 /// # Errors
 /// [`Error::UnsafePath`] for a directory that is a link, not a directory, another user's, or
-/// writable by others; [`Error::Io`] when `report.json` cannot be written. Failures after
-/// `report.json` are recorded in the manifest instead.
+/// writable by others; [`Error::BundleCapTooSmall`] when `report.json` alone exceeds the cap;
+/// [`Error::Io`] when `report.json` cannot be written. With either of the last two, the bundle
+/// directory is removed again. Failures after `report.json` are recorded in the manifest
+/// instead.
 ///
 /// ```no_run
 /// let bundle = heapscope::capture(&heapscope::CaptureOptions::new("/var/tmp/agent")).unwrap();
@@ -197,8 +202,17 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         Ok(true)
     };
 
-    let report = Report::capture_with(&options.report);
-    write("report.json", report.to_json().as_bytes(), &mut files, &mut skipped)?;
+    let report = Report::capture_with(&options.report).to_json();
+    // A bundle without its report is no bundle: refuse it, and leave no empty directory.
+    let report_bytes = report.len() as u64;
+    if report_bytes > options.max_bytes {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(Error::BundleCapTooSmall { max_bytes: options.max_bytes, report_bytes });
+    }
+    if let Err(e) = write("report.json", report.as_bytes(), &mut files, &mut skipped) {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(e);
+    }
 
     let heap_profile = heap_profile(&dir, options.pprof, &mut |name, contents| {
         write(name, contents, &mut files, &mut skipped)

@@ -92,6 +92,14 @@ pub enum Error {
         /// The I/O error's message.
         message: String,
     },
+    /// A diagnostics bundle's cap ([`CaptureOptions::max_bytes`](crate::CaptureOptions::max_bytes))
+    /// is smaller than its report, the one file a bundle cannot do without.
+    BundleCapTooSmall {
+        /// The cap, in bytes.
+        max_bytes: u64,
+        /// The size of the report the bundle had to hold, in bytes.
+        report_bytes: u64,
+    },
     /// Moving an owner under one of its own descendants.
     WouldCycle {
         /// The owner being moved.
@@ -145,6 +153,11 @@ impl fmt::Display for Error {
             Error::Io { path, action, message, .. } => {
                 write!(f, "heapscope: cannot {action} {}: {message}", path.display())
             }
+            Error::BundleCapTooSmall { max_bytes, report_bytes } => write!(
+                f,
+                "heapscope: a bundle capped at {max_bytes} bytes cannot hold its report \
+                 ({report_bytes} bytes); raise CaptureOptions::max_bytes"
+            ),
             Error::WouldCycle { owner, new_parent } => write!(
                 f,
                 "heapscope: cannot move {owner:?} under its own descendant {new_parent:?}"

@@ -105,9 +105,35 @@ fn a_bundle_is_private_complete_and_self_describing() {
 #[test]
 fn the_cap_is_enforced_and_reported() {
     let base = base("cap");
-    let bundle = capture(&CaptureOptions::new(&base).max_bytes(64)).unwrap();
+    // A cap the report alone exceeds: refused, with no bundle directory left behind.
+    let err = capture(&CaptureOptions::new(&base).max_bytes(64)).unwrap_err();
+    match &err {
+        heapscope::Error::BundleCapTooSmall { max_bytes: 64, report_bytes } => {
+            assert!(*report_bytes > 64, "{err}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("raise CaptureOptions::max_bytes"), "{err}");
+    let memory = base.join("diagnostics/memory");
+    assert_eq!(std::fs::read_dir(&memory).unwrap().count(), 0, "no empty bundle left behind");
+
+    // A cap that holds the report and not the rest: the report is written, the rest listed as
+    // skipped. The report's size moves a little between captures, hence the few margins; each
+    // is smaller than the manifest and the README (which both carry the privacy notice).
+    let report_size =
+        std::fs::read(capture(&CaptureOptions::new(&base)).unwrap().directory.join("report.json"))
+            .unwrap()
+            .len() as u64;
+    let bundle = [256, 512, 768]
+        .into_iter()
+        .find_map(|margin| {
+            capture(&CaptureOptions::new(&base).max_bytes(report_size + margin)).ok()
+        })
+        .expect("a cap a little above the report's size holds it");
+    let written = without_profile(bundle.manifest.files.iter().map(|f| f.name.as_str()));
+    assert_eq!(written, ["report.json"]);
     let skipped = without_profile(bundle.manifest.skipped.iter().map(|s| s.name.as_str()));
-    assert_eq!(skipped, ["report.json", "manifest.json", "README.txt"]);
+    assert_eq!(skipped, ["manifest.json", "README.txt"]);
     if profiler_compiled_in() {
         // The profile was taken but did not fit: said so, with the fix.
         match &bundle.manifest.heap_profile {
@@ -118,8 +144,12 @@ fn the_cap_is_enforced_and_reported() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(bundle.manifest.skipped[0].reason.contains("bundle cap of 64 bytes"));
-    assert_eq!(std::fs::read_dir(&bundle.directory).unwrap().count(), 0);
+    assert!(bundle.manifest.skipped[0].reason.contains("would exceed the bundle cap of"));
+    let on_disk: Vec<_> = std::fs::read_dir(&bundle.directory)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(on_disk, ["report.json"]);
     std::fs::remove_dir_all(&base).ok();
 }
 
