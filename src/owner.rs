@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::io::Write as _;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
@@ -420,13 +421,29 @@ fn end_early_drops() {
 }
 
 pin_project_lite::pin_project! {
-    /// A future that makes its owner current on every poll; see [`InOwner::in_owner`].
+    /// A future that makes its owner current on every poll, and while the future is dropped;
+    /// see [`InOwner::in_owner`].
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub struct Owned<F> {
+        // Dropped by hand, inside the owner, in `PinnedDrop`: a cancelled task's destructors
+        // (a `Drop` that logs, sends, or buffers) allocate as the task, not as whatever
+        // owner the executor's thread happens to have.
         #[pin]
-        inner: F,
+        inner: ManuallyDrop<F>,
         owner: Owner,
+    }
+
+    impl<F> PinnedDrop for Owned<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let _scope = this.owner.enter();
+            // SAFETY: `PinnedDrop::drop` runs once, and `inner` is never touched after it:
+            // dropping it in place is what dropping the field would do (a pinned value may be
+            // dropped where it lies; it is not moved). `get_unchecked_mut` only gives the
+            // `&mut` that `ManuallyDrop::drop` needs, without moving out.
+            unsafe { ManuallyDrop::drop(this.inner.get_unchecked_mut()) }
+        }
     }
 }
 
@@ -436,14 +453,18 @@ impl<F: Future> Future for Owned<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _scope = this.owner.enter();
-        this.inner.poll(cx)
+        // SAFETY: a projection through `ManuallyDrop`, which is `repr(transparent)` and never
+        // moves its value: `F` stays pinned where `inner` is.
+        let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };
+        inner.poll(cx)
     }
 }
 
 /// Attributes a future's allocations to an owner, whichever thread polls it.
 pub trait InOwner: Future + Sized {
     /// Wraps this future so that `owner` is current during each of its polls, so a task keeps
-    /// its owner across the threads of a multi-threaded executor.
+    /// its owner across the threads of a multi-threaded executor, and while the future is
+    /// dropped (a task cancelled before it finished runs its destructors as itself).
     ///
     /// ```
     /// use heapscope::{InOwner, Owner};
@@ -453,7 +474,7 @@ pub trait InOwner: Future + Sized {
     /// # let _ = fut;
     /// ```
     fn in_owner(self, owner: Owner) -> Owned<Self> {
-        Owned { inner: self, owner }
+        Owned { inner: ManuallyDrop::new(self), owner }
     }
 }
 

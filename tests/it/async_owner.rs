@@ -80,3 +80,39 @@ fn a_task_keeps_its_owner_across_threads() {
     let _outside = black_box(vec![0u8; 50]);
     assert_eq!(owner.stats().total_bytes, 603);
 }
+
+/// Allocates `BYTES` in its destructor and leaves the block in `SINK`: what a cancelled
+/// task's `Drop` does when it logs, sends a message, or buffers state.
+struct AllocatesOnDrop;
+
+static SINK: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const BYTES: usize = 3_001;
+
+impl Drop for AllocatesOnDrop {
+    fn drop(&mut self) {
+        let block = black_box(vec![2u8; BYTES]);
+        SINK.lock().unwrap().push(block);
+    }
+}
+
+#[test]
+fn a_task_dropped_before_it_finished_drops_as_its_owner() {
+    SINK.lock().unwrap().reserve(1);
+    let owner = Owner::named("async_cancelled_owner");
+    let state = AllocatesOnDrop;
+    let task = Box::pin(
+        async move {
+            let _state = &state;
+            std::future::pending::<()>().await;
+        }
+        .in_owner(owner),
+    );
+    let mut task = task;
+    let waker = Waker::from(Arc::new(NoopWake));
+    assert!(task.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    let before = owner.stats().live_bytes;
+    drop(task); // cancelled: its state's destructor runs now, on this thread
+    assert_eq!(owner.stats().live_bytes, before + BYTES as u64);
+    SINK.lock().unwrap().clear();
+    assert_eq!(owner.stats().live_bytes, before);
+}
