@@ -344,6 +344,8 @@ mod jemalloc_backend {
             // Without the counter (statistics compiled out) assume the common case.
             return true;
         };
+        // The probe is heapscope's own allocation, not the caller's owner's.
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let before = counter.get();
         let block = std::hint::black_box(vec![0u8; 64 << 10]);
         let after = counter.get();

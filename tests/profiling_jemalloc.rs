@@ -92,6 +92,18 @@ fn main() {
         other => panic!("expected a (sample-less) profile, got {other:?}"),
     }
 
+    // Asking, starting and stopping charge the caller's owner nothing: `status` probes
+    // jemalloc with a 64 KiB block of heapscope's own (once charged to the caller: a 64 KiB
+    // peak and 192 KiB allocated by three calls).
+    let caller = heapscope::Owner::named("profiling_caller");
+    caller.in_scope(|| {
+        let _ = std::hint::black_box(profiling::status());
+        profiling::activate().unwrap();
+        profiling::deactivate().unwrap();
+    });
+    let charged = caller.stats();
+    assert_eq!((charged.peak_bytes, charged.total_bytes), (0, 0), "{charged:?}");
+
     assert!(profiling::activate_with(ProfilingOptions::default().sample_interval(3)).is_err());
     profiling::activate_with(ProfilingOptions::default().sample_interval(1 << 14)).unwrap();
     match profiling::status() {
