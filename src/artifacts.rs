@@ -28,12 +28,22 @@ fn io_error(path: &Path, action: &'static str, err: &std::io::Error) -> Error {
 /// Creates `dir` (and missing parents) with mode 0700, or accepts an existing directory only
 /// if it is a real directory (not a link), owned by this user and not writable by others.
 ///
-/// Existing ancestors of a directory created here are held to what a path to a private
+/// Every existing ancestor of `dir`, up to the root, is held to what a path to a private
 /// directory needs, not to the same rules: owned by this user or by root, and not writable
 /// by others unless sticky (`/tmp`, `/var/tmp`). They were once judged like `dir` itself, so
-/// every user but root was refused a new directory under `/tmp`, which root owns.
+/// every user but root was refused a new directory under `/tmp`, which root owns. All of
+/// them, not only the nearest: whoever may write to any one of them can rename what lies
+/// below it and put a directory of their own in its place.
 pub(crate) fn private_dir(dir: &Path) -> Result<()> {
-    ensure_dir(dir, Role::Private)
+    ensure_dir(&absolute(dir), Role::Private)
+}
+
+/// Creates the directory `dir` exclusively, mode 0700: `Ok(false)` when something (anything:
+/// a directory, file or link) exists at that name already. Its parent must exist and have
+/// passed [`private_dir`]. For a directory that must be this call's alone (a bundle), where
+/// [`private_dir`] would accept one another thread created a moment before.
+pub(crate) fn fresh_private_dir(dir: &Path) -> Result<bool> {
+    make_private_dir(dir)
 }
 
 /// What a directory is to [`ensure_dir`].
@@ -46,19 +56,27 @@ enum Role {
     Ancestor,
 }
 
-/// Creates `dir` (0700, its missing parents as ancestors) or checks it for its `role`.
+/// Creates `dir` (0700, its missing parents as ancestors) or checks it for its `role`; then
+/// checks every existing ancestor above it.
 fn ensure_dir(dir: &Path, role: Role) -> Result<()> {
     let meta = match role {
         Role::Private => fs::symlink_metadata(dir),
         Role::Ancestor => fs::metadata(dir),
     };
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
     match meta {
-        Ok(meta) => match role {
-            Role::Private => check_existing_dir(dir, &meta),
-            Role::Ancestor => check_ancestor(dir, &meta),
-        },
+        Ok(meta) => {
+            match role {
+                Role::Private => check_existing_dir(dir, &meta)?,
+                Role::Ancestor => check_ancestor(dir, &meta)?,
+            }
+            match parent {
+                Some(parent) => ensure_dir(parent, Role::Ancestor),
+                None => Ok(()),
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(parent) = parent {
                 ensure_dir(parent, Role::Ancestor)?;
             }
             create_private(dir)
@@ -70,6 +88,16 @@ fn ensure_dir(dir: &Path, role: Role) -> Result<()> {
 /// Creates `dir`, mode 0700, its parent existing; judges it like any existing directory if
 /// another process created it first.
 fn create_private(dir: &Path) -> Result<()> {
+    if make_private_dir(dir)? {
+        return Ok(());
+    }
+    // Created meanwhile by someone else: judge it like any existing directory.
+    let meta = fs::symlink_metadata(dir).map_err(|e| io_error(dir, "inspect", &e))?;
+    check_existing_dir(dir, &meta)
+}
+
+/// `mkdir dir` with mode 0700 exactly: `Ok(false)` when something exists there already.
+fn make_private_dir(dir: &Path) -> Result<bool> {
     // Only Unix sets a mode on it (elsewhere the directory inherits its parent's ACL).
     #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = fs::DirBuilder::new();
@@ -77,11 +105,7 @@ fn create_private(dir: &Path) -> Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     match builder.create(dir) {
         Ok(()) => {}
-        // Created meanwhile by someone else: judge it like any existing directory.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let meta = fs::symlink_metadata(dir).map_err(|e| io_error(dir, "inspect", &e))?;
-            return check_existing_dir(dir, &meta);
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(io_error(dir, "create directory", &e)),
     }
     // The umask can only remove bits; set 0700 exactly.
@@ -91,7 +115,7 @@ fn create_private(dir: &Path) -> Result<()> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io_error(dir, "set permissions", &e))?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// An existing ancestor: a directory owned by this user or root, and not writable by others
@@ -372,6 +396,24 @@ mod tests {
             private_dir(&open.join("agent")),
             Err(Error::UnsafePath { reason: "is writable by group or others", .. })
         ));
+        // The same further up, with a private directory of ours in between: anyone who may
+        // write to `open` can rename `mine` and put their own in its place. Only the nearest
+        // existing ancestor was once checked, and this was accepted; an existing private
+        // directory below `open` is refused the same way.
+        let mine = open.join("mine");
+        fs::create_dir(&mine).unwrap();
+        fs::set_permissions(&mine, fs::Permissions::from_mode(0o700)).unwrap();
+        for place in [mine.join("agent"), mine.clone()] {
+            assert!(
+                matches!(
+                    private_dir(&place),
+                    Err(Error::UnsafePath { ref path, reason: "is writable by group or others" })
+                        if *path == open
+                ),
+                "{place:?}"
+            );
+        }
+        assert!(!mine.join("agent").exists());
         if me == 0 {
             // Run as root: an ancestor owned by another ordinary user is refused (they
             // could rename what is in it), a sticky one of root's is not.
@@ -383,6 +425,20 @@ mod tests {
                 Err(Error::UnsafePath { reason: "is owned by another user (not root)", .. })
             ));
         }
+        fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn a_fresh_directory_is_never_one_that_exists_already() {
+        let base = scratch("fresh");
+        private_dir(&base).unwrap();
+        let dir = base.join("bundle");
+        assert!(fresh_private_dir(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        // Ours, private, and still refused: another caller made it a moment before.
+        assert!(!fresh_private_dir(&dir).unwrap());
+        fs::write(base.join("file"), b"").unwrap();
+        assert!(!fresh_private_dir(&base.join("file")).unwrap());
         fs::remove_dir_all(&base).ok();
     }
 

@@ -255,8 +255,9 @@ fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {
     for n in 1..=100 {
         let name = if n == 1 { format!("{stamp}-{pid}") } else { format!("{stamp}-{pid}-{n}") };
         let dir = root.join(name);
-        if std::fs::symlink_metadata(&dir).is_err() {
-            artifacts::private_dir(&dir)?;
+        // Exclusively: two captures in the same millisecond (a signal's, a monitor's and the
+        // program's own) once both took the one directory, and all but one failed.
+        if artifacts::fresh_private_dir(&dir)? {
             return Ok(dir);
         }
     }

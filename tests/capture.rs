@@ -176,3 +176,38 @@ fn unsafe_bases_are_refused_without_writing() {
     assert!(matches!(err, heapscope::Error::Io { .. }), "{err}");
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn captures_at_the_same_moment_each_get_a_directory_of_their_own() {
+    // A signal's capture, a monitor's and the program's own can start together. The bundle
+    // directory was once taken by whichever created it, and accepted by the others as an
+    // existing private directory: all but one then failed on `report.json`.
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 20;
+    let base = base("concurrent");
+    capture(&CaptureOptions::new(&base).pprof(false)).unwrap();
+    let mut directories = Vec::new();
+    for _ in 0..ROUNDS {
+        let barrier = std::sync::Barrier::new(THREADS);
+        std::thread::scope(|s| {
+            let captures: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        capture(&CaptureOptions::new(&base).pprof(false))
+                    })
+                })
+                .collect();
+            for c in captures {
+                let bundle = c.join().unwrap().expect("every capture succeeds");
+                assert!(bundle.directory.join("report.json").is_file());
+                directories.push(bundle.directory);
+            }
+        });
+    }
+    let all = directories.len();
+    directories.sort();
+    directories.dedup();
+    assert_eq!(directories.len(), all, "bundles shared directories");
+    std::fs::remove_dir_all(&base).ok();
+}
