@@ -123,7 +123,9 @@ pub struct Skipped {
 pub struct Manifest {
     /// heapscope's version.
     pub heapscope_version: String,
-    /// The bundle directory.
+    /// The bundle directory. In `manifest.json` a path that is not UTF-8 is written with
+    /// U+FFFD in place of the bytes that are not (JSON strings are text).
+    #[serde(serialize_with = "path_as_text")]
     pub directory: PathBuf,
     /// Files written before the manifest, in order.
     pub files: Vec<WrittenFile>,
@@ -133,6 +135,12 @@ pub struct Manifest {
     pub skipped: Vec<Skipped>,
     /// The privacy notice.
     pub privacy_notice: String,
+}
+
+/// `path` as a JSON string: lossily where it is not UTF-8. Serde's own refuses such a path,
+/// and `manifest.json` was then written empty.
+fn path_as_text<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 /// What [`capture`] wrote.
@@ -229,12 +237,15 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     // After report.json, failures are recorded rather than returned: the bundle stays useful.
     let on_disk = manifest(&files, &skipped);
     let readme = readme(&on_disk);
-    for (name, contents) in [
-        ("manifest.json", serde_json::to_vec_pretty(&on_disk).unwrap_or_default()),
-        ("README.txt", readme.into_bytes()),
-    ] {
-        if let Err(e) = write(name, &contents, &mut files, &mut skipped) {
-            skipped.push(Skipped { name: name.to_owned(), reason: e.to_string() });
+    let manifest_json = serde_json::to_vec_pretty(&on_disk).map_err(|e| e.to_string());
+    for (name, contents) in
+        [("manifest.json", manifest_json), ("README.txt", Ok(readme.into_bytes()))]
+    {
+        let written = contents.and_then(|contents| {
+            write(name, &contents, &mut files, &mut skipped).map_err(|e| e.to_string())
+        });
+        if let Err(reason) = written {
+            skipped.push(Skipped { name: name.to_owned(), reason });
         }
     }
     Ok(Bundle {

@@ -211,3 +211,20 @@ fn captures_at_the_same_moment_each_get_a_directory_of_their_own() {
     assert_eq!(directories.len(), all, "bundles shared directories");
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn a_base_that_is_not_utf8_still_gets_a_complete_manifest() {
+    use std::os::unix::ffi::OsStrExt;
+    let parent = base("not-utf8");
+    let bundle =
+        capture(&CaptureOptions::new(parent.join(std::ffi::OsStr::from_bytes(b"agent-\xff"))))
+            .unwrap();
+    // Serde refuses such a path: the manifest was once written empty and listed as written.
+    let on_disk: heapscope::Manifest =
+        serde_json::from_slice(&std::fs::read(bundle.directory.join("manifest.json")).unwrap())
+            .unwrap();
+    assert!(on_disk.directory.to_str().unwrap().contains("agent-\u{fffd}"), "{on_disk:?}");
+    assert_eq!(without_profile(on_disk.files.iter().map(|f| f.name.as_str())), ["report.json"]);
+    assert!(bundle.manifest.skipped.is_empty(), "{:?}", bundle.manifest.skipped);
+    std::fs::remove_dir_all(&parent).ok();
+}
