@@ -85,7 +85,8 @@ impl SignalTriggerBuilder {
         self
     }
 
-    /// The most bundles this trigger writes (default 10); later signals are ignored.
+    /// The most bundles this trigger writes (default 10; captures that fail do not count);
+    /// later signals are refused ([`SignalOutcome::CapReached`]).
     pub fn max_bundles(mut self, n: u32) -> Self {
         self.max_bundles = n;
         self
@@ -165,9 +166,15 @@ impl SignalTriggerBuilder {
                             SignalOutcome::CoolingDown { since_last }
                         }
                         _ => {
-                            written += 1;
+                            // Only bundles written count against the cap: a failed capture
+                            // (an unwritable directory, a full disk) wrote nothing, and once
+                            // used up the cap so that later signals were refused for good.
+                            // The cooldown still spaces out the attempts.
                             let outcome = match capture(&options) {
-                                Ok(bundle) => SignalOutcome::Written(bundle),
+                                Ok(bundle) => {
+                                    written += 1;
+                                    SignalOutcome::Written(bundle)
+                                }
                                 Err(e) => SignalOutcome::Failed(e),
                             };
                             last = Some(Instant::now());

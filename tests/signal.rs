@@ -59,6 +59,32 @@ fn main() {
     let bundles = std::fs::read_dir(base.join("diagnostics").join("memory")).unwrap().count();
     assert_eq!(bundles, 2);
 
+    // A failed capture does not use up the cap: with a file where `diagnostics` should be,
+    // the first signal fails; once it is gone, the next writes the trigger's one bundle. The
+    // failure once counted, and the second signal was refused as `CapReached`.
+    let blocked = base.join("blocked");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("diagnostics"), b"in the way").unwrap();
+    let (sent, received) = mpsc::channel();
+    let trigger = SignalTrigger::builder(CaptureOptions::new(&blocked))
+        .cooldown(Duration::from_millis(100))
+        .max_bundles(1)
+        .on_capture(move |outcome| {
+            let _ = sent.send(outcome);
+        })
+        .start()
+        .unwrap();
+    let next = || received.recv_timeout(Duration::from_secs(60)).expect("an outcome");
+    send();
+    let outcome = next();
+    assert!(matches!(outcome, SignalOutcome::Failed(_)), "{outcome:?}");
+    std::fs::remove_file(blocked.join("diagnostics")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    send();
+    let outcome = next();
+    assert!(matches!(outcome, SignalOutcome::Written(_)), "{outcome:?}");
+    trigger.stop();
+
     let refuse = |signal| SignalTrigger::builder(CaptureOptions::new(&base)).signal(signal).start();
     match refuse(libc::SIGKILL) {
         Err(heapscope::Error::Signal { signal, .. }) => assert_eq!(signal, libc::SIGKILL),
