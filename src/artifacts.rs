@@ -180,7 +180,7 @@ pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<Writt
             reason: "already exists (file, link or FIFO)",
         });
     }
-    let temp = temp_name(dir, name);
+    let temp = temp_name(dir);
     let result = write_temp(&temp, contents)
         .and_then(|()| fs::hard_link(&temp, &target).map_err(|e| io_error(&target, "publish", &e)));
     // The temporary name goes away whether or not the file was published.
@@ -198,8 +198,8 @@ pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<Writt
 
 /// Replaces `dir/name` (a file of ours in our private directory) atomically: temporary file,
 /// sync, rename over it, sync the directory.
-pub(crate) fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    let temp = temp_name(dir, name);
+pub(crate) fn replace(dir: &Path, name: &std::ffi::OsStr, contents: &[u8]) -> Result<()> {
+    let temp = temp_name(dir);
     let result = write_temp(&temp, contents).and_then(|()| {
         fs::rename(&temp, dir.join(name)).map_err(|e| io_error(&dir.join(name), "replace", &e))
     });
@@ -231,17 +231,18 @@ pub(crate) fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
 /// # Ok::<(), heapscope::Error>(())
 /// ```
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::UnsafePath {
-        path: path.to_owned(),
-        reason: "has no file name heapscope can use",
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::UnsafePath { path: path.to_owned(), reason: "has no file name" })?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     replace(dir, name, contents)
 }
 
-/// A fresh temporary name beside `name` in `dir`.
-fn temp_name(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), nonce()))
+/// A fresh temporary name in `dir`. Not derived from the final name: that may be up to the
+/// file system's limit already (255 bytes), or not UTF-8, and a temporary name built on it
+/// then failed to be created for a name that was fine.
+fn temp_name(dir: &Path) -> PathBuf {
+    dir.join(format!(".heapscope-{}-{:x}.tmp", std::process::id(), nonce()))
 }
 
 /// Creates `temp` exclusively (0600, not following links), writes `contents` and syncs it.
@@ -440,6 +441,27 @@ mod tests {
         fs::write(base.join("file"), b"").unwrap();
         assert!(!fresh_private_dir(&base.join("file")).unwrap());
         fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn write_private_takes_any_name_the_file_system_takes() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = scratch("names");
+        private_dir(&dir).unwrap();
+        // 245 bytes (NAME_MAX is 255): the temporary name was once this name plus 25 bytes,
+        // and its creation failed. And a name that is not UTF-8, once refused as having "no
+        // file name heapscope can use".
+        let long = dir.join(format!("{}.json", "t".repeat(240)));
+        let latin1 = dir.join(std::ffi::OsStr::from_bytes(b"m\xe9moire.svg"));
+        for path in [long, latin1] {
+            fs::write(&path, b"plain").unwrap();
+            write_private(&path, b"<svg/>").unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"<svg/>");
+            assert_eq!(mode(&path), 0o600);
+        }
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2, "no temporary file left");
+        assert!(matches!(write_private(Path::new("/"), b"x"), Err(Error::UnsafePath { .. })));
+        fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -424,7 +424,7 @@ fn dump(
     });
     let complete = serde_json::to_vec_pretty(&full)
         .ok()
-        .is_some_and(|bytes| crate::artifacts::replace(&shared.dir, &name, &bytes).is_ok());
+        .is_some_and(|bytes| crate::artifacts::replace(&shared.dir, name.as_ref(), &bytes).is_ok());
     if let Err(error) = phase1 {
         if !complete {
             return DumpOutcome::Failed { number, error: error.to_owned() };
