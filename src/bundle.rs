@@ -53,7 +53,8 @@ impl CaptureOptions {
     }
 
     /// The most bytes a bundle may hold; files that would exceed it are not written (and the
-    /// manifest says so). A cap too small for the report itself makes [`capture`] fail with
+    /// manifest says so). A heap profile is written only if 8 KiB remain after it for the
+    /// manifest and the README, which describe it and carry the privacy notice. A cap too small for the report itself makes [`capture`] fail with
     /// [`Error::BundleCapTooSmall`](crate::Error::BundleCapTooSmall).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
@@ -188,16 +189,24 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     let mut used = 0u64;
+    // Writes a file if it fits under the cap with `keep_free` bytes still left after it.
     let mut write = |name: &str,
                      contents: &[u8],
+                     keep_free: u64,
                      files: &mut Vec<WrittenFile>,
                      skipped: &mut Vec<Skipped>|
      -> Result<bool> {
-        if used.saturating_add(contents.len() as u64) > options.max_bytes {
+        let needed = used.saturating_add(contents.len() as u64).saturating_add(keep_free);
+        if needed > options.max_bytes {
+            let kept = if keep_free == 0 {
+                String::new()
+            } else {
+                format!(" with {keep_free} bytes kept for the manifest and README")
+            };
             skipped.push(Skipped {
                 name: name.to_owned(),
                 reason: format!(
-                    "{} bytes would exceed the bundle cap of {} bytes",
+                    "{} bytes would exceed the bundle cap of {} bytes{kept}",
                     contents.len(),
                     options.max_bytes
                 ),
@@ -217,13 +226,16 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         let _ = std::fs::remove_dir(&dir);
         return Err(Error::BundleCapTooSmall { max_bytes: options.max_bytes, report_bytes });
     }
-    if let Err(e) = write("report.json", report.as_bytes(), &mut files, &mut skipped) {
+    if let Err(e) = write("report.json", report.as_bytes(), 0, &mut files, &mut skipped) {
         let _ = std::fs::remove_dir(&dir);
         return Err(e);
     }
 
+    // A profile is written only if the manifest and the README (with the privacy notice)
+    // still fit after it: under a cap that held the report and the profile but not them, the
+    // most sensitive file was kept and the files describing it were dropped.
     let heap_profile = heap_profile(&dir, options.pprof, &mut |name, contents| {
-        write(name, contents, &mut files, &mut skipped)
+        write(name, contents, DESCRIPTION_ROOM, &mut files, &mut skipped)
     });
 
     let manifest = |files: &[WrittenFile], skipped: &[Skipped]| Manifest {
@@ -242,7 +254,7 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         [("manifest.json", manifest_json), ("README.txt", Ok(readme.into_bytes()))]
     {
         let written = contents.and_then(|contents| {
-            write(name, &contents, &mut files, &mut skipped).map_err(|e| e.to_string())
+            write(name, &contents, 0, &mut files, &mut skipped).map_err(|e| e.to_string())
         });
         if let Err(reason) = written {
             skipped.push(Skipped { name: name.to_owned(), reason });
@@ -256,6 +268,11 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         privacy_notice: PRIVACY_NOTICE,
     })
 }
+
+/// Bytes a heap profile leaves free under the cap for `manifest.json` and `README.txt`: each
+/// is about 1.5 KiB with the privacy notice, and well under 4 KiB with every note and skipped
+/// file a bundle can have.
+const DESCRIPTION_ROOM: u64 = 8 << 10;
 
 /// `<root>/<UTC timestamp>-<pid>`, with `-2`, `-3`… if that exists already.
 fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {

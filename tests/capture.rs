@@ -228,3 +228,42 @@ fn a_base_that_is_not_utf8_still_gets_a_complete_manifest() {
     assert!(bundle.manifest.skipped.is_empty(), "{:?}", bundle.manifest.skipped);
     std::fs::remove_dir_all(&parent).ok();
 }
+
+#[test]
+fn a_heap_profile_never_takes_the_room_of_the_manifest_and_readme() {
+    if !profiler_compiled_in() {
+        return;
+    }
+    let base = base("profile-room");
+    let options = CaptureOptions::new(&base).pprof(false);
+    let sizing = capture(&options).unwrap();
+    let size = |name: &str| {
+        sizing.manifest.files.iter().find(|f| f.name == name).map(|f| f.bytes).unwrap()
+    };
+    let (report, heap) = (size("report.json"), size("jemalloc.heap"));
+    let on_disk = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    // Room for the report and the profile, not for the files describing it: the profile (the
+    // most sensitive file) was once kept, and the manifest and README dropped.
+    let tight = capture(&options.clone().max_bytes(report + heap + 300)).unwrap();
+    assert_eq!(on_disk(&tight.directory), ["README.txt", "manifest.json", "report.json"]);
+    match &tight.manifest.heap_profile {
+        HeapProfile::Unavailable { reason, .. } => {
+            assert!(reason.contains("bundle cap"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // With 8 KiB more (and 2 KiB for the report's growth), everything.
+    let roomy = capture(&options.max_bytes(report + heap + (10 << 10))).unwrap();
+    assert_eq!(
+        on_disk(&roomy.directory),
+        ["README.txt", "jemalloc.heap", "manifest.json", "report.json"]
+    );
+    std::fs::remove_dir_all(&base).ok();
+}
