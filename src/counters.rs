@@ -50,10 +50,13 @@
 //! frees alone; growing at the peak costs a plain add per allocation instead of four atomic
 //! maxima. Publication (every `FLUSH_BYTES`) records the peak too.
 //!
-//! So the peak is exact when one thread allocates and frees in the subtree. When other
-//! threads allocate or free in it at the same time, a peak reached between two of a slot's
-//! records can be missed by what the other threads changed meanwhile: at most `FLUSH_BYTES`
-//! per thread allocating or freeing in it. A record can also overstate by as much: it sums
+//! So the peak is exact when one thread allocates and frees in the subtree. When more than
+//! one thread does, a peak reached between two of a slot's records can be missed by what
+//! the other threads changed meanwhile: at most `FLUSH_BYTES` per thread allocating or
+//! freeing in it. That includes threads one after another: a slot at the peak waits for its
+//! own next free, so a peak that another thread's free ends (even once the growing thread
+//! has exited: its slot is handed back as it is) is recorded only up to the slot's last
+//! record. A record can also overstate by as much: it sums
 //! the other slots' `pending` one after another, so one slot's free and another's later
 //! allocation can both be counted (each slot's `pending` stays within `FLUSH_BYTES`;
 //! anything larger is in `flushed`, read before them).
@@ -356,6 +359,7 @@ fn counts_in(base: *const Counts, id: u16) -> *const Counts {
 }
 
 /// Whether `c` is one of [`TRAP`]'s counters.
+#[inline(always)]
 fn in_trap(c: &Counts) -> bool {
     let start = trap_base().addr();
     (c as *const Counts).addr().wrapping_sub(start) < std::mem::size_of::<Slot>()
@@ -474,9 +478,15 @@ pub(crate) fn charge_here(here: Here, size: usize) {
         if here.owner & CHILD_BIT == 0 || pending > c.headroom_of(true) {
             return charged_past_headroom(c, here.owner, size, pending);
         }
-        let parent = masked!(PARENTS, here.owner as usize).load(Relaxed);
         // The slot's base, set together with `current`.
         let base = STATE.with(|s| s.base.get());
+        if base == trap_base() {
+            // A child in the trap goes out too: the trap's pending bytes are written by every
+            // slot-less thread at once, and next to a block of over 2 GiB they pass a child's
+            // `i32` limits, which the trap's then fail to send it out.
+            return charged_past_headroom(c, here.owner, size, pending);
+        }
+        let parent = masked!(PARENTS, here.owner as usize).load(Relaxed);
         ancestors::<true>(base, parent, size as i64);
     }
 }
@@ -500,8 +510,9 @@ pub(crate) fn credit(owner: u16, size: usize) {
     let pending = c.pending.load(Relaxed).wrapping_sub(size as i64);
     c.pending.store(pending, Relaxed);
     if pending < c.floor.load(Relaxed) {
-        // Rare for a top-level owner; every time for a child, as in `charge_here`.
-        if owner & CHILD_BIT == 0 || pending < c.floor_of(true) {
+        // Rare for a top-level owner; every time for a child, as in `charge_here` (and the
+        // trap's children out, as there).
+        if owner & CHILD_BIT == 0 || pending < c.floor_of(true) || base == trap_base() {
             credited_past_floor(c, base, owner, size, pending);
         } else {
             ancestors::<false>(base, masked!(PARENTS, owner as usize).load(Relaxed), size as i64);
@@ -656,8 +667,8 @@ fn process_live(c: Option<&Counts>, pending: i64) -> i64 {
 /// further levels out of line.
 #[inline(always)]
 fn ancestors<const GROW: bool>(base: *const Counts, parent: u16, size: i64) {
-    // SAFETY: `base` is this thread's own slot (the trap never gets past its limits), and
-    // `counts_in` keeps the index inside its `counts`.
+    // SAFETY: `base` is this thread's own slot (`charge_here` and `credit` send a child in
+    // the trap out before), and `counts_in` keeps the index inside its `counts`.
     let c = unsafe { &*counts_in(base, parent) };
     let next = masked!(PARENTS, parent as usize).load(Relaxed);
     if next == PROCESS {
@@ -679,8 +690,8 @@ fn higher_ancestors<const GROW: bool>(base: *const Counts, mut id: u16, size: i6
             return;
         }
         let next = masked!(PARENTS, id as usize).load(Relaxed);
-        // SAFETY: `base` is this thread's own slot (the trap never gets past its limits), and
-        // `counts_in` keeps the index inside its `counts`.
+        // SAFETY: `base` is this thread's own slot (`charge_here` and `credit` send a child
+        // in the trap out before), and `counts_in` keeps the index inside its `counts`.
         let c = unsafe { &*counts_in(base, id) };
         if next == PROCESS {
             level::<GROW, false>(c, id, size);
@@ -1250,4 +1261,47 @@ pub(crate) fn read_all_unbased() -> Raw {
         (0..ids).for_each(|id| raw.add_frees(counts_at(slot, id)));
     }
     raw
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    reason = "a test: a panic is its failure, not the allocator's"
+)]
+mod tests {
+    use super::*;
+
+    /// Ids no other test registers: the registry hands out the lowest free ids first.
+    const CHILD: u16 = (MAX_OWNERS - 1) as u16;
+    const PARENT: u16 = (MAX_OWNERS - 2) as u16;
+
+    /// The trap's pending bytes are shared by every thread without a slot (past 256 threads,
+    /// past a thread's exit, every thread off Unix). Next to a block of more than 2 GiB on
+    /// another such thread they pass a child's `i32` limits, and a child's allocation or free
+    /// once stayed on the fast path and was counted in the trap, which no reader sums: lost.
+    #[test]
+    fn a_child_counted_in_the_trap_is_counted_for_real_whatever_the_traps_pending_bytes() {
+        masked!(PARENTS, CHILD as usize).store(PARENT, Relaxed);
+        let tag = CHILD | CHILD_BIT;
+        let trap: &'static Counts = masked!(TRAP.counts, tag as usize);
+        let before = read_own(CHILD);
+        // Fresh threads: no slot yet, so their state points into the trap.
+        std::thread::spawn(move || {
+            trap.pending.store(-(3 << 30), Relaxed); // another thread freed 3 GiB
+            charge_here(Here { owner: tag, counts: trap }, 100);
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(move || {
+            trap.pending.store(3 << 30, Relaxed); // another thread allocated 3 GiB
+            credit(tag, 100);
+        })
+        .join()
+        .unwrap();
+        let after = read_own(CHILD);
+        assert_eq!(after.alloc_bytes - before.alloc_bytes, 100, "the allocation was lost");
+        assert_eq!(after.free_bytes - before.free_bytes, 100, "the free was lost");
+        assert_eq!(after.live_bytes(), before.live_bytes());
+    }
 }

@@ -49,10 +49,11 @@
 //!   the reading is counted once, and no new allocation is paired with stale frees, on any
 //!   memory model. So a reading on another thread, which lifts the peak to the live size it
 //!   read, never lifts it above what was live. `peak_bytes` is
-//!   exact when one thread allocates and frees in the owner's subtree; when other threads
-//!   allocate or free in it at the same time, it can be off by at most 64 KiB per thread
-//!   allocating or freeing in it: lower, for a peak reached between two of a thread's
-//!   records, or higher, since a record adds up the threads' unpublished bytes one after
+//!   exact when one thread allocates and frees in the owner's subtree; when more than one
+//!   thread does (at the same time, or one after another), it can be off by at most 64 KiB
+//!   per thread allocating or freeing in it: lower, for a peak reached between two of a
+//!   thread's records (a thread records its growth at its own next free in the owner, so a
+//!   peak ended by another thread's free can go unrecorded), or higher, since a record adds up the threads' unpublished bytes one after
 //!   another (a free on one thread and a later allocation on another can both be counted).
 //!   It never decreases and is never below a `live_bytes` that was read.
 //!   The process-wide peak of [`global_stats`] can also miss up to 64 KiB per top-level owner

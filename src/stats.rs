@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 /// the read (joined threads, a channel receive, a lock); read while threads still allocate,
 /// `live_*` never shows more than the owner and its descendants held at one moment.
 /// `peak_bytes` is exact when one thread allocates and frees in the owner's subtree; when
-/// other threads allocate or free in it at the same time it can be off by at most 64 KiB
-/// per thread allocating or freeing in it, either way (see the crate docs); it is never
+/// more than one thread does (at the same time, or one after another) it can be off by at
+/// most 64 KiB per thread allocating or freeing in it, either way (see the crate docs); it is never
 /// below a `live_bytes` that was read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
