@@ -1,6 +1,7 @@
 //! Every owner's numbers at one moment, and what changed between two moments.
 
 use crate::stats::OwnerStats;
+use crate::units::signed_change;
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -262,9 +263,10 @@ pub struct OwnerDelta {
     pub before_live_bytes: u64,
     /// Live bytes at the later snapshot.
     pub after_live_bytes: u64,
-    /// `after - before` live bytes (negative when the owner shrank).
+    /// `after - before` live bytes (negative when the owner shrank), clamped to `i64`
+    /// (snapshots read from files may hold more than `i64::MAX`).
     pub live_bytes_delta: i64,
-    /// `after - before` live blocks.
+    /// `after - before` live blocks, clamped to `i64`.
     pub live_blocks_delta: i64,
     /// Bytes allocated between the two snapshots (churn).
     pub allocated_bytes: u64,
@@ -278,8 +280,8 @@ impl OwnerDelta {
             name: name.to_owned(),
             before_live_bytes: before.live_bytes,
             after_live_bytes: after.live_bytes,
-            live_bytes_delta: after.live_bytes as i64 - before.live_bytes as i64,
-            live_blocks_delta: after.live_blocks as i64 - before.live_blocks as i64,
+            live_bytes_delta: signed_change(before.live_bytes, after.live_bytes),
+            live_blocks_delta: signed_change(before.live_blocks, after.live_blocks),
             allocated_bytes: after.total_bytes.saturating_sub(before.total_bytes),
             peak_bytes: after.peak_bytes,
         }
@@ -339,5 +341,45 @@ mod tests {
             assert_eq!(read.owner(name).map(|o| o.name.as_str()), Some(name));
         }
         assert!(read.owner("absent").is_none());
+    }
+
+    /// A snapshot holding `bytes` live bytes in `bytes` blocks, in the total and in one owner.
+    fn holding(bytes: u64) -> Snapshot {
+        let stats = OwnerStats {
+            live_bytes: bytes,
+            live_blocks: bytes,
+            peak_bytes: bytes,
+            total_bytes: bytes,
+            total_blocks: bytes,
+        };
+        let big = OwnerEntry {
+            name: "big".to_owned(),
+            parent: None,
+            retired: false,
+            stats,
+            own_live_bytes: bytes,
+        };
+        Snapshot {
+            tracking: true,
+            taken_at_unix_ms: 1,
+            total: stats,
+            owners: vec![big],
+            side_table_overflows: 0,
+        }
+    }
+
+    #[test]
+    fn a_diff_beyond_i64_is_clamped_with_the_sign_of_the_change() {
+        // Snapshots read from files may hold anything up to u64::MAX: `as i64` turned 2^63
+        // into a negative number and the subtraction overflowed (a panic in debug builds).
+        let (small, huge) = (holding(1), holding(1 << 63));
+        let grew = huge.diff(&small);
+        for d in [&grew.total, &grew.owners[0]] {
+            assert_eq!((d.live_bytes_delta, d.live_blocks_delta), (i64::MAX, i64::MAX), "{d:?}");
+        }
+        let shrank = holding(0).diff(&holding(u64::MAX));
+        for d in [&shrank.total, &shrank.owners[0]] {
+            assert_eq!((d.live_bytes_delta, d.live_blocks_delta), (i64::MIN, i64::MIN), "{d:?}");
+        }
     }
 }

@@ -48,6 +48,14 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
 }
 
+/// `after - before` as a signed change, clamped to `i64`: the numbers may come from files,
+/// which can hold anything up to `u64::MAX`, where `as i64` would flip the sign (and the
+/// subtraction overflow).
+pub(crate) fn signed_change(before: u64, after: u64) -> i64 {
+    let change = i128::from(after) - i128::from(before);
+    change.clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -56,5 +64,14 @@ mod tests {
         assert_eq!(super::format_bytes(1_048_524), "1023.9 KiB");
         assert_eq!(super::format_bytes(1023), "1023 B");
         assert_eq!(super::format_bytes(1024), "1.0 KiB");
+    }
+
+    #[test]
+    fn a_signed_change_beyond_i64_is_clamped_with_its_sign() {
+        use super::signed_change;
+        assert_eq!(signed_change(10, 4), -6);
+        assert_eq!(signed_change(1, 1 << 63), i64::MAX);
+        assert_eq!(signed_change(u64::MAX, 0), i64::MIN);
+        assert_eq!(signed_change(0, i64::MAX as u64), i64::MAX);
     }
 }
