@@ -1,8 +1,9 @@
 //! The `heapscope` command on files heapscope wrote: show, diff, check, and the error cases
 //! (missing file, another schema version, truncated JSON, a phase-1-only dump), and files
 //! that parse but hold numbers out of any real range (a depth of 2^62, sizes above
-//! `i64::MAX`, a phase of `u64::MAX / 2` ms): a clean exit, never a crash (each of the three
-//! once panicked: capacity overflow, subtraction and multiplication overflow).
+//! `i64::MAX` in an owner row, the total line and a retained item, a phase of `u64::MAX / 2`
+//! ms): a clean exit, never a crash (each once panicked: capacity overflow, subtraction and
+//! multiplication overflow).
 #![cfg(all(feature = "cli", feature = "enabled", unix))]
 
 use heapscope::{Owner, ReportOptions, Retained};
@@ -176,18 +177,51 @@ fn show_with_a_huge_depth_does_not_crash() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// `heapscope diff` of two edited reports, in `d`.
+fn diff_of(d: &Path, before: &serde_json::Value, after: &serde_json::Value) -> Output {
+    let (b, a) = (d.join("before.json"), d.join("after.json"));
+    std::fs::write(&b, serde_json::to_vec(before).unwrap()).unwrap();
+    std::fs::write(&a, serde_json::to_vec(after).unwrap()).unwrap();
+    heapscope(&["diff", b.to_str().unwrap(), a.to_str().unwrap()])
+}
+
 #[test]
 fn diff_with_sizes_above_i64_max_does_not_crash() {
     let d = dir("diff");
-    let mut before = report_with_history();
-    let mut after = before.clone();
+    let _item =
+        Retained::build(Owner::named("cli_range_tools"), "cli range item", || "y".repeat(4096));
+    let report = report_with_history();
+    // Other tests of this binary keep items too.
+    let item = report["retained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|i| i["label"] == "cli range item")
+        .expect("the item in the report");
+    // One owner row, the total line and one retained item's change, each from 2^63 bytes
+    // down to 1 or up from 1: the total and the item once panicked after the rows were fixed.
+    let (mut before, mut after) = (report.clone(), report);
     before["owners"]["tree"][0]["live_bytes"] = serde_json::json!(1u64 << 63);
     after["owners"]["tree"][0]["live_bytes"] = serde_json::json!(1u64);
-    let (b, a) = (d.join("before.json"), d.join("after.json"));
-    std::fs::write(&b, serde_json::to_vec(&before).unwrap()).unwrap();
-    std::fs::write(&a, serde_json::to_vec(&after).unwrap()).unwrap();
-    let out = heapscope(&["diff", b.to_str().unwrap(), a.to_str().unwrap()]);
+    before["owners"]["tracked_live_bytes"] = serde_json::json!(1u64 << 63);
+    after["owners"]["tracked_live_bytes"] = serde_json::json!(1u64);
+    before["retained"][item]["live_bytes"] = serde_json::json!(1u64);
+    after["retained"][item]["live_bytes"] = serde_json::json!(1u64 << 63);
+    let out = diff_of(&d, &before, &after);
     assert_clean(&out, "diff");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // Clamped to i64, with the sign of the real change.
+    let total = stdout.lines().find(|l| l.starts_with("total ")).unwrap();
+    assert!(
+        total.trim_end().ends_with(&format!("-{}", heapscope::format_bytes(i64::MAX as u64))),
+        "{stdout}"
+    );
+    let item_line = stdout.lines().find(|l| l.contains("\"cli range item\"")).unwrap();
+    assert!(
+        item_line.ends_with(&format!("(+{})", heapscope::format_bytes(i64::MAX as u64))),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -128,6 +128,12 @@ fn load_report(path: &Path) -> Result<Report, String> {
 
 use heapscope::format_bytes as size;
 
+/// `after - before`, clamped to `i64`: the numbers come from files, which may hold anything up
+/// to `u64::MAX` (`as i64` flipped the sign and the subtraction overflowed: exit 101).
+fn growth(before: u64, after: u64) -> i64 {
+    (i128::from(after) - i128::from(before)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
 fn signed(delta: i64) -> String {
     let sign = if delta < 0 { "-" } else { "+" };
     format!("{sign}{}", size(delta.unsigned_abs()))
@@ -208,14 +214,12 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
         .into_iter()
         .map(|n| {
             let (x, y) = (live(&a, n), live(&b, n));
-            // Saturating: the numbers come from files, which may hold anything up to u64::MAX.
-            let growth = (i128::from(y) - i128::from(x)).clamp(i64::MIN.into(), i64::MAX.into());
-            (n, x, y, growth as i64)
+            (n, x, y, growth(x, y))
         })
         .collect();
     rows.sort_by(|p, q| q.3.cmp(&p.3).then(p.0.cmp(q.0)));
     println!("{:<40} {:>12} {:>12} {:>12}", "owner", "before", "after", "growth");
-    let total = b.owners.tracked_live_bytes as i64 - a.owners.tracked_live_bytes as i64;
+    let total = growth(a.owners.tracked_live_bytes, b.owners.tracked_live_bytes);
     println!(
         "{:<40} {:>12} {:>12} {:>12}",
         "total",
@@ -238,8 +242,7 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
         println!("\nretained items that appeared or grew:");
         for i in items {
             let old = before_items.get(i.owner.as_str()).copied();
-            let change =
-                old.map_or_else(|| "new".to_owned(), |o| signed(i.live_bytes as i64 - o as i64));
+            let change = old.map_or_else(|| "new".to_owned(), |o| signed(growth(o, i.live_bytes)));
             println!(
                 "  \"{}\" under {} ({}): {} ({change})",
                 i.label,
