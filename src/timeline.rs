@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::phase::PhaseRecord;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +37,10 @@ pub struct Sample {
 }
 
 /// How one series moved over a timeline.
+///
+/// `rss`, `allocated` and `resident` summarise the samples that could read them: a failed
+/// reading is left out, never counted as 0, and a series never read has no summary. An owner's
+/// series is 0 in the samples that do not list it (before it appeared, after it was retired).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SeriesSummary {
@@ -84,23 +88,28 @@ impl Timeline {
         samples: Vec<Sample>,
         dropped: u64,
     ) -> Timeline {
+        // Only for the summaries: the chart and every other reader take each value from its
+        // sample, so a series here need not line up with the samples.
         let mut values: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for (i, s) in samples.iter().enumerate() {
-            let mut push = |name: String, v: Option<u64>| {
-                if let Some(v) = v {
-                    let series = values.entry(name).or_default();
-                    // An owner that appears later started at 0.
-                    series.resize(i, 0);
-                    series.push(v);
-                }
-            };
-            push("rss".into(), s.rss_bytes);
-            push("allocated".into(), s.allocated_bytes);
-            push("resident".into(), s.resident_bytes);
-            push("tracked".into(), Some(s.tracked_live_bytes));
-            for (owner, live) in &s.owners {
-                push(format!("owner:{owner}"), Some(*live));
-            }
+        /// One value of a sample, `None` where it could not be read.
+        type Reading = fn(&Sample) -> Option<u64>;
+        let readings: [(&str, Reading); 4] = [
+            ("rss", |s| s.rss_bytes),
+            ("allocated", |s| s.allocated_bytes),
+            ("resident", |s| s.resident_bytes),
+            ("tracked", |s| Some(s.tracked_live_bytes)),
+        ];
+        for (name, read) in readings {
+            // A reading that failed is left out: something unreadable is never a silent 0.
+            values.insert(name.to_owned(), samples.iter().filter_map(read).collect());
+        }
+        let owners: BTreeSet<&str> =
+            samples.iter().flat_map(|s| s.owners.keys().map(String::as_str)).collect();
+        for owner in owners {
+            // A sample lists every registered top-level owner and retired ones still holding
+            // bytes: one it does not list was not registered yet, or was retired holding nothing.
+            let live = samples.iter().map(|s| s.owners.get(owner).copied().unwrap_or(0));
+            values.insert(format!("owner:{owner}"), live.collect());
         }
         let series = values
             .into_iter()
@@ -112,7 +121,7 @@ impl Timeline {
                     end,
                     min: v.iter().copied().min()?,
                     max: v.iter().copied().max()?,
-                    delta: end as i64 - start as i64,
+                    delta: crate::units::signed_change(start, end),
                 })
             })
             .collect();
@@ -360,5 +369,65 @@ fn run(shared: &Shared, interval: Duration) {
             record(take_sample(started));
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at_ms: u64, rss_bytes: Option<u64>, owners: &[(&str, u64)]) -> Sample {
+        Sample {
+            at_ms,
+            rss_bytes,
+            allocated_bytes: None,
+            resident_bytes: None,
+            tracked_live_bytes: owners.iter().map(|(_, live)| live).sum(),
+            owners: owners.iter().map(|(name, live)| (name.to_string(), *live)).collect(),
+        }
+    }
+
+    fn build(samples: Vec<Sample>) -> Timeline {
+        Timeline::build(0, Duration::from_millis(10), samples, 0)
+    }
+
+    #[test]
+    fn a_failed_reading_is_left_out_of_its_series_not_counted_as_zero() {
+        let t = build(vec![
+            sample(0, Some(100 << 20), &[]),
+            sample(10, None, &[]), // /proc/self/status could not be read this once
+            sample(20, Some(120 << 20), &[]),
+        ]);
+        let rss = t.series("rss").unwrap();
+        assert_eq!(
+            (rss.start, rss.end, rss.min, rss.max),
+            (100 << 20, 120 << 20, 100 << 20, 120 << 20)
+        );
+        assert_eq!(rss.delta, 20 << 20);
+        // The failed reading stays in its sample, where the chart leaves a gap.
+        assert_eq!(t.samples[1].rss_bytes, None);
+        // A series never read has no summary rather than one of zeros.
+        assert!(t.series("allocated").is_none());
+        // A failed first reading: the series starts at the first one that worked.
+        let t = build(vec![sample(0, None, &[]), sample(10, Some(7), &[])]);
+        assert_eq!(t.series("rss").map(|s| (s.start, s.min)), Some((7, 7)));
+    }
+
+    #[test]
+    fn a_top_level_owner_gone_from_later_samples_ends_at_zero() {
+        // `cache` held 5 MiB, then freed it all and was retired: later samples no longer list
+        // it. `late` appears in the second sample only, so it starts at 0 and ends at 0.
+        let t = build(vec![
+            sample(0, Some(1), &[("cache", 5 << 20)]),
+            sample(10, Some(1), &[("cache", 5 << 20), ("late", 3)]),
+            sample(20, Some(1), &[]),
+        ]);
+        let cache = t.series("owner:cache").unwrap();
+        assert_eq!((cache.start, cache.end, cache.min), (5 << 20, 0, 0), "{cache:?}");
+        assert_eq!(cache.delta, -(5 << 20));
+        let late = t.series("owner:late").unwrap();
+        assert_eq!((late.start, late.end, late.max, late.delta), (0, 0, 3, 0), "{late:?}");
+        let names: Vec<&str> = t.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["owner:cache", "owner:late", "rss", "tracked"]);
     }
 }
