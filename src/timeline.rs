@@ -262,15 +262,15 @@ impl Sampler {
     /// Starts sampling every `interval`, keeping the last `capacity` samples.
     ///
     /// # Errors
-    /// [`Error::OutOfBounds`] for an interval under 10 ms or a capacity of 0 or more than
-    /// 100 000.
+    /// [`Error::OutOfBounds`] for an interval under 10 ms or a capacity under 2 (a ring of
+    /// one could not keep both samples [`stop`](Sampler::stop) promises) or over 100 000.
     pub fn start(interval: Duration, capacity: usize) -> Result<Sampler> {
         check_interval(interval)?;
-        if capacity == 0 || capacity > MAX_SAMPLES {
+        if !(2..=MAX_SAMPLES).contains(&capacity) {
             return Err(Error::OutOfBounds {
                 what: "sampler capacity",
                 value: capacity.to_string(),
-                allowed: "1 to 100000 samples",
+                allowed: "2 to 100000 samples",
             });
         }
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
@@ -310,7 +310,8 @@ impl Sampler {
     }
 
     /// Stops the thread, which takes one last sample, and returns the final timeline: it
-    /// has at least two samples, the first at start and the last at the stop.
+    /// has at least two samples, the last at the stop. The first is the one at start unless
+    /// the ring was full and dropped it (then `dropped_samples` says how many went).
     pub fn stop(mut self) -> Timeline {
         self.halt();
         self.timeline()

@@ -41,6 +41,11 @@ fn bounds_are_typed_errors() {
         Sampler::start(10 * MS, 0),
         Err(Error::OutOfBounds { what: "sampler capacity", .. })
     ));
+    // `stop` promises a sample at the start and one at the stop: a ring of one cannot keep both.
+    assert!(matches!(
+        Sampler::start(10 * MS, 1),
+        Err(Error::OutOfBounds { what: "sampler capacity", allowed: "2 to 100000 samples", .. })
+    ));
     assert!(matches!(
         Sampler::start(10 * MS, 100_001),
         Err(Error::OutOfBounds { what: "sampler capacity", .. })
@@ -57,6 +62,15 @@ fn the_ring_keeps_its_capacity() {
     assert_eq!(t.samples.len(), 3);
     assert!(t.dropped_samples >= 5, "{}", t.dropped_samples);
     assert!(t.samples.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+}
+
+#[test]
+fn the_smallest_ring_keeps_a_sample_and_the_one_at_the_stop() {
+    let sampler = Sampler::start(10 * MS, 2).unwrap();
+    std::thread::sleep(50 * MS);
+    let t = sampler.stop();
+    assert_eq!(t.samples.len(), 2, "{} dropped", t.dropped_samples);
+    assert!(t.samples[0].at_ms <= t.samples[1].at_ms, "{:?}", t.samples);
 }
 
 #[test]
