@@ -1,14 +1,31 @@
 //! Metrics through the `metrics` facade, scraped from metrics-exporter-prometheus over
 //! loopback HTTP; the exposition text is checked by hand and, where Debian's `prometheus`
-//! package is installed, by `promtool check metrics`.
+//! package is installed, by `promtool check metrics`. Gauges of values that became unknown,
+//! and of owners that are gone, no longer keep their last value (rendered from a local
+//! recorder).
 #![cfg(all(feature = "enabled", feature = "metrics", target_os = "linux"))]
 
-use heapscope::Owner;
+use heapscope::{Owner, PressureLevel, Report, ReportOptions};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 heapscope::install!();
+
+/// Held by each test while it publishes: what `publish_metrics` clears depends on what the
+/// process published last, so one test's publish between another's two would move the
+/// clearing to the wrong recorder.
+fn one_publisher_at_a_time() -> MutexGuard<'static, ()> {
+    static PUBLISHING: Mutex<()> = Mutex::new(());
+    PUBLISHING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The value on the exposition line of `series` (a name with its labels, if any).
+fn value<'a>(body: &'a str, series: &str) -> Option<&'a str> {
+    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+}
 
 fn scrape(addr: SocketAddr) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -37,6 +54,7 @@ fn scrape(addr: SocketAddr) -> String {
 
 #[test]
 fn gauges_are_served_over_loopback_http() {
+    let _publishing = one_publisher_at_a_time();
     // A free loopback port: bind, note it, release it for the exporter.
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -94,4 +112,67 @@ fn gauges_are_served_over_loopback_http() {
         Err(e) => println!("promtool not installed ({e}); exposition checked by hand only"),
     }
     drop(kept);
+}
+
+#[test]
+fn values_that_became_unknown_read_nan_not_their_last_value() {
+    let _publishing = one_publisher_at_a_time();
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let nowhere = std::env::temp_dir().join(format!("heapscope-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&nowhere).unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        let critical =
+            Report::capture_with(&ReportOptions::default().budget_bytes(1).process_tree(false));
+        assert_eq!(critical.pressure.level, PressureLevel::Critical);
+        critical.publish_metrics();
+        // Later neither a limit nor the process's memory can be read.
+        let unknown = Report::capture_with(
+            &ReportOptions::default().roots(&nowhere, &nowhere).process_tree(false),
+        );
+        assert_eq!(unknown.pressure.level, PressureLevel::Unknown);
+        assert!(unknown.process.is_none());
+        unknown.publish_metrics();
+    });
+    std::fs::remove_dir_all(&nowhere).ok();
+    let body = handle.render();
+    for gauge in [
+        "heapscope_pressure_level",
+        "heapscope_pressure_ratio",
+        "heapscope_limit_bytes",
+        "heapscope_process_rss_bytes",
+    ] {
+        assert_eq!(value(&body, gauge), Some("NaN"), "{gauge} kept its last value\n{body}");
+    }
+    // Still known: the number itself.
+    assert_ne!(value(&body, "heapscope_tracked_live_bytes"), Some("NaN"), "{body}");
+}
+
+#[test]
+fn a_retired_owners_gauges_read_zero_once_then_are_forgotten() {
+    let _publishing = one_publisher_at_a_time();
+    let (first, second) =
+        (PrometheusBuilder::new().build_recorder(), PrometheusBuilder::new().build_recorder());
+    let (seen_first, seen_second) = (first.handle(), second.handle());
+    let owner = Owner::named("metrics_retired");
+    let kept = owner.in_scope(|| std::hint::black_box(vec![1u8; 1 << 20]));
+    metrics::with_local_recorder(&first, || {
+        heapscope::report().publish_metrics();
+        drop(kept);
+        owner.retire().unwrap();
+        heapscope::report().publish_metrics();
+    });
+    // Published once more, elsewhere: the retired owner is no longer written at all.
+    metrics::with_local_recorder(&second, || heapscope::report().publish_metrics());
+    let body = seen_first.render();
+    for gauge in [
+        "heapscope_owner_live_bytes",
+        "heapscope_owner_peak_bytes",
+        "heapscope_owner_allocated_bytes",
+    ] {
+        let series = format!("{gauge}{{owner=\"metrics_retired\"}}");
+        assert_eq!(value(&body, &series), Some("0"), "{series} kept its last value\n{body}");
+    }
+    let body = seen_second.render();
+    assert!(!body.contains("owner=\"metrics_retired\""), "{body}");
 }
