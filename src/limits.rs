@@ -49,6 +49,11 @@ pub(crate) fn parse_limit(text: &str) -> Result<Option<u64>, ()> {
 }
 
 /// What the cgroup says about this process's memory.
+///
+/// A limit set on an ancestor cgroup binds that ancestor's usage, which includes every
+/// sibling's: the kernel reclaims and OOM-kills there once *its* usage reaches *its* limit. So
+/// each limit comes with the usage of the cgroup it is set on (`max_usage_bytes`,
+/// `high_usage_bytes`), and that is what pressure compares it with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CgroupMemory {
@@ -57,13 +62,24 @@ pub struct CgroupMemory {
     /// The cgroup path from `/proc/self/cgroup`.
     pub path: String,
     /// The tightest `memory.max` (v2) or `memory.limit_in_bytes` (v1) of the cgroup and its
-    /// ancestors; `None` when unlimited.
+    /// ancestors, or v1's `hierarchical_memory_limit` from `memory.stat` when that is tighter
+    /// still (set on an ancestor this mount does not show); `None` when unlimited.
     pub max_bytes: Option<u64>,
     /// Which file `max_bytes` came from.
     pub max_source: Option<String>,
-    /// v2 `memory.high`: the throttling threshold; `None` when unlimited or v1.
+    /// The usage (`memory.current`, v1 `memory.usage_in_bytes`) of the cgroup `max_bytes` is
+    /// set on. For a v1 `hierarchical_memory_limit` that no visible level's
+    /// `memory.limit_in_bytes` matches, the process's own cgroup's: the closest usage there is
+    /// to read, and no more than the limiting ancestor's.
+    pub max_usage_bytes: Option<u64>,
+    /// v2 `memory.high`: the tightest throttling threshold of the cgroup and its ancestors;
+    /// `None` when unlimited or v1.
     pub high_bytes: Option<u64>,
-    /// v2 `memory.current` or v1 `memory.usage_in_bytes`: the whole cgroup's usage.
+    /// Which file `high_bytes` came from.
+    pub high_source: Option<String>,
+    /// `memory.current` of the cgroup `high_bytes` is set on.
+    pub high_usage_bytes: Option<u64>,
+    /// v2 `memory.current` or v1 `memory.usage_in_bytes` of the process's own cgroup.
     pub current_bytes: Option<u64>,
 }
 
@@ -123,29 +139,96 @@ fn read_value(path: &Path, warnings: &mut Vec<String>) -> Option<Option<u64>> {
     }
 }
 
+/// A limit file's limit, `None` when there is none to use.
+fn read_limit(path: &Path, warnings: &mut Vec<String>) -> Option<u64> {
+    read_value(path, warnings).flatten()
+}
+
+/// The tightest limit of one kind found so far on the walk up the hierarchy, and the cgroup
+/// directory it is set on, whose usage is the one the limit binds.
+struct Tightest {
+    bytes: u64,
+    file: PathBuf,
+    level: PathBuf,
+}
+
+/// Keeps `bytes` from `file` in `level` if it is at least as tight as `tightest`. Levels come
+/// from the process's own cgroup upwards, so on a tie the outer level wins: its usage includes
+/// the inner one's, so it reaches the shared value first.
+fn tighten(tightest: &mut Option<Tightest>, bytes: u64, file: PathBuf, level: &Path) {
+    if tightest.as_ref().is_none_or(|t| bytes <= t.bytes) {
+        *tightest = Some(Tightest { bytes, file, level: level.to_owned() });
+    }
+}
+
+/// The usage file of cgroup v`version`.
+fn usage_file_name(version: u8) -> &'static str {
+    if version == 2 {
+        "memory.current"
+    } else {
+        "memory.usage_in_bytes"
+    }
+}
+
 impl CgroupMemory {
-    /// Keeps `max` from `file` if it is tighter than the limit found so far.
-    fn tighten(&mut self, max: u64, file: &Path) {
-        if self.max_bytes.is_none_or(|m| max < m) {
-            self.max_bytes = Some(max);
-            self.max_source = Some(file.display().to_string());
-        }
+    /// Fills `max_*` from the tightest limit found, with the usage of its cgroup.
+    fn set_max(&mut self, tightest: Option<Tightest>, warnings: &mut Vec<String>) {
+        let Some(t) = tightest else { return };
+        let usage = read_value(&t.level.join(usage_file_name(self.version)), warnings);
+        self.max_bytes = Some(t.bytes);
+        self.max_source = Some(t.file.display().to_string());
+        self.max_usage_bytes = usage.flatten();
+    }
+
+    /// Fills `high_*` from the tightest `memory.high` found, with the usage of its cgroup.
+    fn set_high(&mut self, tightest: Option<Tightest>, warnings: &mut Vec<String>) {
+        let Some(t) = tightest else { return };
+        let usage = read_value(&t.level.join(usage_file_name(self.version)), warnings);
+        self.high_bytes = Some(t.bytes);
+        self.high_source = Some(t.file.display().to_string());
+        self.high_usage_bytes = usage.flatten();
+    }
+
+    /// What `max_bytes` is, for a report: the key and the file it came from, such as
+    /// `cgroup v2 memory.max (/sys/fs/cgroup/agents/memory.max)`.
+    pub(crate) fn max_description(&self) -> String {
+        let source = self.max_source.as_deref().unwrap_or_default();
+        let key = if self.version == 2 {
+            "memory.max"
+        } else if Path::new(source).file_name().is_some_and(|name| name == "memory.stat") {
+            "hierarchical_memory_limit"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        format!("cgroup v{} {key} ({source})", self.version)
+    }
+
+    /// The usage file beside a limit's `source` file, which is what that limit is compared
+    /// with, such as `cgroup v2 memory.current (/sys/fs/cgroup/agents/memory.current)`.
+    pub(crate) fn usage_description(&self, source: Option<&str>) -> String {
+        let file = usage_file_name(self.version);
+        let path = source.map(|s| Path::new(s).with_file_name(file).display().to_string());
+        format!("cgroup v{} {file} ({})", self.version, path.unwrap_or_default())
     }
 }
 
 fn read_v2(mount: &Path, path: &str, warnings: &mut Vec<String>) -> CgroupMemory {
     let dirs = levels(mount, path);
     let mut memory = CgroupMemory { version: 2, path: path.to_owned(), ..Default::default() };
-    // Every level's memory.max applies; the tightest one binds.
+    // Every level's memory.max and memory.high apply; the tightest one binds.
+    let (mut max, mut high) = (None, None);
     for dir in &dirs {
         let file = dir.join("memory.max");
-        if let Some(Some(max)) = read_value(&file, warnings) {
-            memory.tighten(max, &file);
+        if let Some(limit) = read_limit(&file, warnings) {
+            tighten(&mut max, limit, file, dir);
         }
-        if let Some(Some(high)) = read_value(&dir.join("memory.high"), warnings) {
-            memory.high_bytes = Some(memory.high_bytes.map_or(high, |h: u64| h.min(high)));
+        let file = dir.join("memory.high");
+        if let Some(limit) = read_limit(&file, warnings) {
+            tighten(&mut high, limit, file, dir);
         }
     }
+    memory.set_max(max, warnings);
+    memory.set_high(high, warnings);
     if let Some(own) = dirs.first() {
         memory.current_bytes = read_value(&own.join("memory.current"), warnings).flatten();
     }
@@ -157,22 +240,27 @@ fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<Cgroup
     let dirs = levels(&mount, path);
     let own = dirs.first().ok_or_else(|| format!("{} does not exist", mount.display()))?;
     let mut memory = CgroupMemory { version: 1, path: path.to_owned(), ..Default::default() };
+    let mut max = None;
     for dir in &dirs {
         let file = dir.join("memory.limit_in_bytes");
-        if let Some(Some(max)) = read_value(&file, warnings) {
-            memory.tighten(max, &file);
+        if let Some(limit) = read_limit(&file, warnings) {
+            tighten(&mut max, limit, file, dir);
         }
     }
-    // memory.stat's hierarchical_memory_limit already folds in the ancestors.
-    if let Ok(stat) = std::fs::read_to_string(own.join("memory.stat")) {
-        for line in stat.lines() {
-            if let Some(value) = line.strip_prefix("hierarchical_memory_limit ") {
-                if let Ok(Some(limit)) = parse_limit(value) {
-                    memory.tighten(limit, &own.join("memory.stat"));
-                }
+    // memory.stat's hierarchical_memory_limit is the minimum over the cgroup and all its
+    // ancestors, those above this mount included. Equal to a level's limit it adds nothing (that
+    // level is named, and its usage compared); tighter, it is set on an ancestor out of sight,
+    // and the own cgroup's usage is the closest one there is to compare with it.
+    let stat = own.join("memory.stat");
+    if let Ok(text) = std::fs::read_to_string(&stat) {
+        let value = text.lines().find_map(|line| line.strip_prefix("hierarchical_memory_limit "));
+        if let Some(Ok(Some(limit))) = value.map(parse_limit) {
+            if max.as_ref().is_none_or(|t: &Tightest| limit < t.bytes) {
+                max = Some(Tightest { bytes: limit, file: stat, level: own.to_owned() });
             }
         }
     }
+    memory.set_max(max, warnings);
     memory.current_bytes = read_value(&own.join("memory.usage_in_bytes"), warnings).flatten();
     Ok(memory)
 }

@@ -260,7 +260,9 @@ pub struct Pressure {
     pub ratio: Option<f64>,
     /// The usage compared.
     pub used_bytes: Option<u64>,
-    /// What that usage is (`cgroup memory.current`, `process RSS`, …).
+    /// What that usage is: for a cgroup limit the usage file of the cgroup the limit is set
+    /// on (`cgroup v2 memory.current (/sys/fs/cgroup/…/memory.current)`), else `process RSS`,
+    /// `MemTotal - MemAvailable`, ….
     pub used_source: Option<String>,
     /// The effective limit.
     pub limit_bytes: Option<u64>,
@@ -515,18 +517,10 @@ pub(crate) fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -
     let mut candidates: Vec<(u64, String)> = Vec::new();
     if let Some(cg) = &cgroup {
         if let Some(max) = cg.max_bytes {
-            let file = if cg.version == 2 { "memory.max" } else { "memory.limit_in_bytes" };
-            candidates.push((
-                max,
-                format!(
-                    "cgroup v{} {file} ({})",
-                    cg.version,
-                    cg.max_source.clone().unwrap_or_default()
-                ),
-            ));
+            candidates.push((max, cg.max_description()));
         }
         if let Some(high) = cg.high_bytes {
-            candidates.push((high, "cgroup v2 memory.high".to_owned()));
+            candidates.push((high, CGROUP_HIGH_SOURCE.to_owned()));
         }
     }
     if let Some(budget) = options.budget_bytes {
@@ -570,23 +564,35 @@ fn note_pressure_change(pressure: &Pressure) {
     let _ = previous;
 }
 
+/// The effective source of a cgroup v2 `memory.high` limit.
+const CGROUP_HIGH_SOURCE: &str = "cgroup v2 memory.high";
+
 fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessInfo>) -> Pressure {
     let rss = process.and_then(|p| p.rss_bytes);
     let source = limits.effective_source.as_deref().unwrap_or("");
-    // Compare each limit with the usage it constrains.
+    // Compare each limit with the usage it constrains: a cgroup limit with the usage of the
+    // cgroup it is set on, which may be an ancestor holding siblings' memory too.
+    let cgroup_usage = limits.cgroup.as_ref().and_then(|cg| {
+        let (usage, limit_file) = if source == CGROUP_HIGH_SOURCE {
+            (cg.high_usage_bytes, cg.high_source.as_deref())
+        } else {
+            (cg.max_usage_bytes, cg.max_source.as_deref())
+        };
+        usage.map(|usage| (usage, cg.usage_description(limit_file)))
+    });
     let (used, used_source) = if source.starts_with("cgroup") {
-        match limits.cgroup.as_ref().and_then(|c| c.current_bytes) {
-            Some(current) => (Some(current), "cgroup memory usage"),
-            None => (process.and_then(|p| p.tree_rss_bytes).or(rss), "process tree RSS"),
+        match cgroup_usage {
+            Some((usage, file)) => (Some(usage), file),
+            None => (process.and_then(|p| p.tree_rss_bytes).or(rss), "process tree RSS".to_owned()),
         }
     } else if source == "MemTotal" {
         let used = limits
             .mem_total_bytes
             .zip(limits.mem_available_bytes)
             .map(|(t, a)| t.saturating_sub(a));
-        (used, "MemTotal - MemAvailable")
+        (used, "MemTotal - MemAvailable".to_owned())
     } else {
-        (rss, "process RSS")
+        (rss, "process RSS".to_owned())
     };
     let level = match used {
         Some(used) => options.thresholds.classify(used, limits.effective_bytes),
@@ -598,7 +604,7 @@ fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessIn
         level,
         ratio,
         used_bytes: used,
-        used_source: used.map(|_| used_source.to_owned()),
+        used_source: used.map(|_| used_source),
         limit_bytes: limits.effective_bytes,
         limit_source: limits.effective_source.clone(),
         thresholds: options.thresholds,

@@ -90,7 +90,9 @@ fn cgroup_v2_nested_limits_take_the_tightest() {
     assert_eq!(cg.max_bytes, Some(1024 * MIB));
     assert!(cg.max_source.as_deref().unwrap().ends_with("agents/memory.max"));
     assert_eq!(cg.high_bytes, Some(800 * MIB));
+    assert!(cg.high_source.as_deref().unwrap().ends_with("session-7/memory.high"));
     assert_eq!(cg.current_bytes, Some(700 * MIB));
+    assert_eq!(cg.high_usage_bytes, Some(700 * MIB));
     assert_eq!(r.limits.effective_bytes, Some(800 * MIB));
     assert_eq!(r.limits.effective_source.as_deref(), Some("cgroup v2 memory.high"));
     assert_eq!(r.pressure.used_bytes, Some(700 * MIB));
@@ -126,13 +128,68 @@ fn cgroup_v1_no_limit_values_and_hierarchical_limit() {
     let cg = r.limits.cgroup.as_ref().expect("cgroup read");
     assert_eq!((cg.version, cg.max_bytes, cg.current_bytes), (1, Some(512 * MIB), Some(500 * MIB)));
     assert_eq!(r.limits.effective_bytes, Some(512 * MIB));
-    assert!(r
-        .limits
-        .effective_source
-        .as_deref()
-        .unwrap()
-        .starts_with("cgroup v1 memory.limit_in_bytes"));
+    // Set above the visible levels: named for the memory.stat key it is, and compared with the
+    // own cgroup's usage, the closest there is.
+    let source = r.limits.effective_source.as_deref().unwrap();
+    assert!(source.starts_with("cgroup v1 hierarchical_memory_limit ("), "{source}");
+    assert!(source.ends_with("docker/abc/memory.stat)"), "{source}");
+    assert_eq!(cg.max_usage_bytes, Some(500 * MIB));
     assert_eq!(r.pressure.level, PressureLevel::Critical);
+}
+
+/// A limit set on an ancestor cgroup binds that ancestor's usage: the kernel reclaims and
+/// OOM-kills in `agents` once *its* `memory.current` reaches its `memory.max`, whatever this
+/// process's own cgroup uses. The report once compared the ancestor's limit with the own
+/// cgroup's usage (100 MiB of 1 GiB: "normal" while `agents` was at 99 %).
+#[test]
+fn cgroup_v2_ancestor_limit_is_compared_with_the_ancestors_usage() {
+    let f = Fixture::new("v2-ancestor");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "0::/agents/me\n")
+        .write("cgroup/cgroup.controllers", "cpu memory\n")
+        .write("cgroup/agents/memory.max", &format!("{}\n", 1024 * MIB))
+        .write("cgroup/agents/memory.current", "1063004405\n")
+        .write("cgroup/agents/me/memory.max", "max\n")
+        .write("cgroup/agents/me/memory.current", &format!("{}\n", 100 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let cg = r.limits.cgroup.as_ref().expect("cgroup read");
+    assert_eq!((cg.current_bytes, cg.max_usage_bytes), (Some(100 * MIB), Some(1063004405)));
+    assert_eq!(r.limits.effective_bytes, Some(1024 * MIB));
+    assert_eq!(r.pressure.used_bytes, Some(1063004405));
+    let used_source = r.pressure.used_source.as_deref().unwrap();
+    assert!(used_source.ends_with("agents/memory.current)"), "{used_source}");
+    assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
+    // So does a memory.high set on the ancestor.
+    f.write("cgroup/agents/memory.max", "max\n")
+        .write("cgroup/agents/memory.high", &format!("{}\n", 1000 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    assert_eq!(r.limits.effective_source.as_deref(), Some("cgroup v2 memory.high"));
+    assert_eq!(r.pressure.used_bytes, Some(1063004405));
+    assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
+}
+
+/// The same for cgroup v1, where `memory.stat`'s `hierarchical_memory_limit` repeats the
+/// ancestor's limit: the usage compared is the ancestor's `memory.usage_in_bytes`, and the
+/// limit is named after the ancestor's `memory.limit_in_bytes` that sets it.
+#[test]
+fn cgroup_v1_hierarchical_limit_is_compared_with_the_limiting_cgroups_usage() {
+    let f = Fixture::new("v1-ancestor");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "5:memory:/agents/me\n")
+        .write("cgroup/memory/agents/memory.limit_in_bytes", &format!("{}\n", 1024 * MIB))
+        .write("cgroup/memory/agents/memory.usage_in_bytes", "1063004405\n")
+        .write("cgroup/memory/agents/me/memory.limit_in_bytes", "9223372036854771712\n")
+        .write("cgroup/memory/agents/me/memory.usage_in_bytes", &format!("{}\n", 100 * MIB))
+        .write(
+            "cgroup/memory/agents/me/memory.stat",
+            &format!("cache 0\nhierarchical_memory_limit {}\n", 1024 * MIB),
+        );
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let cg = r.limits.cgroup.as_ref().expect("cgroup read");
+    assert!(cg.max_source.as_deref().unwrap().ends_with("agents/memory.limit_in_bytes"), "{cg:?}");
+    assert_eq!(r.limits.effective_bytes, Some(1024 * MIB));
+    assert_eq!(r.pressure.used_bytes, Some(1063004405));
+    assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
 }
 
 #[test]
