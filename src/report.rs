@@ -157,7 +157,7 @@ pub struct Runtime {
     pub rustc_version: String,
     /// The target triple.
     pub target: String,
-    /// heapscope's cargo features that are on.
+    /// heapscope's cargo features that are on, in Cargo.toml's order (`default` left out).
     pub features: Vec<String>,
     /// Whether allocations are being counted (see [`is_tracking`](crate::is_tracking)).
     pub tracking: bool,
@@ -403,23 +403,26 @@ impl Report {
     }
 }
 
+/// Every cargo feature of heapscope but `default`, in Cargo.toml's order, and whether it is on.
+/// A unit test checks the names against Cargo.toml's `[features]`.
+const FEATURES: [(bool, &str); 8] = [
+    (cfg!(feature = "enabled"), "enabled"),
+    (cfg!(feature = "jemalloc"), "jemalloc"),
+    (cfg!(feature = "jemalloc-profiling"), "jemalloc-profiling"),
+    (cfg!(feature = "signal"), "signal"),
+    (cfg!(feature = "dhat"), "dhat"),
+    (cfg!(feature = "tracing"), "tracing"),
+    (cfg!(feature = "metrics"), "metrics"),
+    (cfg!(feature = "cli"), "cli"),
+];
+
 fn runtime(
     options: &ReportOptions,
     allocator: Option<&AllocatorStats>,
     warnings: &mut Vec<String>,
 ) -> Runtime {
-    let features = [
-        (cfg!(feature = "enabled"), "enabled"),
-        (cfg!(feature = "jemalloc"), "jemalloc"),
-        (cfg!(feature = "dhat"), "dhat"),
-        (cfg!(feature = "tracing"), "tracing"),
-        (cfg!(feature = "metrics"), "metrics"),
-        (cfg!(feature = "cli"), "cli"),
-    ]
-    .into_iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, name)| name.to_owned())
-    .collect();
+    let features =
+        FEATURES.iter().filter(|(on, _)| *on).map(|(_, name)| (*name).to_owned()).collect();
     // The statistics read for the report's allocator section carry the version too.
     let inner_allocator = match (cfg!(feature = "jemalloc"), allocator) {
         (true, Some(stats)) => format!("jemalloc {}", stats.version),
@@ -933,5 +936,21 @@ mod tests {
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(5 << 20), "5.0 MiB");
         assert_eq!(size(3 << 30), "3.0 GiB");
+    }
+
+    /// `runtime.features` can only name the features `FEATURES` lists: it must list every one
+    /// of Cargo.toml (it once missed `jemalloc-profiling` and `signal`).
+    #[test]
+    fn the_feature_list_is_cargo_tomls() {
+        let manifest = include_str!("../Cargo.toml");
+        let section = manifest.split("\n[features]\n").nth(1).expect("a [features] table");
+        let section = section.split("\n[").next().unwrap_or(section);
+        let declared: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.split_once(" = ").map(|(name, _)| name))
+            .filter(|name| !name.starts_with(['#', ' ']) && *name != "default")
+            .collect();
+        let listed: Vec<&str> = FEATURES.iter().map(|(_, name)| *name).collect();
+        assert_eq!(listed, declared);
     }
 }

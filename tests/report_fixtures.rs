@@ -348,6 +348,30 @@ fn json_is_versioned_and_round_trips() {
     assert_eq!(back, r);
 }
 
+/// `runtime.features` names every cargo feature of heapscope that is on (it once left out
+/// `jemalloc-profiling` and `signal`).
+#[test]
+fn runtime_lists_every_feature_that_is_on() {
+    let f = Fixture::new("features");
+    base_proc(&f);
+    let features = capture(&f, ReportOptions::default().process_tree(false)).runtime.features;
+    let expected: Vec<&str> = [
+        (cfg!(feature = "enabled"), "enabled"),
+        (cfg!(feature = "jemalloc"), "jemalloc"),
+        (cfg!(feature = "jemalloc-profiling"), "jemalloc-profiling"),
+        (cfg!(feature = "signal"), "signal"),
+        (cfg!(feature = "dhat"), "dhat"),
+        (cfg!(feature = "tracing"), "tracing"),
+        (cfg!(feature = "metrics"), "metrics"),
+        (cfg!(feature = "cli"), "cli"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name)
+    .collect();
+    assert_eq!(features, expected);
+}
+
 #[test]
 fn allocator_section_says_why_it_is_missing() {
     let f = Fixture::new("alloc");
