@@ -63,7 +63,8 @@ pub struct CgroupMemory {
     pub path: String,
     /// The tightest `memory.max` (v2) or `memory.limit_in_bytes` (v1) of the cgroup and its
     /// ancestors, or v1's `hierarchical_memory_limit` from `memory.stat` when that is tighter
-    /// still (set on an ancestor this mount does not show); `None` when unlimited.
+    /// still (set on an ancestor this mount does not show); `None` when unlimited. A limit of
+    /// 0 is left out with a warning.
     pub max_bytes: Option<u64>,
     /// Which file `max_bytes` came from.
     pub max_source: Option<String>,
@@ -139,9 +140,17 @@ fn read_value(path: &Path, warnings: &mut Vec<String>) -> Option<Option<u64>> {
     }
 }
 
-/// A limit file's limit, `None` when there is none to use.
+/// A limit file's limit, `None` when there is none to use. A limit of 0 is left out with a
+/// warning: as the tightest limit it would hide every real one and, as a denominator, turn
+/// pressure "unknown".
 fn read_limit(path: &Path, warnings: &mut Vec<String>) -> Option<u64> {
-    read_value(path, warnings).flatten()
+    let limit = read_value(path, warnings).flatten()?;
+    if limit == 0 {
+        warnings
+            .push(format!("{}: a limit of 0 bytes is no usable limit, ignored", path.display()));
+        return None;
+    }
+    Some(limit)
 }
 
 /// The tightest limit of one kind found so far on the walk up the hierarchy, and the cgroup
@@ -255,7 +264,7 @@ fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<Cgroup
     if let Ok(text) = std::fs::read_to_string(&stat) {
         let value = text.lines().find_map(|line| line.strip_prefix("hierarchical_memory_limit "));
         if let Some(Ok(Some(limit))) = value.map(parse_limit) {
-            if max.as_ref().is_none_or(|t: &Tightest| limit < t.bytes) {
+            if limit > 0 && max.as_ref().is_none_or(|t: &Tightest| limit < t.bytes) {
                 max = Some(Tightest { bytes: limit, file: stat, level: own.to_owned() });
             }
         }

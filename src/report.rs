@@ -64,6 +64,10 @@ impl ReportOptions {
     }
 
     /// A memory budget the program sets itself, compared with its RSS.
+    ///
+    /// A budget of 0 is no budget: it shows in [`Limits::budget_bytes`] with a warning but is
+    /// not a candidate for the effective limit, where it would hide every real limit and leave
+    /// pressure "unknown" (so is a cgroup limit of 0). [`from_env`](Self::from_env) rejects 0.
     pub fn budget_bytes(mut self, bytes: u64) -> Self {
         self.budget_bytes = Some(bytes);
         self
@@ -96,13 +100,13 @@ impl ReportOptions {
     }
 
     /// Options from environment variables whose names start with `prefix`:
-    /// `<prefix>BUDGET_BYTES` (an integer), `<prefix>PRESSURE_ELEVATED`, `<prefix>PRESSURE_HIGH`,
+    /// `<prefix>BUDGET_BYTES` (a positive integer), `<prefix>PRESSURE_ELEVATED`, `<prefix>PRESSURE_HIGH`,
     /// `<prefix>PRESSURE_CRITICAL` (fractions). Unset variables keep the defaults; heapscope
     /// never reads a variable the caller did not name.
     ///
     /// # Errors
-    /// [`Error::InvalidEnv`] naming the variable and its value when it does not parse,
-    /// [`Error::InvalidThresholds`] when the thresholds are out of order.
+    /// [`Error::InvalidEnv`] naming the variable and its value when it does not parse or the
+    /// budget is 0, [`Error::InvalidThresholds`] when the thresholds are out of order.
     ///
     /// ```
     /// let options = heapscope::ReportOptions::from_env("MYAGENT_MEM_").unwrap();
@@ -111,8 +115,8 @@ impl ReportOptions {
     pub fn from_env(prefix: &str) -> Result<ReportOptions> {
         let mut options = ReportOptions::default();
         if let Some(budget) =
-            env_value(&format!("{prefix}BUDGET_BYTES"), "a whole number of bytes", |v| {
-                v.parse::<u64>().ok()
+            env_value(&format!("{prefix}BUDGET_BYTES"), "a positive whole number of bytes", |v| {
+                v.parse::<u64>().ok().filter(|&bytes| bytes > 0)
             })?
         {
             options.budget_bytes = Some(budget);
@@ -207,7 +211,8 @@ pub struct Limits {
     pub mem_available_bytes: Option<u64>,
     /// The budget from [`ReportOptions::budget_bytes`].
     pub budget_bytes: Option<u64>,
-    /// The smallest of the cgroup's `memory.max` and `memory.high`, the budget and `MemTotal`.
+    /// The smallest of the cgroup's `memory.max` and `memory.high`, the budget and `MemTotal`
+    /// (limits of 0 left out).
     pub effective_bytes: Option<u64>,
     /// Which one that is.
     pub effective_source: Option<String>,
@@ -526,13 +531,17 @@ pub(crate) fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -
             candidates.push((high, CGROUP_HIGH_SOURCE.to_owned()));
         }
     }
-    if let Some(budget) = options.budget_bytes {
-        candidates.push((budget, "configured budget".to_owned()));
+    match options.budget_bytes {
+        Some(0) => warnings.push("a configured budget of 0 bytes is no limit, ignored".to_owned()),
+        Some(budget) => candidates.push((budget, "configured budget".to_owned())),
+        None => {}
     }
     if let Some(total) = meminfo.mem_total_bytes {
         candidates.push((total, "MemTotal".to_owned()));
     }
-    let effective = candidates.into_iter().min_by_key(|(bytes, _)| *bytes);
+    // A limit of 0 would be the smallest and hide every real one, and no ratio can use it.
+    let effective =
+        candidates.into_iter().filter(|(bytes, _)| *bytes > 0).min_by_key(|(bytes, _)| *bytes);
     Limits {
         cgroup,
         rlimit_as_bytes: limits::rlimit(Rlimit::As),

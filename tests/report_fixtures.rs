@@ -192,6 +192,38 @@ fn cgroup_v1_hierarchical_limit_is_compared_with_the_limiting_cgroups_usage() {
     assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
 }
 
+/// A budget of 0 bytes is no budget: from the environment it is an error, and set in code it
+/// (like a cgroup `memory.max` of 0) stays out of the candidate limits instead of becoming the
+/// effective limit and turning pressure "unknown".
+#[test]
+fn a_zero_limit_never_hides_the_real_ones() {
+    std::env::set_var("HSFIX_ZERO_BUDGET_BYTES", "0");
+    assert_eq!(
+        ReportOptions::from_env("HSFIX_ZERO_").unwrap_err(),
+        Error::InvalidEnv {
+            variable: "HSFIX_ZERO_BUDGET_BYTES".into(),
+            value: "0".into(),
+            expected: "a positive whole number of bytes"
+        }
+    );
+    let f = Fixture::new("zero");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "0::/agents/me\n")
+        .write("cgroup/cgroup.controllers", "memory\n")
+        .write("cgroup/agents/memory.max", &format!("{}\n", 1024 * MIB))
+        .write("cgroup/agents/memory.current", &format!("{}\n", 512 * MIB))
+        .write("cgroup/agents/me/memory.max", "0\n")
+        .write("cgroup/agents/me/memory.current", &format!("{}\n", 100 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false).budget_bytes(0));
+    assert_eq!(r.limits.budget_bytes, Some(0));
+    assert_eq!(r.limits.cgroup.as_ref().unwrap().max_bytes, Some(1024 * MIB));
+    assert_eq!(r.limits.effective_bytes, Some(1024 * MIB));
+    assert_eq!((r.pressure.level, r.pressure.ratio), (PressureLevel::Normal, Some(0.5)));
+    for expected in ["budget of 0 bytes", "memory.max: a limit of 0 bytes"] {
+        assert!(r.warnings.iter().any(|w| w.contains(expected)), "{expected}: {:?}", r.warnings);
+    }
+}
+
 #[test]
 fn no_cgroup_and_missing_files_degrade_with_warnings() {
     let f = Fixture::new("none");
@@ -297,7 +329,7 @@ fn environment_configuration_names_the_bad_variable() {
         Error::InvalidEnv {
             variable: "HSFIX_A_BUDGET_BYTES".into(),
             value: "12GB".into(),
-            expected: "a whole number of bytes"
+            expected: "a positive whole number of bytes"
         }
     );
     std::env::set_var("HSFIX_B_PRESSURE_HIGH", "NaN");
