@@ -842,8 +842,10 @@ impl fmt::Display for Report {
             )?;
         }
         let p = &self.pressure;
-        match p.ratio {
-            Some(ratio) => writeln!(
+        // Say which side of the ratio is missing: a known limit without a usage reading (no
+        // MemAvailable, no VmRSS) is not "no usable limit".
+        match (p.ratio, p.limit_bytes.filter(|&l| l > 0), p.used_bytes) {
+            (Some(ratio), _, _) => writeln!(
                 f,
                 "pressure   {}: {:.1}% ({} of {}, {} against {})",
                 p.level,
@@ -853,7 +855,14 @@ impl fmt::Display for Report {
                 p.used_source.as_deref().unwrap_or("?"),
                 p.limit_source.as_deref().unwrap_or("?")
             )?,
-            None => writeln!(f, "pressure   {} (no usable limit)", p.level)?,
+            (None, Some(limit), None) => writeln!(
+                f,
+                "pressure   {} (no usage reading to compare with the limit, {} from {})",
+                p.level,
+                size(limit),
+                p.limit_source.as_deref().unwrap_or("?")
+            )?,
+            (None, _, _) => writeln!(f, "pressure   {} (no usable limit)", p.level)?,
         }
         let o = &self.owners;
         writeln!(

@@ -192,6 +192,29 @@ fn cgroup_v1_hierarchical_limit_is_compared_with_the_limiting_cgroups_usage() {
     assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
 }
 
+/// Without `MemAvailable` (kernels before 3.14) `MemTotal` is a known limit with no usage to
+/// compare: the text says what is missing instead of "no usable limit".
+#[test]
+fn a_known_limit_without_a_usage_reading_says_so() {
+    let f = Fixture::new("no-memavailable");
+    base_proc(&f);
+    f.write("proc/meminfo", "MemTotal:       16777216 kB\nMemFree:    1000 kB\n");
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    assert_eq!(r.limits.effective_bytes, Some(16 * 1024 * MIB));
+    assert_eq!((r.pressure.level, r.pressure.used_bytes), (PressureLevel::Unknown, None));
+    let text = r.to_string();
+    let line = text.lines().find(|l| l.starts_with("pressure")).unwrap();
+    assert!(!line.contains("no usable limit"), "{line}");
+    assert!(line.contains("no usage reading") && line.contains("MemTotal"), "{line}");
+    // Without any limit the line still says that.
+    let none = Fixture::new("no-limit");
+    none.write("proc/self/status", "Name:\tx\nVmRSS:\t 1024 kB\n");
+    let r = capture(&none, ReportOptions::default().process_tree(false));
+    let text = r.to_string();
+    let line = text.lines().find(|l| l.starts_with("pressure")).unwrap();
+    assert!(line.contains("no usable limit"), "{line}");
+}
+
 /// A budget of 0 bytes is no budget: from the environment it is an error, and set in code it
 /// (like a cgroup `memory.max` of 0) stays out of the candidate limits instead of becoming the
 /// effective limit and turning pressure "unknown".
