@@ -34,7 +34,9 @@ impl std::fmt::Display for PressureLevel {
 
 /// Fractions of the effective limit at which pressure becomes elevated, high and critical.
 ///
-/// Defaults: 0.70, 0.85, 0.95. Always `0 < elevated < high < critical <= 1`.
+/// Defaults: 0.70, 0.85, 0.95. Always `0 < elevated < high < critical <= 1`. Fractions count
+/// to nine decimal places (whole parts per billion), so a level starts exactly at its decimal
+/// fraction of the limit: 55 of 100 bytes is at 0.55.
 ///
 /// ```
 /// use heapscope::Thresholds;
@@ -48,6 +50,15 @@ pub struct Thresholds {
     elevated: f64,
     high: f64,
     critical: f64,
+}
+
+/// What a fraction is counted in: parts per billion, nine decimal places.
+const PARTS_PER_WHOLE: u64 = 1_000_000_000;
+
+/// `fraction` in whole parts per billion, rounded to the nearest. A fraction written with at
+/// most nine decimals (0.55, whose `f64` is 0.55000000000000004…) is exactly that many parts.
+fn parts_per_billion(fraction: f64) -> u64 {
+    (fraction * PARTS_PER_WHOLE as f64).round() as u64
 }
 
 impl Default for Thresholds {
@@ -73,11 +84,15 @@ impl Thresholds {
             if value <= 0.0 || value > 1.0 {
                 return bad(which, value, "must be in (0, 1]");
             }
+            if parts_per_billion(value) == 0 {
+                return bad(which, value, "must be at least 0.000000001 (nine decimal places)");
+            }
         }
-        if high <= elevated {
+        // Compared as classify counts them: two fractions within a billionth are one level.
+        if parts_per_billion(high) <= parts_per_billion(elevated) {
             return bad("high", high, "must be above elevated");
         }
-        if critical <= high {
+        if parts_per_billion(critical) <= parts_per_billion(high) {
             return bad("critical", critical, "must be above high");
         }
         Ok(Thresholds { elevated, high, critical })
@@ -111,6 +126,8 @@ impl Thresholds {
     }
 
     /// The level of `used` bytes against `limit` bytes; `Unknown` without a usable limit.
+    /// Exact at the boundaries: a level starts where `used` reaches its fraction of `limit`,
+    /// counted to nine decimal places.
     ///
     /// ```
     /// use heapscope::{PressureLevel, Thresholds};
@@ -119,11 +136,18 @@ impl Thresholds {
     /// assert_eq!(t.classify(70, Some(100)), PressureLevel::Elevated);
     /// assert_eq!(t.classify(99, Some(100)), PressureLevel::Critical);
     /// assert_eq!(t.classify(99, None), PressureLevel::Unknown);
+    /// let custom = Thresholds::new(0.55, 0.8, 0.9).unwrap();
+    /// assert_eq!(custom.classify(55 << 20, Some(100 << 20)), PressureLevel::Elevated);
     /// ```
     pub fn classify(&self, used: u64, limit: Option<u64>) -> PressureLevel {
         let Some(limit) = limit.filter(|&l| l > 0) else { return PressureLevel::Unknown };
-        // Integer comparisons at the boundaries: used >= threshold * limit.
-        let at_least = |fraction: f64| used as f64 >= fraction * limit as f64;
+        // used / limit >= parts / PARTS_PER_WHOLE, cross-multiplied in integers: in floating
+        // point, 0.55 * limit is a little above 55 % of it and exactly 55 % fell short. u128
+        // holds both products (below 2^64 * 2^30).
+        let at_least = |fraction: f64| {
+            u128::from(used) * u128::from(PARTS_PER_WHOLE)
+                >= u128::from(parts_per_billion(fraction)) * u128::from(limit)
+        };
         if at_least(self.critical) {
             PressureLevel::Critical
         } else if at_least(self.high) {
@@ -172,6 +196,14 @@ mod tests {
             Err(Error::InvalidThresholds { which: "high", .. })
         ));
         assert!(Thresholds::new(0.5, 0.8, 1.0).is_ok());
+        assert!(matches!(
+            Thresholds::new(1e-12, 0.8, 0.9),
+            Err(Error::InvalidThresholds { which: "elevated", .. })
+        ));
+        assert!(matches!(
+            Thresholds::new(0.5, 0.5000000001, 0.9),
+            Err(Error::InvalidThresholds { which: "high", .. })
+        ));
     }
 
     #[test]
@@ -187,5 +219,26 @@ mod tests {
         assert_eq!(t.classify(5000, limit), PressureLevel::Critical);
         assert_eq!(t.classify(0, Some(0)), PressureLevel::Unknown);
         assert_eq!(t.classify(10, None), PressureLevel::Unknown);
+    }
+
+    /// A level starts exactly at its fraction of the limit. The comparison in floating point
+    /// missed it: 0.55 is stored as 0.55000000000000004…, so 55 % of 100 MiB stayed "normal".
+    #[test]
+    fn exactly_at_a_custom_threshold_is_that_level() {
+        let t = Thresholds::new(0.55, 0.8, 0.9).unwrap();
+        assert_eq!(t.classify(55 * (100 << 20) / 100, Some(100 << 20)), PressureLevel::Elevated);
+        assert_eq!(t.classify(55, Some(100)), PressureLevel::Elevated);
+        assert_eq!(t.classify(54, Some(100)), PressureLevel::Normal);
+        let t = Thresholds::new(0.1, 0.2, 0.3).unwrap();
+        for (used, level) in [(9, PressureLevel::Normal), (10, PressureLevel::Elevated)] {
+            assert_eq!(t.classify(used, Some(100)), level);
+        }
+        assert_eq!(t.classify(30, Some(100)), PressureLevel::Critical);
+        // The largest sizes do not overflow.
+        assert_eq!(t.classify(u64::MAX, Some(u64::MAX)), PressureLevel::Critical);
+        assert_eq!(
+            Thresholds::default().classify(u64::MAX / 2, Some(u64::MAX)),
+            PressureLevel::Normal
+        );
     }
 }
