@@ -180,22 +180,29 @@ fn usage_file_name(version: u8) -> &'static str {
 }
 
 impl CgroupMemory {
+    /// The usage of the cgroup at `level`: `current_bytes` (read first) for the process's own
+    /// cgroup `own`, so a malformed file there is warned about once.
+    fn usage_at(&self, level: &Path, own: &Path, warnings: &mut Vec<String>) -> Option<u64> {
+        if level == own {
+            return self.current_bytes;
+        }
+        read_value(&level.join(usage_file_name(self.version)), warnings).flatten()
+    }
+
     /// Fills `max_*` from the tightest limit found, with the usage of its cgroup.
-    fn set_max(&mut self, tightest: Option<Tightest>, warnings: &mut Vec<String>) {
+    fn set_max(&mut self, tightest: Option<Tightest>, own: &Path, warnings: &mut Vec<String>) {
         let Some(t) = tightest else { return };
-        let usage = read_value(&t.level.join(usage_file_name(self.version)), warnings);
+        self.max_usage_bytes = self.usage_at(&t.level, own, warnings);
         self.max_bytes = Some(t.bytes);
         self.max_source = Some(t.file.display().to_string());
-        self.max_usage_bytes = usage.flatten();
     }
 
     /// Fills `high_*` from the tightest `memory.high` found, with the usage of its cgroup.
-    fn set_high(&mut self, tightest: Option<Tightest>, warnings: &mut Vec<String>) {
+    fn set_high(&mut self, tightest: Option<Tightest>, own: &Path, warnings: &mut Vec<String>) {
         let Some(t) = tightest else { return };
-        let usage = read_value(&t.level.join(usage_file_name(self.version)), warnings);
+        self.high_usage_bytes = self.usage_at(&t.level, own, warnings);
         self.high_bytes = Some(t.bytes);
         self.high_source = Some(t.file.display().to_string());
-        self.high_usage_bytes = usage.flatten();
     }
 
     /// What `max_bytes` is, for a report: the key and the file it came from, such as
@@ -236,10 +243,10 @@ fn read_v2(mount: &Path, path: &str, warnings: &mut Vec<String>) -> CgroupMemory
             tighten(&mut high, limit, file, dir);
         }
     }
-    memory.set_max(max, warnings);
-    memory.set_high(high, warnings);
     if let Some(own) = dirs.first() {
         memory.current_bytes = read_value(&own.join("memory.current"), warnings).flatten();
+        memory.set_max(max, own, warnings);
+        memory.set_high(high, own, warnings);
     }
     memory
 }
@@ -269,8 +276,8 @@ fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<Cgroup
             }
         }
     }
-    memory.set_max(max, warnings);
     memory.current_bytes = read_value(&own.join("memory.usage_in_bytes"), warnings).flatten();
+    memory.set_max(max, own, warnings);
     Ok(memory)
 }
 

@@ -294,6 +294,11 @@ fn malformed_cgroup_files_are_ignored_with_a_warning() {
     assert_eq!((r.pressure.used_bytes, r.pressure.ratio), (Some(100 * MIB), Some(0.5)));
     assert_eq!(r.pressure.used_source.as_deref(), Some("process RSS"));
     assert_eq!(r.pressure.level, PressureLevel::Normal);
+    // The own cgroup's usage, read once for itself and for the limit set on it: one warning.
+    f.write("cgroup/memory.max", &format!("{}\n", 1024 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let current = r.warnings.iter().filter(|w| w.contains("memory.current: malformed")).count();
+    assert_eq!(current, 1, "{:?}", r.warnings);
 }
 
 #[test]
