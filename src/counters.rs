@@ -636,11 +636,14 @@ fn record_peak(c: &Counts, index: usize, pending: i64) -> i64 {
 /// the peak could rise at all; if it could, every slot's pending bytes of every top-level
 /// owner are summed (published total first, as in [`record_peak`]). That sum is exact
 /// whenever no other thread is mid-update, and is read only while the process grows past
-/// its peak.
+/// its window peak.
 fn raise_process_peak(c: Option<&Counts>, pending: i64) {
     let process = masked!(OWNERS, PROCESS as usize);
     let estimate = process.flushed.load(Relaxed).wrapping_add(pending);
-    if estimate > process.peak.load(Relaxed) {
+    // Against the window peak (never above the lifetime one), so that a phase sees the process
+    // grow past its own start and not only past every earlier peak: compared with the
+    // lifetime peak, a phase after a larger spike reported no process peak above its end.
+    if estimate > process.window_peak.load(Relaxed) {
         process.raise(process_live(c, pending));
     }
 }

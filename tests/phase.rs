@@ -113,3 +113,46 @@ fn an_id_reused_inside_a_nested_phase_does_not_inherit_the_old_owners_peak() {
     assert_eq!(b.stats().peak_bytes, 50_100);
     drop(kept);
 }
+
+const MIB: usize = 1 << 20;
+
+/// A `bytes`-long block allocated under `owner` and freed at once: a spike of its peak.
+fn spike(owner: Owner, bytes: usize) {
+    drop(owner.in_scope(|| black_box(vec![1u8; bytes])));
+}
+
+fn owner_in(record: &heapscope::PhaseRecord, name: &str) -> heapscope::PhaseOwner {
+    record.owners.iter().find(|o| o.name == name).cloned().unwrap_or_else(|| {
+        let names: Vec<&str> = record.owners.iter().map(|o| o.name.as_str()).collect();
+        panic!("{name} missing from phase {:?}: {names:?}", record.name)
+    })
+}
+
+/// The process's peak rise during `record`, which must be `expected` bytes: the spikes are
+/// whole MiB, everything else the process does meanwhile (snapshots taken, records of other
+/// phases freed, the test harness) far less than half of one either way.
+fn assert_total_rise(record: &heapscope::PhaseRecord, expected: usize) {
+    let rise = record.total.peak_bytes - record.total.live_start_bytes;
+    let (low, high) = (expected.saturating_sub(MIB / 2) as u64, (expected + MIB / 2) as u64);
+    assert!(
+        (low..high).contains(&rise),
+        "phase {:?}: process peak rose {rise} bytes, expected {expected} (± 512 KiB): {:?}",
+        record.name,
+        record.total
+    );
+}
+
+#[test]
+fn a_phase_after_a_larger_spike_sees_the_process_grow() {
+    let _serial = serial();
+    let x = Owner::named("phase_after_spike_x");
+    spike(x, 8 * MIB); // before the phase: the process's peak is at least 8 MiB above now
+    let p = heapscope::phase("phase_after_spike");
+    spike(x, 2 * MIB);
+    let record = p.finish();
+
+    assert_eq!(owner_in(&record, "phase_after_spike_x").peak_bytes, 2 * MIB as u64);
+    // The process's window peak was once raised only past its lifetime peak: this phase's
+    // process peak was its end.
+    assert_total_rise(&record, 2 * MIB);
+}
