@@ -247,14 +247,14 @@ pub(crate) struct OwnerCell {
     flushed: AtomicI64,
     /// Highest subtree live bytes seen since the owner was registered.
     peak: AtomicI64,
-    /// Highest subtree live bytes seen since the current phase window opened (see
-    /// [`open_window`]); never above `peak`. Headrooms are computed from it.
+    /// Highest subtree live bytes seen since the latest peak window opened (see
+    /// [`OpenWindows`]); never above `peak`. Headrooms are computed from it.
     window_peak: AtomicI64,
     /// Bumped when the owner is retired and when its id is reused, so that stale `Owner`
     /// handles are recognised.
     pub(crate) generation: AtomicU32,
     /// Bumped when the id is reused (not when it is retired), so that a phase's saved window
-    /// peak is never folded into the id's next owner (see [`close_window`]).
+    /// peak is never folded into the id's next owner (see [`OpenWindows`]).
     reuses: AtomicU32,
     /// Cumulative allocated bytes and blocks when the id was (re)registered.
     base_bytes: AtomicU64,
@@ -1059,26 +1059,21 @@ pub(crate) fn raise_peak_to(id: u16, live: u64) {
     masked!(OWNERS, id as usize).raise(live.min(i64::MAX as u64) as i64);
 }
 
-/// The highest subtree live bytes of `id` since the current window opened.
-pub(crate) fn read_window_peak(id: u16) -> u64 {
-    masked!(OWNERS, id as usize).window_peak.load(Relaxed).max(0) as u64
-}
-
 /// A window peak that [`open_window`] replaced, and which holder of the id it was for.
-#[derive(Debug)]
-pub(crate) struct SavedWindow {
+#[derive(Debug, Clone, Copy)]
+struct SavedWindow {
     peak: i64,
     reuses: u32,
 }
 
-/// Opens a new peak window for every owner (a phase starts): each window peak drops to the
-/// owner's live bytes now (published plus every slot's pending), and every slot's headroom is
-/// cleared so its next allocation re-reads it. Returns the window peaks it replaced, for [`close_window`].
+/// Opens a new peak window for every owner: each window peak drops to the owner's live bytes
+/// now (published plus every slot's pending), and every slot's headroom is cleared so its next
+/// allocation re-reads it. Returns the window peaks it replaced (see [`OpenWindows`]).
 ///
 /// A thread in the middle of raising a peak at this very moment may write back a headroom
 /// computed from the old window; its growth in the new window is then seen only once it
 /// passes that old headroom (at most the old window's peak minus the published total).
-pub(crate) fn open_window() -> Vec<SavedWindow> {
+fn open_window() -> Vec<SavedWindow> {
     let ids = IDS_HIGH.load(Relaxed).min(MAX_OWNERS);
     let saved: Vec<SavedWindow> = OWNERS
         .iter()
@@ -1107,14 +1102,106 @@ pub(crate) fn open_window() -> Vec<SavedWindow> {
     saved
 }
 
-/// Closes a window opened by [`open_window`]: folds the window it replaced back in, so an
-/// enclosing phase still sees the peaks reached inside this one. An id reused since (by
-/// [`reset_for_new_owner`]) keeps its new owner's window: the saved peak was another
-/// owner's. Called under the registry's lock, so that no id is reused meanwhile.
-pub(crate) fn close_window(saved: &[SavedWindow]) {
+/// Folds `saved` back into the live window peaks: the interval it covered joins the live one.
+/// An id reused since (by [`reset_for_new_owner`]) keeps its new owner's window: the saved
+/// peak was another owner's.
+fn fold_into_live(saved: &[SavedWindow]) {
     for (cell, before) in OWNERS.iter().zip(saved) {
         if cell.reuses.load(Relaxed) == before.reuses {
             cell.window_peak.fetch_max(before.peak, Relaxed);
+        }
+    }
+}
+
+/// Which window of [`OpenWindows`] a phase (or a leak check) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowKey(u64);
+
+#[derive(Debug)]
+struct OpenWindow {
+    key: WindowKey,
+    /// Every id's window peak over the interval that ended when this window opened: since the
+    /// opening of the window before it in the list (see [`OpenWindows`]).
+    before: Vec<SavedWindow>,
+}
+
+/// The peak windows open (phases, leak checks), in the order they opened: kept by the
+/// registry, and used only under its lock, so that no id is reused while windows are opened,
+/// read, folded or closed.
+///
+/// Windows may close in any order. The openings cut time into intervals; the live window
+/// peaks (`OwnerCell::window_peak`) cover the last, since the latest opening, and each open
+/// window keeps the window peaks of the interval that ended at its opening. So a window's
+/// peak is the highest of the intervals from its opening on: the live one and those kept by
+/// the windows opened after it ([`OpenWindows::peak`]). A window that closes merges the
+/// interval it kept (which ended at its opening, so belongs to the windows opened before it)
+/// into the interval after it: the one the next window keeps, or the live one if it was the
+/// latest. Closing once always folded it into the live one, which is right only when windows
+/// close in the reverse order of their opening: with `a` opened, then `b`, and `a` closed
+/// first, `a` missed its peaks from before `b` opened and `b` was handed peaks from before
+/// either opened. Memory: one saved peak per id per open window.
+#[derive(Debug)]
+pub(crate) struct OpenWindows {
+    open: Vec<OpenWindow>,
+    next_key: u64,
+}
+
+impl OpenWindows {
+    pub(crate) const fn new() -> OpenWindows {
+        OpenWindows { open: Vec::new(), next_key: 0 }
+    }
+
+    /// Opens a window for every owner (and the process).
+    pub(crate) fn open(&mut self) -> WindowKey {
+        let key = WindowKey(self.next_key);
+        self.next_key = self.next_key.wrapping_add(1);
+        self.open.push(OpenWindow { key, before: open_window() });
+        key
+    }
+
+    fn position(&self, key: WindowKey) -> Option<usize> {
+        self.open.iter().position(|w| w.key == key)
+    }
+
+    /// The highest subtree live bytes of `id` (its current holder's) since the window at
+    /// `position` opened.
+    fn peak_since(&self, position: usize, id: u16) -> u64 {
+        let cell = masked!(OWNERS, id as usize);
+        let reuses = cell.reuses.load(Relaxed);
+        self.open
+            .iter()
+            .skip(position)
+            .skip(1)
+            .filter_map(|later| later.before.get(id as usize))
+            .filter(|saved| saved.reuses == reuses)
+            .fold(cell.window_peak.load(Relaxed), |peak, saved| peak.max(saved.peak))
+            .max(0) as u64
+    }
+
+    /// The highest subtree live bytes of `id` since window `key` opened (0 for a window
+    /// already closed).
+    pub(crate) fn peak(&self, key: WindowKey, id: u16) -> u64 {
+        self.position(key).map_or(0, |position| self.peak_since(position, id))
+    }
+
+    /// Closes window `key`: its interval merges into the next one (see [`OpenWindows`]).
+    /// Once: closing it again does nothing.
+    pub(crate) fn close(&mut self, key: WindowKey) {
+        let Some(position) = self.position(key) else { return };
+        let closed = self.open.remove(position);
+        match self.open.get_mut(position) {
+            // Opened after the closed one, so at least as long (ids only grow).
+            Some(next) => {
+                for (into, from) in next.before.iter_mut().zip(&closed.before) {
+                    // Another holder's interval (the id was reused between the two
+                    // openings) is dropped: it belongs to no window still open that this
+                    // id's current holder could be read for.
+                    if into.reuses == from.reuses {
+                        into.peak = into.peak.max(from.peak);
+                    }
+                }
+            }
+            None => fold_into_live(&closed.before),
         }
     }
 }

@@ -7,7 +7,7 @@
 use crate::snapshot::Snapshot;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 /// How many finished phases [`recent_phases`] keeps.
@@ -62,11 +62,21 @@ pub struct Phase {
 
 /// Every owner's highest live bytes (descendants' included) from [`PeakWindow::open`] to
 /// [`PeakWindow::close`]: what a phase reports, and what `leak_check` judges peaks by.
-/// Windows nest: closing one folds its peaks back into the one it replaced.
+/// Windows may close in any order, each with the peaks of its own stretch (see
+/// `counters::OpenWindows`); dropping one unclosed closes it.
 #[derive(Debug)]
 pub(crate) struct PeakWindow {
     #[cfg(feature = "enabled")]
-    saved: Vec<crate::counters::SavedWindow>,
+    key: Option<crate::counters::WindowKey>,
+}
+
+/// What a [`PeakWindow`] saw, from [`PeakWindow::close`].
+#[derive(Debug, Default)]
+pub(crate) struct WindowPeaks {
+    /// Every registered owner's peak, by full name.
+    pub(crate) owners: HashMap<String, u64>,
+    /// The whole process's peak.
+    pub(crate) process: u64,
 }
 
 impl PeakWindow {
@@ -74,36 +84,43 @@ impl PeakWindow {
         PeakWindow {
             // Under the registry's lock, so that no id is reused while its window is replaced.
             #[cfg(feature = "enabled")]
-            saved: crate::registry::with(|_| crate::counters::open_window()),
+            key: Some(crate::registry::with(|r| r.windows.open())),
         }
     }
 
-    /// The window's peaks by owner name and the process's, and the window it replaced
-    /// restored. Read and closed under the registry's lock, so that no id is reused between
-    /// its listing and its reading (see `snapshot::read_registered`), nor before the window
-    /// it replaced is folded back into it. Once: a second call restores nothing.
-    pub(crate) fn close(&mut self) -> (std::collections::HashMap<String, u64>, u64) {
+    /// The window's peaks by owner name and the process's; the window is closed. Read and
+    /// closed under the registry's lock, so that no id is reused between its listing and its
+    /// reading (see `snapshot::read_registered`). Once: a second call returns nothing.
+    pub(crate) fn close(&mut self) -> WindowPeaks {
         #[cfg(feature = "enabled")]
-        {
-            crate::registry::with(|r| {
-                let peaks = r
-                    .all()
-                    .into_iter()
-                    .map(|(id, e)| (e.path, crate::counters::read_window_peak(id)))
-                    .collect();
-                let process = crate::counters::read_window_peak(crate::registry::PROCESS);
-                crate::counters::close_window(&std::mem::take(&mut self.saved));
-                (peaks, process)
-            })
+        if let Some(key) = self.key.take() {
+            return crate::registry::with(|r| {
+                let owners =
+                    r.all().into_iter().map(|(id, e)| (e.path, r.windows.peak(key, id))).collect();
+                let process = r.windows.peak(key, crate::registry::PROCESS);
+                r.windows.close(key);
+                WindowPeaks { owners, process }
+            });
         }
-        #[cfg(not(feature = "enabled"))]
-        (std::collections::HashMap::new(), 0)
+        WindowPeaks::default()
     }
 }
 
-/// Starts a phase called `name`. Phases may nest (an inner phase's peak also counts toward
-/// the outer one's); phases that overlap without nesting, from different threads, report
-/// peaks that can include the other's.
+impl Drop for PeakWindow {
+    /// A window left open (a leak check whose body panicked) would keep its saved peaks, and
+    /// a place in every later window's reading, for the rest of the process.
+    fn drop(&mut self) {
+        #[cfg(feature = "enabled")]
+        if let Some(key) = self.key.take() {
+            crate::registry::with(|r| r.windows.close(key));
+        }
+    }
+}
+
+/// Starts a phase called `name`. Its peaks are every owner's (and the process's) highest live
+/// bytes between its start and its end, whichever thread allocated them. So phases may nest
+/// (an inner phase's peak also counts toward the outer one's) or overlap and end in any
+/// order: each reports its own stretch.
 ///
 /// ```
 /// let history = heapscope::Owner::named("phase_doc_history");
@@ -143,7 +160,7 @@ impl Phase {
         self.done = true;
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let end = Snapshot::capture();
-        let (window_peaks, process_peak) = self.window.close();
+        let WindowPeaks { owners: window_peaks, process: process_peak } = self.window.close();
         let total = PhaseOwner {
             name: "total".to_owned(),
             live_start_bytes: self.start.total.live_bytes,

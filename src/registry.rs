@@ -73,6 +73,10 @@ pub(crate) struct Registry {
     next_item: u64,
     /// Numbers the names of retired owners renamed by [`Registry::rename_retired_holder_of`].
     next_retired: u64,
+    /// The peak windows of phases and leak checks still open: here, so that they are opened,
+    /// read and closed under this lock.
+    #[cfg(feature = "enabled")]
+    pub(crate) windows: crate::counters::OpenWindows,
 }
 
 pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
@@ -108,6 +112,8 @@ pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
         generations: vec![0; MAX_OWNERS],
         next_item: 0,
         next_retired: 0,
+        #[cfg(feature = "enabled")]
+        windows: crate::counters::OpenWindows::new(),
     })
 });
 

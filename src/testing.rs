@@ -319,7 +319,7 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
         run_owner.in_scope(|| body(warmup + i));
         record(&Snapshot::capture(), i + 1);
     }
-    let (peaks, _) = window.close();
+    let peaks = window.close().owners;
     let mut owners: Vec<OwnerTrend> = series
         .into_iter()
         .filter(|(name, _)| name != crate::registry::ROOT_NAME && !name.starts_with("heapscope."))

@@ -156,3 +156,50 @@ fn a_phase_after_a_larger_spike_sees_the_process_grow() {
     // process peak was its end.
     assert_total_rise(&record, 2 * MIB);
 }
+
+#[test]
+fn phases_that_end_out_of_order_keep_their_own_peaks() {
+    let _serial = serial();
+    let x = Owner::named("phase_order_x");
+    // Before either phase: no phase may report this one.
+    spike(x, 8 * MIB);
+    let a = heapscope::phase("phase_order_a");
+    spike(x, 4 * MIB); // inside `a` only
+    let b = heapscope::phase("phase_order_b");
+    // `a` ends first: the two overlap without nesting. Closing `a` once restored the window it
+    // had replaced (8 MiB) as `b`'s, and `a` read only the window `b` had opened (0).
+    let ra = a.finish();
+    spike(x, 100); // inside `b` only
+    let rb = b.finish();
+
+    assert_eq!(owner_in(&ra, "phase_order_x").peak_bytes, 4 * MIB as u64, "{ra:?}");
+    assert_eq!(owner_in(&rb, "phase_order_x").peak_bytes, 100, "{rb:?}");
+    assert_total_rise(&ra, 4 * MIB);
+    assert_total_rise(&rb, 0);
+}
+
+#[test]
+fn three_phases_closed_in_mixed_order_keep_their_own_peaks() {
+    let _serial = serial();
+    let x = Owner::named("phase_mixed_x");
+    spike(x, 6 * MIB); // before every phase
+    let p1 = heapscope::phase("phase_mixed_1");
+    spike(x, 5 * MIB); // p1
+    let p2 = heapscope::phase("phase_mixed_2");
+    spike(x, 4 * MIB); // p1, p2
+    let p3 = heapscope::phase("phase_mixed_3");
+    spike(x, MIB); // p1, p2, p3
+    let r2 = p2.finish(); // the middle one first
+    spike(x, 2 * MIB); // p1, p3
+    let r1 = p1.finish(); // then the first
+    spike(x, 3 * MIB); // p3
+    let r3 = p3.finish();
+
+    // p1: max(5, 4, 1, 2); p2: max(4, 1); p3: max(1, 2, 3). Never the 6 MiB before them.
+    for (record, expected) in [(&r1, 5 * MIB), (&r2, 4 * MIB), (&r3, 3 * MIB)] {
+        let o = owner_in(record, "phase_mixed_x");
+        assert_eq!(o.peak_bytes, expected as u64, "{record:?}");
+        assert_eq!((o.live_start_bytes, o.live_end_bytes), (0, 0));
+        assert_total_rise(record, expected);
+    }
+}
