@@ -1117,12 +1117,26 @@ fn fold_into_live(saved: &[SavedWindow]) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WindowKey(u64);
 
+/// What an owner that held bytes when a window opened, and whose id was freed before the
+/// window closed, did in the window (see [`OpenWindows::depart`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Departed {
+    /// Its full name when its id was freed.
+    pub(crate) path: String,
+    /// Its subtree's cumulative allocated bytes when its id was freed.
+    pub(crate) total_bytes: u64,
+    /// Its subtree's highest live bytes from the window's opening to the id's freeing.
+    pub(crate) peak_bytes: u64,
+}
+
 #[derive(Debug)]
 struct OpenWindow {
     key: WindowKey,
     /// Every id's window peak over the interval that ended when this window opened: since the
     /// opening of the window before it in the list (see [`OpenWindows`]).
     before: Vec<SavedWindow>,
+    /// Owners present at the opening whose ids were freed since.
+    departed: Vec<Departed>,
 }
 
 /// The peak windows open (phases, leak checks), in the order they opened: kept by the
@@ -1155,7 +1169,7 @@ impl OpenWindows {
     pub(crate) fn open(&mut self) -> WindowKey {
         let key = WindowKey(self.next_key);
         self.next_key = self.next_key.wrapping_add(1);
-        self.open.push(OpenWindow { key, before: open_window() });
+        self.open.push(OpenWindow { key, before: open_window(), departed: Vec::new() });
         key
     }
 
@@ -1185,9 +1199,10 @@ impl OpenWindows {
     }
 
     /// Closes window `key`: its interval merges into the next one (see [`OpenWindows`]).
-    /// Once: closing it again does nothing.
-    pub(crate) fn close(&mut self, key: WindowKey) {
-        let Some(position) = self.position(key) else { return };
+    /// Returns the owners that departed while it was open. Once: closing it again does
+    /// nothing.
+    pub(crate) fn close(&mut self, key: WindowKey) -> Vec<Departed> {
+        let Some(position) = self.position(key) else { return Vec::new() };
         let closed = self.open.remove(position);
         match self.open.get_mut(position) {
             // Opened after the closed one, so at least as long (ids only grow).
@@ -1202,6 +1217,26 @@ impl OpenWindows {
                 }
             }
             None => fold_into_live(&closed.before),
+        }
+        closed.departed
+    }
+
+    /// Owner `id` (now at `path`, with `total_bytes` allocated by its subtree) is being freed:
+    /// every open window that it was present at the opening of keeps what it did there,
+    /// since its id may be reused before the window closes. At most once per id per window.
+    pub(crate) fn depart(&mut self, id: u16, path: &str, total_bytes: u64) {
+        let reuses = masked!(OWNERS, id as usize).reuses.load(Relaxed);
+        for position in 0..self.open.len() {
+            let present_at_opening = self.open.get(position).is_some_and(|window| {
+                window.before.get(id as usize).is_some_and(|saved| saved.reuses == reuses)
+            });
+            if !present_at_opening {
+                continue;
+            }
+            let peak_bytes = self.peak_since(position, id);
+            if let Some(window) = self.open.get_mut(position) {
+                window.departed.push(Departed { path: path.to_owned(), total_bytes, peak_bytes });
+            }
         }
     }
 }

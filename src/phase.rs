@@ -45,7 +45,9 @@ pub struct PhaseRecord {
     pub tracking: bool,
     /// The whole process.
     pub total: PhaseOwner,
-    /// Owners whose bytes moved during the phase, largest peak rise (`peak - start`) first.
+    /// Owners whose bytes moved during the phase, largest peak rise (`peak - start`) first;
+    /// an owner that existed at its start and was retired by its end too, with
+    /// `live_end_bytes` 0 (one both registered and retired during the phase is not listed).
     pub owners: Vec<PhaseOwner>,
 }
 
@@ -77,6 +79,18 @@ pub(crate) struct WindowPeaks {
     pub(crate) owners: HashMap<String, u64>,
     /// The whole process's peak.
     pub(crate) process: u64,
+    /// Owners registered when the window opened whose ids were freed (retired, holding
+    /// nothing) before it closed, by their full name then.
+    pub(crate) departed: HashMap<String, DepartedOwner>,
+}
+
+/// An owner gone before its window closed: see [`WindowPeaks::departed`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DepartedOwner {
+    /// Its subtree's cumulative allocated bytes when its id was freed.
+    pub(crate) total_bytes: u64,
+    /// Its peak from the window's opening to its id's freeing.
+    pub(crate) peak_bytes: u64,
 }
 
 impl PeakWindow {
@@ -88,9 +102,10 @@ impl PeakWindow {
         }
     }
 
-    /// The window's peaks by owner name and the process's; the window is closed. Read and
-    /// closed under the registry's lock, so that no id is reused between its listing and its
-    /// reading (see `snapshot::read_registered`). Once: a second call returns nothing.
+    /// The window's peaks by owner name and the process's, and the owners that departed
+    /// meanwhile; the window is closed. Read and closed under the registry's lock, so that no
+    /// id is reused between its listing and its reading (see `snapshot::read_registered`).
+    /// Once: a second call returns nothing.
     pub(crate) fn close(&mut self) -> WindowPeaks {
         #[cfg(feature = "enabled")]
         if let Some(key) = self.key.take() {
@@ -98,8 +113,17 @@ impl PeakWindow {
                 let owners =
                     r.all().into_iter().map(|(id, e)| (e.path, r.windows.peak(key, id))).collect();
                 let process = r.windows.peak(key, crate::registry::PROCESS);
-                r.windows.close(key);
-                WindowPeaks { owners, process }
+                let departed = r
+                    .windows
+                    .close(key)
+                    .into_iter()
+                    .map(|d| {
+                        let gone =
+                            DepartedOwner { total_bytes: d.total_bytes, peak_bytes: d.peak_bytes };
+                        (d.path, gone)
+                    })
+                    .collect();
+                WindowPeaks { owners, process, departed }
             });
         }
         WindowPeaks::default()
@@ -160,7 +184,8 @@ impl Phase {
         self.done = true;
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let end = Snapshot::capture();
-        let WindowPeaks { owners: window_peaks, process: process_peak } = self.window.close();
+        let WindowPeaks { owners: window_peaks, process: process_peak, departed } =
+            self.window.close();
         let total = PhaseOwner {
             name: "total".to_owned(),
             live_start_bytes: self.start.total.live_bytes,
@@ -182,8 +207,22 @@ impl Phase {
                     peak_bytes: window.max(before.live_bytes).max(after.stats.live_bytes),
                 }
             })
-            .filter(|o| o.allocated_bytes > 0 || o.live_end_bytes != o.live_start_bytes)
             .collect();
+        // Owners of the start that are gone at the end: retired, and their ids freed once they
+        // held nothing (their ids may even have gone to other owners since).
+        for before in self.start.owners.iter().filter(|o| end.owner(&o.name).is_none()) {
+            let gone = departed.get(&before.name);
+            let start = before.stats;
+            owners.push(PhaseOwner {
+                name: before.name.clone(),
+                live_start_bytes: start.live_bytes,
+                live_end_bytes: 0,
+                allocated_bytes: gone
+                    .map_or(0, |g| g.total_bytes.saturating_sub(start.total_bytes)),
+                peak_bytes: gone.map_or(0, |g| g.peak_bytes).max(start.live_bytes),
+            });
+        }
+        owners.retain(|o| o.allocated_bytes > 0 || o.live_end_bytes != o.live_start_bytes);
         owners.sort_by(|a, b| {
             (b.peak_bytes - b.live_start_bytes)
                 .cmp(&(a.peak_bytes - a.live_start_bytes))

@@ -74,7 +74,7 @@ pub(crate) struct Registry {
     /// Numbers the names of retired owners renamed by [`Registry::rename_retired_holder_of`].
     next_retired: u64,
     /// The peak windows of phases and leak checks still open: here, so that they are opened,
-    /// read and closed under this lock.
+    /// read and closed under this lock, and see every id freed (`free_id`).
     #[cfg(feature = "enabled")]
     pub(crate) windows: crate::counters::OpenWindows,
 }
@@ -340,7 +340,7 @@ impl Registry {
     }
 
     /// Frees an id that holds nothing, handing its totals (and those it absorbed) to its
-    /// parent.
+    /// parent, and what it did in each open peak window to that window.
     fn free_id(&mut self, id: u16) {
         let Some(entry) = self.entries.get_mut(id as usize).and_then(Option::take) else { return };
         #[cfg(feature = "enabled")]
@@ -350,6 +350,9 @@ impl Registry {
         };
         #[cfg(not(feature = "enabled"))]
         let (bytes, blocks) = (0, 0);
+        // The id may be reused before an open phase ends: the phase keeps what it did.
+        #[cfg(feature = "enabled")]
+        self.windows.depart(id, &entry.path, bytes.wrapping_add(entry.absorbed.0));
         if let Some(Some(parent)) = self.entries.get_mut(entry.parent as usize) {
             parent.children = parent.children.saturating_sub(1);
             if entry.parent >= FIRST_USER_ID {

@@ -319,7 +319,12 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
         run_owner.in_scope(|| body(warmup + i));
         record(&Snapshot::capture(), i + 1);
     }
-    let peaks = window.close().owners;
+    let window = window.close();
+    // Owners retired and freed during the check keep the peaks they reached before.
+    let mut peaks = window.owners;
+    for (name, gone) in window.departed {
+        peaks.entry(name).or_insert(gone.peak_bytes);
+    }
     let mut owners: Vec<OwnerTrend> = series
         .into_iter()
         .filter(|(name, _)| name != crate::registry::ROOT_NAME && !name.starts_with("heapscope."))

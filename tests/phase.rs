@@ -1,5 +1,6 @@
 //! Phases: a deep copy inside a phase shows as the phase's peak although its end state is
-//! unchanged; nested phases; the record's numbers are exact against hand-computed sizes.
+//! unchanged; nested phases, and phases that end out of order; owners retired during a phase;
+//! the record's numbers are exact against hand-computed sizes.
 #![cfg(feature = "enabled")]
 
 use heapscope::Owner;
@@ -104,8 +105,10 @@ fn an_id_reused_inside_a_nested_phase_does_not_inherit_the_old_owners_peak() {
     let record = outer.finish();
     let rb = record.owners.iter().find(|o| o.name == "phase_reuse_b").expect("b in the record");
     assert_eq!(rb.peak_bytes, 100, "b never held more than 100 bytes: {rb:?}");
-    let ra = record.owners.iter().find(|o| o.name == "phase_reuse_a");
-    assert!(ra.is_none(), "a holds nothing at the end and is retired: {ra:?}");
+    // `a` is gone at the end, but allocated and peaked during the phase: listed with that.
+    let ra = record.owners.iter().find(|o| o.name == "phase_reuse_a").expect("a in the record");
+    assert_eq!((ra.live_start_bytes, ra.live_end_bytes), (0, 0), "{ra:?}");
+    assert_eq!((ra.allocated_bytes, ra.peak_bytes), (1 << 20, 1 << 20), "{ra:?}");
 
     // b's lifetime peak follows its own growth, with no reading in between.
     drop(b.in_scope(|| black_box(vec![3u8; 10])));
@@ -202,4 +205,22 @@ fn three_phases_closed_in_mixed_order_keep_their_own_peaks() {
         assert_eq!((o.live_start_bytes, o.live_end_bytes), (0, 0));
         assert_total_rise(record, expected);
     }
+}
+
+#[test]
+fn an_owner_retired_during_a_phase_is_listed_with_what_it_did() {
+    let _serial = serial();
+    let y = Owner::named("phase_retired_y");
+    let held = y.in_scope(|| black_box(vec![1u8; MIB]));
+    let p = heapscope::phase("phase_retired");
+    spike(y, 2 * MIB); // 3 MiB at its peak
+    drop(held);
+    y.retire().unwrap();
+    let record = p.finish();
+
+    // The record's owners once came from the end snapshot only, where `y` no longer is.
+    let o = owner_in(&record, "phase_retired_y");
+    assert_eq!((o.live_start_bytes, o.live_end_bytes), (MIB as u64, 0), "{o:?}");
+    assert_eq!(o.allocated_bytes, 2 * MIB as u64, "{o:?}");
+    assert_eq!(o.peak_bytes, 3 * MIB as u64, "{o:?}");
 }
