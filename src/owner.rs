@@ -509,6 +509,10 @@ impl Owner {
     /// What [`owner!`](crate::owner) expands to: the owner cached in `slot` (`0` before the
     /// first call), or `name`'s owner registered again when the cached one was retired. One
     /// atomic load when the cached owner is live.
+    ///
+    /// Only a registered owner is cached: while registration fails (a full registry) each
+    /// call falls back as [`Owner::named`] does and tries again next time. A cached fallback
+    /// once charged the overflow owner from that call site for good, ids freed or not.
     #[doc(hidden)]
     pub fn __cached(slot: &AtomicU64, name: &'static str) -> Owner {
         let packed = slot.load(Relaxed);
@@ -516,9 +520,13 @@ impl Owner {
         if packed != 0 && cached.is_current_generation() {
             return cached;
         }
-        let owner = Owner::named(name);
-        slot.store(u64::from(owner.id) << 32 | u64::from(owner.generation), Relaxed);
-        owner
+        match Owner::try_named(name) {
+            Ok(owner) => {
+                slot.store(u64::from(owner.id) << 32 | u64::from(owner.generation), Relaxed);
+                owner
+            }
+            Err(_) => Owner::named(name),
+        }
     }
 
     /// Whether the id still holds this handle's owner, unretired (without the registry's lock).

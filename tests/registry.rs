@@ -97,6 +97,11 @@ fn exhausting_the_registry_then_reusing_retired_ids() {
     assert_eq!(extra.name(), "heapscope.overflow");
     assert_eq!(owners[0].try_child("kid"), Err(Error::RegistryFull { capacity: 4096 }));
     assert_eq!(owners[0].child("kid"), Owner::overflow());
+    // `owner!` falls back the same way, and does not keep the fallback (below).
+    fn macro_site() -> Owner {
+        heapscope::owner!("reg_full_macro_site")
+    }
+    assert_eq!(macro_site(), Owner::overflow());
     assert!(matches!(
         Retained::try_build(owners[0], "item", || 0u8),
         Err(Error::RegistryFull { .. })
@@ -139,7 +144,14 @@ fn exhausting_the_registry_then_reusing_retired_ids() {
     drop(held);
     let waited = Owner::try_named("reg_waits").expect("the holder's id, reclaimed");
 
-    for o in owners.into_iter().chain(again).chain([waited]) {
+    // Once an id is free, the `owner!` call site that fell back registers its name: the
+    // fallback was once cached there for good.
+    owners.pop().unwrap().retire().unwrap();
+    let site = macro_site();
+    assert_eq!(site.name(), "reg_full_macro_site");
+    assert_eq!(macro_site(), site);
+
+    for o in owners.into_iter().chain(again).chain([waited, site]) {
         o.retire().unwrap();
     }
     assert_eq!(registered_names(), ["heapscope.internal", "heapscope.overflow", "root"]);
