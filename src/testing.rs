@@ -293,7 +293,9 @@ impl fmt::Display for LeakReport {
 /// ```
 pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize)) -> LeakReport {
     let active = warn_inactive();
-    let run_owner = unique_owner("leak_check", "");
+    // Retired however the check ends: a panicking body once left it registered for good.
+    let retire_at_end = RetireOnDrop(unique_owner("leak_check", ""));
+    let run_owner = retire_at_end.0;
     for i in 0..warmup {
         run_owner.in_scope(|| body(i));
     }
@@ -337,8 +339,16 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     owners.sort_by(|a, b| {
         b.bytes_per_iteration.total_cmp(&a.bytes_per_iteration).then_with(|| a.name.cmp(&b.name))
     });
-    let _ = run_owner.retire();
     LeakReport { warmup, iterations, owners, active }
+}
+
+/// Retires its owner when dropped, also while unwinding.
+struct RetireOnDrop(Owner);
+
+impl Drop for RetireOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.retire();
+    }
 }
 
 fn judge(name: String, ys: &[u64], peak_bytes: u64) -> OwnerTrend {

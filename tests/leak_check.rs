@@ -160,3 +160,18 @@ fn a_probe_with_a_long_non_ascii_name_gets_an_owner_of_its_own() {
     assert_eq!(probe.stats().live_bytes, 100);
     drop(v);
 }
+
+#[test]
+fn a_check_whose_body_panics_retires_its_owner() {
+    let _g = serial();
+    let failed = std::panic::catch_unwind(|| leak_check(0, 6, |i| assert!(i < 3, "body fails")));
+    assert!(failed.is_err());
+    // The check's own owner (`leak_check:#n`) was once left registered for good.
+    let left: Vec<String> = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("leak_check:") && !o.retired)
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
