@@ -336,6 +336,8 @@ struct ThreadState {
     /// `base + owner`: the current owner's counters.
     current: Cell<*const Counts>,
     slot: Cell<usize>,
+    /// Owner scopes entered on this thread and not yet ended (see `owner::OwnerScope`).
+    open_scopes: Cell<u32>,
 }
 
 thread_local! {
@@ -347,6 +349,7 @@ thread_local! {
             base: Cell::new(trap_base()),
             current: Cell::new(trap_base().wrapping_add(ROOT as usize & ID_MASK)),
             slot: Cell::new(UNASSIGNED),
+            open_scopes: Cell::new(0),
         }
     };
 }
@@ -424,13 +427,32 @@ pub(crate) fn tag_of(id: u16) -> u16 {
     }
 }
 
-/// Makes the owner with tag `owner` (see [`tag_of`]) current on this thread and returns the
-/// previous tag.
+/// Opens an owner scope on this thread: makes the owner with tag `owner` (see [`tag_of`])
+/// current and returns the previous tag and the scope's depth (how many scopes are open
+/// with it).
 #[inline]
-pub(crate) fn replace_current(owner: u16) -> u16 {
+pub(crate) fn open_scope(owner: u16) -> (u16, u32) {
     STATE.with(|s| {
         s.current.set(counts_in(s.base.get(), owner));
-        s.owner.replace(owner)
+        let depth = s.open_scopes.get().wrapping_add(1);
+        s.open_scopes.set(depth);
+        (s.owner.replace(owner), depth)
+    })
+}
+
+/// How many owner scopes are open on this thread: the depth of the innermost.
+#[inline]
+pub(crate) fn scope_depth() -> u32 {
+    STATE.with(|s| s.open_scopes.get())
+}
+
+/// Ends the innermost scope, of depth `depth`: makes `previous` current again.
+#[inline]
+pub(crate) fn close_scope(previous: u16, depth: u32) {
+    STATE.with(|s| {
+        s.current.set(counts_in(s.base.get(), previous));
+        s.owner.set(previous);
+        s.open_scopes.set(depth.wrapping_sub(1));
     })
 }
 
@@ -1327,11 +1349,6 @@ impl ScopePin {
     /// [`unpin`] finds no row for it.
     pub(crate) const fn unpinned(id: u16) -> ScopePin {
         ScopePin { row: u16::MAX, id }
-    }
-
-    /// The owner the scope entered.
-    pub(crate) const fn id(self) -> u16 {
-        self.id
     }
 }
 

@@ -312,9 +312,9 @@ impl Owner {
 pub(crate) fn enter_id(id: u16) -> OwnerScope {
     #[cfg(feature = "enabled")]
     {
-        let previous = crate::counters::replace_current(crate::counters::tag_of(id));
+        let (previous, depth) = crate::counters::open_scope(crate::counters::tag_of(id));
         let pin = crate::counters::ScopePin::unpinned(id);
-        OwnerScope { previous, pin, _not_send: PhantomData }
+        OwnerScope { previous, pin, depth, _not_send: PhantomData }
     }
     #[cfg(not(feature = "enabled"))]
     OwnerScope { _not_send: PhantomData }
@@ -333,6 +333,10 @@ pub struct OwnerScope {
     /// from reuse (see `counters::pin`; reserved owners, never reused, count nothing).
     #[cfg(feature = "enabled")]
     pin: crate::counters::ScopePin,
+    /// How many scopes were open on this thread once this one was entered: it is the
+    /// innermost while the thread's count equals it.
+    #[cfg(feature = "enabled")]
+    depth: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -340,81 +344,88 @@ impl Drop for OwnerScope {
     fn drop(&mut self) {
         #[cfg(feature = "enabled")]
         {
-            if current_id() != self.pin.id() {
+            if crate::counters::scope_depth() != self.depth {
                 // Dropped before a scope entered after it (scopes moved out of their nesting
-                // order): that scope, when it ends, makes this one's owner current again, and
-                // this one ends then (see `end_early_drops`). Until then it keeps its pin, so
-                // that the id is not reused while the thread may charge it: restoring here
-                // once left the thread charging an owner whose id went to a newcomer.
-                let early = EarlyDrop { previous: self.previous, pin: self.pin };
+                // order): the scope inside it, when it ends, makes this one innermost again,
+                // and this one ends then (see `end_early_drops`). Until then it keeps its
+                // pin, so that the id is not reused while the thread may charge it: restoring
+                // here once left the thread charging an owner whose id went to a newcomer.
+                // Told by depth, not by owner: two scopes of one owner dropped outer first
+                // once looked in order, the outer one restored its previous owner while the
+                // inner was open, and the inner one then waited for good, keeping its id.
+                let early = EarlyDrop { previous: self.previous, pin: self.pin, depth: self.depth };
                 // Past the table's room (or during thread exit) the pin stays for good, as a
                 // scope's that is never dropped.
-                let _ = EARLY_DROPS.try_with(|early_drops| {
-                    if let Some(free) = early_drops.slots.iter().find(|slot| slot.get().is_none()) {
+                let _ = SCOPES.try_with(|scopes| {
+                    if let Some(free) = scopes.early.iter().find(|slot| slot.get().is_none()) {
                         free.set(Some(early));
-                        early_drops.taken.set(early_drops.taken.get().saturating_add(1));
+                        scopes.taken.set(scopes.taken.get().saturating_add(1));
                     }
                 });
                 return;
             }
-            crate::counters::replace_current(self.previous);
-            // Only once this thread no longer has it current may the id be reused.
-            crate::counters::unpin(self.pin);
+            end_scope(self.previous, self.pin, self.depth);
             end_early_drops();
         }
     }
 }
 
-/// A scope dropped before a scope entered after it: it ends when its owner is current again.
+/// Ends the innermost scope: makes its previous owner current, lets its id be reused (only
+/// once this thread no longer has it current), and makes the scope outside it innermost.
+#[cfg(feature = "enabled")]
+fn end_scope(previous: u16, pin: crate::counters::ScopePin, depth: u32) {
+    crate::counters::close_scope(previous, depth);
+    crate::counters::unpin(pin);
+}
+
+/// A scope dropped before a scope entered after it: it ends when it is innermost again.
 #[cfg(feature = "enabled")]
 #[derive(Clone, Copy)]
 struct EarlyDrop {
     previous: u16,
     pin: crate::counters::ScopePin,
+    depth: u32,
 }
 
 /// How many scopes dropped out of order a thread keeps for later at once.
 #[cfg(feature = "enabled")]
 const EARLY_DROP_SLOTS: usize = 8;
 
-/// This thread's scopes dropped out of order, waiting for their owner to be current again.
+/// This thread's scopes dropped out of order, waiting to be innermost again (how many are
+/// open is kept with the thread's current owner: `counters::scope_depth`).
 #[cfg(feature = "enabled")]
-struct EarlyDrops {
-    /// How many `slots` are taken: zero but after a misuse, and all a scope's drop reads then.
+struct Scopes {
+    /// How many `early` slots are taken: zero but after a misuse.
     taken: Cell<u8>,
-    slots: [Cell<Option<EarlyDrop>>; EARLY_DROP_SLOTS],
+    early: [Cell<Option<EarlyDrop>>; EARLY_DROP_SLOTS],
 }
 
 #[cfg(feature = "enabled")]
 thread_local! {
-    static EARLY_DROPS: EarlyDrops = const {
-        EarlyDrops { taken: Cell::new(0), slots: [const { Cell::new(None) }; EARLY_DROP_SLOTS] }
+    static SCOPES: Scopes = const {
+        Scopes {
+            taken: Cell::new(0),
+            early: [const { Cell::new(None) }; EARLY_DROP_SLOTS],
+        }
     };
 }
 
-/// The id of the owner current on this thread (without the child bit of its tag).
-#[cfg(feature = "enabled")]
-fn current_id() -> u16 {
-    crate::counters::current() & (registry::MAX_OWNERS as u16 - 1)
-}
-
-/// A scope has ended and made its previous owner current: if that owner's scope was dropped
-/// early, it ends now, and so on down. So `a.enter(); b.enter();` dropped as `a`, then `b`,
+/// A scope has ended and made the scope outside it innermost: if that one was dropped early,
+/// it ends now, and so on outwards. So `a.enter(); b.enter();` dropped as `a`, then `b`,
 /// leaves the thread where it was before `a`, with both ids free for reuse.
 #[cfg(feature = "enabled")]
 fn end_early_drops() {
-    let _ = EARLY_DROPS.try_with(|early_drops| {
-        for _ in 0..early_drops.taken.get() {
-            let now = current_id();
+    let _ = SCOPES.try_with(|scopes| {
+        for _ in 0..scopes.taken.get() {
+            let innermost = crate::counters::scope_depth();
             let Some(slot) =
-                early_drops.slots.iter().find(|slot| slot.get().is_some_and(|e| e.pin.id() == now))
+                scopes.early.iter().find(|slot| slot.get().is_some_and(|e| e.depth == innermost))
             else {
                 return;
             };
             if let Some(early) = slot.take() {
-                early_drops.taken.set(early_drops.taken.get().saturating_sub(1));
-                crate::counters::replace_current(early.previous);
-                crate::counters::unpin(early.pin);
+                scopes.taken.set(scopes.taken.get().saturating_sub(1));
+                end_scope(early.previous, early.pin, early.depth);
             }
         }
     });
