@@ -1143,8 +1143,12 @@ pub(crate) struct WindowKey(u64);
 /// window closed, did in the window (see [`OpenWindows::depart`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Departed {
+    /// Its id (freed, and possibly reused since).
+    pub(crate) id: u16,
     /// Its full name when its id was freed.
     pub(crate) path: String,
+    /// Which holder of the id it was: its registry generation (see `snapshot::OwnerKey`).
+    pub(crate) generation: u32,
     /// Its subtree's cumulative allocated bytes when its id was freed.
     pub(crate) total_bytes: u64,
     /// Its subtree's highest live bytes from the window's opening to the id's freeing.
@@ -1243,10 +1247,11 @@ impl OpenWindows {
         closed.departed
     }
 
-    /// Owner `id` (now at `path`, with `total_bytes` allocated by its subtree) is being freed:
-    /// every open window that it was present at the opening of keeps what it did there,
-    /// since its id may be reused before the window closes. At most once per id per window.
-    pub(crate) fn depart(&mut self, id: u16, path: &str, total_bytes: u64) {
+    /// Owner `id` (its holder of registry generation `generation`, now at `path`, with
+    /// `total_bytes` allocated by its subtree) is being freed: every open window that it was
+    /// present at the opening of keeps what it did there, since its id may be reused before
+    /// the window closes. At most once per id per window.
+    pub(crate) fn depart(&mut self, id: u16, generation: u32, path: &str, total_bytes: u64) {
         let reuses = masked!(OWNERS, id as usize).reuses.load(Relaxed);
         for position in 0..self.open.len() {
             let present_at_opening = self.open.get(position).is_some_and(|window| {
@@ -1257,7 +1262,8 @@ impl OpenWindows {
             }
             let peak_bytes = self.peak_since(position, id);
             if let Some(window) = self.open.get_mut(position) {
-                window.departed.push(Departed { path: path.to_owned(), total_bytes, peak_bytes });
+                let path = path.to_owned();
+                window.departed.push(Departed { id, path, generation, total_bytes, peak_bytes });
             }
         }
     }

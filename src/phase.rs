@@ -4,10 +4,10 @@
 //! phase that deep-copies a large history stands out by its peak even though its end state is
 //! unchanged.
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{OwnerEntry, OwnerKey, Snapshot};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// How many finished phases [`recent_phases`] keeps.
@@ -48,6 +48,16 @@ pub struct PhaseRecord {
     /// Owners whose bytes moved during the phase, largest peak rise (`peak - start`) first;
     /// an owner that existed at its start and was retired by its end too, with
     /// `live_end_bytes` 0 (one both registered and retired during the phase is not listed).
+    ///
+    /// An owner's start and end are paired by which owner it is, not by its name, and it is
+    /// listed under its name at the end (or when its id was freed). So an owner renamed
+    /// during the phase (a [`Retained`](crate::Retained) item moved by `transfer_to`, a
+    /// retired owner renamed `<name> (retired #N)` when a new owner took its name) is one
+    /// entry with its own figures, and an owner registered during the phase under a name
+    /// that another had at its start starts at 0. Two entries can then share a name: an
+    /// owner retired during the phase (`live_end_bytes` 0, its churn and peak until then)
+    /// and the one that registered its name again before the phase ended. Both are listed,
+    /// each with its own figures; ties in the order are broken by name, then by figures.
     pub owners: Vec<PhaseOwner>,
 }
 
@@ -58,6 +68,8 @@ pub struct Phase {
     name: String,
     started: Instant,
     start: Snapshot,
+    /// Which owner each of `start.owners` is, to find it again at the end whatever its name.
+    start_keys: Vec<OwnerKey>,
     window: PeakWindow,
     done: bool,
 }
@@ -72,21 +84,25 @@ pub(crate) struct PeakWindow {
     key: Option<crate::counters::WindowKey>,
 }
 
-/// What a [`PeakWindow`] saw, from [`PeakWindow::close`].
+/// What a [`PeakWindow`] saw, from [`PeakWindow::close`]. Keyed by which owner (id and
+/// holder of the id), not by name: names change (see [`OwnerKey`]).
 #[derive(Debug, Default)]
 pub(crate) struct WindowPeaks {
-    /// Every registered owner's peak, by full name.
-    pub(crate) owners: HashMap<String, u64>,
+    /// Every registered owner's peak.
+    pub(crate) owners: HashMap<OwnerKey, u64>,
     /// The whole process's peak.
     pub(crate) process: u64,
     /// Owners registered when the window opened whose ids were freed (retired, holding
-    /// nothing) before it closed, by their full name then.
-    pub(crate) departed: HashMap<String, DepartedOwner>,
+    /// nothing) before it closed. Their ids may hold other owners by then, even under the
+    /// same name.
+    pub(crate) departed: HashMap<OwnerKey, DepartedOwner>,
 }
 
 /// An owner gone before its window closed: see [`WindowPeaks::departed`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct DepartedOwner {
+    /// Its full name when its id was freed.
+    pub(crate) name: String,
     /// Its subtree's cumulative allocated bytes when its id was freed.
     pub(crate) total_bytes: u64,
     /// Its peak from the window's opening to its id's freeing.
@@ -110,17 +126,27 @@ impl PeakWindow {
         #[cfg(feature = "enabled")]
         if let Some(key) = self.key.take() {
             return crate::registry::with(|r| {
-                let owners =
-                    r.all().into_iter().map(|(id, e)| (e.path, r.windows.peak(key, id))).collect();
+                let owners = r
+                    .all()
+                    .into_iter()
+                    .map(|(id, e)| {
+                        let owner = OwnerKey { id, generation: e.generation };
+                        (owner, r.windows.peak(key, id))
+                    })
+                    .collect();
                 let process = r.windows.peak(key, crate::registry::PROCESS);
                 let departed = r
                     .windows
                     .close(key)
                     .into_iter()
                     .map(|d| {
-                        let gone =
-                            DepartedOwner { total_bytes: d.total_bytes, peak_bytes: d.peak_bytes };
-                        (d.path, gone)
+                        let owner = OwnerKey { id: d.id, generation: d.generation };
+                        let gone = DepartedOwner {
+                            name: d.path,
+                            total_bytes: d.total_bytes,
+                            peak_bytes: d.peak_bytes,
+                        };
+                        (owner, gone)
                     })
                     .collect();
                 WindowPeaks { owners, process, departed }
@@ -164,12 +190,13 @@ impl Drop for PeakWindow {
 /// ```
 pub fn phase(name: impl Into<String>) -> Phase {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-    let start = Snapshot::capture();
+    let (start, start_keys) = Snapshot::capture_keyed();
     Phase {
         name: name.into(),
         started: Instant::now(),
         window: PeakWindow::open(),
         start,
+        start_keys,
         done: false,
     }
 }
@@ -183,7 +210,7 @@ impl Phase {
     fn record(&mut self) -> PhaseRecord {
         self.done = true;
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-        let end = Snapshot::capture();
+        let (end, end_keys) = Snapshot::capture_keyed();
         let WindowPeaks { owners: window_peaks, process: process_peak, departed } =
             self.window.close();
         let total = PhaseOwner {
@@ -193,12 +220,16 @@ impl Phase {
             allocated_bytes: end.total.total_bytes.saturating_sub(self.start.total.total_bytes),
             peak_bytes: process_peak.max(self.start.total.live_bytes).max(end.total.live_bytes),
         };
+        // Paired by which owner, not by name (see `PhaseRecord::owners`).
+        let start: HashMap<OwnerKey, &OwnerEntry> =
+            self.start_keys.iter().copied().zip(&self.start.owners).collect();
         let mut owners: Vec<PhaseOwner> = end
             .owners
             .iter()
-            .map(|after| {
-                let before = self.start.owner(&after.name).map(|o| o.stats).unwrap_or_default();
-                let window = window_peaks.get(&after.name).copied().unwrap_or(0);
+            .zip(&end_keys)
+            .map(|(after, key)| {
+                let before = start.get(key).map(|o| o.stats).unwrap_or_default();
+                let window = window_peaks.get(key).copied().unwrap_or(0);
                 PhaseOwner {
                     name: after.name.clone(),
                     live_start_bytes: before.live_bytes,
@@ -209,12 +240,14 @@ impl Phase {
             })
             .collect();
         // Owners of the start that are gone at the end: retired, and their ids freed once they
-        // held nothing (their ids may even have gone to other owners since).
-        for before in self.start.owners.iter().filter(|o| end.owner(&o.name).is_none()) {
-            let gone = departed.get(&before.name);
+        // held nothing (their ids, and names, may even have gone to other owners since).
+        let at_end: HashSet<OwnerKey> = end_keys.iter().copied().collect();
+        let gone_owners = self.start.owners.iter().zip(&self.start_keys);
+        for (before, key) in gone_owners.filter(|(_, key)| !at_end.contains(key)) {
+            let gone = departed.get(key);
             let start = before.stats;
             owners.push(PhaseOwner {
-                name: before.name.clone(),
+                name: gone.map_or_else(|| before.name.clone(), |g| g.name.clone()),
                 live_start_bytes: start.live_bytes,
                 live_end_bytes: 0,
                 allocated_bytes: gone
@@ -227,6 +260,12 @@ impl Phase {
             (b.peak_bytes - b.live_start_bytes)
                 .cmp(&(a.peak_bytes - a.live_start_bytes))
                 .then_with(|| a.name.cmp(&b.name))
+                // Two owners of one name (see `PhaseRecord::owners`): still one order.
+                .then_with(|| {
+                    let figures =
+                        |o: &PhaseOwner| (o.live_start_bytes, o.live_end_bytes, o.allocated_bytes);
+                    figures(a).cmp(&figures(b))
+                })
         });
         let record = PhaseRecord {
             name: std::mem::take(&mut self.name),

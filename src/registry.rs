@@ -352,7 +352,12 @@ impl Registry {
         let (bytes, blocks) = (0, 0);
         // The id may be reused before an open phase ends: the phase keeps what it did.
         #[cfg(feature = "enabled")]
-        self.windows.depart(id, &entry.path, bytes.wrapping_add(entry.absorbed.0));
+        self.windows.depart(
+            id,
+            entry.generation,
+            &entry.path,
+            bytes.wrapping_add(entry.absorbed.0),
+        );
         if let Some(Some(parent)) = self.entries.get_mut(entry.parent as usize) {
             parent.children = parent.children.saturating_sub(1);
             if entry.parent >= FIRST_USER_ID {

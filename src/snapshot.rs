@@ -60,23 +60,30 @@ impl Snapshot {
     /// assert!(snap.owners.iter().all(|o| o.stats.peak_bytes >= o.stats.live_bytes));
     /// ```
     pub fn capture() -> Snapshot {
+        Snapshot::capture_keyed().0
+    }
+
+    /// [`Snapshot::capture`], with which owner each entry is: `keys[i]` is `owners[i]`'s.
+    /// Phases and leak checks pair two captures by these, not by name (see [`OwnerKey`]).
+    pub(crate) fn capture_keyed() -> (Snapshot, Vec<OwnerKey>) {
         // The snapshot's own allocations are heapscope's, not the caller's current owner's.
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let taken_at_unix_ms =
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let tracking = crate::is_tracking();
-        let owners = if tracking { capture_owners() } else { Vec::new() };
+        let (owners, keys) = if tracking { capture_owners() } else { (Vec::new(), Vec::new()) };
         #[cfg(feature = "enabled")]
         let side_table_overflows = crate::alloc::side_table::overflow_count();
         #[cfg(not(feature = "enabled"))]
         let side_table_overflows = 0;
-        Snapshot {
+        let snapshot = Snapshot {
             tracking,
             taken_at_unix_ms,
             total: crate::global_stats(),
             owners,
             side_table_overflows,
-        }
+        };
+        (snapshot, keys)
     }
 
     /// The entry of the owner with this full name.
@@ -135,30 +142,43 @@ impl Snapshot {
     }
 }
 
+/// Which owner an entry is: its id and which holder of the id (the generation the registry
+/// gave it at registration, which neither retiring nor renaming changes). A name is not an
+/// identity: a retired owner still holding bytes becomes `<name> (retired #N)` when a new
+/// owner takes its name, [`Retained::transfer_to`](crate::Retained::transfer_to) renames an
+/// item, and a name retired and registered again is another owner's. Crate-internal: the
+/// snapshot's JSON names owners only, so that it stays comparable across processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct OwnerKey {
+    pub(crate) id: u16,
+    pub(crate) generation: u32,
+}
+
 #[cfg(feature = "enabled")]
-fn capture_owners() -> Vec<OwnerEntry> {
+fn capture_owners() -> (Vec<OwnerEntry>, Vec<OwnerKey>) {
     use crate::counters::Raw;
     use crate::registry::PROCESS;
     use std::collections::HashMap;
 
     let Registered { entries, own, subtree, peaks } = read_registered();
     let paths: HashMap<u16, String> = entries.iter().map(|(id, e)| (*id, e.path.clone())).collect();
-    let mut owners: Vec<OwnerEntry> = entries
+    let mut owners: Vec<(OwnerEntry, OwnerKey)> = entries
         .iter()
         .filter(|(id, _)| *id != PROCESS)
         .map(|(id, e)| {
             let raw = subtree.get(id).copied().unwrap_or_default();
-            OwnerEntry {
+            let entry = OwnerEntry {
                 name: e.path.clone(),
                 parent: (e.parent != PROCESS).then(|| paths.get(&e.parent).cloned()).flatten(),
                 retired: e.retired,
                 stats: OwnerStats::from_raw(&raw, peaks.get(id).copied().unwrap_or(0)),
                 own_live_bytes: own.get(id).map_or(0, Raw::live_bytes),
-            }
+            };
+            (entry, OwnerKey { id: *id, generation: e.generation })
         })
         .collect();
-    owners.sort_by(|a, b| a.name.cmp(&b.name));
-    owners
+    owners.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
+    owners.into_iter().unzip()
 }
 
 /// Every registered owner's entry with its counters, read while the registry is locked (see
@@ -249,8 +269,8 @@ pub(crate) fn subtree_raws(
 }
 
 #[cfg(not(feature = "enabled"))]
-fn capture_owners() -> Vec<OwnerEntry> {
-    Vec::new()
+fn capture_owners() -> (Vec<OwnerEntry>, Vec<OwnerKey>) {
+    (Vec::new(), Vec::new())
 }
 
 /// How one owner's numbers moved between two snapshots.

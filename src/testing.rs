@@ -9,9 +9,9 @@
 //! and [`Probe::is_active`] returns `false`. They never pass silently.
 
 use crate::owner::{Owner, OwnerScope};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{OwnerKey, Snapshot};
 use crate::stats::OwnerStats;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -305,10 +305,14 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
         }
         return LeakReport { warmup, iterations, owners: Vec::new(), active };
     }
-    let mut series: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut record = |snap: &Snapshot, sample: usize| {
-        for o in &snap.owners {
-            let s = series.entry(o.name.clone()).or_insert_with(|| vec![0; sample]);
+    // Each owner's samples and its latest name, by which owner it is rather than by name (see
+    // `snapshot::OwnerKey`): an item moved by `transfer_to`, or a retired owner renamed when its
+    // name was taken, keeps one series; a name retired and registered again is two owners.
+    let mut series: HashMap<OwnerKey, (String, Vec<u64>)> = HashMap::new();
+    let mut record = |(snap, keys): &(Snapshot, Vec<OwnerKey>), sample: usize| {
+        for (o, key) in snap.owners.iter().zip(keys) {
+            let (name, s) = series.entry(*key).or_insert_with(|| (o.name.clone(), vec![0; sample]));
+            name.clone_from(&o.name);
             s.resize(sample, 0);
             s.push(o.stats.live_bytes);
         }
@@ -316,28 +320,40 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     // Peaks from here on only: one reached in warm-up (a cache filling, a table growing by
     // reallocation) once made a cache that stays "transient".
     let mut window = crate::phase::PeakWindow::open();
-    record(&Snapshot::capture(), 0);
+    record(&Snapshot::capture_keyed(), 0);
     for i in 0..iterations {
         run_owner.in_scope(|| body(warmup + i));
-        record(&Snapshot::capture(), i + 1);
+        record(&Snapshot::capture_keyed(), i + 1);
     }
     let window = window.close();
-    // Owners retired and freed during the check keep the peaks they reached before.
+    // Owners retired and freed during the check keep the peaks they reached before, and are
+    // named as they were then.
     let mut peaks = window.owners;
-    for (name, gone) in window.departed {
-        peaks.entry(name).or_insert(gone.peak_bytes);
+    for (key, gone) in window.departed {
+        peaks.entry(key).or_insert(gone.peak_bytes);
+        if let Some((name, _)) = series.get_mut(&key) {
+            *name = gone.name;
+        }
     }
     let mut owners: Vec<OwnerTrend> = series
         .into_iter()
-        .filter(|(name, _)| name != crate::registry::ROOT_NAME && !name.starts_with("heapscope."))
-        .map(|(name, mut ys)| {
+        .filter(|(_, (name, _))| {
+            name != crate::registry::ROOT_NAME && !name.starts_with("heapscope.")
+        })
+        .map(|(key, (name, mut ys))| {
             ys.resize(iterations + 1, 0);
-            let peak = peaks.get(&name).copied().unwrap_or(0);
+            let peak = peaks.get(&key).copied().unwrap_or(0);
             judge(name, &ys, peak)
         })
         .collect();
+    // Two owners may share a name (one retired, its name registered again): still one order.
     owners.sort_by(|a, b| {
-        b.bytes_per_iteration.total_cmp(&a.bytes_per_iteration).then_with(|| a.name.cmp(&b.name))
+        b.bytes_per_iteration
+            .total_cmp(&a.bytes_per_iteration)
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.start_live_bytes.cmp(&b.start_live_bytes))
+            .then_with(|| a.end_live_bytes.cmp(&b.end_live_bytes))
+            .then_with(|| a.peak_bytes.cmp(&b.peak_bytes))
     });
     LeakReport { warmup, iterations, owners, active }
 }

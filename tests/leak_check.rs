@@ -175,3 +175,29 @@ fn a_check_whose_body_panics_retires_its_owner() {
         .collect();
     assert_eq!(left, Vec::<String>::new());
 }
+
+/// An item moved under another parent during the check (`transfer_to` renames it from
+/// `lc_move_tools/item#N` to `lc_move_history/item#N`) is one owner that held the same bytes
+/// throughout. Sampled by name, it was two: the old name dropping to 0 and the new one
+/// rising from 0.
+#[test]
+fn an_item_moved_during_the_check_is_one_flat_owner() {
+    let _g = serial();
+    let tools = Owner::named("lc_move_tools");
+    let history = Owner::named("lc_move_history");
+    let item = Retained::build(tools, "output", || black_box(vec![1u8; 4096]));
+    let report = leak_check(2, 12, |i| {
+        if i == 7 {
+            item.transfer_to(history).unwrap();
+        }
+    });
+    let items: Vec<_> = report.all().iter().filter(|o| o.name.contains("/item#")).collect();
+    assert_eq!(items.len(), 1, "{items:#?}");
+    let moved = items[0];
+    assert!(moved.name.starts_with("lc_move_history/item#"), "{moved:?}");
+    assert_eq!(moved.trend, Trend::Flat, "{moved:?}");
+    assert_eq!((moved.start_live_bytes, moved.end_live_bytes), (4096, 4096), "{moved:?}");
+    drop(item);
+    tools.retire().unwrap();
+    history.retire().unwrap();
+}

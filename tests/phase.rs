@@ -1,6 +1,7 @@
 //! Phases: a deep copy inside a phase shows as the phase's peak although its end state is
 //! unchanged; nested phases, and phases that end out of order; owners retired during a phase;
-//! the record's numbers are exact against hand-computed sizes.
+//! owners renamed or whose name is taken during a phase (paired by identity, not by name); the
+//! record's numbers are exact against hand-computed sizes.
 #![cfg(feature = "enabled")]
 
 use heapscope::Owner;
@@ -223,4 +224,117 @@ fn an_owner_retired_during_a_phase_is_listed_with_what_it_did() {
     assert_eq!((o.live_start_bytes, o.live_end_bytes), (MIB as u64, 0), "{o:?}");
     assert_eq!(o.allocated_bytes, 2 * MIB as u64, "{o:?}");
     assert_eq!(o.peak_bytes, 3 * MIB as u64, "{o:?}");
+}
+
+/// An owner retired while it holds bytes, whose name a new owner takes during the phase
+/// (so it becomes `<name> (retired #N)`): the record matched owners between the start and
+/// end snapshots by name, so the newcomer got the old owner's start and the renamed old
+/// owner got no start at all.
+#[test]
+fn a_name_taken_over_during_a_phase_keeps_the_two_owners_apart() {
+    let _serial = serial();
+    let old = Owner::named("phase_takeover_y");
+    let held = old.in_scope(|| black_box(vec![1u8; MIB]));
+    let p = heapscope::phase("phase_takeover");
+    old.retire().unwrap(); // still holds 1 MiB
+    let new = Owner::named("phase_takeover_y"); // the old one is renamed `… (retired #N)`
+    let kept = new.in_scope(|| black_box(vec![2u8; 100]));
+    let record = p.finish();
+
+    let n = owner_in(&record, "phase_takeover_y");
+    assert_eq!(
+        (n.live_start_bytes, n.live_end_bytes, n.allocated_bytes, n.peak_bytes),
+        (0, 100, 100, 100),
+        "the newcomer: {record:#?}"
+    );
+    // The old owner allocated nothing during the phase and held 1 MiB throughout: either not
+    // listed, or listed with that.
+    for o in record.owners.iter().filter(|o| o.name.starts_with("phase_takeover_y (retired")) {
+        assert_eq!((o.live_start_bytes, o.allocated_bytes), (MIB as u64, 0), "old: {o:?}");
+    }
+    drop((held, kept));
+    new.retire().unwrap();
+}
+
+/// As `an_owner_retired_during_a_phase_is_listed_with_what_it_did`, but a new owner takes the
+/// name before the phase ends: the departed owner's churn and peak are dropped, and the
+/// newcomer is reported with the old owner's start.
+#[test]
+fn an_owner_retired_and_registered_again_during_a_phase_keeps_what_it_did() {
+    let _serial = serial();
+    let y = Owner::named("phase_reborn_y");
+    let held = y.in_scope(|| black_box(vec![1u8; MIB]));
+    let p = heapscope::phase("phase_reborn");
+    spike(y, 2 * MIB); // 3 MiB at its peak
+    drop(held);
+    y.retire().unwrap(); // holds nothing: its id is freed at once
+    let again = Owner::named("phase_reborn_y");
+    let kept = again.in_scope(|| black_box(vec![2u8; 100]));
+    let record = p.finish();
+
+    let listed: Vec<&heapscope::PhaseOwner> =
+        record.owners.iter().filter(|o| o.name.starts_with("phase_reborn_y")).collect();
+    assert!(
+        listed.iter().any(|o| o.live_end_bytes == 0
+            && o.allocated_bytes == 2 * MIB as u64
+            && o.peak_bytes == 3 * MIB as u64),
+        "the retired owner's churn (2 MiB) and peak (3 MiB) are missing: {listed:#?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|o| (o.live_start_bytes, o.live_end_bytes, o.allocated_bytes) == (0, 100, 100)),
+        "the new owner is not listed as new: {listed:#?}"
+    );
+    drop(kept);
+    again.retire().unwrap();
+}
+
+/// A retained item moved under another parent during a phase (`transfer_to`, the README's
+/// "the result becomes part of the history") changes its name: the record, matching by
+/// name, lists the item's old name as ended at 0 and its new name as having allocated its
+/// whole lifetime's bytes in the phase, although it allocated nothing and held 1 MiB
+/// throughout.
+#[test]
+fn an_item_moved_during_a_phase_allocated_nothing_in_it() {
+    let _serial = serial();
+    let tools = Owner::named("phase_move_tools");
+    let history = Owner::named("phase_move_history");
+    let item = heapscope::Retained::build(tools, "output", || black_box(vec![1u8; MIB]));
+    let p = heapscope::phase("phase_move");
+    item.transfer_to(history).unwrap();
+    let record = p.finish();
+    let items: Vec<&heapscope::PhaseOwner> =
+        record.owners.iter().filter(|o| o.name.contains("/item#")).collect();
+    drop(item);
+    for o in items {
+        assert_eq!(o.allocated_bytes, 0, "{o:?}");
+        assert_eq!(o.live_end_bytes, MIB as u64, "the item still holds 1 MiB: {o:?}");
+    }
+}
+
+/// An item moved during a phase that also allocates in it is listed once, under its new name,
+/// with its own figures: the 1 MiB it held at the start, the 100 bytes it allocated, and
+/// both at the end.
+#[test]
+fn an_item_moved_and_grown_during_a_phase_is_listed_once_with_its_own_figures() {
+    let _serial = serial();
+    let tools = Owner::named("phase_grow_tools");
+    let history = Owner::named("phase_grow_history");
+    let item = heapscope::Retained::build(tools, "output", || black_box(vec![1u8; MIB]));
+    let p = heapscope::phase("phase_grow");
+    item.transfer_to(history).unwrap();
+    let extra = item.enter();
+    let more = black_box(vec![2u8; 100]);
+    drop(extra);
+    let record = p.finish();
+    let items: Vec<&heapscope::PhaseOwner> =
+        record.owners.iter().filter(|o| o.name.contains("/item#")).collect();
+    assert_eq!(items.len(), 1, "{items:#?}");
+    let o = items[0];
+    assert!(o.name.starts_with("phase_grow_history/item#"), "{o:?}");
+    let figures = (o.live_start_bytes, o.live_end_bytes, o.allocated_bytes, o.peak_bytes);
+    let (held, grown) = (MIB as u64, MIB as u64 + 100);
+    assert_eq!(figures, (held, grown, 100, grown), "{o:?}");
+    drop((more, item));
 }
