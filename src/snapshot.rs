@@ -106,6 +106,15 @@ impl Snapshot {
 
     /// Per-owner growth from `baseline` to `self`, largest growth first.
     ///
+    /// Owners are paired by full name, the only identity a snapshot carries (it may come from
+    /// a file or another process). A name is not an owner, though: an item moved by
+    /// [`Retained::transfer_to`](crate::Retained::transfer_to) between the two snapshots is
+    /// listed as its old name gone and its new name new, with its lifetime's allocations as
+    /// churn; a name retired and registered again, or taken from a retired owner still holding
+    /// bytes (renamed `<name> (retired #N)`), pairs the newcomer with the old owner's
+    /// baseline. [`phase`](crate::phase) and [`leak_check`](crate::testing::leak_check),
+    /// which take both readings in one process, follow owners by identity instead.
+    ///
     /// ```
     /// let base = heapscope::Snapshot::capture();
     /// let cache = heapscope::Owner::named("diff_doc_cache");

@@ -208,12 +208,15 @@ impl LeakReport {
         self.owners.iter().filter(|o| o.trend == Trend::Leaking).collect()
     }
 
-    /// Every owner observed (except `root` and heapscope's own), sorted by name.
+    /// Every owner observed (except `root` and heapscope's own), largest bytes per iteration
+    /// first, then by name.
     pub fn all(&self) -> &[OwnerTrend] {
         &self.owners
     }
 
-    /// The verdict for one owner, by full name.
+    /// The verdict for one owner, by full name: the first in [`LeakReport::all`]'s order when
+    /// two owners shared the name (one retired during the check, the other registered under
+    /// its name; see [`leak_check`]).
     pub fn owner(&self, name: &str) -> Option<&OwnerTrend> {
         self.owners.iter().find(|o| o.name == name)
     }
@@ -274,6 +277,11 @@ impl fmt::Display for LeakReport {
 /// [`Retained`](crate::Retained) of its own, which grows once) make `history` leaking, and a
 /// leaking child makes its ancestors leaking too. Peaks reached during warm-up (a cache that
 /// filled, a table that grew) do not count.
+///
+/// Owners are followed by identity, not by name, and reported under their latest name: an item
+/// moved by [`Retained::transfer_to`](crate::Retained::transfer_to) during the check is one
+/// owner, and an owner retired whose name is registered again is two, which may then share a
+/// name (ordered by their figures; [`LeakReport::owner`] finds the first).
 ///
 /// Each iteration runs under a fresh `leak_check:#n` owner, so growth the body does not
 /// attribute anywhere still shows. Other threads' owners are observed too: run leak checks in
