@@ -245,3 +245,22 @@ fn timeline_with_a_huge_phase_duration_does_not_crash() {
     assert_clean(&out, "timeline");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Two owners of 2^63 bytes each: their stack is above `u64::MAX` (the sum overflowed: exit 101).
+#[test]
+fn timeline_with_owners_summing_past_u64_max_does_not_crash() {
+    let d = dir("stack-overflow");
+    let sample = |at: u64, v: u64| {
+        serde_json::json!({"at_ms": at, "rss_bytes": 1000, "allocated_bytes": null,
+            "resident_bytes": null, "tracked_live_bytes": 0, "owners": {"a": v, "b": v}})
+    };
+    let t = serde_json::json!({"started_at_unix_ms": 10_000, "interval_ms": 100,
+        "samples": [sample(0, 1u64 << 63), sample(100, 1)], "dropped_samples": 0,
+        "series": [], "phases": []});
+    let path = d.join("timeline.json");
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+    let out =
+        heapscope(&["timeline", path.to_str().unwrap(), "-o", d.join("out.svg").to_str().unwrap()]);
+    assert_clean(&out, "timeline");
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -151,9 +151,13 @@ impl ChartData {
         })
     }
 
-    /// The top of the stack at sample `i`.
+    /// The top of the stack at sample `i`, saturating as the stacked areas do: a file may hold
+    /// owners whose values add up past `u64::MAX`.
     pub(crate) fn stack_top(&self, i: usize) -> u64 {
-        self.owners.iter().map(|o| o.values.get(i).copied().unwrap_or(0)).sum()
+        self.owners
+            .iter()
+            .map(|o| o.values.get(i).copied().unwrap_or(0))
+            .fold(0, u64::saturating_add)
     }
 
     /// The largest number drawn from the data (stack, RSS, phase peaks), not the limit.
