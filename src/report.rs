@@ -8,8 +8,9 @@ use crate::limits::{self, CgroupMemory, Rlimit};
 use crate::pressure::{PressureLevel, Thresholds};
 use crate::procfs::{self, ChildProcess};
 use crate::retained::{self, ItemInfo};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{OwnerEntry, Snapshot};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -251,7 +252,8 @@ pub struct OwnersSection {
     /// `resident - tracked`: allocator overhead and fragmentation, non-Rust memory, stacks,
     /// code. Uses jemalloc's `resident` when available, else the process RSS.
     pub untracked_bytes: Option<u64>,
-    /// The owner tree in depth-first order, children after their parent, siblings by name.
+    /// The owner tree in depth-first order, children right after their parent, siblings by
+    /// name. Owners that never allocated (nor did their children) are left out.
     pub tree: Vec<OwnerLine>,
 }
 
@@ -630,29 +632,66 @@ fn owners_section(
 ) -> OwnersSection {
     let tracked = snapshot.total.live_bytes;
     let resident = allocator.map(|a| a.resident).or_else(|| process.and_then(|p| p.rss_bytes));
-    let mut tree = Vec::new();
-    // Depth-first: the snapshot is sorted by full name, so `a` comes right before `a/b`.
-    for entry in &snapshot.owners {
-        if entry.stats.total_bytes == 0 && entry.stats.live_bytes == 0 {
-            continue;
-        }
-        tree.push(OwnerLine {
+    let tree = depth_first(&snapshot.owners)
+        .into_iter()
+        .map(|(depth, entry)| OwnerLine {
             name: entry.name.clone(),
-            depth: entry.name.matches('/').count(),
+            depth,
             live_bytes: entry.stats.live_bytes,
             live_blocks: entry.stats.live_blocks,
             peak_bytes: entry.stats.peak_bytes,
             total_bytes: entry.stats.total_bytes,
             total_blocks: entry.stats.total_blocks,
             share: if tracked == 0 { 0.0 } else { entry.stats.live_bytes as f64 / tracked as f64 },
-        });
-    }
+        })
+        .collect();
     OwnersSection {
         tracked_live_bytes: tracked,
         tracked_peak_bytes: snapshot.total.peak_bytes,
         untracked_bytes: resident.filter(|_| snapshot.tracking).map(|r| r.saturating_sub(tracked)),
         tree,
     }
+}
+
+/// The owners to show, each with its depth, in depth-first order: every owner right after its
+/// parent, siblings by name. Sorting full names is not depth-first: `cache-l2` sorts between
+/// `cache` and `cache/item#1`, since '-' (like ' ', '#', '.') is below '/'.
+///
+/// An owner that never allocated is left out with its subtree: an owner's numbers include its
+/// children's, so the children never allocated either. An owner whose parent is not listed
+/// counts as top-level.
+fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
+    let index: HashMap<&str, usize> =
+        owners.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); owners.len()];
+    let mut top_level = Vec::new();
+    for (i, owner) in owners.iter().enumerate() {
+        match owner.parent.as_deref().and_then(|p| index.get(p)) {
+            Some(&parent) if parent != i => children[parent].push(i),
+            _ => top_level.push(i),
+        }
+    }
+    let by_name = |a: &usize, b: &usize| owners[*a].name.cmp(&owners[*b].name);
+    top_level.sort_by(by_name);
+    for siblings in &mut children {
+        siblings.sort_by(by_name);
+    }
+    let shown = |o: &OwnerEntry| {
+        let s = &o.stats;
+        !(s.total_bytes == 0 && s.live_bytes == 0)
+    };
+    let mut order = Vec::new();
+    // Reversed, so that the stack pops siblings in name order. Each owner has one parent, so
+    // the walk from the top level reaches every owner at most once.
+    let mut stack: Vec<(usize, usize)> = top_level.iter().rev().map(|&i| (0, i)).collect();
+    while let Some((depth, i)) = stack.pop() {
+        if !shown(&owners[i]) {
+            continue;
+        }
+        order.push((depth, &owners[i]));
+        stack.extend(children[i].iter().rev().map(|&child| (depth + 1, child)));
+    }
+    order
 }
 
 fn suggestions(report: &Report) -> Vec<String> {

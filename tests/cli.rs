@@ -264,3 +264,23 @@ fn timeline_with_owners_summing_past_u64_max_does_not_crash() {
     assert_clean(&out, "timeline");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// The owner tree is depth-first, children right after their parent: a sibling whose name
+/// extends the parent's with a character below '/' ('-', '.', ' ') sorted between them as
+/// plain strings, and the child was shown indented under the wrong owner.
+#[test]
+fn owner_tree_lists_children_right_after_their_parent() {
+    let parent = Owner::named("cli_sort");
+    let sibling = Owner::named("cli_sort-l2");
+    let _a = parent.in_scope(|| vec![0u8; 4096]);
+    let _b = sibling.in_scope(|| vec![0u8; 4096]);
+    let item = Retained::build(parent, "cli sort item", || vec![0u8; 4096]);
+    let report = heapscope::Report::capture_with(&ReportOptions::default().process_tree(false));
+    let names: Vec<&str> = report.owners.tree.iter().map(|o| o.name.as_str()).collect();
+    let p = names.iter().position(|n| *n == "cli_sort").unwrap();
+    let child = item.owner().name();
+    assert_eq!(names[p + 1], child, "{names:?}");
+    assert_eq!(names[p + 2], "cli_sort-l2", "{names:?}");
+    assert_eq!(report.owners.tree[p + 1].depth, 1);
+    drop(item);
+}
