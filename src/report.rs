@@ -239,6 +239,10 @@ pub struct OwnerLine {
     pub total_blocks: u64,
     /// `live_bytes` as a fraction of all tracked live bytes.
     pub share: f64,
+    /// Retired (its name freed, see [`Owner::retire`](crate::Owner::retire)) and still holding
+    /// bytes. Reports written before this field existed read as `false`.
+    #[serde(default)]
+    pub retired: bool,
 }
 
 /// Counted bytes by owner, beside what the OS and the allocator see.
@@ -253,7 +257,8 @@ pub struct OwnersSection {
     /// code. Uses jemalloc's `resident` when available, else the process RSS.
     pub untracked_bytes: Option<u64>,
     /// The owner tree in depth-first order, children right after their parent, siblings by
-    /// name. Owners that never allocated (nor did their children) are left out.
+    /// name. Owners that never allocated, and retired owners that hold nothing (with their
+    /// children, whose bytes are part of theirs), are left out.
     pub tree: Vec<OwnerLine>,
 }
 
@@ -643,6 +648,7 @@ fn owners_section(
             total_bytes: entry.stats.total_bytes,
             total_blocks: entry.stats.total_blocks,
             share: if tracked == 0 { 0.0 } else { entry.stats.live_bytes as f64 / tracked as f64 },
+            retired: entry.retired,
         })
         .collect();
     OwnersSection {
@@ -657,9 +663,9 @@ fn owners_section(
 /// parent, siblings by name. Sorting full names is not depth-first: `cache-l2` sorts between
 /// `cache` and `cache/item#1`, since '-' (like ' ', '#', '.') is below '/'.
 ///
-/// An owner that never allocated is left out with its subtree: an owner's numbers include its
-/// children's, so the children never allocated either. An owner whose parent is not listed
-/// counts as top-level.
+/// An owner that never allocated, or a retired one that holds nothing, is left out with its
+/// subtree: an owner's numbers include its children's, so the children never allocated or hold
+/// nothing either. An owner whose parent is not listed counts as top-level.
 fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
     let index: HashMap<&str, usize> =
         owners.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
@@ -676,10 +682,8 @@ fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
     for siblings in &mut children {
         siblings.sort_by(by_name);
     }
-    let shown = |o: &OwnerEntry| {
-        let s = &o.stats;
-        !(s.total_bytes == 0 && s.live_bytes == 0)
-    };
+    // Holding bytes, or not retired and allocated at some time.
+    let shown = |o: &OwnerEntry| o.stats.live_bytes > 0 || (o.stats.total_bytes > 0 && !o.retired);
     let mut order = Vec::new();
     // Reversed, so that the stack pops siblings in name order. Each owner has one parent, so
     // the walk from the top level reaches every owner at most once.
@@ -916,12 +920,13 @@ impl fmt::Display for Report {
             let indent = "  ".repeat(line.depth.min(crate::registry::MAX_DEPTH));
             writeln!(
                 f,
-                "             {indent}{:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks",
+                "             {indent}{:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks{}",
                 line.name,
                 size(line.live_bytes),
                 line.share * 100.0,
                 size(line.peak_bytes),
                 line.live_blocks,
+                if line.retired { "  retired" } else { "" },
                 width = 36usize.saturating_sub(indent.len())
             )?;
         }

@@ -284,3 +284,24 @@ fn owner_tree_lists_children_right_after_their_parent() {
     assert_eq!(report.owners.tree[p + 1].depth, 1);
     drop(item);
 }
+
+/// README: a retired owner keeps showing "while it still holds bytes". A dropped item holds
+/// nothing, yet the report listed it (0 B, unmarked) until its id happened to be reused.
+#[test]
+fn retired_owners_holding_nothing_are_left_out_of_the_tree() {
+    // Into the history, as agent_session does: the item is retired holding its bytes...
+    let item = Retained::build(Owner::named("cli_dropped"), "cli dropped item", || vec![0u8; 4096]);
+    let name = item.owner().name();
+    let value = item.into_inner();
+    let report = heapscope::Report::capture_with(&ReportOptions::default().process_tree(false));
+    let listed = report.owners.tree.iter().find(|o| o.name == name).expect("holding bytes");
+    assert!(listed.retired, "{listed:?}");
+    let line =
+        report.to_string().lines().find(|l| l.contains(&name)).unwrap_or_default().to_owned();
+    assert!(line.ends_with("retired"), "{line}");
+    // ...which a compaction frees later.
+    drop(value);
+    let report = heapscope::Report::capture_with(&ReportOptions::default().process_tree(false));
+    let listed = report.owners.tree.iter().find(|o| o.name == name);
+    assert!(listed.is_none(), "{listed:?}\n{report}");
+}
