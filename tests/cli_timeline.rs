@@ -358,3 +358,31 @@ fn errors_are_one_line_and_nonzero() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Phase names are any string (`heapscope::phase(name)` checks nothing); one holding a
+/// control character (an ANSI colour code from a tool's name) was written into the SVG as
+/// is, and XML 1.0 forbids it: browsers refused the whole chart.
+#[test]
+fn a_phase_name_with_a_control_character_keeps_the_svg_well_formed() {
+    let d = dir("control");
+    let sample = |at: u64| {
+        serde_json::json!({"at_ms": at, "rss_bytes": 1000, "allocated_bytes": null,
+            "resident_bytes": null, "tracked_live_bytes": 0, "owners": {"a": 10 + at}})
+    };
+    let total = serde_json::json!({"name": "total", "live_start_bytes": 0, "live_end_bytes": 0,
+        "allocated_bytes": 0, "peak_bytes": 5});
+    let t = serde_json::json!({"started_at_unix_ms": 10_000, "interval_ms": 100,
+        "samples": [sample(0), sample(100), sample(200)], "dropped_samples": 0, "series": [],
+        "phases": [{"name": "\u{1b}[31mtool\u{1b}[0m", "started_at_unix_ms": 10_050,
+                    "duration_ms": 60, "tracking": true, "total": total, "owners": []}]});
+    let path = d.join("timeline.json");
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+    let svg = d.join("out.svg");
+    let out = heapscope(&["timeline", s(&path), "-o", s(&svg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the chart is well-formed XML");
+    let phase = groups(&doc, "phase").into_iter().next().expect("the phase is shaded");
+    assert!(title(&phase).contains("\u{fffd}[31mtool\u{fffd}[0m"), "{}", title(&phase));
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -3,7 +3,10 @@
 
 use std::fmt::{Display, Write};
 
-/// `text` with the five XML special characters replaced by entities.
+/// `text` with the five XML special characters replaced by entities, and the characters XML 1.0
+/// forbids (controls other than tab, newline and carriage return; U+FFFE, U+FFFF) by U+FFFD:
+/// names come from files and may hold anything (an ANSI colour code in a phase name), and one
+/// such character makes the whole document malformed, which browsers refuse to show.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -13,6 +16,8 @@ pub(crate) fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            '\0'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }
@@ -104,6 +109,10 @@ mod tests {
     #[test]
     fn escapes_markup_in_text_and_attributes() {
         assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+        assert_eq!(
+            escape("\u{1b}[0m\t\u{0}\u{ffff}\u{fffd}"),
+            "\u{fffd}[0m\t\u{fffd}\u{fffd}\u{fffd}"
+        );
         let mut svg = Svg::new(10, 20, &[]);
         svg.text("text", &[("data-owner", &"x\"y")], "<owner>");
         let doc = svg.finish();
