@@ -305,3 +305,25 @@ fn retired_owners_holding_nothing_are_left_out_of_the_tree() {
     let listed = report.owners.tree.iter().find(|o| o.name == name);
     assert!(listed.is_none(), "{listed:?}\n{report}");
 }
+
+/// The HTML page's tooltips format bytes with page.js's copy of `format_bytes`, which picked
+/// the unit before rounding: 1 048 575 bytes was "1024.0 KiB" on hover and "1.0 MiB" in the
+/// SVG's titles. Needs `node`; skipped without it.
+#[test]
+fn page_js_formats_bytes_as_format_bytes_does() {
+    let script = include_str!("../src/bin/heapscope/chart/page.js");
+    let start = script.find("function formatBytes").unwrap();
+    let end = start + script[start..].find("\n  }\n").unwrap() + 4;
+    let function = &script[start..end];
+    let values = [1023u64, 1024, 1_048_524, 1_048_575, 1_073_741_823, 5 << 20, 1 << 50];
+    let program = format!("{function}\nfor (const v of {values:?}) console.log(formatBytes(v));");
+    let Ok(out) = Command::new("node").args(["-e", &program]).output() else {
+        eprintln!("no node: skipped");
+        return;
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let js: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let rust: Vec<String> = values.iter().map(|&v| heapscope::format_bytes(v)).collect();
+    assert_eq!(js, rust);
+}
+

@@ -20,7 +20,9 @@
     const units = ["KiB", "MiB", "GiB", "TiB"];
     let value = bytes / 1024;
     let unit = 0;
-    while (value >= 1024 && unit + 1 < units.length) {
+    // As heapscope::format_bytes: the unit is chosen on the value as printed (one decimal), so
+    // 1 048 575 bytes is "1.0 MiB", not "1024.0 KiB".
+    while (Math.round(value * 10) >= 10240 && unit + 1 < units.length) {
       value /= 1024;
       unit += 1;
     }
