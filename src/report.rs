@@ -864,15 +864,22 @@ impl fmt::Display for Report {
             None => writeln!(f, "allocator  {} (statistics unavailable)", r.inner_allocator)?,
         }
         let l = &self.limits;
-        writeln!(
+        write!(
             f,
-            "limits     effective {} ({}); MemTotal {}, MemAvailable {}, RLIMIT_AS {}",
+            "limits     effective {} ({}); MemTotal {}, MemAvailable {}, RLIMIT_AS {}, RLIMIT_DATA {}",
             opt_size(l.effective_bytes),
             l.effective_source.as_deref().unwrap_or("none known"),
             opt_size(l.mem_total_bytes),
             opt_size(l.mem_available_bytes),
-            l.rlimit_as_bytes.map_or_else(|| "unlimited".to_owned(), size)
+            l.rlimit_as_bytes.map_or_else(|| "unlimited".to_owned(), size),
+            l.rlimit_data_bytes.map_or_else(|| "unlimited".to_owned(), size)
         )?;
+        // Shown whether it binds or not: a budget above another limit is not the effective one,
+        // yet it is the program's own setting (and the JSON has it).
+        if let Some(budget) = l.budget_bytes {
+            write!(f, ", budget {}", size(budget))?;
+        }
+        writeln!(f)?;
         if let Some(cg) = &l.cgroup {
             writeln!(
                 f,

@@ -455,3 +455,19 @@ fn allocator_section_says_why_it_is_missing() {
         assert!(r.to_string().contains("(statistics unavailable)"));
     }
 }
+
+/// README: the report reads "a budget of your own" and `RLIMIT_DATA`. A budget that is not
+/// the effective limit was in the JSON (`limits.budget_bytes`) but nowhere in the text, and
+/// neither was `RLIMIT_DATA`.
+#[test]
+fn the_limits_line_names_a_budget_that_does_not_bind_and_rlimit_data() {
+    let f = Fixture::new("own-limit");
+    base_proc(&f);
+    let r = capture(&f, ReportOptions::default().process_tree(false).budget_bytes(32 * 1024 * MIB));
+    assert_eq!(r.limits.budget_bytes, Some(32 * 1024 * MIB));
+    assert_eq!(r.limits.effective_source.as_deref(), Some("MemTotal"));
+    let text = r.to_string();
+    let limits = text.lines().find(|l| l.starts_with("limits ")).unwrap();
+    assert!(limits.contains("budget 32.0 GiB"), "{text}");
+    assert!(limits.contains("RLIMIT_DATA "), "{text}");
+}
