@@ -122,6 +122,7 @@ mod monitor;
 mod owner;
 mod phase;
 mod pressure;
+mod printable;
 mod procfs;
 pub mod profiling;
 mod registry;
@@ -150,6 +151,7 @@ pub use monitor::{DumpOutcome, PressureMonitor, PressureMonitorBuilder};
 pub use owner::{InOwner, Owned, Owner, OwnerScope};
 pub use phase::{phase, recent_phases, Phase, PhaseOwner, PhaseRecord, PHASE_HISTORY};
 pub use pressure::{PressureLevel, Thresholds};
+pub use printable::escape_control;
 pub use procfs::ChildProcess;
 pub use report::{
     report, Limits, OwnerLine, OwnersSection, Pressure, ProcessInfo, Report, ReportOptions,

@@ -6,6 +6,7 @@ use crate::allocator_stats::{self, AllocatorStats};
 use crate::error::{Error, Result};
 use crate::limits::{self, CgroupMemory, Rlimit};
 use crate::pressure::{PressureLevel, Thresholds};
+use crate::printable::escape_control as printable;
 use crate::procfs::{self, ChildProcess};
 use crate::retained::{self, ItemInfo};
 use crate::snapshot::{OwnerEntry, Snapshot};
@@ -723,8 +724,8 @@ fn suggestions(report: &Report) -> Vec<String> {
         if item.live_bytes >= 1 << 20 || (tracked > 0 && item.live_bytes * 10 >= tracked) {
             out.push(format!(
                 "the largest retained item is \"{}\" ({}) under \"{}\": {}, {:.1} s old",
-                item.label,
-                item.type_name,
+                item.label.escape_debug(),
+                printable(&item.type_name),
                 item.parent,
                 size(item.live_bytes),
                 item.age_ms as f64 / 1000.0
@@ -742,7 +743,7 @@ fn suggestions(report: &Report) -> Vec<String> {
             out.push(format!(
                 "phase \"{}\" peaked {} above where it started and ended{who}: a transient copy; \
                  avoid the copy or shrink what is copied",
-                p.name,
+                p.name.escape_debug(),
                 size(transient)
             ));
         }
@@ -785,7 +786,7 @@ fn suggestions(report: &Report) -> Vec<String> {
                 if tree > own.saturating_mul(2) && child.rss_bytes > 64 << 20 {
                     out.push(format!(
                         "child processes hold more than this process: the largest is {} (pid {}) with {}",
-                        child.command,
+                        printable(&child.command),
                         child.pid,
                         size(child.rss_bytes)
                     ));
@@ -810,8 +811,8 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "heapscope {} report at {} (pid {}, up {uptime}, tracking {})",
-            r.heapscope_version,
-            r.timestamp,
+            printable(&r.heapscope_version),
+            printable(&r.timestamp),
             r.pid,
             if r.tracking { "on" } else { "off" }
         )?;
@@ -839,7 +840,7 @@ impl fmt::Display for Report {
                         f,
                         "             child {} {} {}",
                         c.pid,
-                        c.command,
+                        printable(&c.command),
                         size(c.rss_bytes)
                     )?;
                 }
@@ -850,8 +851,8 @@ impl fmt::Display for Report {
             Some(a) => writeln!(
                 f,
                 "allocator  {} {}: allocated {}, active {}, resident {}, mapped {}, retained {}, metadata {}, fragmentation {}, dirty {}",
-                a.name,
-                a.version,
+                printable(&a.name),
+                printable(&a.version),
                 size(a.allocated),
                 size(a.active),
                 size(a.resident),
@@ -861,14 +862,18 @@ impl fmt::Display for Report {
                 size(a.fragmentation),
                 opt_size(a.dirty)
             )?,
-            None => writeln!(f, "allocator  {} (statistics unavailable)", r.inner_allocator)?,
+            None => writeln!(
+                f,
+                "allocator  {} (statistics unavailable)",
+                printable(&r.inner_allocator)
+            )?,
         }
         let l = &self.limits;
         write!(
             f,
             "limits     effective {} ({}); MemTotal {}, MemAvailable {}, RLIMIT_AS {}, RLIMIT_DATA {}",
             opt_size(l.effective_bytes),
-            l.effective_source.as_deref().unwrap_or("none known"),
+            printable(l.effective_source.as_deref().unwrap_or("none known")),
             opt_size(l.mem_total_bytes),
             opt_size(l.mem_available_bytes),
             l.rlimit_as_bytes.map_or_else(|| "unlimited".to_owned(), size),
@@ -885,7 +890,7 @@ impl fmt::Display for Report {
                 f,
                 "           cgroup v{} {}: max {}, high {}, current {}",
                 cg.version,
-                cg.path,
+                printable(&cg.path),
                 cg.max_bytes.map_or_else(|| "unlimited".to_owned(), size),
                 cg.high_bytes.map_or_else(|| "unlimited".to_owned(), size),
                 opt_size(cg.current_bytes)
@@ -902,15 +907,15 @@ impl fmt::Display for Report {
                 ratio * 100.0,
                 opt_size(p.used_bytes),
                 opt_size(p.limit_bytes),
-                p.used_source.as_deref().unwrap_or("?"),
-                p.limit_source.as_deref().unwrap_or("?")
+                printable(p.used_source.as_deref().unwrap_or("?")),
+                printable(p.limit_source.as_deref().unwrap_or("?"))
             )?,
             (None, Some(limit), None) => writeln!(
                 f,
                 "pressure   {} (no usage reading to compare with the limit, {} from {})",
                 p.level,
                 size(limit),
-                p.limit_source.as_deref().unwrap_or("?")
+                printable(p.limit_source.as_deref().unwrap_or("?"))
             )?,
             (None, _, _) => writeln!(f, "pressure   {} (no usable limit)", p.level)?,
         }
@@ -928,7 +933,7 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "             {indent}{:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks{}",
-                line.name,
+                printable(&line.name),
                 size(line.live_bytes),
                 line.share * 100.0,
                 size(line.peak_bytes),
@@ -944,10 +949,10 @@ impl fmt::Display for Report {
                     f,
                     "  {}. \"{}\" ({}) {} under {}, {:.1} s old",
                     i + 1,
-                    item.label,
-                    item.type_name,
+                    item.label.escape_debug(),
+                    printable(&item.type_name),
                     size(item.live_bytes),
-                    item.parent,
+                    printable(&item.parent),
                     item.age_ms as f64 / 1000.0
                 )?;
             }
@@ -959,7 +964,7 @@ impl fmt::Display for Report {
                 write!(
                     f,
                     "  {:<20} {:>8} ms  live {} -> {}, peak +{}, allocated {}",
-                    p.name,
+                    printable(&p.name),
                     p.duration_ms,
                     size(p.total.live_start_bytes),
                     size(p.total.live_end_bytes),
@@ -970,7 +975,7 @@ impl fmt::Display for Report {
                     write!(
                         f,
                         "; most: {} (peak +{})",
-                        top.name,
+                        printable(&top.name),
                         size(top.peak_bytes.saturating_sub(top.live_start_bytes))
                     )?;
                 }
@@ -980,13 +985,13 @@ impl fmt::Display for Report {
         if !self.suggestions.is_empty() {
             writeln!(f, "suggestions")?;
             for s in &self.suggestions {
-                writeln!(f, "  - {s}")?;
+                writeln!(f, "  - {}", printable(s))?;
             }
         }
         if !self.warnings.is_empty() {
             writeln!(f, "warnings")?;
             for w in &self.warnings {
-                writeln!(f, "  - {w}")?;
+                writeln!(f, "  - {}", printable(w))?;
             }
         }
         Ok(())

@@ -285,6 +285,30 @@ fn owner_tree_lists_children_right_after_their_parent() {
     drop(item);
 }
 
+/// A label is free text: a newline in it (a multi-line tool command) split the retained
+/// item's line and its suggestion, and a hostile file could put escape sequences on the
+/// terminal through `heapscope show` and `heapscope diff`. Both print it escaped.
+#[test]
+fn labels_are_escaped_in_text_output() {
+    let d = dir("label");
+    let before = report_with_history();
+    let label = "cat <<EOF\nowners     tracked 0 B\u{1b}[2J";
+    let item = Retained::build(Owner::named("cli_label"), label, || vec![0u8; 4 << 20]);
+    let report = heapscope::Report::capture_with(&ReportOptions::default().process_tree(false));
+    let shown = report.to_string();
+    let owners_lines = shown.lines().filter(|l| l.starts_with("owners ")).count();
+    assert_eq!(owners_lines, 1, "{shown}");
+    assert!(shown.contains(r#""cat <<EOF\nowners     tracked 0 B\u{1b}[2J""#), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "{shown}");
+    let after: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let out = diff_of(&d, &before, &after);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains("EOF\n"), "{stdout}");
+    drop(item);
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// README: a retired owner keeps showing "while it still holds bytes". A dropped item holds
 /// nothing, yet the report listed it (0 B, unmarked) until its id happened to be reused.
 #[test]

@@ -14,7 +14,7 @@ mod chart;
 mod timeline;
 
 use clap::{Parser, Subcommand};
-use heapscope::{Report, SCHEMA_VERSION};
+use heapscope::{escape_control as printable, Report, SCHEMA_VERSION};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -172,14 +172,19 @@ fn show_bundle_files(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: not a heapscope manifest: {e}", path.display()))?;
     println!("\nbundle files:");
     for f in &manifest.files {
-        println!("  {:<16} {:>12}  sha256 {}", f.name, size(f.bytes), f.sha256);
+        println!(
+            "  {:<16} {:>12}  sha256 {}",
+            printable(&f.name),
+            size(f.bytes),
+            printable(&f.sha256)
+        );
     }
     for s in &manifest.skipped {
-        println!("  missing {}: {}", s.name, s.reason);
+        println!("  missing {}: {}", printable(&s.name), printable(&s.reason));
     }
     match &manifest.heap_profile {
         heapscope::HeapProfile::Written { backend, files, notes } => {
-            println!("heap profile ({backend}):");
+            println!("heap profile ({}):", printable(backend));
             for file in files {
                 let how = match file.as_str() {
                     "heap.pb.gz" => "go tool pprof -top -cum",
@@ -187,14 +192,14 @@ fn show_bundle_files(dir: &Path) -> Result<(), String> {
                     "dhat-heap.json" => "open in DHAT's viewer (dh_view.html) with",
                     _ => "read",
                 };
-                println!("  {how} {}", dir.join(file).display());
+                println!("  {how} {}", printable(&dir.join(file).display().to_string()));
             }
             for note in notes {
-                println!("  note: {note}");
+                println!("  note: {}", printable(note));
             }
         }
         heapscope::HeapProfile::Unavailable { reason, fix } => {
-            println!("no heap profile: {reason}\n  to get one: {fix}");
+            println!("no heap profile: {}\n  to get one: {}", printable(reason), printable(fix));
         }
         other => println!("heap profile: {other:?}"),
     }
@@ -228,7 +233,7 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
         signed(total)
     );
     for (name, x, y, d) in rows {
-        println!("{name:<40} {:>12} {:>12} {:>12}", size(x), size(y), signed(d));
+        println!("{:<40} {:>12} {:>12} {:>12}", printable(name), size(x), size(y), signed(d));
     }
     let before_items: std::collections::HashMap<&str, u64> =
         a.retained.iter().map(|i| (i.owner.as_str(), i.live_bytes)).collect();
@@ -245,9 +250,9 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
             let change = old.map_or_else(|| "new".to_owned(), |o| signed(growth(o, i.live_bytes)));
             println!(
                 "  \"{}\" under {} ({}): {} ({change})",
-                i.label,
-                i.parent,
-                i.type_name,
+                i.label.escape_debug(),
+                printable(&i.parent),
+                printable(&i.type_name),
                 size(i.live_bytes)
             );
         }
