@@ -799,6 +799,21 @@ fn suggestions(report: &Report) -> Vec<String> {
 
 pub(crate) use crate::units::format_bytes as size;
 
+/// The owner name column's width in characters (indent included) when every name fits.
+const MIN_NAME_COLUMN: usize = 36;
+/// The widest the owner name column grows; longer names are cut with '…'.
+const MAX_NAME_COLUMN: usize = 64;
+
+/// `text` cut to [`MAX_NAME_COLUMN`] characters, the last one '…' when it was longer.
+fn fit_to_column(text: &str) -> String {
+    if text.chars().count() <= MAX_NAME_COLUMN {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(MAX_NAME_COLUMN - 1).collect();
+    cut.push('…');
+    cut
+}
+
 fn opt_size(bytes: Option<u64>) -> String {
     bytes.map_or_else(|| "unavailable".to_owned(), size)
 }
@@ -927,19 +942,28 @@ impl fmt::Display for Report {
             size(o.tracked_peak_bytes),
             opt_size(o.untracked_bytes)
         )?;
-        for line in &o.tree {
-            // Bounded: a report read from a file may claim any depth (owners nest 7 deep).
-            let indent = "  ".repeat(line.depth.min(crate::registry::MAX_DEPTH));
+        // Each row as indent + name, cut to the widest column allowed; the column is as wide as
+        // the widest row, so that every row's numbers line up.
+        let rows: Vec<(&OwnerLine, String)> = o
+            .tree
+            .iter()
+            .map(|line| {
+                // Bounded: a report read from a file may claim any depth (owners nest 7 deep).
+                let indent = "  ".repeat(line.depth.min(crate::registry::MAX_DEPTH));
+                (line, fit_to_column(&format!("{indent}{}", printable(&line.name))))
+            })
+            .collect();
+        let width =
+            rows.iter().map(|(_, shown)| shown.chars().count()).fold(MIN_NAME_COLUMN, usize::max);
+        for (line, shown) in rows {
             writeln!(
                 f,
-                "             {indent}{:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks{}",
-                printable(&line.name),
+                "             {shown:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks{}",
                 size(line.live_bytes),
                 line.share * 100.0,
                 size(line.peak_bytes),
                 line.live_blocks,
                 if line.retired { "  retired" } else { "" },
-                width = 36usize.saturating_sub(indent.len())
             )?;
         }
         if !self.retained.is_empty() {
@@ -1001,6 +1025,16 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_owner_names_are_cut_to_the_column_at_a_character() {
+        let long = "é".repeat(MAX_NAME_COLUMN + 5);
+        let cut = fit_to_column(&long);
+        assert_eq!(cut.chars().count(), MAX_NAME_COLUMN);
+        assert!(cut.ends_with("é…"), "{cut}");
+        assert_eq!(fit_to_column("cache"), "cache");
+        assert_eq!(fit_to_column(&"x".repeat(MAX_NAME_COLUMN)), "x".repeat(MAX_NAME_COLUMN));
+    }
 
     #[test]
     fn sizes_are_base_1024_and_labelled() {

@@ -309,6 +309,22 @@ fn labels_are_escaped_in_text_output() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// An owner name longer than the 36-character name column pushed that row's numbers right.
+#[test]
+fn owner_columns_stay_aligned_past_36_characters() {
+    let long = Owner::named("cli_a_rather_long_owner_name_for_alignment");
+    let short = Owner::named("cli_short");
+    let _a = long.in_scope(|| vec![0u8; 4096]);
+    let _b = short.in_scope(|| vec![0u8; 4096]);
+    let report = heapscope::Report::capture_with(&ReportOptions::default().process_tree(false));
+    let text = report.to_string();
+    let col = |name: &str| {
+        let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{name} "))).unwrap();
+        line.find("peak").unwrap()
+    };
+    assert_eq!(col("cli_short"), col("cli_a_rather_long_owner_name_for_alignment"), "{text}");
+}
+
 /// README: a retired owner keeps showing "while it still holds bytes". A dropped item holds
 /// nothing, yet the report listed it (0 B, unmarked) until its id happened to be reused.
 #[test]
