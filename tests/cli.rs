@@ -325,6 +325,27 @@ fn owner_columns_stay_aligned_past_36_characters() {
     assert_eq!(col("cli_short"), col("cli_a_rather_long_owner_name_for_alignment"), "{text}");
 }
 
+/// `heapscope show report.json | head -1`: the reader goes away and the next print panicked
+/// (exit 101 with a backtrace on stderr); a closed pipe is a normal, quiet end.
+#[test]
+fn show_into_a_closed_pipe_exits_quietly() {
+    let d = dir("pipe");
+    let path = d.join("report.json");
+    write_report(&path);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heapscope"))
+        .args(["show", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `head` exited
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// README: a retired owner keeps showing "while it still holds bytes". A dropped item holds
 /// nothing, yet the report listed it (0 B, unmarked) until its id happened to be reused.
 #[test]

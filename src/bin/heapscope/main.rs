@@ -8,13 +8,16 @@
 //! ```
 //!
 //! Errors (a missing file, another schema version, JSON truncated by a crash) are one line on
-//! stderr and exit status 2; `check` exits 1 when an owner is over its budget.
+//! stderr and exit status 2; `check` exits 1 when an owner is over its budget. Output goes
+//! through one locked stdout; a reader that goes away (`heapscope show … | head`) ends the
+//! command quietly with status 0.
 
 mod chart;
 mod timeline;
 
 use clap::{Parser, Subcommand};
 use heapscope::{escape_control as printable, Report, SCHEMA_VERSION};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -139,22 +142,46 @@ fn signed(delta: i64) -> String {
     format!("{sign}{}", size(delta.unsigned_abs()))
 }
 
-fn show(path: &Path) -> Result<ExitCode, String> {
+/// Why a command stopped before its end.
+enum Failure {
+    /// A one-line message for stderr; exit status 2.
+    Message(String),
+    /// Writing to standard output failed.
+    Output(io::Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Message(message)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Failure {
+        Failure::Output(error)
+    }
+}
+
+/// A command's exit status, or why it stopped.
+type Outcome = Result<ExitCode, Failure>;
+
+fn show(path: &Path, out: &mut impl Write) -> Outcome {
     match load(path)? {
         Loaded::Report(report) => {
-            print!("{report}");
+            write!(out, "{report}")?;
             if path.is_dir() {
-                show_bundle_files(path)?;
+                show_bundle_files(path, out)?;
             }
         }
         Loaded::Partial(dump) => {
-            println!("notice: only the first phase of this pressure dump was written (collection_complete: false):");
-            println!("the process did not get to write the full report. The figures taken at the moment of pressure:");
-            println!(
+            writeln!(out, "notice: only the first phase of this pressure dump was written (collection_complete: false):")?;
+            writeln!(out, "the process did not get to write the full report. The figures taken at the moment of pressure:")?;
+            writeln!(
+                out,
                 "{}",
                 serde_json::to_string_pretty(dump.get("trigger").unwrap_or(&dump))
                     .unwrap_or_default()
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -162,29 +189,30 @@ fn show(path: &Path) -> Result<ExitCode, String> {
 
 /// What else a bundle holds, from its manifest: the heap profile and how to read it, or why
 /// there is none.
-fn show_bundle_files(dir: &Path) -> Result<(), String> {
+fn show_bundle_files(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     let path = dir.join("manifest.json");
     let Ok(bytes) = std::fs::read(&path) else {
-        println!("\nbundle: no manifest.json (the capture stopped before writing it)");
+        writeln!(out, "\nbundle: no manifest.json (the capture stopped before writing it)")?;
         return Ok(());
     };
     let manifest: heapscope::Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a heapscope manifest: {e}", path.display()))?;
-    println!("\nbundle files:");
+    writeln!(out, "\nbundle files:")?;
     for f in &manifest.files {
-        println!(
+        writeln!(
+            out,
             "  {:<16} {:>12}  sha256 {}",
             printable(&f.name),
             size(f.bytes),
             printable(&f.sha256)
-        );
+        )?;
     }
     for s in &manifest.skipped {
-        println!("  missing {}: {}", printable(&s.name), printable(&s.reason));
+        writeln!(out, "  missing {}: {}", printable(&s.name), printable(&s.reason))?;
     }
     match &manifest.heap_profile {
         heapscope::HeapProfile::Written { backend, files, notes } => {
-            println!("heap profile ({}):", printable(backend));
+            writeln!(out, "heap profile ({}):", printable(backend))?;
             for file in files {
                 let how = match file.as_str() {
                     "heap.pb.gz" => "go tool pprof -top -cum",
@@ -192,21 +220,26 @@ fn show_bundle_files(dir: &Path) -> Result<(), String> {
                     "dhat-heap.json" => "open in DHAT's viewer (dh_view.html) with",
                     _ => "read",
                 };
-                println!("  {how} {}", printable(&dir.join(file).display().to_string()));
+                writeln!(out, "  {how} {}", printable(&dir.join(file).display().to_string()))?;
             }
             for note in notes {
-                println!("  note: {}", printable(note));
+                writeln!(out, "  note: {}", printable(note))?;
             }
         }
         heapscope::HeapProfile::Unavailable { reason, fix } => {
-            println!("no heap profile: {}\n  to get one: {}", printable(reason), printable(fix));
+            writeln!(
+                out,
+                "no heap profile: {}\n  to get one: {}",
+                printable(reason),
+                printable(fix)
+            )?;
         }
-        other => println!("heap profile: {other:?}"),
+        other => writeln!(out, "heap profile: {other:?}")?,
     }
     Ok(())
 }
 
-fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
+fn diff(before: &Path, after: &Path, out: &mut impl Write) -> Outcome {
     let (a, b) = (load_report(before)?, load_report(after)?);
     let live = |r: &Report, name: &str| {
         r.owners.tree.iter().find(|o| o.name == name).map_or(0, |o| o.live_bytes)
@@ -223,17 +256,18 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
         })
         .collect();
     rows.sort_by(|p, q| q.3.cmp(&p.3).then(p.0.cmp(q.0)));
-    println!("{:<40} {:>12} {:>12} {:>12}", "owner", "before", "after", "growth");
+    writeln!(out, "{:<40} {:>12} {:>12} {:>12}", "owner", "before", "after", "growth")?;
     let total = growth(a.owners.tracked_live_bytes, b.owners.tracked_live_bytes);
-    println!(
+    writeln!(
+        out,
         "{:<40} {:>12} {:>12} {:>12}",
         "total",
         size(a.owners.tracked_live_bytes),
         size(b.owners.tracked_live_bytes),
         signed(total)
-    );
+    )?;
     for (name, x, y, d) in rows {
-        println!("{:<40} {:>12} {:>12} {:>12}", printable(name), size(x), size(y), signed(d));
+        writeln!(out, "{:<40} {:>12} {:>12} {:>12}", printable(name), size(x), size(y), signed(d))?;
     }
     let before_items: std::collections::HashMap<&str, u64> =
         a.retained.iter().map(|i| (i.owner.as_str(), i.live_bytes)).collect();
@@ -244,23 +278,24 @@ fn diff(before: &Path, after: &Path) -> Result<ExitCode, String> {
         .collect();
     items.sort_by_key(|i| std::cmp::Reverse(i.live_bytes));
     if !items.is_empty() {
-        println!("\nretained items that appeared or grew:");
+        writeln!(out, "\nretained items that appeared or grew:")?;
         for i in items {
             let old = before_items.get(i.owner.as_str()).copied();
             let change = old.map_or_else(|| "new".to_owned(), |o| signed(growth(o, i.live_bytes)));
-            println!(
+            writeln!(
+                out,
                 "  \"{}\" under {} ({}): {} ({change})",
                 i.label.escape_debug(),
                 printable(&i.parent),
                 printable(&i.type_name),
                 size(i.live_bytes)
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(path: &Path, budgets: &[(String, u64)]) -> Result<ExitCode, String> {
+fn check(path: &Path, budgets: &[(String, u64)], out: &mut impl Write) -> Outcome {
     let report = load_report(path)?;
     let mut over = false;
     for (owner, budget) in budgets {
@@ -271,29 +306,45 @@ fn check(path: &Path, budgets: &[(String, u64)]) -> Result<ExitCode, String> {
         } else {
             "ok"
         };
-        println!("{verdict:<4} {owner}: {} of {}", size(live), size(*budget));
+        writeln!(out, "{verdict:<4} {owner}: {} of {}", size(live), size(*budget))?;
     }
     Ok(if over { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut out = io::stdout().lock();
     let result = match &cli.command {
-        Command::Show { path } => show(path),
-        Command::Diff { before, after } => diff(before, after),
-        Command::Check { path, max_owner } => check(path, max_owner),
-        Command::Timeline { path, output, limit, report, title } => {
-            timeline::run(&timeline::Options {
+        Command::Show { path } => show(path, &mut out),
+        Command::Diff { before, after } => diff(before, after, &mut out),
+        Command::Check { path, max_owner } => check(path, max_owner, &mut out),
+        Command::Timeline { path, output, limit, report, title } => timeline::run(
+            &timeline::Options {
                 path: path.clone(),
                 output: output.clone(),
                 limit: *limit,
                 report: report.clone(),
                 title: title.clone(),
-            })
-        }
+            },
+            &mut out,
+        ),
     };
-    result.unwrap_or_else(|message| {
-        eprintln!("heapscope: {message}");
-        ExitCode::from(2)
-    })
+    // The last lines may still sit in the buffer: a failure to write them is the command's too.
+    let result = result.and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => code,
+        // The reader took what it wanted and went away (`| head`): nothing went wrong.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => {
+            eprintln!("heapscope: cannot write to standard output: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Message(message)) => {
+            eprintln!("heapscope: {message}");
+            ExitCode::from(2)
+        }
+    }
 }

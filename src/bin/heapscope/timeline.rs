@@ -2,7 +2,9 @@
 //! chart or an HTML page around it, written privately (0600) and atomically.
 
 use crate::chart::{self, ChartData, Limit};
+use crate::Outcome;
 use heapscope::Timeline;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,7 +32,7 @@ fn format_of(output: &Path) -> Result<Format, String> {
     }
 }
 
-pub(crate) fn run(options: &Options) -> Result<ExitCode, String> {
+pub(crate) fn run(options: &Options, out: &mut impl Write) -> Outcome {
     let format = format_of(&options.output)?;
     let timeline = load(&options.path)?;
     let limit = match (options.limit, &options.report) {
@@ -52,14 +54,15 @@ pub(crate) fn run(options: &Options) -> Result<ExitCode, String> {
         }
         other => other.to_string(),
     })?;
-    println!(
+    writeln!(
+        out,
         "wrote {} ({} owner series, {} of {} phases shaded, {} samples)",
         options.output.display(),
         drawn.owners,
         drawn.phases,
         timeline.phases.len(),
         timeline.samples.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
