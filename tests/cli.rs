@@ -309,6 +309,48 @@ fn labels_are_escaped_in_text_output() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// `check` is a CI gate: a report in which nothing was counted (tracking compiled out)
+/// passed any budget with exit 0.
+#[test]
+fn check_refuses_a_report_that_counted_nothing() {
+    let d = dir("check-untracked");
+    let mut v = report_with_history();
+    v["runtime"]["tracking"] = serde_json::json!(false);
+    v["owners"]["tree"] = serde_json::json!([]);
+    v["owners"]["tracked_live_bytes"] = serde_json::json!(0);
+    let path = d.join("report.json");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = heapscope(&["check", path.to_str().unwrap(), "--max-owner", "history=1B"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("counted nothing"), "{stderr}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// An owner named in `--max-owner` that the report does not hold (a typo, a renamed owner)
+/// passed as 0 B of its budget.
+#[test]
+fn check_names_a_budgeted_owner_missing_from_the_report() {
+    let d = dir("check-missing");
+    let path = d.join("report.json");
+    std::fs::write(&path, serde_json::to_vec(&report_with_history()).unwrap()).unwrap();
+    let out = heapscope(&[
+        "check",
+        path.to_str().unwrap(),
+        "--max-owner",
+        "cli_range_history=1GiB",
+        "--max-owner",
+        "cli_no_such_owner=1GiB",
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cli_no_such_owner") && stderr.contains("not in the report"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// An owner name longer than the 36-character name column pushed that row's numbers right.
 #[test]
 fn owner_columns_stay_aligned_past_36_characters() {

@@ -43,7 +43,8 @@ enum Command {
         /// The later report.
         after: PathBuf,
     },
-    /// Exits 1 when an owner holds more than its budget (for CI gates).
+    /// Exits 1 when an owner holds more than its budget (for CI gates); 2 when the report
+    /// cannot tell (tracking was off, or a budgeted owner is not in it).
     Check {
         /// The report.
         path: PathBuf,
@@ -295,11 +296,32 @@ fn diff(before: &Path, after: &Path, out: &mut impl Write) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Exit 1 when an owner is over its budget. A report that cannot answer is an error (exit 2),
+/// never a pass: one taken with tracking compiled out counted nothing, and an owner it does not
+/// list (a typo, a renamed owner, one that never allocated) has no bytes to compare.
 fn check(path: &Path, budgets: &[(String, u64)], out: &mut impl Write) -> Outcome {
     let report = load_report(path)?;
+    if !report.runtime.tracking {
+        return Err(Failure::Message(format!(
+            "{}: the report counted nothing (runtime.tracking is false: heapscope's `enabled` \
+             feature was off in the program, so tracking was compiled out); no budget can be checked",
+            path.display()
+        )));
+    }
+    let live =
+        |owner: &str| report.owners.tree.iter().find(|o| o.name == owner).map(|o| o.live_bytes);
+    let missing: Vec<&str> =
+        budgets.iter().map(|(owner, _)| owner.as_str()).filter(|o| live(o).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(Failure::Message(format!(
+            "{}: {} not in the report (owners that never allocated are left out; check the name)",
+            path.display(),
+            missing.iter().map(|o| format!("owner {o:?}")).collect::<Vec<_>>().join(", ")
+        )));
+    }
     let mut over = false;
     for (owner, budget) in budgets {
-        let live = report.owners.tree.iter().find(|o| &o.name == owner).map_or(0, |o| o.live_bytes);
+        let live = live(owner).unwrap_or(0);
         let verdict = if live > *budget {
             over = true;
             "OVER"
