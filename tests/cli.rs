@@ -351,6 +351,32 @@ fn check_names_a_budgeted_owner_missing_from_the_report() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// Items were matched by owner name (`parent/item#N`), which restarts at #1 in every process:
+/// diffing two runs' reports called a different, new item "grown", or left it out.
+#[test]
+fn diff_matches_items_by_parent_label_and_type() {
+    let d = dir("items");
+    let _item = Retained::build(Owner::named("cli_items"), "cli old item", || "y".repeat(8192));
+    let before = report_with_history();
+    let i = before["retained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|i| i["label"] == "cli old item")
+        .unwrap();
+    // The next run: another process, whose item under the same owner name is another one.
+    let mut after = before.clone();
+    after["runtime"]["pid"] = serde_json::json!(before["runtime"]["pid"].as_u64().unwrap() + 1);
+    after["retained"][i]["label"] = serde_json::json!("cli new item");
+    after["retained"][i]["live_bytes"] = serde_json::json!(4096);
+    let out = diff_of(&d, &before, &after);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line = stdout.lines().find(|l| l.contains("\"cli new item\"")).unwrap_or_default();
+    assert!(line.ends_with("(new)"), "{stdout}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// An owner name longer than the 36-character name column pushed that row's numbers right.
 #[test]
 fn owner_columns_stay_aligned_past_36_characters() {

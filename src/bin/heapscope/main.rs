@@ -16,7 +16,9 @@ mod chart;
 mod timeline;
 
 use clap::{Parser, Subcommand};
+use heapscope::retained::ItemInfo;
 use heapscope::{escape_control as printable, Report, SCHEMA_VERSION};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -240,6 +242,34 @@ fn show_bundle_files(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The items of `after` that are new or larger than in `before`, largest first, each with its
+/// size before (`None` when new). An item is known by its parent owner, label and type: its own
+/// owner name (`parent/item#N`) restarts at #1 in every process, so it named another item in
+/// another run. Alike items (same parent, label and type) are paired largest with largest.
+fn item_changes<'a>(
+    before: &[ItemInfo],
+    after: &'a [ItemInfo],
+) -> Vec<(&'a ItemInfo, Option<u64>)> {
+    fn key(i: &ItemInfo) -> (&str, &str, &str) {
+        (&i.parent, &i.label, &i.type_name)
+    }
+    let mut sizes_before: HashMap<(&str, &str, &str), Vec<u64>> = HashMap::new();
+    for i in before {
+        sizes_before.entry(key(i)).or_default().push(i.live_bytes);
+    }
+    for sizes in sizes_before.values_mut() {
+        // Largest last, so that pop() pairs largest with largest.
+        sizes.sort_unstable();
+    }
+    let mut ordered: Vec<&ItemInfo> = after.iter().collect();
+    ordered.sort_by_key(|i| std::cmp::Reverse(i.live_bytes));
+    ordered
+        .into_iter()
+        .map(|i| (i, sizes_before.get_mut(&key(i)).and_then(Vec::pop)))
+        .filter(|(i, old)| old.is_none_or(|old| i.live_bytes > old))
+        .collect()
+}
+
 fn diff(before: &Path, after: &Path, out: &mut impl Write) -> Outcome {
     let (a, b) = (load_report(before)?, load_report(after)?);
     let live = |r: &Report, name: &str| {
@@ -270,18 +300,10 @@ fn diff(before: &Path, after: &Path, out: &mut impl Write) -> Outcome {
     for (name, x, y, d) in rows {
         writeln!(out, "{:<40} {:>12} {:>12} {:>12}", printable(name), size(x), size(y), signed(d))?;
     }
-    let before_items: std::collections::HashMap<&str, u64> =
-        a.retained.iter().map(|i| (i.owner.as_str(), i.live_bytes)).collect();
-    let mut items: Vec<_> = b
-        .retained
-        .iter()
-        .filter(|i| before_items.get(i.owner.as_str()).is_none_or(|&old| i.live_bytes > old))
-        .collect();
-    items.sort_by_key(|i| std::cmp::Reverse(i.live_bytes));
+    let items = item_changes(&a.retained, &b.retained);
     if !items.is_empty() {
         writeln!(out, "\nretained items that appeared or grew:")?;
-        for i in items {
-            let old = before_items.get(i.owner.as_str()).copied();
+        for (i, old) in items {
             let change = old.map_or_else(|| "new".to_owned(), |o| signed(growth(o, i.live_bytes)));
             writeln!(
                 out,
