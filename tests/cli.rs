@@ -393,6 +393,19 @@ fn owner_columns_stay_aligned_past_36_characters() {
     assert_eq!(col("cli_short"), col("cli_a_rather_long_owner_name_for_alignment"), "{text}");
 }
 
+/// `show` on a directory with a report.json that is not a bundle (an agent_session `--out`)
+/// said a capture had stopped early.
+#[test]
+fn show_of_a_plain_directory_says_nothing_about_a_bundle() {
+    let d = dir("plain");
+    write_report(&d.join("report.json"));
+    let out = heapscope(&["show", d.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("bundle"), "{stdout}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// `heapscope show report.json | head -1`: the reader goes away and the next print panicked
 /// (exit 101 with a backtrace on stderr); a closed pipe is a normal, quiet end.
 #[test]
@@ -455,4 +468,3 @@ fn page_js_formats_bytes_as_format_bytes_does() {
     let rust: Vec<String> = values.iter().map(|&v| heapscope::format_bytes(v)).collect();
     assert_eq!(js, rust);
 }
-

@@ -172,7 +172,7 @@ fn show(path: &Path, out: &mut impl Write) -> Outcome {
     match load(path)? {
         Loaded::Report(report) => {
             write!(out, "{report}")?;
-            if path.is_dir() {
+            if path.is_dir() && looks_like_a_bundle(path) {
                 show_bundle_files(path, out)?;
             }
         }
@@ -188,6 +188,20 @@ fn show(path: &Path, out: &mut impl Write) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `dir` is a diagnostics bundle (`heapscope::capture`'s output): it has the README.txt
+/// every bundle gets, or it sits under `diagnostics/memory/`, where a capture that stopped early
+/// leaves one without it. Any other directory with a report.json (an agent's `--out`) is only a
+/// report, and a missing manifest says nothing about it.
+fn looks_like_a_bundle(dir: &Path) -> bool {
+    if dir.join("README.txt").is_file() {
+        return true;
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let names: Vec<_> = dir.components().map(|c| c.as_os_str()).collect();
+    // The bundle's own name comes after diagnostics/memory, so the pair is not the last two.
+    names.windows(2).rev().skip(1).any(|pair| pair[0] == "diagnostics" && pair[1] == "memory")
 }
 
 /// What else a bundle holds, from its manifest: the heap profile and how to read it, or why
@@ -390,5 +404,21 @@ fn main() -> ExitCode {
             eprintln!("heapscope: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_a_bundle;
+    use std::path::Path;
+
+    #[test]
+    fn a_bundle_is_a_directory_under_diagnostics_memory() {
+        assert!(looks_like_a_bundle(Path::new(
+            "/nonexistent/diagnostics/memory/20261205T1200Z-42"
+        )));
+        assert!(looks_like_a_bundle(Path::new("diagnostics/memory/20261205T1200Z-42")));
+        assert!(!looks_like_a_bundle(Path::new("/nonexistent/diagnostics/memory")));
+        assert!(!looks_like_a_bundle(Path::new("/nonexistent/agent-out")));
     }
 }
