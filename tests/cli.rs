@@ -19,6 +19,13 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
+/// Writes `timeline` to `<d>/timeline.json` and charts it into `<d>/out.svg`.
+fn chart_of(d: &std::path::Path, timeline: &serde_json::Value) -> std::process::Output {
+    let path = d.join("timeline.json");
+    std::fs::write(&path, serde_json::to_vec(timeline).unwrap()).unwrap();
+    heapscope(&["timeline", path.to_str().unwrap(), "-o", d.join("out.svg").to_str().unwrap()])
+}
+
 fn heapscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_heapscope")).args(args).output().expect("run heapscope")
 }
@@ -238,10 +245,7 @@ fn timeline_with_a_huge_phase_duration_does_not_crash() {
         "samples": [sample(0), sample(100)], "dropped_samples": 0, "series": [],
         "phases": [{"name": "p", "started_at_unix_ms": 10_050, "duration_ms": u64::MAX / 2,
                     "tracking": true, "total": total, "owners": []}]});
-    let path = d.join("timeline.json");
-    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
-    let out =
-        heapscope(&["timeline", path.to_str().unwrap(), "-o", d.join("out.svg").to_str().unwrap()]);
+    let out = chart_of(&d, &t);
     assert_clean(&out, "timeline");
     std::fs::remove_dir_all(&d).ok();
 }
@@ -257,10 +261,7 @@ fn timeline_with_owners_summing_past_u64_max_does_not_crash() {
     let t = serde_json::json!({"started_at_unix_ms": 10_000, "interval_ms": 100,
         "samples": [sample(0, 1u64 << 63), sample(100, 1)], "dropped_samples": 0,
         "series": [], "phases": []});
-    let path = d.join("timeline.json");
-    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
-    let out =
-        heapscope(&["timeline", path.to_str().unwrap(), "-o", d.join("out.svg").to_str().unwrap()]);
+    let out = chart_of(&d, &t);
     assert_clean(&out, "timeline");
     std::fs::remove_dir_all(&d).ok();
 }
