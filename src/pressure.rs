@@ -84,7 +84,8 @@ impl Thresholds {
             if value <= 0.0 || value > 1.0 {
                 return bad(which, value, "must be in (0, 1]");
             }
-            if parts_per_billion(value) == 0 {
+            // Compared as given: rounded to parts, 5e-10 was one part and slipped through.
+            if value < 1.0 / PARTS_PER_WHOLE as f64 {
                 return bad(which, value, "must be at least 0.000000001 (nine decimal places)");
             }
         }
@@ -196,10 +197,14 @@ mod tests {
             Err(Error::InvalidThresholds { which: "high", .. })
         ));
         assert!(Thresholds::new(0.5, 0.8, 1.0).is_ok());
-        assert!(matches!(
-            Thresholds::new(1e-12, 0.8, 0.9),
-            Err(Error::InvalidThresholds { which: "elevated", .. })
-        ));
+        // Below one billionth, also where rounding to parts would make it one part.
+        for tiny in [1e-12, 5e-10, 9.99e-10] {
+            assert!(matches!(
+                Thresholds::new(tiny, 0.8, 0.9),
+                Err(Error::InvalidThresholds { which: "elevated", .. })
+            ));
+        }
+        assert!(Thresholds::new(1e-9, 0.8, 0.9).is_ok());
         assert!(matches!(
             Thresholds::new(0.5, 0.5000000001, 0.9),
             Err(Error::InvalidThresholds { which: "high", .. })
