@@ -271,7 +271,13 @@ fn read_v1(root: &Path, path: &str, warnings: &mut Vec<String>) -> Result<Cgroup
     if let Ok(text) = std::fs::read_to_string(&stat) {
         let value = text.lines().find_map(|line| line.strip_prefix("hierarchical_memory_limit "));
         if let Some(Ok(Some(limit))) = value.map(parse_limit) {
-            if limit > 0 && max.as_ref().is_none_or(|t: &Tightest| limit < t.bytes) {
+            if limit == 0 {
+                // As a 0 in the limit files: warned about, not silently dropped.
+                warnings.push(format!(
+                    "{}: a hierarchical_memory_limit of 0 bytes is no usable limit, ignored",
+                    stat.display()
+                ));
+            } else if max.as_ref().is_none_or(|t: &Tightest| limit < t.bytes) {
                 max = Some(Tightest { bytes: limit, file: stat, level: own.to_owned() });
             }
         }

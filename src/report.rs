@@ -536,7 +536,9 @@ pub(crate) fn read_limits(options: &ReportOptions, warnings: &mut Vec<String>) -
             candidates.push((max, cg.max_description()));
         }
         if let Some(high) = cg.high_bytes {
-            candidates.push((high, CGROUP_HIGH_SOURCE.to_owned()));
+            // Named with its file, as memory.max is: it may be an ancestor's.
+            let file = cg.high_source.as_deref().unwrap_or_default();
+            candidates.push((high, format!("{CGROUP_HIGH_SOURCE} ({file})")));
         }
     }
     match options.budget_bytes {
@@ -593,7 +595,7 @@ fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessIn
     // Compare each limit with the usage it constrains: a cgroup limit with the usage of the
     // cgroup it is set on, which may be an ancestor holding siblings' memory too.
     let cgroup_usage = limits.cgroup.as_ref().and_then(|cg| {
-        let (usage, limit_file) = if source == CGROUP_HIGH_SOURCE {
+        let (usage, limit_file) = if source.starts_with(CGROUP_HIGH_SOURCE) {
             (cg.high_usage_bytes, cg.high_source.as_deref())
         } else {
             (cg.max_usage_bytes, cg.max_source.as_deref())

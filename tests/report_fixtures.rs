@@ -94,7 +94,10 @@ fn cgroup_v2_nested_limits_take_the_tightest() {
     assert_eq!(cg.current_bytes, Some(700 * MIB));
     assert_eq!(cg.high_usage_bytes, Some(700 * MIB));
     assert_eq!(r.limits.effective_bytes, Some(800 * MIB));
-    assert_eq!(r.limits.effective_source.as_deref(), Some("cgroup v2 memory.high"));
+    let source = r.limits.effective_source.as_deref().unwrap();
+    // Named with its file, as memory.max is (it once said "cgroup v2 memory.high" alone).
+    assert!(source.starts_with("cgroup v2 memory.high ("), "{source}");
+    assert!(source.ends_with("session-7/memory.high)"), "{source}");
     assert_eq!(r.pressure.used_bytes, Some(700 * MIB));
     assert_eq!(r.pressure.ratio, Some(0.875));
     assert_eq!(r.pressure.level, PressureLevel::High);
@@ -163,7 +166,8 @@ fn cgroup_v2_ancestor_limit_is_compared_with_the_ancestors_usage() {
     f.write("cgroup/agents/memory.max", "max\n")
         .write("cgroup/agents/memory.high", &format!("{}\n", 1000 * MIB));
     let r = capture(&f, ReportOptions::default().process_tree(false));
-    assert_eq!(r.limits.effective_source.as_deref(), Some("cgroup v2 memory.high"));
+    let source = r.limits.effective_source.as_deref().unwrap();
+    assert!(source.ends_with("agents/memory.high)"), "{source}");
     assert_eq!(r.pressure.used_bytes, Some(1063004405));
     assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
 }
@@ -245,6 +249,30 @@ fn a_zero_limit_never_hides_the_real_ones() {
     for expected in ["budget of 0 bytes", "memory.max: a limit of 0 bytes"] {
         assert!(r.warnings.iter().any(|w| w.contains(expected)), "{expected}: {:?}", r.warnings);
     }
+
+    // The same for cgroup v1's hierarchical_memory_limit in memory.stat (once dropped without
+    // a word).
+    let f = Fixture::new("zero-v1");
+    base_proc(&f);
+    f.write(
+        "proc/self/cgroup",
+        "5:memory:/docker/abc
+",
+    )
+    .write(
+        "cgroup/memory/docker/abc/memory.limit_in_bytes",
+        &format!(
+            "{}
+",
+            512 * MIB
+        ),
+    )
+    .write("cgroup/memory/docker/abc/memory.stat", "cache 0\nhierarchical_memory_limit 0\n")
+    .write("cgroup/memory/docker/abc/memory.usage_in_bytes", &format!("{}\n", 100 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    assert_eq!(r.limits.effective_bytes, Some(512 * MIB));
+    let warned = "memory.stat: a hierarchical_memory_limit of 0 bytes is no usable limit";
+    assert!(r.warnings.iter().any(|w| w.contains(warned)), "{:?}", r.warnings);
 }
 
 #[test]
