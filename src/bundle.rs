@@ -220,15 +220,14 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     };
 
     let report = Report::capture_with(&options.report).to_json();
-    // A bundle without its report is no bundle: refuse it, and leave no empty directory.
-    let report_bytes = report.len() as u64;
-    if report_bytes > options.max_bytes {
+    // A bundle without its report is no bundle: refuse it (past the cap, or unwritable), and
+    // leave no empty directory.
+    let written = write("report.json", report.as_bytes(), 0, &mut files, &mut skipped);
+    if !matches!(written, Ok(true)) {
         let _ = std::fs::remove_dir(&dir);
-        return Err(Error::BundleCapTooSmall { max_bytes: options.max_bytes, report_bytes });
-    }
-    if let Err(e) = write("report.json", report.as_bytes(), 0, &mut files, &mut skipped) {
-        let _ = std::fs::remove_dir(&dir);
-        return Err(e);
+        let report_bytes = report.len() as u64;
+        let too_big = Error::BundleCapTooSmall { max_bytes: options.max_bytes, report_bytes };
+        return Err(written.err().unwrap_or(too_big));
     }
 
     // A profile is written only if the manifest and the README (with the privacy notice)

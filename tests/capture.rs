@@ -8,6 +8,9 @@ use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+mod common;
+use common::file_names;
+
 heapscope::install!();
 
 fn base(name: &str) -> PathBuf {
@@ -29,16 +32,6 @@ fn profiler_compiled_in() -> bool {
         heapscope::profiling::status(),
         heapscope::profiling::ProfilingStatus::Unavailable { .. }
     )
-}
-
-/// The file names in `dir`, sorted.
-fn names_in(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -67,7 +60,7 @@ fn a_bundle_is_private_complete_and_self_describing() {
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let listed = without_profile(on_disk_manifest.files.iter().map(|f| f.name.as_str()));
     assert_eq!(listed, ["report.json"], "manifest.json lists what was written before it");
-    let on_disk = names_in(dir);
+    let on_disk = file_names(dir);
     assert_eq!(
         without_profile(on_disk.iter().map(String::as_str)),
         ["README.txt", "manifest.json", "report.json"]
@@ -151,7 +144,7 @@ fn the_cap_is_enforced_and_reported() {
         }
     }
     assert!(bundle.manifest.skipped[0].reason.contains("would exceed the bundle cap of"));
-    assert_eq!(names_in(&bundle.directory), ["report.json"]);
+    assert_eq!(file_names(&bundle.directory), ["report.json"]);
     std::fs::remove_dir_all(&base).ok();
 }
 
@@ -246,7 +239,7 @@ fn a_heap_profile_never_takes_the_room_of_the_manifest_and_readme() {
     // Room for the report and the profile, not for the files describing it: the profile (the
     // most sensitive file) was once kept, and the manifest and README dropped.
     let tight = capture(&options.clone().max_bytes(report + heap + 300)).unwrap();
-    assert_eq!(names_in(&tight.directory), ["README.txt", "manifest.json", "report.json"]);
+    assert_eq!(file_names(&tight.directory), ["README.txt", "manifest.json", "report.json"]);
     match &tight.manifest.heap_profile {
         HeapProfile::Unavailable { reason, .. } => {
             assert!(reason.contains("bundle cap"), "{reason}")
@@ -256,7 +249,7 @@ fn a_heap_profile_never_takes_the_room_of_the_manifest_and_readme() {
     // With 8 KiB more (and 2 KiB for the report's growth), everything.
     let roomy = capture(&options.max_bytes(report + heap + (10 << 10))).unwrap();
     assert_eq!(
-        names_in(&roomy.directory),
+        file_names(&roomy.directory),
         ["README.txt", "jemalloc.heap", "manifest.json", "report.json"]
     );
     std::fs::remove_dir_all(&base).ok();

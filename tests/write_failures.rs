@@ -12,7 +12,9 @@
 //! process-wide.
 
 use heapscope::{CaptureOptions, DumpOutcome, HeapProfile, PressureMonitor, ReportOptions};
-use std::path::Path;
+
+mod common;
+use common::file_names;
 
 heapscope::install!();
 
@@ -22,15 +24,6 @@ fn limit_file_size(bytes: libc::rlim_t) {
     let limit = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: a valid rlimit for this process.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) }, 0);
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Recursion to depth `depth`, allocating at every level: many distinct call stacks, so a
@@ -87,7 +80,7 @@ fn main() {
         }
         other => panic!("the profile cannot have been written: {other:?}"),
     }
-    assert_eq!(names(&bundle.directory), ["README.txt", "manifest.json", "report.json"]);
+    assert_eq!(file_names(&bundle.directory), ["README.txt", "manifest.json", "report.json"]);
     for f in &bundle.manifest.files {
         let on_disk = std::fs::read(bundle.directory.join(&f.name)).unwrap();
         assert_eq!(on_disk.len() as u64, f.bytes, "{} is complete", f.name);
@@ -110,7 +103,7 @@ fn main() {
     let outcome = monitor.check_used(1 << 30).unwrap();
     limit_file_size(NO_LIMIT);
     assert!(matches!(outcome, DumpOutcome::Failed { number: 1, .. }), "{outcome:?}");
-    assert!(names(monitor.directory()).is_empty(), "{:?}", names(monitor.directory()));
+    assert!(file_names(monitor.directory()).is_empty(), "{:?}", file_names(monitor.directory()));
 
     std::fs::remove_dir_all(&base).unwrap();
     eprintln!("write_failures: ok");

@@ -2,7 +2,19 @@
 
 use std::path::PathBuf;
 
+/// The file names in `dir`, sorted.
+#[allow(dead_code, reason = "not every test that includes this module lists a directory")]
+pub fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The path of example `name`, which `cargo test` builds alongside the tests.
+#[allow(dead_code, reason = "not every test that includes this module runs an example")]
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
