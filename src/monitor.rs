@@ -19,6 +19,7 @@ use crate::pressure::{PressureLevel, Thresholds};
 use crate::report::{Report, ReportOptions};
 use parking_lot::{Condvar, Mutex};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,7 +105,8 @@ impl PressureMonitorBuilder {
         self
     }
 
-    /// Runs `f` after each dump, on the monitor's thread.
+    /// Runs `f` after each dump, on the monitor's thread. If it panics there, the panic is
+    /// reported once on standard error and the monitor keeps running.
     pub fn on_pressure(
         mut self,
         f: impl Fn(PressureLevel, &Report) + Send + Sync + 'static,
@@ -348,9 +350,21 @@ impl Drop for PressureMonitor {
 
 fn run(shared: &Shared, interval: Duration) {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let mut panicked = false;
     loop {
         if let Some(used) = rss_bytes() {
-            let _ = check(shared, used);
+            // A callback that panics must not end the thread: it did, silently, and no later
+            // pressure was ever dumped.
+            let checked =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(shared, used)));
+            if checked.is_err() && !panicked {
+                panicked = true;
+                // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "heapscope: a pressure check panicked (in a callback?); the monitor keeps running"
+                );
+            }
         }
         let mut stop = shared.stop.lock();
         let deadline = Instant::now() + interval;

@@ -290,6 +290,38 @@ fn dumps_survive_old_files_odd_directories_and_long_owner_names() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A background monitor whose callback panics once keeps monitoring: with every check
+/// critical (a budget of 1 byte), no cooldown and a cap of 3, the callback runs three times.
+/// The panic ended the monitor's thread: the callback ran once and no dump followed, while
+/// the handle still said the monitor was running.
+fn a_panicking_callback_does_not_stop_the_monitor() {
+    let dir = base("panicking-callback");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = PressureMonitor::builder()
+        .directory(&dir)
+        .interval(Duration::from_millis(10))
+        .max_dumps(3)
+        .cooldown(Duration::ZERO)
+        .report(ReportOptions::default().budget_bytes(1).process_tree(false))
+        .on_pressure({
+            let calls = calls.clone();
+            move |_, _| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("heapscope test: the first callback panics");
+                }
+            }
+        })
+        .start()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while calls.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(m);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "callbacks run after the panicking one");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -297,5 +329,6 @@ fn main() {
     bad_settings_are_typed_errors();
     a_bundle_on_critical_shares_the_cap();
     dumps_survive_old_files_odd_directories_and_long_owner_names();
-    println!("monitor: 6 passed, 0 failed");
+    a_panicking_callback_does_not_stop_the_monitor();
+    println!("monitor: 7 passed, 0 failed");
 }
