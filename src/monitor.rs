@@ -223,7 +223,7 @@ impl PressureMonitorBuilder {
         } else {
             None
         };
-        Ok(PressureMonitor { shared, thread })
+        Ok(PressureMonitor { shared, thread, pid: std::process::id() })
     }
 }
 
@@ -255,10 +255,13 @@ struct Shared {
     wake: Condvar,
 }
 
-/// A running pressure monitor; stops when dropped.
+/// A running pressure monitor; stops when dropped. Its thread does not follow a `fork`: in a
+/// child the monitor checks only when asked, and dropping it there leaves the thread alone.
 pub struct PressureMonitor {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The process the thread runs in.
+    pid: u32,
 }
 
 impl std::fmt::Debug for PressureMonitor {
@@ -340,11 +343,16 @@ impl PressureMonitor {
 
 impl Drop for PressureMonitor {
     fn drop(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        if std::process::id() != self.pid {
+            // A forked child: the thread exists only in the parent (whose copy of the stop
+            // lock it may have held at the fork). Joining it panicked in the child.
+            std::mem::forget(thread);
+            return;
+        }
         *self.shared.stop.lock() = true;
         self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = thread.join();
     }
 }
 

@@ -322,6 +322,52 @@ fn a_panicking_callback_does_not_stop_the_monitor() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A child forked while a background monitor runs has no monitor thread: dropping the monitor
+/// there returns without joining it. It joined a thread that does not exist in the child and
+/// panicked ("threads should not terminate unexpectedly"): the child died with status 101,
+/// and a child dropping it while unwinding would abort.
+fn dropping_a_monitor_in_a_forked_child_returns() {
+    let dir = base("fork");
+    let m = PressureMonitor::builder()
+        .directory(&dir)
+        .interval(Duration::from_millis(10))
+        .report(ReportOptions::default().budget_bytes(1 << 62).process_tree(false))
+        .start()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: the child only drops the monitor and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(m);
+        // SAFETY: ends the child without running anything else of the parent's.
+        unsafe { libc::_exit(0) };
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut status = 0;
+    let exited = loop {
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: `pid` is our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(m);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(exited, "the child hung dropping the monitor");
+    // 101 is a panic.
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -330,5 +376,6 @@ fn main() {
     a_bundle_on_critical_shares_the_cap();
     dumps_survive_old_files_odd_directories_and_long_owner_names();
     a_panicking_callback_does_not_stop_the_monitor();
-    println!("monitor: 7 passed, 0 failed");
+    dropping_a_monitor_in_a_forked_child_returns();
+    println!("monitor: 8 passed, 0 failed");
 }
