@@ -34,9 +34,10 @@ impl std::fmt::Display for PressureLevel {
 
 /// Fractions of the effective limit at which pressure becomes elevated, high and critical.
 ///
-/// Defaults: 0.70, 0.85, 0.95. Always `0 < elevated < high < critical <= 1`. Fractions count
-/// to nine decimal places (whole parts per billion), so a level starts exactly at its decimal
-/// fraction of the limit: 55 of 100 bytes is at 0.55.
+/// Defaults: 0.70, 0.85, 0.95. Always `0 < elevated < high < critical <= 1`, also when read
+/// with serde (checked as [`Thresholds::new`] checks them). Fractions count to nine decimal
+/// places (whole parts per billion), so a level starts exactly at its decimal fraction of the
+/// limit: 55 of 100 bytes is at 0.55.
 ///
 /// ```
 /// use heapscope::Thresholds;
@@ -46,10 +47,28 @@ impl std::fmt::Display for PressureLevel {
 /// # let _ = t;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedThresholds")]
 pub struct Thresholds {
     elevated: f64,
     high: f64,
     critical: f64,
+}
+
+/// Thresholds as read by serde, checked by [`Thresholds::new`] before they become
+/// [`Thresholds`] (deriving `Deserialize` took any three numbers, in any order).
+#[derive(Deserialize)]
+struct UncheckedThresholds {
+    elevated: f64,
+    high: f64,
+    critical: f64,
+}
+
+impl TryFrom<UncheckedThresholds> for Thresholds {
+    type Error = Error;
+
+    fn try_from(t: UncheckedThresholds) -> Result<Thresholds> {
+        Thresholds::new(t.elevated, t.high, t.critical)
+    }
 }
 
 /// What a fraction is counted in: parts per billion, nine decimal places.
@@ -245,5 +264,25 @@ mod tests {
             Thresholds::default().classify(u64::MAX / 2, Some(u64::MAX)),
             PressureLevel::Normal
         );
+    }
+
+    /// Thresholds read with serde (from a config file, or a report) are checked as
+    /// `Thresholds::new` checks them. They were taken as written: with critical 0.7 below
+    /// elevated 0.95, 699 bytes of 1000 were `normal` and 700 `critical`, never in between.
+    #[test]
+    fn deserialized_thresholds_are_validated() {
+        for text in [
+            r#"{"elevated":0.95,"high":0.85,"critical":0.7}"#,
+            r#"{"elevated":-1.0,"high":0.85,"critical":0.95}"#,
+            r#"{"elevated":0.7,"high":0.85,"critical":2.0}"#,
+            r#"{"elevated":0.0,"high":0.85,"critical":0.95}"#,
+        ] {
+            assert!(serde_json::from_str::<Thresholds>(text).is_err(), "accepted {text}");
+        }
+        let read: Thresholds =
+            serde_json::from_str(r#"{"elevated":0.6,"high":0.8,"critical":0.9}"#).unwrap();
+        assert_eq!(read, Thresholds::new(0.6, 0.8, 0.9).unwrap());
+        let text = serde_json::to_string(&Thresholds::default()).unwrap();
+        assert_eq!(serde_json::from_str::<Thresholds>(&text).unwrap(), Thresholds::default());
     }
 }
