@@ -88,9 +88,9 @@ impl Visit for FindOwner<'_> {
 }
 
 thread_local! {
-    /// The owner-naming spans entered on this thread, innermost last, each with its owner and
-    /// the scope that entered it.
-    static ENTERED: RefCell<Vec<(Id, Owner, OwnerScope)>> = const { RefCell::new(Vec::new()) };
+    /// The owner-naming spans entered on this thread, innermost last, each with the scope that
+    /// entered its owner.
+    static ENTERED: RefCell<Vec<(Id, OwnerScope)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<S> Layer<S> for OwnerLayer
@@ -131,7 +131,7 @@ where
                 let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
                 entered.reserve(1);
             }
-            entered.push((id.clone(), owner, owner.enter()));
+            entered.push((id.clone(), owner.enter()));
         });
     }
 
@@ -144,25 +144,16 @@ where
         }
         let _ = ENTERED.try_with(|entered| {
             let mut entered = entered.borrow_mut();
-            let Some(at) = entered.iter().rposition(|(entered_id, _, _)| entered_id == id) else {
+            let Some(at) = entered.iter().rposition(|(entered_id, _)| entered_id == id) else {
                 return;
             };
-            // Spans may exit out of order (an entered span moved, then dropped). The scopes
-            // above this one end first, innermost first, then this one's; those spans are
-            // still entered, so they are entered again, in order. Cutting the stack at this
-            // span instead ended the scopes of spans still entered, and the last scope to
-            // end restored the exited span's own owner.
-            let mut above = Vec::new();
-            while entered.len() > at + 1 {
-                if let Some((above_id, owner, scope)) = entered.pop() {
-                    drop(scope);
-                    above.push((above_id, owner));
-                }
-            }
-            entered.pop();
-            for (above_id, owner) in above.into_iter().rev() {
-                entered.push((above_id, owner, owner.enter()));
-            }
+            // Spans may exit out of order (an entered span moved, then dropped). Only this
+            // span's scope ends, out of order too: it ends once the scopes entered after it
+            // do (see `OwnerScope`), so the spans still entered, and any scope the program
+            // entered inside them, keep their owners. Ending the spans' scopes above it and
+            // entering them again put their owners on top of the program's own scope.
+            let (_, scope) = entered.remove(at);
+            drop(scope);
         });
     }
 }

@@ -188,6 +188,30 @@ fn spans_exited_out_of_order_keep_the_entered_ones_owner_and_end_in_root() {
     assert_eq!(after, Owner::root(), "{}", after.name());
 }
 
+/// An owner entered in code inside a span stays current when a span outside it exits out of
+/// order, until its scope ends; then the still-entered span's owner is current again. The
+/// layer ended and entered again the scopes of the spans inside the exited one, so the inner
+/// span's owner went on top of the code's scope: the 377 bytes allocated in that scope were
+/// charged to the inner span's owner and none to the scope's.
+#[test]
+fn a_scope_entered_inside_spans_stays_current_when_an_outer_span_exits_first() {
+    let (in_scope, after_scope, after) = with_owner_layer(|| {
+        let outer = tracing::info_span!("outer", owner = "tl_mix_outer").entered();
+        let inner = tracing::info_span!("inner", owner = "tl_mix_inner").entered();
+        let (code, inner_owner) = (Owner::named("tl_mix_code"), Owner::named("tl_mix_inner"));
+        let scope = code.enter();
+        drop(outer);
+        let in_scope = (charged_to(code, 377), charged_to(inner_owner, 377));
+        drop(scope);
+        let after_scope = (charged_to(code, 255), charged_to(inner_owner, 255));
+        drop(inner);
+        (in_scope, after_scope, Owner::current())
+    });
+    assert_eq!(in_scope, (377, 0), "(code, inner span) while the code's scope is open");
+    assert_eq!(after_scope, (0, 255), "(code, inner span) once it ended");
+    assert_eq!(after, Owner::root(), "{}", after.name());
+}
+
 /// A span without an owner, of another subscriber, exiting with the same id as an entered
 /// owner span of this one (ids are per subscriber) leaves that owner span entered.
 #[test]
