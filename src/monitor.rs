@@ -81,7 +81,8 @@ impl PressureMonitorBuilder {
         self
     }
 
-    /// How often to check (default 1 s, at least 10 ms).
+    /// How often to check (default 1 s, at least 10 ms). One too long to add to an `Instant`
+    /// (`Duration::MAX`) checks once, at start.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
@@ -375,10 +376,17 @@ fn run(shared: &Shared, interval: Duration) {
             }
         }
         let mut stop = shared.stop.lock();
-        let deadline = Instant::now() + interval;
+        // An interval past what `Instant` can hold (`Duration::MAX`) waits for the stop: the
+        // addition overflowed and panicked.
+        let deadline = Instant::now().checked_add(interval);
         while !*stop {
-            if shared.wake.wait_until(&mut stop, deadline).timed_out() {
-                break;
+            match deadline {
+                Some(deadline) => {
+                    if shared.wake.wait_until(&mut stop, deadline).timed_out() {
+                        break;
+                    }
+                }
+                None => shared.wake.wait(&mut stop),
             }
         }
         if *stop {

@@ -368,6 +368,32 @@ fn dropping_a_monitor_in_a_forked_child_returns() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
 }
 
+/// The longest interval the builder takes (`Duration::MAX`) waits until the monitor is
+/// dropped. The deadline after the first check overflowed `Instant` and the thread panicked
+/// (in a program built with `panic = "abort"`, the process ended).
+fn the_longest_interval_waits_instead_of_panicking() {
+    let dir = base("longest-interval");
+    let panics = Arc::new(AtomicUsize::new(0));
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new({
+        let panics = panics.clone();
+        move |_| {
+            panics.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let m = PressureMonitor::builder()
+        .directory(&dir)
+        .interval(Duration::MAX)
+        .report(ReportOptions::default().budget_bytes(1 << 62).process_tree(false))
+        .start()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(m);
+    std::panic::set_hook(default_hook);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(panics.load(Ordering::SeqCst), 0, "the monitor thread panicked");
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -377,5 +403,6 @@ fn main() {
     dumps_survive_old_files_odd_directories_and_long_owner_names();
     a_panicking_callback_does_not_stop_the_monitor();
     dropping_a_monitor_in_a_forked_child_returns();
-    println!("monitor: 8 passed, 0 failed");
+    the_longest_interval_waits_instead_of_panicking();
+    println!("monitor: 9 passed, 0 failed");
 }
