@@ -605,7 +605,12 @@ fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessIn
     let (used, used_source) = if source.starts_with("cgroup") {
         match cgroup_usage {
             Some((usage, file)) => (Some(usage), file),
-            None => (process.and_then(|p| p.tree_rss_bytes).or(rss), "process tree RSS".to_owned()),
+            // The process tree's RSS when it was read, else the process's own: named as
+            // what it is (the fallback was called "process tree RSS" too).
+            None => match process.and_then(|p| p.tree_rss_bytes) {
+                Some(tree) => (Some(tree), "process tree RSS".to_owned()),
+                None => (rss, "process RSS".to_owned()),
+            },
         }
     } else if source == "MemTotal" {
         let used = limits
@@ -1046,6 +1051,43 @@ mod tests {
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(5 << 20), "5.0 MiB");
         assert_eq!(size(3 << 30), "3.0 GiB");
+    }
+
+    /// Under a cgroup limit whose usage file could not be read, pressure is compared with the
+    /// process tree's RSS, or, when the tree was not read either, with the process's own RSS,
+    /// and the source says which: the fallback was called "process tree RSS" as well.
+    #[test]
+    fn a_cgroup_limit_without_usage_names_the_rss_it_falls_back_to() {
+        let limits = Limits {
+            cgroup: None,
+            rlimit_as_bytes: None,
+            rlimit_data_bytes: None,
+            mem_total_bytes: None,
+            mem_available_bytes: None,
+            budget_bytes: None,
+            effective_bytes: Some(1000),
+            effective_source: Some("cgroup v2 memory.max (/sys/fs/cgroup/a/memory.max)".into()),
+        };
+        let mut process = ProcessInfo {
+            rss_bytes: Some(900),
+            rss_peak_bytes: None,
+            virtual_bytes: None,
+            threads: None,
+            tree_rss_bytes: None,
+            descendants: 0,
+            largest_children: Vec::new(),
+        };
+        let options = ReportOptions::default();
+        let own = pressure(&options, &limits, Some(&process));
+        assert_eq!((own.used_bytes, own.used_source.as_deref()), (Some(900), Some("process RSS")));
+        assert_eq!(own.level, PressureLevel::High);
+        process.tree_rss_bytes = Some(960);
+        let tree = pressure(&options, &limits, Some(&process));
+        assert_eq!(
+            (tree.used_bytes, tree.used_source.as_deref()),
+            (Some(960), Some("process tree RSS"))
+        );
+        assert_eq!(tree.level, PressureLevel::Critical);
     }
 
     /// `runtime.features` can only name the features `FEATURES` lists: it must list every one
