@@ -9,8 +9,8 @@
 //!    phase 1's figures as the ones taken at the moment of pressure;
 //!
 //! then the program's callbacks run and a `tracing` event is emitted (feature `tracing`).
-//! Dumps per session are capped (default 3) and spaced by a cooldown (default 30 s); a dump's
-//! slot is reserved before anything is written, so concurrent triggers cannot exceed the cap,
+//! Dumps per session are capped (default 3) and spaced by a cooldown (default 30 s), which a
+//! rise from `high` to `critical` does not wait for; a dump's slot is reserved before anything is written, so concurrent triggers cannot exceed the cap,
 //! and a failed write still uses its slot.
 
 use crate::bundle::CaptureOptions;
@@ -94,7 +94,8 @@ impl PressureMonitorBuilder {
         self
     }
 
-    /// The least time between two dumps (default 30 s).
+    /// The least time between two dumps (default 30 s), except that a rise from `high` to
+    /// `critical` is dumped at once.
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = cooldown;
         self
@@ -232,6 +233,8 @@ impl PressureMonitorBuilder {
 struct Session {
     dumps: u32,
     last_dump: Option<Duration>,
+    /// The level of the last dump: a higher one does not wait for the cooldown.
+    last_level: Option<PressureLevel>,
     sequence: u32,
 }
 
@@ -279,7 +282,8 @@ pub enum DumpOutcome {
     Written {
         /// The dump file.
         path: PathBuf,
-        /// The dump's number in this session (1-based).
+        /// The dump's number since the monitor started (1-based; it goes on counting across
+        /// [`PressureMonitor::reset_session`], so file names never repeat).
         number: u32,
         /// Whether phase 2 (the full report) replaced the file.
         complete: bool,
@@ -290,14 +294,15 @@ pub enum DumpOutcome {
     },
     /// The slot was used but phase 1 could not be written.
     Failed {
-        /// The dump's number in this session.
+        /// The dump's number since the monitor started, as in `Written`.
         number: u32,
         /// Why.
         error: String,
     },
     /// No dump: the session's cap is reached.
     CapReached,
-    /// No dump: the last one was less than the cooldown ago.
+    /// No dump: the last one, at the same level or a higher one, was less than the cooldown
+    /// ago.
     CoolingDown,
 }
 
@@ -334,6 +339,7 @@ impl PressureMonitor {
         let mut session = self.shared.session.lock();
         session.dumps = 0;
         session.last_dump = None;
+        session.last_level = None;
     }
 
     /// The directory dumps go to.
@@ -407,7 +413,13 @@ fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
             return Some(DumpOutcome::CapReached);
         }
         let now = (shared.clock)();
-        if session.last_dump.is_some_and(|last| now.saturating_sub(last) < shared.cooldown) {
+        // The cooldown spaces dumps of one level. A rise from `high` to `critical` is dumped at
+        // once: it is the moment before the limit, which a dump taken at `high` seconds
+        // earlier does not show (and `bundle_on_critical`'s bundle was skipped for it).
+        let escalated = session.last_level.is_some_and(|last| level > last);
+        if !escalated
+            && session.last_dump.is_some_and(|last| now.saturating_sub(last) < shared.cooldown)
+        {
             return Some(DumpOutcome::CoolingDown);
         }
         session.dumps += 1;
@@ -419,6 +431,7 @@ fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
             session.dumps += 1;
         }
         session.last_dump = Some(now);
+        session.last_level = Some(level);
         session.sequence += 1;
         (session.sequence, with_bundle)
     };

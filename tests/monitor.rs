@@ -70,11 +70,15 @@ fn two_phase_dumps_cap_and_cooldown() {
         .any(|s| s.as_str().unwrap().contains("monitor_big_owner")));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
+    // Within the cooldown: `high` again waits, a rise to `critical` does not (it waited too,
+    // and the dump of the moment before the limit was lost), and `critical` again waits.
     clock.store(10, Ordering::SeqCst);
-    assert_eq!(m.check_used(10 * GIB), Some(DumpOutcome::CoolingDown));
-    clock.store(31, Ordering::SeqCst);
+    assert_eq!(m.check_used(9 * GIB), Some(DumpOutcome::CoolingDown));
     assert!(matches!(m.check_used(10 * GIB), Some(DumpOutcome::Written { number: 2, .. })));
-    clock.store(62, Ordering::SeqCst);
+    clock.store(20, Ordering::SeqCst);
+    assert_eq!(m.check_used(10 * GIB), Some(DumpOutcome::CoolingDown));
+    assert_eq!(m.check_used(9 * GIB), Some(DumpOutcome::CoolingDown));
+    clock.store(41, Ordering::SeqCst);
     assert!(matches!(m.check_used(10 * GIB), Some(DumpOutcome::Written { number: 3, .. })));
     clock.store(1000, Ordering::SeqCst);
     assert_eq!(m.check_used(10 * GIB), Some(DumpOutcome::CapReached));
@@ -188,8 +192,9 @@ fn a_bundle_on_critical_shares_the_cap() {
     // High (90%): a dump, no bundle.
     let high = m.check_used(9 * GIB).unwrap();
     assert!(matches!(high, DumpOutcome::Written { number: 1, bundle: None, .. }), "{high:?}");
-    clock.store(31, Ordering::SeqCst);
-    // Critical (96%): dump 2 and a bundle, which takes slot 3.
+    clock.store(5, Ordering::SeqCst);
+    // Critical (96%), within the cooldown, which a rise to critical does not wait for: dump 2
+    // and a bundle, which takes slot 3.
     let critical = m.check_used(96 * GIB / 10).unwrap();
     let DumpOutcome::Written { number: 2, bundle: Some(Ok(bundle)), .. } = &critical else {
         panic!("{critical:?}")
