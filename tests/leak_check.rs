@@ -201,3 +201,27 @@ fn an_item_moved_during_the_check_is_one_flat_owner() {
     tools.retire().unwrap();
     history.retire().unwrap();
 }
+
+/// "Grows in every third of the run": over 8 measured iterations the last third is iterations
+/// 6 to 8. A cache that fills by 100 bytes in each of the first 5 iterations and then holds
+/// still for the last 3 did not grow in it, yet was judged leaking: the thirds were cut at
+/// samples 2 and 4 (`8 / 3` rounded down), so the last "third" (samples 4 to 8) was half the
+/// run and took in the fifth fill.
+#[test]
+fn a_cache_that_fills_in_the_first_five_of_eight_iterations_is_not_leaking() {
+    let _g = serial();
+    let cache = Owner::named("lc_fills_five_of_eight");
+    let mut kept: Vec<Vec<u8>> = cache.in_scope(|| Vec::with_capacity(8));
+    let report = leak_check(0, 8, |i| {
+        if i < 5 {
+            cache.in_scope(|| kept.push(black_box(vec![0u8; 100])));
+        }
+    });
+    let c = report.owner("lc_fills_five_of_eight").expect("cache owner observed");
+    // The outer Vec (8 slots of 24 bytes), then 100 bytes per fill, 5 fills.
+    assert_eq!((c.start_live_bytes, c.end_live_bytes, c.peak_bytes), (192, 692, 692), "{c:?}");
+    assert_eq!(c.trend, Trend::Flat, "{c:?}");
+    assert!(report.leaking().is_empty(), "{report}");
+    drop(kept);
+    cache.retire().unwrap();
+}
