@@ -1161,8 +1161,12 @@ struct OpenWindow {
     /// Every id's window peak over the interval that ended when this window opened: since the
     /// opening of the window before it in the list (see [`OpenWindows`]).
     before: Vec<SavedWindow>,
-    /// Owners present at the opening whose ids were freed since.
+    /// Owners present at the opening, or followed since ([`OpenWindows::follow`]), whose ids
+    /// were freed since.
     departed: Vec<Departed>,
+    /// Owners (id, registry generation) that the window's holder follows, registered after
+    /// the opening or not: a leak check's sampled owners.
+    followed: std::collections::HashSet<(u16, u32)>,
 }
 
 /// The peak windows open (phases, leak checks), in the order they opened: kept by the
@@ -1195,8 +1199,19 @@ impl OpenWindows {
     pub(crate) fn open(&mut self) -> WindowKey {
         let key = WindowKey(self.next_key);
         self.next_key = self.next_key.wrapping_add(1);
-        self.open.push(OpenWindow { key, before: open_window(), departed: Vec::new() });
+        let (before, followed) = (open_window(), std::collections::HashSet::new());
+        self.open.push(OpenWindow { key, before, departed: Vec::new(), followed });
         key
+    }
+
+    /// Window `key` keeps the departure of these owners (id, registry generation) too,
+    /// although registered after its opening: a leak check follows the owners it sampled, so
+    /// that one freed before the check ends keeps its peak. Only those: departures of every
+    /// owner registered meanwhile (per-request owners) would grow without bound.
+    pub(crate) fn follow(&mut self, key: WindowKey, owners: impl IntoIterator<Item = (u16, u32)>) {
+        if let Some(window) = self.open.iter_mut().find(|w| w.key == key) {
+            window.followed.extend(owners);
+        }
     }
 
     fn position(&self, key: WindowKey) -> Option<usize> {
@@ -1249,15 +1264,18 @@ impl OpenWindows {
 
     /// Owner `id` (its holder of registry generation `generation`, now at `path`, with
     /// `total_bytes` allocated by its subtree) is being freed: every open window that it was
-    /// present at the opening of keeps what it did there, since its id may be reused before
-    /// the window closes. At most once per id per window.
+    /// present at the opening of, or that follows it, keeps what it did there, since its id
+    /// may be reused before the window closes (the peak of one registered after the opening
+    /// counts from its registration, which reset the id's window peak). At most once per
+    /// holder of an id per window.
     pub(crate) fn depart(&mut self, id: u16, generation: u32, path: &str, total_bytes: u64) {
         let reuses = masked!(OWNERS, id as usize).reuses.load(Relaxed);
         for position in 0..self.open.len() {
-            let present_at_opening = self.open.get(position).is_some_and(|window| {
+            let kept = self.open.get(position).is_some_and(|window| {
                 window.before.get(id as usize).is_some_and(|saved| saved.reuses == reuses)
+                    || window.followed.contains(&(id, generation))
             });
-            if !present_at_opening {
+            if !kept {
                 continue;
             }
             let peak_bytes = self.peak_since(position, id);

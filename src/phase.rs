@@ -92,9 +92,9 @@ pub(crate) struct WindowPeaks {
     pub(crate) owners: HashMap<OwnerKey, u64>,
     /// The whole process's peak.
     pub(crate) process: u64,
-    /// Owners registered when the window opened whose ids were freed (retired, holding
-    /// nothing) before it closed. Their ids may hold other owners by then, even under the
-    /// same name.
+    /// Owners registered when the window opened, or followed ([`PeakWindow::follow`]), whose
+    /// ids were freed (retired, holding nothing) before it closed. Their ids may hold other
+    /// owners by then, even under the same name.
     pub(crate) departed: HashMap<OwnerKey, DepartedOwner>,
 }
 
@@ -115,6 +115,18 @@ impl PeakWindow {
             // Under the registry's lock, so that no id is reused while its window is replaced.
             #[cfg(feature = "enabled")]
             key: Some(crate::registry::with(|r| r.windows.open())),
+        }
+    }
+
+    /// Keeps the peaks of these owners, should they be freed before the window closes, also
+    /// if they were registered after it opened (see [`WindowPeaks::departed`]).
+    #[cfg_attr(not(feature = "enabled"), allow(unused_variables))]
+    pub(crate) fn follow(&self, owners: &[OwnerKey]) {
+        #[cfg(feature = "enabled")]
+        if let Some(key) = self.key {
+            crate::registry::with(|r| {
+                r.windows.follow(key, owners.iter().map(|o| (o.id, o.generation)));
+            });
         }
     }
 

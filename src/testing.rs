@@ -328,14 +328,21 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     // Peaks from here on only: one reached in warm-up (a cache filling, a table growing by
     // reallocation) once made a cache that stays "transient".
     let mut window = crate::phase::PeakWindow::open();
-    record(&Snapshot::capture_keyed(), 0);
+    // Every owner sampled is followed by the window, so that one registered during the check
+    // and freed before its end keeps its peak (it once had a peak of 0, below its samples).
+    let mut sample = |i: usize| {
+        let keyed = Snapshot::capture_keyed();
+        window.follow(&keyed.1);
+        record(&keyed, i);
+    };
+    sample(0);
     for i in 0..iterations {
         run_owner.in_scope(|| body(warmup + i));
-        record(&Snapshot::capture_keyed(), i + 1);
+        sample(i + 1);
     }
     let window = window.close();
-    // Owners retired and freed during the check keep the peaks they reached before, and are
-    // named as they were then.
+    // Owners retired and freed during the check (present at its start or sampled since) keep
+    // the peaks they reached before, and are named as they were then.
     let mut peaks = window.owners;
     for (key, gone) in window.departed {
         peaks.entry(key).or_insert(gone.peak_bytes);

@@ -225,3 +225,31 @@ fn a_cache_that_fills_in_the_first_five_of_eight_iterations_is_not_leaking() {
     drop(kept);
     cache.retire().unwrap();
 }
+
+/// An owner registered during the check (iteration 3), which held 1 MiB for a moment and 100
+/// bytes across three iteration boundaries, and was retired holding nothing before the end
+/// (iteration 6). Its highest live bytes were 1 MiB: a transient peak. Its id being freed,
+/// the window kept the peaks only of owners present at its opening, so the report said
+/// `peak_bytes: 0` (below the 100 bytes it sampled) and `Flat`.
+#[test]
+fn an_owner_registered_and_freed_during_the_check_keeps_its_peak() {
+    let _g = serial();
+    let mut held: Option<Vec<u8>> = None;
+    let report = leak_check(0, 12, |i| {
+        if i == 3 {
+            let request = Owner::named("lc_mid_run_request");
+            held = Some(request.in_scope(|| {
+                drop(black_box(vec![0u8; 1 << 20]));
+                black_box(vec![0u8; 100])
+            }));
+        }
+        if i == 6 {
+            held = None;
+            Owner::named("lc_mid_run_request").retire().unwrap();
+        }
+    });
+    let o = report.owner("lc_mid_run_request").expect("request owner observed");
+    assert_eq!((o.start_live_bytes, o.end_live_bytes), (0, 0), "{o:?}");
+    assert_eq!(o.peak_bytes, 1 << 20, "{o:?}");
+    assert_eq!(o.trend, Trend::TransientPeak, "{o:?}");
+}
