@@ -367,11 +367,18 @@ impl Registry {
         }
         self.free.push(id);
         // A retired parent may hold nothing any more now that this child is gone.
-        if let Some(parent) = self.entry(entry.parent) {
-            if parent.retired && entry.parent >= FIRST_USER_ID && self.holds_nothing(entry.parent) {
-                self.retired.retain(|&r| r != entry.parent);
-                self.free_id(entry.parent);
-            }
+        self.free_if_emptied(entry.parent);
+    }
+
+    /// Frees `id` if it is a retired user owner that holds nothing any more: its last child
+    /// was freed or moved away.
+    fn free_if_emptied(&mut self, id: u16) {
+        if id >= FIRST_USER_ID
+            && self.entry(id).is_some_and(|e| e.retired)
+            && self.holds_nothing(id)
+        {
+            self.retired.retain(|&r| r != id);
+            self.free_id(id);
         }
     }
 
@@ -412,6 +419,10 @@ impl Registry {
                 ancestor = self.entry(ancestor).map_or(NO_PARENT, |e| e.parent);
             }
         }
+        // A retired old parent whose last child this was holds nothing any more, as when
+        // that child is freed: it once stayed registered, listed with 0 bytes, and became a
+        // "(retired #N)" twin when its name was registered again.
+        self.free_if_emptied(entry.parent);
         Ok(entry.parent)
     }
 

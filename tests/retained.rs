@@ -293,3 +293,31 @@ fn an_items_label_is_not_charged_to_the_caller() {
     caller.retire().unwrap();
     parent.retire().unwrap();
 }
+
+/// A parent retired while it held an item, whose item then moves away, holds nothing more
+/// (no bytes, no children, no scope open): like a retired parent whose last item is dropped,
+/// its id is freed at once, and it no longer shows in snapshots. It stayed registered: a
+/// snapshot still listed it (retired, 0 bytes), and once its name was registered again, as
+/// a second owner `ret_from_retired (retired #N)`.
+#[test]
+fn moving_the_last_item_away_from_a_retired_parent_frees_the_parent() {
+    let _g = serial();
+    let from = Owner::named("ret_from_retired");
+    let to = Owner::named("ret_to_live");
+    let item = Retained::build(from, "kept", || black_box(vec![0u8; 100]));
+    from.retire().unwrap();
+    assert_eq!(live(from), 100);
+    item.transfer_to(to).unwrap();
+    assert_eq!(live(to), 100);
+    let again = Owner::named("ret_from_retired");
+    let listed: Vec<(String, bool, u64)> = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("ret_from_retired"))
+        .map(|o| (o.name, o.retired, o.stats.live_bytes))
+        .collect();
+    assert_eq!(listed, [("ret_from_retired".to_owned(), false, 0)]);
+    drop(item);
+    again.retire().unwrap();
+    to.retire().unwrap();
+}
