@@ -122,15 +122,7 @@ impl<T> Retained<T> {
         // Retires the item's owner if `make` panics: no `Retained` will, and each such panic
         // once kept an id registered for good (an agent whose tool calls panic would fill
         // the registry).
-        struct RetireOnUnwind(Option<Owner>);
-        impl Drop for RetireOnUnwind {
-            fn drop(&mut self) {
-                if let Some(owner) = self.0.take() {
-                    let _ = owner.retire();
-                }
-            }
-        }
-        let mut guard = RetireOnUnwind(Some(owner).filter(|o| *o != Owner::overflow()));
+        let mut guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
         let value = owner.in_scope(make);
         guard.0 = None;
         Retained { value: ManuallyDrop::new(value), owner }
@@ -253,9 +245,22 @@ impl<T> Deref for Retained<T> {
 
 impl<T> Drop for Retained<T> {
     fn drop(&mut self) {
+        // Retires the owner once the value is dropped, also if the value's drop panics: it
+        // once stayed live for good then, listed by `top`, its id never reused.
+        let _retire = RetireOnDrop(Some(self.owner));
         // SAFETY: the value is dropped exactly once, here; `into_inner` skips this Drop.
         unsafe { ManuallyDrop::drop(&mut self.value) };
-        let _ = self.owner.retire();
+    }
+}
+
+/// Retires its owner (if any) when dropped, also while unwinding.
+struct RetireOnDrop(Option<Owner>);
+
+impl Drop for RetireOnDrop {
+    fn drop(&mut self) {
+        if let Some(owner) = self.0.take() {
+            let _ = owner.retire();
+        }
     }
 }
 

@@ -321,3 +321,34 @@ fn moving_the_last_item_away_from_a_retired_parent_frees_the_parent() {
     again.retire().unwrap();
     to.retire().unwrap();
 }
+
+/// A value whose `Drop` panics (a drop bomb, a runtime dropped where it may not block): the
+/// item is dropped all the same, so its owner must be retired, as when the build panics. The
+/// owner was retired only after the value's drop returned, so it stayed live for good: still
+/// listed by `retained::top`, its id never reused.
+#[test]
+fn an_item_whose_value_panics_on_drop_is_retired() {
+    struct PanicsOnDrop(Vec<u8>);
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("the value's drop failed, {} bytes held", self.0.len());
+        }
+    }
+    let _g = serial();
+    let parent = Owner::named("ret_drop_panics");
+    let item = Retained::build(parent, "drop bomb", || PanicsOnDrop(black_box(vec![0u8; 100])));
+    assert_eq!(item.live_bytes(), 100);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(item)));
+    assert!(dropped.is_err());
+    // The value's fields were still dropped while unwinding: the item holds nothing.
+    assert_eq!(live(parent), 0);
+    assert!(retained::top(usize::MAX).iter().all(|i| i.label != "drop bomb"));
+    let live_items: Vec<String> = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("ret_drop_panics/") && !o.retired)
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(live_items, Vec::<String>::new());
+    parent.retire().unwrap();
+}
