@@ -230,9 +230,21 @@ impl Registry {
         meta: ItemMeta,
     ) -> Result<(u16, u32)> {
         self.check_live(parent, generation)?;
-        self.next_item += 1;
-        let path = self.child_path(parent, &format!("item#{}", self.next_item));
+        let path = self.fresh_item_path(parent);
         self.register(parent, path, Some(meta))
+    }
+
+    /// `parent/item#N` for the next `N` whose name no live owner has: a child the caller
+    /// named `item#N` keeps its name (the item once took it, and `child("item#N")` found the
+    /// item).
+    fn fresh_item_path(&mut self, parent: u16) -> String {
+        loop {
+            self.next_item += 1;
+            let path = self.child_path(parent, &format!("item#{}", self.next_item));
+            if !self.by_path.contains_key(&path) {
+                return path;
+            }
+        }
     }
 
     fn register(
@@ -398,7 +410,13 @@ impl Registry {
             return Err(Error::TooDeep { parent, max_depth: MAX_DEPTH - 1 });
         }
         let leaf = entry.path.rsplit('/').next().unwrap_or(&entry.path).to_owned();
-        let new_path = self.child_path(new_parent, &leaf);
+        let mut new_path = self.child_path(new_parent, &leaf);
+        // Another live owner of that name (a child the caller named `item#N`) keeps it: the
+        // item takes a fresh number. A retired one is renamed, as by a registration.
+        if self.by_path.get(&new_path).is_some_and(|&other| other != id) {
+            new_path = self.fresh_item_path(new_parent);
+        }
+        self.rename_retired_holder_of(&new_path);
         self.rename_subtree(id, &entry.path, &new_path);
         if let Some(e) = self.entries[id as usize].as_mut() {
             e.parent = new_parent;

@@ -352,3 +352,51 @@ fn an_item_whose_value_panics_on_drop_is_retired() {
     assert_eq!(live_items, Vec::<String>::new());
     parent.retire().unwrap();
 }
+
+/// The number after an item's `item#`.
+fn item_number<T>(item: &Retained<T>) -> u64 {
+    let name = item.owner().name();
+    name.rsplit('#').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+}
+
+/// An item's name must not take the name of an owner the caller made (`child("item#7")`),
+/// built or moved there: no two owners share a name in a snapshot, and `child` finds the
+/// caller's owner. The next item under `ret_names` took the manual child's name: the
+/// snapshot listed `ret_names/item#N` twice (50 and 70 bytes), and `child("item#N")` then
+/// returned the item's owner, so what the caller charged there went to the item.
+#[test]
+fn items_never_take_the_name_of_an_owner_the_caller_made() {
+    let _g = serial();
+    let parent = Owner::named("ret_names");
+    let to = Owner::named("ret_names_to");
+    let first = Retained::build(parent, "first", || 1u8);
+    let n = item_number(&first);
+    let manual = parent.child(format!("item#{}", n + 1));
+    let manual_bytes = manual.in_scope(|| black_box(vec![0u8; 50]));
+    let built = Retained::build(parent, "built", || black_box(vec![0u8; 70]));
+    assert_ne!(built.owner().name(), manual.name());
+    assert_eq!(parent.child(format!("item#{}", n + 1)), manual);
+    // Moved under a parent with a child of the item's own name.
+    let manual_to = to.child(format!("item#{}", item_number(&built)));
+    built.transfer_to(to).unwrap();
+    assert_ne!(built.owner().name(), manual_to.name());
+    assert_eq!(to.child(format!("item#{}", item_number(&built))), built.owner());
+    assert_eq!(to.child(manual_to.name().rsplit('/').next().unwrap()), manual_to);
+
+    let names: Vec<String> = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .map(|o| o.name)
+        .filter(|n| n.starts_with("ret_names"))
+        .collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names, unique, "two owners share a name");
+    assert_eq!(live(manual), 50);
+    assert_eq!(live(manual_to), 0);
+    assert_eq!(built.live_bytes(), 70);
+    drop((first, built, manual_bytes));
+    for o in [manual, manual_to, parent, to] {
+        o.retire().unwrap();
+    }
+}
