@@ -253,3 +253,21 @@ fn an_owner_registered_and_freed_during_the_check_keeps_its_peak() {
     assert_eq!(o.peak_bytes, 1 << 20, "{o:?}");
     assert_eq!(o.trend, Trend::TransientPeak, "{o:?}");
 }
+
+/// A leak check run while a probe is entered (as in the README's "In tests", where the probe
+/// is still alive at the check), of a body that allocates nothing: nothing leaks, and the
+/// probe holds nothing. The check's own bookkeeping (a growing series of samples per owner)
+/// was charged to the owner current on the calling thread, the probe's, which then grew in
+/// every third of 24 iterations and was reported leaking.
+#[test]
+fn a_check_run_inside_a_probe_does_not_charge_its_bookkeeping_to_it() {
+    let _g = serial();
+    let probe = Probe::start("around_leak_check");
+    let report = leak_check(5, 24, |i| {
+        black_box(i);
+    });
+    assert!(report.leaking().is_empty(), "{report}");
+    let p = report.owner(&probe.owner().name()).expect("probe owner observed");
+    assert_eq!((p.start_live_bytes, p.end_live_bytes, p.peak_bytes), (0, 0, 0), "{p:?}");
+    assert_eq!(p.trend, Trend::Flat, "{p:?}");
+}
