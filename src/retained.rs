@@ -201,7 +201,9 @@ impl<T> Retained<T> {
     /// # Errors
     /// [`Error::Stale`](crate::Error::Stale) for a retired `new_parent`,
     /// [`Error::WouldCycle`](crate::Error::WouldCycle) for a parent inside the item itself,
-    /// [`Error::TooDeep`](crate::Error::TooDeep).
+    /// [`Error::TooDeep`](crate::Error::TooDeep), [`Error::Reserved`](crate::Error::Reserved)
+    /// for an item that has no owner of its own (built when the registry was full, under
+    /// `heapscope.overflow`).
     ///
     /// ```
     /// use heapscope::{Owner, Retained};

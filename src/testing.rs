@@ -45,6 +45,9 @@ fn warn_inactive() -> bool {
 
 /// A fresh owner entered on this thread until the probe is dropped.
 ///
+/// The owner is top-level (`probe:<name>#n`), not a child of the owner current at `start`:
+/// an outer probe does not count what is allocated while an inner one is entered.
+///
 /// ```
 /// use heapscope::testing::Probe;
 ///
@@ -283,8 +286,8 @@ impl fmt::Display for LeakReport {
 /// owner, and an owner retired whose name is registered again is two, which may then share a
 /// name (ordered by their figures; [`LeakReport::owner`] finds the first).
 ///
-/// Each iteration runs under a fresh `leak_check:#n` owner, so growth the body does not
-/// attribute anywhere still shows. Other threads' owners are observed too: run leak checks in
+/// Every iteration runs under the check's own owner, `leak_check:#n` (one fresh owner per
+/// check), so growth the body does not attribute anywhere still shows. Other threads' owners are observed too: run leak checks in
 /// a test process of their own, or give every test unique owner names. Use at least 6
 /// iterations (each third needs two samples) and a warm-up that fills caches.
 ///
