@@ -75,9 +75,11 @@ enum Command {
     },
 }
 
+/// `owner=size`, split at the last `=`: an owner's name may hold one (only `/` and control
+/// characters are refused), a size never does.
 fn parse_budget(text: &str) -> Result<(String, u64), String> {
     let (owner, size) =
-        text.split_once('=').ok_or_else(|| format!("expected owner=size, got {text:?}"))?;
+        text.rsplit_once('=').ok_or_else(|| format!("expected owner=size, got {text:?}"))?;
     Ok((owner.to_owned(), heapscope::parse_bytes(size)?))
 }
 
@@ -409,8 +411,17 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_a_bundle;
+    use super::{looks_like_a_bundle, parse_budget};
     use std::path::Path;
+
+    /// An owner may be named `cache=l2` (names refuse only `/` and control characters); split
+    /// at the first `=`, its budget read "l2=1KiB" as the size and was refused.
+    #[test]
+    fn a_budget_splits_at_the_last_equals_sign() {
+        assert_eq!(parse_budget("cache=l2=1KiB"), Ok(("cache=l2".to_owned(), 1024)));
+        assert_eq!(parse_budget("history=512MiB"), Ok(("history".to_owned(), 512 << 20)));
+        assert!(parse_budget("history").is_err());
+    }
 
     #[test]
     fn a_bundle_is_a_directory_under_diagnostics_memory() {
