@@ -310,6 +310,29 @@ fn labels_are_escaped_in_text_output() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// README: `heapscope`'s output prints free text with control characters escaped. `show` and
+/// `diff` did, while `check` printed an owner's name (from a file, which may hold anything)
+/// as it was: an escape sequence reached the terminal and a newline started a line of its own.
+#[test]
+fn check_escapes_owner_names() {
+    let d = dir("check-escape");
+    let mut v = report_with_history();
+    let hostile = "cli_range_history\u{1b}[2J\nOVER x";
+    let tree = v["owners"]["tree"].as_array_mut().unwrap();
+    let row = tree.iter_mut().find(|o| o["name"] == "cli_range_history").unwrap();
+    row["name"] = serde_json::json!(hostile);
+    let path = d.join("report.json");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let budget = format!("{hostile}=1GiB");
+    let out = heapscope(&["check", path.to_str().unwrap(), "--max-owner", &budget]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    assert!(stdout.starts_with(r"ok   cli_range_history\u{1b}[2J\nOVER x: "), "{stdout}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// `check` is a CI gate: a report in which nothing was counted (tracking compiled out)
 /// passed any budget with exit 0.
 #[test]

@@ -366,7 +366,9 @@ fn check(path: &Path, budgets: &[(String, u64)], out: &mut impl Write) -> Outcom
         } else {
             "ok"
         };
-        writeln!(out, "{verdict:<4} {owner}: {} of {}", size(live), size(*budget))?;
+        // Escaped as `show` and `diff` print names: a file may hold any name, and the
+        // argument that matched it is the same text.
+        writeln!(out, "{verdict:<4} {}: {} of {}", printable(owner), size(live), size(*budget))?;
     }
     Ok(if over { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
