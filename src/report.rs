@@ -203,7 +203,9 @@ pub struct ProcessInfo {
 pub struct Limits {
     /// The cgroup's memory files, when there is a memory cgroup.
     pub cgroup: Option<CgroupMemory>,
-    /// `RLIMIT_AS` (address space, compared with virtual size), `None` when unlimited.
+    /// `RLIMIT_AS` (address space), `None` when unlimited. Shown only: it is compared with
+    /// nothing (the process's virtual size is [`ProcessInfo::virtual_bytes`]) and is never the
+    /// effective limit.
     pub rlimit_as_bytes: Option<u64>,
     /// `RLIMIT_DATA`, `None` when unlimited.
     pub rlimit_data_bytes: Option<u64>,
