@@ -163,11 +163,14 @@ pub struct Bundle {
 ///
 /// Directories are created 0700 and files 0600; nothing existing is replaced or followed.
 /// Files that would take the bundle past [`CaptureOptions::max_bytes`] are skipped, and the
-/// manifest lists them, except `report.json`: a bundle that cannot hold its report is refused.
+/// manifest lists them, except `report.json`: a bundle that cannot hold its report and the
+/// room its `README.txt` and `manifest.json` need after it is refused, so that no bundle goes
+/// without the privacy notice.
 ///
 /// # Errors
 /// [`Error::UnsafePath`] for a directory that is a link, not a directory, another user's, or
-/// writable by others; [`Error::BundleCapTooSmall`] when `report.json` alone exceeds the cap;
+/// writable by others; [`Error::BundleCapTooSmall`] when `report.json` and 8 KiB for the
+/// README and manifest exceed the cap;
 /// [`Error::Io`] when `report.json` cannot be written. With either of the last two, the bundle
 /// directory is removed again. Failures after `report.json` are recorded in the manifest
 /// instead.
@@ -221,8 +224,11 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
 
     let report = Report::capture_with(&options.report).to_json();
     // A bundle without its report is no bundle: refuse it (past the cap, or unwritable), and
-    // leave no empty directory.
-    let written = write("report.json", report.as_bytes(), 0, &mut files, &mut skipped);
+    // leave no empty directory. Nor is one without its README (the privacy notice): the report
+    // leaves room for it and the manifest, as a profile does (a cap that held the report alone
+    // once gave a bundle of `report.json` and nothing saying what it contains).
+    let written =
+        write("report.json", report.as_bytes(), DESCRIPTION_ROOM, &mut files, &mut skipped);
     if !matches!(written, Ok(true)) {
         let _ = std::fs::remove_dir(&dir);
         let report_bytes = report.len() as u64;
@@ -246,18 +252,19 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         privacy_notice: PRIVACY_NOTICE.to_owned(),
     };
     // After report.json, failures are recorded rather than returned: the bundle stays useful.
+    // The README first (it carries the privacy notice), then the manifest, which lists it.
+    let readme = readme(&manifest(&files, &skipped));
+    if let Err(e) = write("README.txt", readme.as_bytes(), 0, &mut files, &mut skipped) {
+        skipped.push(Skipped { name: "README.txt".to_owned(), reason: e.to_string() });
+    }
     let on_disk = manifest(&files, &skipped);
-    let readme = readme(&on_disk);
-    let manifest_json = serde_json::to_vec_pretty(&on_disk).map_err(|e| e.to_string());
-    for (name, contents) in
-        [("manifest.json", manifest_json), ("README.txt", Ok(readme.into_bytes()))]
-    {
-        let written = contents.and_then(|contents| {
-            write(name, &contents, 0, &mut files, &mut skipped).map_err(|e| e.to_string())
+    let written =
+        serde_json::to_vec_pretty(&on_disk).map_err(|e| e.to_string()).and_then(|contents| {
+            write("manifest.json", &contents, 0, &mut files, &mut skipped)
+                .map_err(|e| e.to_string())
         });
-        if let Err(reason) = written {
-            skipped.push(Skipped { name: name.to_owned(), reason });
-        }
+    if let Err(reason) = written {
+        skipped.push(Skipped { name: "manifest.json".to_owned(), reason });
     }
     Ok(Bundle {
         directory: artifacts::absolute(&dir),
@@ -268,7 +275,8 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     })
 }
 
-/// Bytes a heap profile leaves free under the cap for `manifest.json` and `README.txt`: each
+/// Bytes the report and a heap profile leave free under the cap for `manifest.json` and
+/// `README.txt`: each
 /// is about 1.5 KiB with the privacy notice, and well under 4 KiB with every note and skipped
 /// file a bundle can have.
 const DESCRIPTION_ROOM: u64 = 8 << 10;

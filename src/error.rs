@@ -93,7 +93,8 @@ pub enum Error {
         message: String,
     },
     /// A diagnostics bundle's cap ([`CaptureOptions::max_bytes`](crate::CaptureOptions::max_bytes))
-    /// is smaller than its report, the one file a bundle cannot do without.
+    /// cannot hold its report, the one file a bundle cannot do without, and 8 KiB after it
+    /// for the README (the privacy notice) and the manifest.
     BundleCapTooSmall {
         /// The cap, in bytes.
         max_bytes: u64,
@@ -156,7 +157,8 @@ impl fmt::Display for Error {
             Error::BundleCapTooSmall { max_bytes, report_bytes } => write!(
                 f,
                 "heapscope: a bundle capped at {max_bytes} bytes cannot hold its report \
-                 ({report_bytes} bytes); raise CaptureOptions::max_bytes"
+                 ({report_bytes} bytes) and 8 KiB for its README and manifest; raise \
+                 CaptureOptions::max_bytes"
             ),
             Error::WouldCycle { owner, new_parent } => write!(
                 f,

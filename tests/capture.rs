@@ -55,11 +55,15 @@ fn a_bundle_is_private_complete_and_self_describing() {
     assert_eq!(mode(&base.join("diagnostics")), 0o700);
 
     let names = without_profile(bundle.manifest.files.iter().map(|f| f.name.as_str()));
-    assert_eq!(names, ["report.json", "manifest.json", "README.txt"]);
+    assert_eq!(names, ["report.json", "README.txt", "manifest.json"]);
     let on_disk_manifest: heapscope::Manifest =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let listed = without_profile(on_disk_manifest.files.iter().map(|f| f.name.as_str()));
-    assert_eq!(listed, ["report.json"], "manifest.json lists what was written before it");
+    assert_eq!(
+        listed,
+        ["report.json", "README.txt"],
+        "manifest.json lists what was written before it"
+    );
     let on_disk = file_names(dir);
     assert_eq!(
         without_profile(on_disk.iter().map(String::as_str)),
@@ -116,23 +120,40 @@ fn the_cap_is_enforced_and_reported() {
     let memory = base.join("diagnostics/memory");
     assert_eq!(std::fs::read_dir(&memory).unwrap().count(), 0, "no empty bundle left behind");
 
-    // A cap that holds the report and not the rest: the report is written, the rest listed as
-    // skipped. The report's size moves a little between captures, hence the few margins; each
-    // is smaller than the manifest and the README (which both carry the privacy notice).
+    // A cap that holds the report but not 8 KiB more for the README (the privacy notice) and
+    // the manifest: refused too. It once gave a bundle of `report.json` alone, with nothing
+    // saying what the file contains. The report's size moves a little between captures,
+    // hence the margins.
     let report_size =
         std::fs::read(capture(&CaptureOptions::new(&base)).unwrap().directory.join("report.json"))
             .unwrap()
             .len() as u64;
+    let bundles_before = std::fs::read_dir(&memory).unwrap().count();
+    for margin in [256, 768, 4 << 10] {
+        let err = capture(&CaptureOptions::new(&base).max_bytes(report_size + margin)).unwrap_err();
+        assert!(matches!(err, heapscope::Error::BundleCapTooSmall { .. }), "{err:?}");
+        assert!(err.to_string().contains("8 KiB for its README and manifest"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(&memory).unwrap().count(), bundles_before);
+
+    // A cap that holds the report and those 8 KiB: the report, the README and the manifest,
+    // which lists the README; a profile (far more than the margin) is listed as skipped.
     let bundle = [256, 512, 768]
         .into_iter()
         .find_map(|margin| {
-            capture(&CaptureOptions::new(&base).max_bytes(report_size + margin)).ok()
+            capture(&CaptureOptions::new(&base).max_bytes(report_size + (8 << 10) + margin)).ok()
         })
-        .expect("a cap a little above the report's size holds it");
+        .expect("a cap a little above the report's size and 8 KiB holds it");
     let written = without_profile(bundle.manifest.files.iter().map(|f| f.name.as_str()));
-    assert_eq!(written, ["report.json"]);
-    let skipped = without_profile(bundle.manifest.skipped.iter().map(|s| s.name.as_str()));
-    assert_eq!(skipped, ["manifest.json", "README.txt"]);
+    assert_eq!(written, ["report.json", "README.txt", "manifest.json"]);
+    assert_eq!(file_names(&bundle.directory), ["README.txt", "manifest.json", "report.json"]);
+    let on_disk: heapscope::Manifest =
+        serde_json::from_slice(&std::fs::read(bundle.directory.join("manifest.json")).unwrap())
+            .unwrap();
+    let listed: Vec<&str> = on_disk.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(listed, ["report.json", "README.txt"], "the manifest lists the README");
+    let readme = std::fs::read_to_string(bundle.directory.join("README.txt")).unwrap();
+    assert!(readme.contains(heapscope::PRIVACY_NOTICE), "{readme}");
     if profiler_compiled_in() {
         // The profile was taken but did not fit: said so, with the fix.
         match &bundle.manifest.heap_profile {
@@ -142,9 +163,8 @@ fn the_cap_is_enforced_and_reported() {
             }
             other => panic!("{other:?}"),
         }
+        assert!(bundle.manifest.skipped[0].reason.contains("would exceed the bundle cap of"));
     }
-    assert!(bundle.manifest.skipped[0].reason.contains("would exceed the bundle cap of"));
-    assert_eq!(file_names(&bundle.directory), ["report.json"]);
     std::fs::remove_dir_all(&base).ok();
 }
 
@@ -219,7 +239,10 @@ fn a_base_that_is_not_utf8_still_gets_a_complete_manifest() {
         serde_json::from_slice(&std::fs::read(bundle.directory.join("manifest.json")).unwrap())
             .unwrap();
     assert!(on_disk.directory.to_str().unwrap().contains("agent-\u{fffd}"), "{on_disk:?}");
-    assert_eq!(without_profile(on_disk.files.iter().map(|f| f.name.as_str())), ["report.json"]);
+    assert_eq!(
+        without_profile(on_disk.files.iter().map(|f| f.name.as_str())),
+        ["report.json", "README.txt"]
+    );
     assert!(bundle.manifest.skipped.is_empty(), "{:?}", bundle.manifest.skipped);
     std::fs::remove_dir_all(&parent).ok();
 }
@@ -236,9 +259,10 @@ fn a_heap_profile_never_takes_the_room_of_the_manifest_and_readme() {
         sizing.manifest.files.iter().find(|f| f.name == name).map(|f| f.bytes).unwrap()
     };
     let (report, heap) = (size("report.json"), size("jemalloc.heap"));
-    // Room for the report and the profile, not for the files describing it: the profile (the
-    // most sensitive file) was once kept, and the manifest and README dropped.
-    let tight = capture(&options.clone().max_bytes(report + heap + 300)).unwrap();
+    // Room for the report, the profile, and 8 KiB less a few bytes for the files describing
+    // them: the profile (the most sensitive file) was once kept, and the manifest and README
+    // dropped. (The report may have grown a little since: it still fits, the profile not.)
+    let tight = capture(&options.clone().max_bytes(report + heap + (8 << 10) - 300)).unwrap();
     assert_eq!(file_names(&tight.directory), ["README.txt", "manifest.json", "report.json"]);
     match &tight.manifest.heap_profile {
         HeapProfile::Unavailable { reason, .. } => {
