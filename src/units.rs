@@ -1,4 +1,4 @@
-//! Byte sizes as people write them: base 1024, labelled KiB, MiB, GiB.
+//! Byte sizes as people write them: base 1024, labelled KiB, MiB, GiB, TiB.
 
 /// `bytes` as `"512 B"`, `"1.5 KiB"`, `"3.0 GiB"` (base 1024, one decimal).
 ///
@@ -21,31 +21,52 @@ pub fn format_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Parses `"4096"`, `"512B"`, `"64KiB"`, `"256MiB"`, `"2GiB"` (whole numbers, base 1024).
+/// Parses `"4096"`, `"512B"`, `"64KiB"`, `"256MiB"`, `"2GiB"`, `"1TiB"` (base 1024), also
+/// with a decimal fraction and a space, as [`format_bytes`] prints them: `"1.5 GiB"` (a
+/// fraction of a byte is dropped).
 ///
 /// # Errors
-/// A message naming the text when it is not a whole number with one of those units, or
-/// overflows.
+/// A message naming the text when it is not a number with one of those units, or overflows.
 ///
 /// ```
 /// assert_eq!(heapscope::parse_bytes("256MiB"), Ok(256 << 20));
+/// assert_eq!(heapscope::parse_bytes("1.5 KiB"), Ok(1536));
 /// assert!(heapscope::parse_bytes("1.5GB").is_err());
 /// ```
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let not_a_size = || format!("not a size: {text:?}");
+    let (whole, fraction) = match number.split_once('.') {
+        Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+        Some(_) => return Err(not_a_size()),
+        None => (number, ""),
+    };
+    // At most 18 decimals, so that 10^decimals fits; digits only on both sides of the point.
+    if whole.is_empty() || fraction.len() > 18 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(not_a_size());
+    }
+    let whole: u64 = whole.parse().map_err(|_| not_a_size())?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
         other => {
-            return Err(format!("unknown unit {other:?} in {text:?} (use B, KiB, MiB or GiB)"))
+            return Err(format!("unknown unit {other:?} in {text:?} (use B, KiB, MiB, GiB or TiB)"))
         }
     };
-    number.checked_mul(factor).ok_or_else(|| format!("too large: {text:?}"))
+    // `fraction` digits over 10^len, times the unit, in integers: exact, then rounded down.
+    let fraction_bytes = if fraction.is_empty() {
+        0
+    } else {
+        let digits: u128 = fraction.parse().map_err(|_| not_a_size())?;
+        digits * u128::from(factor) / 10u128.pow(fraction.len() as u32)
+    };
+    let bytes = u128::from(whole) * u128::from(factor) + fraction_bytes;
+    u64::try_from(bytes).map_err(|_| format!("too large: {text:?}"))
 }
 
 /// `after - before` as a signed change, clamped to `i64`: the numbers may come from files,
@@ -64,6 +85,32 @@ mod tests {
         assert_eq!(super::format_bytes(1_048_524), "1023.9 KiB");
         assert_eq!(super::format_bytes(1023), "1023 B");
         assert_eq!(super::format_bytes(1024), "1.0 KiB");
+    }
+
+    /// What `format_bytes` prints parses back to within its rounding (half a tenth of the
+    /// unit): `TiB` and decimals were refused ("unknown unit", "not a size").
+    #[test]
+    fn printed_sizes_parse_back() {
+        use super::{format_bytes, parse_bytes};
+        assert_eq!(parse_bytes("1.5 KiB"), Ok(1536));
+        assert_eq!(parse_bytes("2TiB"), Ok(2 << 40));
+        assert_eq!(parse_bytes("0.1 KiB"), Ok(102));
+        assert_eq!(parse_bytes("16 EiB").map_err(|e| e.contains("unknown unit")), Err(true));
+        assert_eq!(parse_bytes("16777216 TiB").map_err(|e| e.contains("too large")), Err(true));
+        for bad in ["", ".5 KiB", "1. KiB", "1.2.3 KiB", "1.x KiB", "-1 KiB", "KiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} was accepted");
+        }
+        for bytes in [0, 1023, 1024, 1536, 1_048_575, 5 << 30, 3 << 40, u64::MAX >> 4] {
+            let printed = format_bytes(bytes);
+            let parsed = parse_bytes(&printed).unwrap();
+            let unit = 1u64
+                << (10
+                    * ["B", "KiB", "MiB", "GiB", "TiB"]
+                        .iter()
+                        .position(|u| printed.ends_with(&format!(" {u}")))
+                        .unwrap());
+            assert!(parsed.abs_diff(bytes) <= unit / 20, "{bytes} -> {printed} -> {parsed}");
+        }
     }
 
     #[test]
