@@ -15,9 +15,10 @@
 //!   the older half dropped) every 25 turns.
 //!
 //! `cargo bench --bench agent --features enabled` (7 paired processes per workload; `-- quick`
-//! for 3; `-- instructions` counts instructions under callgrind instead, a tenth of the work,
-//! with two peers beside heapscope, cap and tracking-allocator; needs valgrind). Without
-//! `--bench` (as `cargo test --benches` runs it) it only smoke-runs.
+//! for 3; `-- instructions` counts instructions under callgrind instead, a tenth of the work
+//! but at least one compaction's turns, with two peers beside heapscope, cap and
+//! tracking-allocator; needs valgrind). Without `--bench` (as `cargo test --benches` runs it)
+//! it only smoke-runs.
 
 mod common;
 use common::{document, median, Rng};
@@ -96,6 +97,9 @@ fn work_documents(scale: usize, outputs: &[String], tools: Owner) -> usize {
     check
 }
 
+/// A session compacts its history every this many turns.
+const COMPACT_EVERY: usize = 25;
+
 #[inline(never)]
 fn work_session(scale: usize, rng: &mut Rng, outputs: &[String], tools: Owner) -> usize {
     let (mut history, mut kept) = (Vec::new(), VecDeque::new());
@@ -104,7 +108,7 @@ fn work_session(scale: usize, rng: &mut Rng, outputs: &[String], tools: Owner) -
         let chunks = 50 + rng.below(200) as usize;
         history.push(stream_reply(rng, chunks));
         check += tool_turn(&outputs[turn % outputs.len()], tools, &mut history, &mut kept);
-        if turn % 25 == 24 {
+        if turn % COMPACT_EVERY == COMPACT_EVERY - 1 {
             // Compaction: a deep copy of the whole history (the transient peak of issue #2's
             // story), then the older half summarised away.
             let copy = history.clone();
@@ -188,14 +192,19 @@ fn instructions(workload: &str, scale: usize, alloc: &str) -> u64 {
 /// each group's live bytes). They repeat to the instruction, unlike the timings on a shared
 /// 2-core machine.
 fn instruction_table(scales: &[(&str, &str, usize)]) {
-    println!("heapscope agent workloads: instructions (callgrind, the work only), scale / 10");
+    println!(
+        "heapscope agent workloads: instructions (callgrind, the work only), scale / 10 (at least {COMPACT_EVERY}: one compaction)"
+    );
     println!(
         "| {:<52} | {:>14} | {:>14} | {:>9} | {:>7} | {:>8} |",
         "workload", "raw", "tracked", "heapscope", "cap", "tracking"
     );
     println!("|{:-<54}|{:-<16}|{:-<16}|{:-<11}|{:-<9}|{:-<10}|", "", "", "", "", "", "");
     for &(name, label, scale) in scales {
-        let count = |alloc| instructions(name, scale / 10, alloc);
+        // A tenth of the work, but never fewer turns than one compaction takes: 20 turns of
+        // the session would never compact.
+        let scale = (scale / 10).max(COMPACT_EVERY);
+        let count = |alloc| instructions(name, scale, alloc);
         let raw = count("raw");
         let tracked = count("tracked");
         let ratio = |n: u64| n as f64 / raw as f64;
