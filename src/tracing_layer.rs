@@ -89,8 +89,9 @@ impl Visit for FindOwner<'_> {
 
 thread_local! {
     /// The owner-naming spans entered on this thread, innermost last, each with the scope that
-    /// entered its owner.
-    static ENTERED: RefCell<Vec<(Id, OwnerScope)>> = const { RefCell::new(Vec::new()) };
+    /// entered its owner; `None` for a span that exited while one entered after it was still
+    /// entered (its scope ends once those have exited).
+    static ENTERED: RefCell<Vec<(Option<Id>, OwnerScope)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<S> Layer<S> for OwnerLayer
@@ -131,7 +132,7 @@ where
                 let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
                 entered.reserve(1);
             }
-            entered.push((id.clone(), owner.enter()));
+            entered.push((Some(id.clone()), owner.enter()));
         });
     }
 
@@ -144,16 +145,24 @@ where
         }
         let _ = ENTERED.try_with(|entered| {
             let mut entered = entered.borrow_mut();
-            let Some(at) = entered.iter().rposition(|(entered_id, _)| entered_id == id) else {
+            let Some(at) =
+                entered.iter().rposition(|(entered_id, _)| entered_id.as_ref() == Some(id))
+            else {
                 return;
             };
-            // Spans may exit out of order (an entered span moved, then dropped). Only this
-            // span's scope ends, out of order too: it ends once the scopes entered after it
-            // do (see `OwnerScope`), so the spans still entered, and any scope the program
-            // entered inside them, keep their owners. Ending the spans' scopes above it and
-            // entering them again put their owners on top of the program's own scope.
-            let (_, scope) = entered.remove(at);
-            drop(scope);
+            // Spans may exit out of order (an entered span moved, then dropped). One exited
+            // under a span still entered keeps its place and its scope, which is not current
+            // (a scope above it is), until the spans above it exit: then their scopes end
+            // innermost first, in order, and any scope the program entered inside them keeps
+            // its owner. Ending its scope at once, out of order, took one of the thread's few
+            // slots for scopes dropped early: the ninth such exit found none, its scope never
+            // ended, and the thread stayed in its owner for good.
+            if let Some((entered_id, _)) = entered.get_mut(at) {
+                *entered_id = None;
+            }
+            while entered.last().is_some_and(|(entered_id, _)| entered_id.is_none()) {
+                drop(entered.pop());
+            }
         });
     }
 }

@@ -240,3 +240,34 @@ fn an_owner_recorded_later_applies_from_the_next_entry() {
     });
     assert_eq!(live, 211);
 }
+
+/// Ten owner spans entered one inside the other and exited outermost first: while the
+/// innermost is entered its owner is current, and once all ten have exited the thread is back
+/// in root. Each out-of-order exit ended the span's scope early, which takes one of the
+/// thread's 8 slots for scopes dropped early; the ninth found none and never ended, so after
+/// the last exit the thread stayed in `tl_many_8` for good (its 100 bytes charged there, none
+/// to root).
+#[test]
+fn more_than_eight_spans_exited_out_of_order_end_in_root() {
+    let (innermost, after, to_root, to_eighth) = with_owner_layer(|| {
+        let names: Vec<String> = (0..10).map(|i| format!("tl_many_{i}")).collect();
+        let mut spans: Vec<_> = names
+            .iter()
+            .map(|name| tracing::info_span!("nested", owner = name.as_str()).entered())
+            .collect();
+        let last = spans.pop();
+        drop(spans);
+        let innermost = Owner::current();
+        drop(last);
+        let after = Owner::current();
+        (
+            innermost,
+            after,
+            charged_to(Owner::root(), 100),
+            charged_to(Owner::named("tl_many_8"), 100),
+        )
+    });
+    assert_eq!(innermost, Owner::named("tl_many_9"), "{}", innermost.name());
+    assert_eq!(after, Owner::root(), "{}", after.name());
+    assert_eq!((to_root, to_eighth), (100, 0), "(root, tl_many_8) after every span exited");
+}
