@@ -43,8 +43,8 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         Some(_) => return Err(not_a_size()),
         None => (number, ""),
     };
-    // At most 18 decimals, so that 10^decimals fits; digits only on both sides of the point.
-    if whole.is_empty() || fraction.len() > 18 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits only on both sides of the point, as many decimals as written.
+    if whole.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return Err(not_a_size());
     }
     let whole: u64 = whole.parse().map_err(|_| not_a_size())?;
@@ -58,14 +58,15 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
             return Err(format!("unknown unit {other:?} in {text:?} (use B, KiB, MiB, GiB or TiB)"))
         }
     };
-    // `fraction` digits over 10^len, times the unit, in integers: exact, then rounded down.
-    let fraction_bytes = if fraction.is_empty() {
-        0
-    } else {
-        let digits: u128 = fraction.parse().map_err(|_| not_a_size())?;
-        digits * u128::from(factor) / 10u128.pow(fraction.len() as u32)
-    };
-    let bytes = u128::from(whole) * u128::from(factor) + fraction_bytes;
+    // `0.fraction` times the unit, rounded down: multiplied digit by digit from the last, as
+    // on paper, what carries past the point is the whole bytes. Exact for any number of
+    // decimals (the carry stays below the unit, at most 2^40); reading them as one integer
+    // over 10^len once refused more than 18 ("not a size").
+    let fraction_bytes = fraction
+        .bytes()
+        .rev()
+        .fold(0u64, |carry, digit| (u64::from(digit - b'0') * factor + carry) / 10);
+    let bytes = u128::from(whole) * u128::from(factor) + u128::from(fraction_bytes);
     u64::try_from(bytes).map_err(|_| format!("too large: {text:?}"))
 }
 
@@ -111,6 +112,20 @@ mod tests {
                         .unwrap());
             assert!(parsed.abs_diff(bytes) <= unit / 20, "{bytes} -> {printed} -> {parsed}");
         }
+    }
+
+    /// A size written with more than 18 decimals is a size all the same, read exactly:
+    /// "0.0000000000000000001 TiB" (a ten-millionth of a byte) is 0 bytes, the fraction of a
+    /// byte dropped, "1.0000000000000000000 KiB" is 1024, and one byte in TiB (2^-40 TiB, 40
+    /// decimals) is 1, a hair less 0. All were refused as "not a size".
+    #[test]
+    fn sizes_with_more_than_eighteen_decimals_parse() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("0.0000000000000000001 TiB"), Ok(0));
+        assert_eq!(parse_bytes("1.0000000000000000000 KiB"), Ok(1024));
+        assert_eq!(parse_bytes("0.0000000000009094947017729282379150390625 TiB"), Ok(1));
+        assert_eq!(parse_bytes("0.0000000000009094947017729282379150390624 TiB"), Ok(0));
+        assert_eq!(parse_bytes("2.99999999999999999999999999 B"), Ok(2));
     }
 
     #[test]
