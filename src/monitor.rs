@@ -108,7 +108,8 @@ impl PressureMonitorBuilder {
     }
 
     /// Runs `f` after each dump, on the monitor's thread. If it panics there, the panic is
-    /// reported once on standard error and the monitor keeps running.
+    /// reported once on standard error and the monitor keeps running; the other callbacks
+    /// still run for that dump.
     pub fn on_pressure(
         mut self,
         f: impl Fn(PressureLevel, &Report) + Send + Sync + 'static,
@@ -488,8 +489,19 @@ fn dump(
         }
         _ => None,
     };
+    // Every callback hears of the dump, also after one panicked: the first panic is passed
+    // on once they have all run (the monitor's thread reports it and keeps going). It once
+    // left the dump at the panicking callback, and the ones after it never ran.
+    let mut panicked = None;
     for callback in &shared.callbacks {
-        callback(level, &report);
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(level, &report)));
+        if let Err(payload) = ran {
+            panicked.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = panicked {
+        std::panic::resume_unwind(payload);
     }
     DumpOutcome::Written { path, number, complete, bundle }
 }

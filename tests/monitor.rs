@@ -327,6 +327,47 @@ fn a_panicking_callback_does_not_stop_the_monitor() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A panicking callback does not keep the other callbacks from hearing of the dump: with two
+/// callbacks, the first panicking on every dump, every check critical (a budget of 1 byte),
+/// no cooldown and a cap of 3, the second runs three times, once per dump. The panic left the
+/// check at the first callback, so the second never ran (0 of 3 dumps) while the monitor
+/// went on dumping.
+fn a_panicking_callback_does_not_silence_the_others() {
+    let dir = base("panicking-first-callback");
+    let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let m = PressureMonitor::builder()
+        .directory(&dir)
+        .interval(Duration::from_millis(10))
+        .max_dumps(3)
+        .cooldown(Duration::ZERO)
+        .report(ReportOptions::default().budget_bytes(1).process_tree(false))
+        .on_pressure({
+            let first = first.clone();
+            move |_, _| {
+                first.fetch_add(1, Ordering::SeqCst);
+                panic!("heapscope test: the first of two callbacks panics");
+            }
+        })
+        .on_pressure({
+            let second = second.clone();
+            move |_, _| {
+                second.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .start()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The last dump's second callback may still be running.
+    std::thread::sleep(Duration::from_millis(100));
+    drop(m);
+    std::fs::remove_dir_all(&dir).ok();
+    let calls = (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst));
+    assert_eq!(calls, (3, 3), "(first, second) callback runs");
+}
+
 /// A child forked while a background monitor runs has no monitor thread: dropping the monitor
 /// there returns without joining it. It joined a thread that does not exist in the child and
 /// panicked ("threads should not terminate unexpectedly"): the child died with status 101,
@@ -407,7 +448,8 @@ fn main() {
     a_bundle_on_critical_shares_the_cap();
     dumps_survive_old_files_odd_directories_and_long_owner_names();
     a_panicking_callback_does_not_stop_the_monitor();
+    a_panicking_callback_does_not_silence_the_others();
     dropping_a_monitor_in_a_forked_child_returns();
     the_longest_interval_waits_instead_of_panicking();
-    println!("monitor: 9 passed, 0 failed");
+    println!("monitor: 10 passed, 0 failed");
 }
