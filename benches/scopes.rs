@@ -1,9 +1,11 @@
 //! What entering and leaving an owner's scope costs: `owner.enter()` and the scope's drop,
 //! with no allocation in between, on one thread and on two at once (in the same owner, and
-//! in an owner each). A scope of a user owner counts itself in a per-owner atomic so that a
-//! retired owner's id is not reused while a scope on it is open; the same owner entered by
-//! two threads at once shares that atomic's cache line, which the two-thread rows measure.
-//! Reserved owners (`root`) count nothing: their row is the scope's cost without the count.
+//! in an owner each). A scope of a user owner counts itself in its thread's row of a
+//! per-owner table so that a retired owner's id is not reused while a scope on it is open;
+//! the two-thread rows check that two threads entering the same owner at once write no
+//! shared cache line (a first version shared one atomic per owner). Reserved owners (`root`)
+//! count nothing: their row is the scope's cost without the count. The two-thread rows give
+//! the main thread's figure.
 //!
 //! `cargo bench --bench scopes --features enabled` (`-- quick` for a short run). Prints ns per
 //! enter+drop, the median of rounds of 1 M each.
