@@ -15,7 +15,8 @@ use common::{document, Rng};
 #[global_allocator]
 static GLOBAL: common::switch::Switch = common::switch::Switch;
 
-/// `Vec<u8>` and `String` grown by pushing to log-uniform lengths of 16 B to 64 KiB, all kept.
+/// `Vec<u8>` and `String` grown by pushing to lengths of 16 B to 128 KiB (a power of two from
+/// 16 B to 64 KiB, plus up to as much again), all kept.
 fn growth(scale: usize) -> usize {
     let owner = heapscope::Owner::named("growth");
     let _scope = owner.enter();
@@ -157,7 +158,7 @@ fn main() {
     );
     println!("|{:-<54}|{:-<14}|{:-<14}|{:-<9}|{:-<15}|", "", "", "", "", "");
     for (name, label, scale) in [
-        ("growth", "Vec/String doubling growth, 16 B-64 KiB, all kept", growth_scale),
+        ("growth", "Vec/String doubling growth, 16 B-128 KiB, all kept", growth_scale),
         ("json", "serde_json history, docs of 10-200 KiB, compaction", json_scale),
         ("streamed", "streamed messages, 200 B-4 KiB by push_str, all kept", streamed_scale),
         ("boxes", "worst case: 1 M Box<u64> (8 B blocks), all kept", tiny_scale),
