@@ -400,3 +400,83 @@ fn items_never_take_the_name_of_an_owner_the_caller_made() {
         o.retire().unwrap();
     }
 }
+
+/// Checks that a `transfer_to` racing allocations under the item on another thread leaves
+/// the old parent's peak within the documented bound (64 KiB per thread allocating or
+/// freeing in it) of what it ever held.
+///
+/// The move reads the item's live bytes (a cut over every thread slot) and only then points
+/// the item at its new parent; a block the other thread allocates in between is counted at
+/// the old parent's level for peaks (the thread still sees the old parent) but is not in the
+/// bytes moved, and its later free is counted at the new parent's level. The old parent's
+/// published total keeps the block for good: `256 KiB` per block so caught. Then the old
+/// parent holds one 64 MiB block alone; it never held more than that (the racing thread
+/// allocates at most 32 MiB in a round), yet its peak reads 64 MiB plus every block caught.
+/// 256 threads alive at once first, so that readings sum every slot and the move's reading
+/// lasts long enough for the race to be hit in a few rounds.
+#[test]
+#[ignore = "defect: the fix needs the allocation path (a thread's per-level peak bookkeeping \
+            follows the parent it read, not the move); see the test's comment"]
+fn a_transfer_racing_allocations_under_the_item_keeps_the_old_parents_peak_in_bounds() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Barrier;
+    const BLOCK: usize = 256 << 10;
+    const MAX_BLOCKS: usize = 128; // 32 MiB at most from the racing thread in a round
+    const BIG: usize = 64 << 20;
+    const BOUND: u64 = (BIG + 2 * (64 << 10)) as u64; // two threads allocate in the old parent
+    let _g = serial();
+    let all_in = Barrier::new(256);
+    std::thread::scope(|s| {
+        for _ in 0..256 {
+            s.spawn(|| {
+                black_box(Box::new(0u64));
+                all_in.wait();
+            });
+        }
+    });
+    for round in 0..300 {
+        let a = Owner::named(format!("ret_race_from_{round}"));
+        let b = Owner::named(format!("ret_race_to_{round}"));
+        let item = Retained::build(a, "racing", || ());
+        let owner = item.owner();
+        let (ready, go, done) =
+            (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
+        let blocks = std::thread::scope(|s| {
+            let racer = s.spawn(|| {
+                let mut blocks: Vec<Vec<u8>> = Vec::with_capacity(MAX_BLOCKS);
+                ready.store(true, SeqCst);
+                while !go.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+                let _scope = owner.enter();
+                while !done.load(SeqCst) && blocks.len() < MAX_BLOCKS {
+                    blocks.push(black_box(Vec::with_capacity(BLOCK)));
+                }
+                blocks
+            });
+            while !ready.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+            go.store(true, SeqCst);
+            item.transfer_to(b).unwrap();
+            done.store(true, SeqCst);
+            racer.join().unwrap()
+        });
+        let held_by_item = blocks.len() * BLOCK;
+        drop(blocks);
+        drop(item);
+        let big = a.in_scope(|| black_box(Vec::<u8>::with_capacity(BIG)));
+        drop(big);
+        let peak = a.stats().peak_bytes;
+        assert_eq!(live(a), 0);
+        assert_eq!(live(b), 0);
+        assert!(
+            peak <= BOUND,
+            "round {round}: the old parent never held more than {BIG} bytes (the item held \
+             {held_by_item} at most), yet its peak is {peak}: {} above the bound",
+            peak - BOUND
+        );
+        a.retire().unwrap();
+        b.retire().unwrap();
+    }
+}
