@@ -283,6 +283,16 @@ impl Registry {
 
     /// Frees every retired id that holds nothing, and returns one of them.
     fn reclaim(&mut self) -> Option<u16> {
+        self.free_emptied_retired();
+        self.free.pop()
+    }
+
+    /// Frees every retired id that holds nothing any more: its last block was freed, or its
+    /// last scope ended, after its retirement. Neither can take this lock (a free is counted
+    /// on the allocation path), so such ids wait for this: a full registry, or a reading of
+    /// every owner, which must not list them (a snapshot lists retired owners only while they
+    /// hold bytes).
+    pub(crate) fn free_emptied_retired(&mut self) {
         let retired = std::mem::take(&mut self.retired);
         for id in retired {
             // Freed meanwhile, with a child freed before it in this loop (`free_id` frees a
@@ -297,7 +307,6 @@ impl Registry {
                 self.retired.push(id);
             }
         }
-        self.free.pop()
     }
 
     fn adjust_children(&mut self, id: u16, by: i32) {

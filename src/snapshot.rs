@@ -207,11 +207,14 @@ pub(crate) struct Registered {
 /// size in its peak. Locked because an id listed, then retired, freed and reused before its
 /// counters were read (or its peak lifted) would mix its next owner's bytes into what is
 /// reported for the listed one, and lift peaks with them. The allocation path never takes
-/// the lock; registering and retiring owners waits for the reading.
+/// the lock; registering and retiring owners waits for the reading. Retired owners emptied
+/// since their retirement (their last block freed, on any thread) are freed first: a
+/// snapshot lists retired owners only while they hold bytes.
 #[cfg(feature = "enabled")]
 pub(crate) fn read_registered() -> Registered {
     use crate::counters;
     crate::registry::with(|r| {
+        r.free_emptied_retired();
         let entries = r.all();
         let (own, subtree) = subtree_raws(&entries);
         let mut peaks = std::collections::HashMap::with_capacity(entries.len());

@@ -609,3 +609,42 @@ fn a_fallback_with_stderr_closed_does_not_panic() {
     assert!(out.status.success(), "{:?}\n{stdout}", out.status);
     assert!(stdout.contains("fell back without panicking"), "{stdout}");
 }
+
+/// Checks that owners retired while holding bytes leave snapshots once those bytes are freed
+/// later on another thread: a snapshot lists "every registered owner (and retired ones still
+/// holding bytes)", and its `retired` entries are "retired but still holding bytes". A free
+/// cannot take the registry's lock, so these ids waited for a full registry to be reclaimed,
+/// and until then every snapshot, report and leak check listed them with 0 bytes (a retired
+/// item, a retired owner, and a retired parent kept by its retired item), as `transfer_to`
+/// once left an emptied parent.
+#[test]
+fn owners_retired_holding_bytes_leave_snapshots_once_another_thread_frees_them() {
+    let _g = serial();
+    let listed = || -> Vec<(String, bool, u64)> {
+        Snapshot::capture()
+            .owners
+            .into_iter()
+            .filter(|o| o.name.starts_with("reg_emptied"))
+            .map(|o| (o.name, o.retired, o.stats.live_bytes))
+            .collect()
+    };
+    let parent = Owner::named("reg_emptied_parent");
+    let item = Retained::build(parent, "taken", || black_box(vec![0u8; 100]));
+    let item_name = item.owner().name();
+    let value = item.into_inner(); // the item's owner is retired, holding 100 bytes
+    let plain = Owner::named("reg_emptied_plain");
+    let kept = plain.in_scope(|| black_box(vec![0u8; 200]));
+    plain.retire().unwrap();
+    parent.retire().unwrap(); // holds its retired item's 100 bytes
+    assert_eq!(
+        listed(),
+        [
+            ("reg_emptied_parent".to_owned(), true, 100),
+            (item_name, true, 100),
+            ("reg_emptied_plain".to_owned(), true, 200),
+        ]
+    );
+    std::thread::spawn(move || drop((value, kept))).join().unwrap();
+    assert_eq!(listed(), [], "retired owners that hold nothing are still listed");
+    assert_eq!(registered_names(), ["heapscope.internal", "heapscope.overflow", "root"]);
+}
