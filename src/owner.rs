@@ -36,7 +36,8 @@ pub struct Owner {
     generation: u32,
 }
 
-/// How often [`Owner::named`] fell back to the overflow owner.
+/// How often [`Owner::named`], [`Owner::child`] or [`Retained::build`](crate::Retained::build)
+/// fell back to the overflow owner.
 static FALLBACKS: AtomicU64 = AtomicU64::new(0);
 
 impl Owner {
@@ -82,7 +83,9 @@ impl Owner {
         Ok(Owner { id, generation })
     }
 
-    fn or_overflow(result: Result<Owner>) -> Owner {
+    /// `result`'s owner, or the overflow owner with one warning per process (the first
+    /// fallback's, whichever API it came through).
+    pub(crate) fn or_overflow(result: Result<Owner>) -> Owner {
         result.unwrap_or_else(|err| {
             if FALLBACKS.fetch_add(1, Relaxed) == 0 {
                 // Not `eprintln!`, which panics when stderr is gone (a closed pipe).

@@ -68,18 +68,17 @@ pub struct Retained<T> {
 impl<T> Retained<T> {
     /// Runs `make` under a fresh child owner of `parent` and keeps its value.
     ///
-    /// When the registry is full (or `parent` was retired), the value is built under the
-    /// overflow owner; [`Retained::try_build`] reports that instead.
+    /// When the registry is full (or `parent` was retired, or is at the deepest level), the
+    /// value is built under the overflow owner, with the one `heapscope:` warning per process
+    /// that [`Owner::named`] prints; [`Retained::try_build`] reports that instead.
     ///
     /// ```
     /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "page", || vec![0u8; 10]);
     /// assert_eq!(item.len(), 10);
     /// ```
     pub fn build(parent: Owner, label: impl AsRef<str>, make: impl FnOnce() -> T) -> Retained<T> {
-        match Self::register(parent, label.as_ref()) {
-            Ok(owner) => Self::build_under(owner, make),
-            Err(_) => Self::build_under(Owner::overflow(), make),
-        }
+        // A fallback warns as `Owner::named`'s does: it once fell back without a word.
+        Self::build_under(Owner::or_overflow(Self::register(parent, label.as_ref())), make)
     }
 
     /// Like [`Retained::build`], but reports a registry that is full or a stale parent.

@@ -648,3 +648,43 @@ fn owners_retired_holding_bytes_leave_snapshots_once_another_thread_frees_them()
     assert_eq!(listed(), [], "retired owners that hold nothing are still listed");
     assert_eq!(registered_names(), ["heapscope.internal", "heapscope.overflow", "root"]);
 }
+
+/// ACC-7 ("an overflow bucket is used, with one warning"): every way of falling back to the
+/// overflow owner warns, once per process, on the first fallback whichever it is: a
+/// `Retained::build` under a retired parent once fell back without a word, so a program whose
+/// only fallbacks were items learned of none. Run in a child process, whose stderr is read.
+#[test]
+fn every_fallback_to_the_overflow_owner_warns_once_per_process() {
+    const MARK: &str = "-- first fallback done --";
+    if std::env::var_os("HEAPSCOPE_TEST_FALLBACK_WARNING").is_some() {
+        let parent = Owner::named("reg_warn_parent");
+        parent.retire().unwrap();
+        let item = Retained::build(parent, "orphan", || black_box(vec![0u8; 10]));
+        assert_eq!(item.owner(), Owner::overflow());
+        eprintln!("{MARK}");
+        assert_eq!(Owner::named(""), Owner::overflow());
+        assert_eq!(Owner::named("a/b"), Owner::overflow());
+        assert_eq!(Owner::named("x".repeat(129)), Owner::overflow());
+        assert_eq!(parent.child("kid"), Owner::overflow());
+        let again = Retained::build(parent, "orphan 2", || 0u8);
+        assert_eq!(again.owner(), Owner::overflow());
+        println!("fell back six times");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "every_fallback_to_the_overflow_owner_warns_once_per_process"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env("HEAPSCOPE_TEST_FALLBACK_WARNING", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("fell back six times"), "{stdout}");
+    let warnings: Vec<&str> =
+        stderr.lines().filter(|l| l.contains("instead") && l.starts_with("heapscope:")).collect();
+    assert_eq!(warnings.len(), 1, "one warning per process:\n{stderr}");
+    let (first, _) = stderr.split_once(MARK).expect("the marker");
+    assert!(first.contains(warnings[0]), "the first fallback (an item's) warns:\n{stderr}");
+    assert!(warnings[0].contains("heapscope.overflow"), "{stderr}");
+}
