@@ -688,3 +688,43 @@ fn every_fallback_to_the_overflow_owner_warns_once_per_process() {
     assert!(first.contains(warnings[0]), "the first fallback (an item's) warns:\n{stderr}");
     assert!(warnings[0].contains("heapscope.overflow"), "{stderr}");
 }
+
+/// `transfer_to` counts the whole subtree an item carries, not just the item: an item whose
+/// owner has a child and a grandchild (three levels) fits under the fourth level and not the
+/// fifth, and a refused move changes nothing, grandchild included.
+#[test]
+fn moving_an_item_with_descendants_counts_their_levels() {
+    let _g = serial();
+    let mut chain = vec![Owner::named("reg_deep_move")];
+    for i in 1..7 {
+        let next = chain[i - 1].try_child(format!("m{i}")).unwrap();
+        chain.push(next);
+    }
+    let item = Retained::build(chain[0], "carrier", || black_box(vec![0u8; 40]));
+    let kid = item.owner().try_child("kid").unwrap();
+    let grandkid = kid.try_child("grandkid").unwrap();
+    let held = grandkid.in_scope(|| black_box(vec![0u8; 60]));
+    assert_eq!(item.live_bytes(), 100);
+    for too_deep in &chain[4..] {
+        assert!(
+            matches!(item.transfer_to(*too_deep), Err(Error::TooDeep { max_depth: 7, .. })),
+            "under {}",
+            too_deep.name()
+        );
+        assert_eq!(item.owner().parent(), Some(chain[0]));
+        assert_eq!(grandkid.name(), format!("{}/kid/grandkid", item.owner().name()));
+        assert_eq!(too_deep.stats().live_bytes, 0);
+    }
+    item.transfer_to(chain[3]).unwrap();
+    assert_eq!(chain[3].stats().live_bytes, 100);
+    assert_eq!(grandkid.name().matches('/').count(), 6, "{}", grandkid.name());
+    // Seven levels: the grandchild can take no child.
+    assert!(matches!(grandkid.try_child("x"), Err(Error::TooDeep { .. })));
+    drop(held);
+    grandkid.retire().unwrap();
+    kid.retire().unwrap();
+    drop(item);
+    for o in chain.into_iter().rev() {
+        o.retire().unwrap();
+    }
+}

@@ -499,3 +499,76 @@ fn the_limits_line_names_a_budget_that_does_not_bind_and_rlimit_data() {
     assert!(limits.contains("budget 32.0 GiB"), "{text}");
     assert!(limits.contains("RLIMIT_DATA "), "{text}");
 }
+
+/// RELIABILITY.md BAD-1's table of bad values, for the integer budget and for a fraction:
+/// each is refused with a typed error naming the variable and the value (a fraction that
+/// parses but is out of range is refused by the thresholds' own check), never a panic, and
+/// no NaN or infinity reaches a comparison. An unset variable keeps the default.
+#[test]
+fn environment_values_from_the_checklist_table_are_typed_errors() {
+    let not_numbers =
+        ["", " ", "\t", "abc", "30s", "15%", "NaN", "nan", "inf", "-inf", "1e309", "0x10"];
+    let budget_bad = ["-1", "0", "0.5", "1e3", "99999999999999999999", "18446744073709551616"];
+    let mut case = 0;
+    let mut next_prefix = || {
+        case += 1;
+        format!("HSBAD1_{case}_")
+    };
+    for value in not_numbers.iter().chain(&budget_bad) {
+        let prefix = next_prefix();
+        let variable = format!("{prefix}BUDGET_BYTES");
+        std::env::set_var(&variable, value);
+        let err = ReportOptions::from_env(&prefix).unwrap_err();
+        assert_eq!(
+            err,
+            Error::InvalidEnv {
+                variable: variable.clone(),
+                value: value.to_string(),
+                expected: "a positive whole number of bytes"
+            },
+            "{value:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("heapscope:") && text.contains(&variable), "{text}");
+    }
+    for value in not_numbers {
+        let prefix = next_prefix();
+        let variable = format!("{prefix}PRESSURE_HIGH");
+        std::env::set_var(&variable, value);
+        assert!(
+            matches!(
+                ReportOptions::from_env(&prefix),
+                Err(Error::InvalidEnv { variable: v, value: got, .. }) if v == variable && got == value
+            ),
+            "{value:?}"
+        );
+    }
+    // Numbers that parse but are no fraction in (0, 1], or break the order.
+    for (suffix, value, which) in [
+        ("PRESSURE_HIGH", "150", "high"),
+        ("PRESSURE_HIGH", "1.5", "high"),
+        ("PRESSURE_HIGH", "-1", "high"),
+        ("PRESSURE_HIGH", "0", "high"),
+        ("PRESSURE_HIGH", "-0", "high"),
+        ("PRESSURE_HIGH", "99999999999999999999", "high"),
+        ("PRESSURE_ELEVATED", "0.95", "high"), // elevated above the default high
+        ("PRESSURE_CRITICAL", "0.85", "critical"), // critical equal to the default high
+        ("PRESSURE_ELEVATED", "1e-10", "elevated"),
+    ] {
+        let prefix = next_prefix();
+        std::env::set_var(format!("{prefix}{suffix}"), value);
+        assert!(
+            matches!(
+                ReportOptions::from_env(&prefix),
+                Err(Error::InvalidThresholds { which: w, .. }) if w == which
+            ),
+            "{suffix}={value:?}: {:?}",
+            ReportOptions::from_env(&prefix)
+        );
+    }
+    // Surrounding whitespace is trimmed; an unset variable keeps the default.
+    let prefix = next_prefix();
+    std::env::set_var(format!("{prefix}PRESSURE_CRITICAL"), "\t1 ");
+    std::env::set_var(format!("{prefix}BUDGET_BYTES"), " 18446744073709551615\n");
+    assert!(ReportOptions::from_env(&prefix).is_ok());
+}

@@ -326,3 +326,38 @@ fn current_inside_a_retired_owners_scope_is_that_owner() {
     drop(scope);
     drop(kept);
 }
+
+#[test]
+fn a_hundred_thousand_nested_scopes_charge_the_innermost_and_unwind_to_root() {
+    // Scope nesting has no depth limit of its own (the depth and each owner's per-thread
+    // count of open scopes are 32-bit): entered 100 000 deep, alternating two owners and
+    // re-entering each, every level charges its own owner and dropping them innermost first
+    // comes back to root, with every id free for reuse once the scopes are gone.
+    let a = Owner::named("sc_deep_a");
+    let b = Owner::named("sc_deep_b");
+    let levels = crate::scaled(100_000, 1_000);
+    let mut scopes = Vec::with_capacity(levels);
+    for i in 0..levels {
+        scopes.push(if i % 2 == 0 { a.enter() } else { b.enter() });
+    }
+    assert_eq!(Owner::current(), if levels % 2 == 1 { a } else { b });
+    let innermost = black_box(vec![0u8; 100]);
+    let (before_a, before_b) = (nums(a), nums(b));
+    while let Some(scope) = scopes.pop() {
+        drop(scope);
+        let n = scopes.len();
+        if n > 0 && n % 997 == 0 {
+            assert_eq!(Owner::current(), if n % 2 == 1 { a } else { b }, "depth {n}");
+        }
+    }
+    assert_eq!(Owner::current(), Owner::root());
+    // The scopes' own Vec was allocated in root; the 100 bytes in the innermost owner.
+    let inner_owner = if levels % 2 == 1 { a } else { b };
+    assert_eq!(nums(inner_owner).0, 100);
+    assert_eq!((nums(a).0 + nums(b).0), 100);
+    assert_eq!((before_a, before_b), (nums(a), nums(b)));
+    drop(innermost);
+    assert_eq!((nums(a).0, nums(b).0), (0, 0));
+    a.retire().unwrap();
+    b.retire().unwrap();
+}
