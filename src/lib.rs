@@ -39,6 +39,8 @@
 //! - `realloc` is a free of the old block (credited to its owner) plus an allocation of the
 //!   new block (charged to the owner current at the `realloc`).
 //! - Sizes are the requested `Layout::size()`, not the inner allocator's rounded size.
+//!   Zero-sized values and empty collections hold no block and count nothing; a zero-size
+//!   layout passed to `GlobalAlloc` directly breaks its contract (std never passes one).
 //! - A failed allocation or `realloc` changes no counter and leaves the old block as it was;
 //!   `Vec::try_reserve` of an absurd size returns an error.
 //! - An owner's stats include its descendants' (also retired ones'). `live_*` and `total_*`
@@ -59,7 +61,12 @@
 //!   The process-wide peak of [`global_stats`] can also miss up to 64 KiB per top-level owner
 //!   with unpublished bytes.
 //! - Blocks allocated before the allocator was installed cannot exist (it is installed
-//!   statically); blocks allocated by C code through `malloc` are not seen.
+//!   statically); blocks allocated before `main` are root's, and `atexit` hooks keep
+//!   counting; blocks allocated by C code through `malloc` are not seen.
+//! - Allocating inside a signal handler is unsupported: it can lose a count update of the
+//!   interrupted thread.
+//! - A fallback to the overflow owner ([`Owner::named`], [`Owner::child`],
+//!   [`Retained::build`]) prints one `heapscope:` warning per process.
 //! - A retired owner's handle enters the overflow owner; a scope entered before the
 //!   retirement keeps charging the retired owner until it is dropped, and the id is reused
 //!   only once no such scope is open (see [`Owner::retire`]).
