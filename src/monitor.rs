@@ -261,7 +261,9 @@ struct Shared {
 }
 
 /// A running pressure monitor; stops when dropped. Its thread does not follow a `fork`: in a
-/// child the monitor checks only when asked, and dropping it there leaves the thread alone.
+/// child, dropping it leaves the thread alone and returns at once. Start a new monitor there
+/// rather than checking with the parent's: a check the parent's thread was in the middle of at
+/// the fork holds locks that never open in the child, where `check` would then wait for good.
 pub struct PressureMonitor {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
