@@ -35,6 +35,16 @@ pub const DEFAULT_SAMPLE_INTERVAL: u64 = 1 << 19;
 pub const MALLOC_CONF: &str = "prof:true,prof_active:false";
 
 /// Where heap profiling stands in this process.
+///
+/// ```
+/// use heapscope::profiling::{self, ProfilingStatus};
+/// let status = profiling::status();
+/// let usable = matches!(status, ProfilingStatus::Jemalloc { .. } | ProfilingStatus::Dhat);
+/// // Serialised, the variant is the `backend` field.
+/// let json = serde_json::to_value(&status)?;
+/// assert_eq!(json["backend"] != "unavailable", usable);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -82,6 +92,16 @@ impl ProfilingOptions {
     /// The average number of allocated bytes between two samples: a power of two from 1 byte
     /// to 2^40 (others are rejected by [`activate_with`]). Smaller is more precise and slower:
     /// jemalloc takes a backtrace for every sample.
+    ///
+    /// ```
+    /// use heapscope::profiling::{activate_with, ProfilingOptions};
+    /// // One sample per 64 KiB allocated on average: 8 times finer than the default.
+    /// let fine = ProfilingOptions::default().sample_interval(64 * 1024);
+    /// assert_ne!(fine, ProfilingOptions::default());
+    /// // Not a power of two: refused before jemalloc is asked.
+    /// let odd = ProfilingOptions::default().sample_interval(100_000);
+    /// assert!(matches!(activate_with(odd), Err(heapscope::Error::OutOfBounds { .. })));
+    /// ```
     pub fn sample_interval(mut self, bytes: u64) -> Self {
         self.sample_interval = bytes;
         self

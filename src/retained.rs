@@ -20,6 +20,13 @@ static HASH_LABELS: AtomicBool = AtomicBool::new(false);
 /// How retained items keep their labels. Labels can carry sensitive text (a file name, a
 /// user's query): [`LabelPolicy::Hash`] keeps only a hash, so no report or snapshot can leak
 /// the text.
+///
+/// ```
+/// use heapscope::{Owner, Retained};
+/// // `LabelPolicy::Text`, the default: the label is kept as given.
+/// let item = Retained::build(Owner::named("uploads"), "report-q3.pdf", || vec![0u8; 64]);
+/// assert_eq!(item.label(), "report-q3.pdf");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LabelPolicy {
@@ -276,6 +283,20 @@ impl<T: fmt::Debug> fmt::Debug for Retained<T> {
 }
 
 /// One live retained item, as listed by [`top`].
+///
+/// ```
+/// use heapscope::{Owner, Retained};
+/// let page = Retained::build(Owner::named("pages"), "index.html", || vec![0u8; 4096]);
+/// let info = heapscope::retained::top(10).into_iter().find(|i| i.label == "index.html");
+/// let info = info.expect("a live item is listed");
+/// assert_eq!(info.parent, "pages");
+/// assert!(info.owner.starts_with("pages/"));
+/// assert!(info.type_name.contains("Vec<u8>"));
+/// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
+/// assert_eq!(info.live_bytes, 4096);
+/// # }
+/// # drop(page);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ItemInfo {

@@ -30,6 +30,31 @@ pub const DEFAULT_SIGNAL: i32 = signal_hook::consts::SIGUSR2;
 pub const DEFAULT_SIGNAL: i32 = 12;
 
 /// What one signal did.
+///
+/// ```
+/// use heapscope::signal::{SignalOutcome, SignalTrigger, DEFAULT_SIGNAL};
+/// use std::{sync::mpsc, time::Duration};
+/// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
+/// let (sent, received) = mpsc::channel();
+/// let trigger = SignalTrigger::builder(heapscope::CaptureOptions::new(&dir))
+///     .max_bundles(1)
+///     .on_capture(move |outcome| {
+///         let _ = sent.send(outcome);
+///     })
+///     .start()?;
+/// let next = || received.recv_timeout(Duration::from_secs(60)).expect("an outcome");
+/// signal_hook::low_level::raise(DEFAULT_SIGNAL)?;
+/// match next() {
+///     SignalOutcome::Written(bundle) => assert!(bundle.directory.join("report.json").is_file()),
+///     other => panic!("no bundle: {other:?}"),
+/// }
+/// // The one bundle allowed is written: the next signal is refused.
+/// signal_hook::low_level::raise(DEFAULT_SIGNAL)?;
+/// assert!(matches!(next(), SignalOutcome::CapReached { max_bundles: 1 }));
+/// trigger.stop();
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SignalOutcome {
@@ -52,6 +77,20 @@ pub enum SignalOutcome {
 type OnCapture = Box<dyn FnMut(SignalOutcome) + Send>;
 
 /// Settings for a [`SignalTrigger`]; from [`SignalTrigger::builder`].
+///
+/// ```
+/// use heapscope::signal::SignalTrigger;
+/// use std::time::Duration;
+/// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
+/// let builder = SignalTrigger::builder(heapscope::CaptureOptions::new(&dir))
+///     .cooldown(Duration::from_secs(30))
+///     .max_bundles(5);
+/// assert!(format!("{builder:?}").contains("max_bundles: 5"));
+/// let trigger = builder.start()?;
+/// trigger.stop();
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), heapscope::Error>(())
+/// ```
 pub struct SignalTriggerBuilder {
     signal: i32,
     options: CaptureOptions,
@@ -73,6 +112,17 @@ impl std::fmt::Debug for SignalTriggerBuilder {
 
 impl SignalTriggerBuilder {
     /// The signal to listen for (default SIGUSR2).
+    ///
+    /// ```
+    /// use heapscope::signal::SignalTrigger;
+    /// let trigger = SignalTrigger::builder(Default::default())
+    ///     .signal(signal_hook::consts::SIGUSR1)
+    ///     .on_capture(|_| {})
+    ///     .start()?;
+    /// assert_eq!(trigger.signal(), signal_hook::consts::SIGUSR1);
+    /// trigger.stop();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn signal(mut self, signal: i32) -> Self {
         self.signal = signal;
         self
@@ -80,6 +130,29 @@ impl SignalTriggerBuilder {
 
     /// The shortest time from the end of one capture to the start of the next (default 10 s);
     /// signals sooner are ignored.
+    ///
+    /// ```
+    /// use heapscope::signal::{SignalOutcome, SignalTrigger, DEFAULT_SIGNAL};
+    /// use std::{sync::mpsc, time::Duration};
+    /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
+    /// let (sent, received) = mpsc::channel();
+    /// let trigger = SignalTrigger::builder(heapscope::CaptureOptions::new(&dir))
+    ///     .cooldown(Duration::from_secs(60))
+    ///     .on_capture(move |outcome| {
+    ///         let _ = sent.send(outcome);
+    ///     })
+    ///     .start()?;
+    /// let next = || received.recv_timeout(Duration::from_secs(60)).expect("an outcome");
+    /// signal_hook::low_level::raise(DEFAULT_SIGNAL)?;
+    /// assert!(matches!(next(), SignalOutcome::Written(_)));
+    /// // A second signal right after the first is ignored, and says how long ago the last was.
+    /// signal_hook::low_level::raise(DEFAULT_SIGNAL)?;
+    /// let SignalOutcome::CoolingDown { since_last } = next() else { panic!("not ignored") };
+    /// assert!(since_last < Duration::from_secs(60));
+    /// trigger.stop();
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = cooldown;
         self
@@ -87,6 +160,16 @@ impl SignalTriggerBuilder {
 
     /// The most bundles this trigger writes (default 10; captures that fail do not count);
     /// later signals are refused ([`SignalOutcome::CapReached`]).
+    ///
+    /// ```
+    /// use heapscope::signal::SignalTrigger;
+    /// let trigger = SignalTrigger::builder(Default::default()).max_bundles(3).start()?;
+    /// trigger.stop();
+    /// // A trigger that may write nothing is a mistake, refused at start.
+    /// let none = SignalTrigger::builder(Default::default()).max_bundles(0).start();
+    /// assert!(matches!(none, Err(heapscope::Error::OutOfBounds { what: "max_bundles", .. })));
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn max_bundles(mut self, n: u32) -> Self {
         self.max_bundles = n;
         self
@@ -95,6 +178,21 @@ impl SignalTriggerBuilder {
     /// Receives what each signal did, on the trigger's thread. By default the outcome is
     /// printed to standard error (the privacy notice and the bundle's path, or why not), where
     /// whoever sent the signal looks for the answer.
+    ///
+    /// ```
+    /// use heapscope::signal::{SignalOutcome, SignalTrigger};
+    /// let trigger = SignalTrigger::builder(Default::default())
+    ///     .on_capture(|outcome| match outcome {
+    ///         SignalOutcome::Written(bundle) => {
+    ///             eprintln!("memory bundle: {}", bundle.directory.display())
+    ///         }
+    ///         SignalOutcome::Failed(e) => eprintln!("memory bundle failed: {e}"),
+    ///         other => eprintln!("signal ignored: {other:?}"),
+    ///     })
+    ///     .start()?;
+    /// trigger.stop();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn on_capture(mut self, f: impl FnMut(SignalOutcome) + Send + 'static) -> Self {
         self.on_capture = Box::new(f);
         self
@@ -255,6 +353,17 @@ impl SignalTrigger {
     ///
     /// # Errors
     /// As [`SignalTriggerBuilder::start`].
+    ///
+    /// ```
+    /// use heapscope::signal::{SignalTrigger, DEFAULT_SIGNAL};
+    /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
+    /// // Kept alive for as long as the process should answer `kill -USR2 <pid>`.
+    /// let trigger = SignalTrigger::start(heapscope::CaptureOptions::new(&dir))?;
+    /// assert_eq!(trigger.signal(), DEFAULT_SIGNAL);
+    /// # drop(trigger);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn start(options: CaptureOptions) -> Result<SignalTrigger> {
         Self::builder(options).start()
     }
@@ -300,6 +409,20 @@ impl SignalTrigger {
     }
 
     /// Stops listening and waits for a capture in progress to finish.
+    ///
+    /// ```
+    /// use heapscope::signal::SignalTrigger;
+    /// let (sent, received) = std::sync::mpsc::channel();
+    /// let trigger = SignalTrigger::builder(Default::default())
+    ///     .on_capture(move |outcome| {
+    ///         let _ = sent.send(outcome);
+    ///     })
+    ///     .start()?;
+    /// trigger.stop();
+    /// // The trigger's thread has ended and dropped the callback: no outcome can come any more.
+    /// assert!(received.recv().is_err());
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn stop(mut self) {
         self.shut_down();
     }

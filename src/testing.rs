@@ -67,6 +67,19 @@ pub struct Probe {
 
 impl Probe {
     /// Registers `probe:<name>#<n>` (unique in the process) and enters it on this thread.
+    ///
+    /// ```
+    /// use heapscope::testing::Probe;
+    /// let outer = Probe::start("request");
+    /// let inner = Probe::start("decode");
+    /// let body = vec![0u8; 512];
+    /// # #[cfg(feature = "enabled")] if inner.is_active() {
+    /// assert_eq!(inner.stats().live_bytes, 512);
+    /// // Probes do not nest: the outer one does not count the inner one's bytes.
+    /// assert_eq!(outer.stats().live_bytes, 0);
+    /// # }
+    /// # drop((body, inner, outer));
+    /// ```
     pub fn start(name: &str) -> Probe {
         let active = warn_inactive();
         let owner = unique_owner("probe", name);
@@ -118,6 +131,19 @@ impl Drop for Probe {
 /// # Panics
 /// When the owner grew by more than `at_most`, with a message that starts `heapscope:` and
 /// a table of every owner that moved.
+///
+/// ```
+/// use heapscope::{testing::check_growth, Owner};
+/// let cache = Owner::named("check_growth_doc");
+/// let v = check_growth(cache, 2048, || cache.in_scope(|| vec![0u8; 1024]), "fill");
+/// assert_eq!(v.len(), 1024);
+/// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
+/// let too_much = std::panic::catch_unwind(|| {
+///     check_growth(cache, 100, || cache.in_scope(|| vec![0u8; 1024]), "fill again")
+/// });
+/// assert!(too_much.is_err());
+/// # }
+/// ```
 pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at: &str) -> R {
     if !warn_inactive() {
         return body();
@@ -164,6 +190,23 @@ macro_rules! assert_owner_growth {
 }
 
 /// How an owner's retained bytes moved over the measured iterations of [`leak_check`].
+///
+/// ```
+/// use heapscope::{testing::{leak_check, Trend}, Owner};
+/// let (table, scratch) = (Owner::named("trend_table"), Owner::named("trend_scratch"));
+/// let mut filled = Vec::new();
+/// let report = leak_check(2, 12, |_| {
+///     if filled.is_empty() {
+///         filled = table.in_scope(|| vec![0u8; 4096]); // once, during warm-up
+///     }
+///     let buffer = scratch.in_scope(|| vec![0u8; 4096]); // freed every iteration
+///     drop(buffer);
+/// });
+/// # #[cfg(feature = "enabled")] if report.is_active() {
+/// assert_eq!(report.owner("trend_table").map(|o| o.trend), Some(Trend::Flat));
+/// assert_eq!(report.owner("trend_scratch").map(|o| o.trend), Some(Trend::TransientPeak));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Trend {
@@ -178,6 +221,20 @@ pub enum Trend {
 }
 
 /// One owner in a [`LeakReport`].
+///
+/// ```
+/// use heapscope::{testing::{leak_check, Trend}, Owner};
+/// let history = Owner::named("owner_trend_doc");
+/// let mut kept = Vec::with_capacity(16);
+/// let report = leak_check(2, 12, |_| kept.push(history.in_scope(|| vec![0u8; 1024])));
+/// # #[cfg(feature = "enabled")] if report.is_active() {
+/// let trend = report.owner("owner_trend_doc").expect("observed");
+/// assert_eq!(trend.trend, Trend::Leaking);
+/// assert_eq!(trend.start_live_bytes, 2 * 1024); // kept during warm-up
+/// assert_eq!(trend.end_live_bytes - trend.start_live_bytes, 12 * 1024);
+/// assert!((trend.bytes_per_iteration - 1024.0).abs() < 1.0);
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct OwnerTrend {
@@ -197,6 +254,17 @@ pub struct OwnerTrend {
 }
 
 /// The result of [`leak_check`]. `Debug` and `Display` name only the leaking owners.
+///
+/// ```
+/// use heapscope::{testing::leak_check, Owner};
+/// let cache = Owner::named("leak_report_doc");
+/// let mut cached: Option<Vec<u8>> = None;
+/// let report = leak_check(2, 12, |_| {
+///     cached.get_or_insert_with(|| cache.in_scope(|| vec![0u8; 4096]));
+/// });
+/// // `Display` lists the leaking owners: a failure message that says what grew.
+/// assert!(report.leaking().is_empty(), "{report}");
+/// ```
 #[derive(Clone, PartialEq)]
 pub struct LeakReport {
     warmup: usize,
@@ -207,12 +275,43 @@ pub struct LeakReport {
 
 impl LeakReport {
     /// The owners judged leaking, largest bytes per iteration first.
+    ///
+    /// ```
+    /// use heapscope::Owner;
+    /// let (log, index) = (Owner::named("leaking_log"), Owner::named("leaking_index"));
+    /// let mut kept = Vec::with_capacity(64);
+    /// let report = heapscope::testing::leak_check(2, 12, |_| {
+    ///     kept.push(log.in_scope(|| vec![0u8; 1024]));
+    ///     kept.push(index.in_scope(|| vec![0u8; 64]));
+    /// });
+    /// let names: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
+    /// # #[cfg(feature = "enabled")] if report.is_active() {
+    /// assert_eq!(names, ["leaking_log", "leaking_index"]);
+    /// # }
+    /// ```
     pub fn leaking(&self) -> Vec<&OwnerTrend> {
         self.owners.iter().filter(|o| o.trend == Trend::Leaking).collect()
     }
 
     /// Every owner observed (except `root` and heapscope's own), largest bytes per iteration
     /// first, then by name.
+    ///
+    /// ```
+    /// use heapscope::{testing::{leak_check, Trend}, Owner};
+    /// let config = Owner::named("all_doc");
+    /// let mut loaded = Vec::new();
+    /// let report = leak_check(2, 12, |i| {
+    ///     if i == 0 {
+    ///         loaded = config.in_scope(|| vec![0u8; 256]);
+    ///     }
+    /// });
+    /// for owner in report.all() {
+    ///     println!("{}: {:?}", owner.name, owner.trend);
+    /// }
+    /// # #[cfg(feature = "enabled")] if report.is_active() {
+    /// assert!(report.all().iter().any(|o| o.name == "all_doc" && o.trend == Trend::Flat));
+    /// # }
+    /// ```
     pub fn all(&self) -> &[OwnerTrend] {
         &self.owners
     }
@@ -220,11 +319,30 @@ impl LeakReport {
     /// The verdict for one owner, by full name: the first in [`LeakReport::all`]'s order when
     /// two owners shared the name (one retired during the check, the other registered under
     /// its name; see [`leak_check`]).
+    ///
+    /// ```
+    /// use heapscope::Owner;
+    /// let parser = Owner::named("owner_doc");
+    /// let report = heapscope::testing::leak_check(2, 12, |_| {
+    ///     parser.in_scope(|| drop(vec![0u8; 128]));
+    /// });
+    /// // Found only when something was measured.
+    /// assert_eq!(report.owner("owner_doc").is_some(), report.is_active());
+    /// assert!(report.owner("no_such_owner").is_none());
+    /// ```
     pub fn owner(&self, name: &str) -> Option<&OwnerTrend> {
         self.owners.iter().find(|o| o.name == name)
     }
 
     /// Whether anything was measured (tracking compiled in and installed).
+    ///
+    /// ```
+    /// let report = heapscope::testing::leak_check(1, 6, |_| {});
+    /// assert_eq!(report.is_active(), heapscope::is_tracking());
+    /// if !report.is_active() {
+    ///     assert_eq!(report.to_string(), "heapscope: disabled, leaks not checked\n");
+    /// }
+    /// ```
     pub fn is_active(&self) -> bool {
         self.active
     }
