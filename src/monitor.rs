@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,9 +199,7 @@ impl PressureMonitorBuilder {
             bundle_on_critical: self.bundle_on_critical,
             session: Mutex::new(Session::default()),
             phase1: Mutex::new(vec![0u8; PHASE1_BYTES]),
-            run: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            run: run_stamp(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -252,12 +251,31 @@ struct Shared {
     bundle_on_critical: Option<CaptureOptions>,
     session: Mutex<Session>,
     phase1: Mutex<Vec<u8>>,
-    /// When the monitor started (Unix ms), in every dump's name: with the pid alone, a
-    /// process that restarts with the same pid (pid 1 in a container) found its previous
-    /// run's dumps, or a temporary file a crash left, under its names, and lost every dump.
+    /// When the monitor started (Unix ms; see [`run_stamp`]), in every dump's name: with the
+    /// pid alone, a process that restarts with the same pid (pid 1 in a container) found its
+    /// previous run's dumps, or a temporary file a crash left, under its names, and lost every
+    /// dump.
     run: u64,
     stop: Mutex<bool>,
     wake: Condvar,
+}
+
+/// The last start stamp given to a monitor in this process.
+static LAST_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// The monitor's start time in Unix ms, or the millisecond after the last monitor's of this
+/// process if that is later: two monitors started in the same millisecond got one stamp, so
+/// their dumps had the same names, and the second one's phase 2 replaced the first one's dump.
+fn run_stamp() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let next = |last: u64| now.max(last.saturating_add(1));
+    // The closure always returns `Some`: `Err` cannot happen.
+    let last = LAST_RUN
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(next(last)))
+        .unwrap_or_else(|last| last);
+    next(last)
 }
 
 /// A running pressure monitor; stops when dropped. Its thread does not follow a `fork`: in a

@@ -440,6 +440,30 @@ fn the_longest_interval_waits_instead_of_panicking() {
     assert_eq!(panics.load(Ordering::SeqCst), 0, "the monitor thread panicked");
 }
 
+/// Two monitors in one process never share a dump's name: forty started in pairs on one
+/// directory, each dumping once, leave forty files under forty names. Names carried the pid,
+/// the start time in ms and the dump number, so two monitors started in the same millisecond
+/// both named their first dump alike: the second's phase 1 found the name taken and its
+/// phase 2 replaced the first monitor's dump (with that dump's figures), both reporting it
+/// written.
+fn two_monitors_never_share_a_dump_name() {
+    let dir = base("two-monitors");
+    let mut paths = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let pair = [manual_monitor(&dir), manual_monitor(&dir)];
+        for m in &pair {
+            let outcome = m.check_used(99 * GIB / 10);
+            let Some(DumpOutcome::Written { path, number: 1, complete: true, .. }) = outcome else {
+                panic!("{outcome:?}")
+            };
+            paths.insert(path);
+        }
+    }
+    let files = std::fs::read_dir(dir.join("diagnostics/memory")).unwrap().count();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!((paths.len(), files), (40, 40), "(distinct names, files) of 40 dumps");
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -451,5 +475,6 @@ fn main() {
     a_panicking_callback_does_not_silence_the_others();
     dropping_a_monitor_in_a_forked_child_returns();
     the_longest_interval_waits_instead_of_panicking();
-    println!("monitor: 10 passed, 0 failed");
+    two_monitors_never_share_a_dump_name();
+    println!("monitor: 11 passed, 0 failed");
 }
