@@ -163,7 +163,8 @@ impl PressureMonitorBuilder {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] for an interval under 10 ms or `max_dumps` of 0;
-    /// [`Error::UnsafePath`]/[`Error::Io`] for the directory.
+    /// [`Error::UnsafePath`]/[`Error::Io`] for the directory (`diagnostics` or `memory` that
+    /// is a link, another user's, or writable by others, as for a bundle).
     pub fn start(self) -> Result<PressureMonitor> {
         if self.interval < crate::timeline::MIN_INTERVAL {
             return Err(Error::OutOfBounds {
@@ -180,7 +181,11 @@ impl PressureMonitorBuilder {
             });
         }
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-        let dir = self.directory.join("diagnostics").join("memory");
+        // Each directory added below the base is held to the full rules, as a bundle's are:
+        // checked only at `memory`, a link at `diagnostics` was followed wherever it led.
+        let diagnostics = self.directory.join("diagnostics");
+        crate::artifacts::private_dir(&diagnostics)?;
+        let dir = diagnostics.join("memory");
         crate::artifacts::private_dir(&dir)?;
         let mut warnings = Vec::new();
         let limits = crate::report::read_limits(&self.report, &mut warnings);

@@ -464,6 +464,23 @@ fn two_monitors_never_share_a_dump_name() {
     assert_eq!((paths.len(), files), (40, 40), "(distinct names, files) of 40 dumps");
 }
 
+/// Each directory the monitor adds below its base is held to the full rules, as a bundle's
+/// are: a `diagnostics` that is a symbolic link (here to another private directory of the
+/// user's) is refused with `UnsafePath`. Only `memory` was checked, so the link was followed
+/// and the dumps went wherever it led.
+fn a_linked_diagnostics_directory_is_refused() {
+    let dir = base("linked-diagnostics");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("diagnostics")).unwrap();
+    let started = PressureMonitor::builder().directory(&dir).manual().start();
+    let memory_made = elsewhere.join("memory").exists();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(matches!(started, Err(heapscope::Error::UnsafePath { .. })), "{started:?}");
+    assert!(!memory_made, "the link was followed");
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -476,5 +493,6 @@ fn main() {
     dropping_a_monitor_in_a_forked_child_returns();
     the_longest_interval_waits_instead_of_panicking();
     two_monitors_never_share_a_dump_name();
-    println!("monitor: 11 passed, 0 failed");
+    a_linked_diagnostics_directory_is_refused();
+    println!("monitor: 12 passed, 0 failed");
 }
