@@ -177,7 +177,8 @@ impl SignalTriggerBuilder {
 
     /// Receives what each signal did, on the trigger's thread. By default the outcome is
     /// printed to standard error (the privacy notice and the bundle's path, or why not), where
-    /// whoever sent the signal looks for the answer.
+    /// whoever sent the signal looks for the answer. If `f` panics, the panic is reported once
+    /// on standard error and the trigger keeps listening.
     ///
     /// ```
     /// use heapscope::signal::{SignalOutcome, SignalTrigger};
@@ -257,6 +258,7 @@ impl SignalTriggerBuilder {
                 crate::threads::block_async_signals(Some(signal));
                 let mut written = 0u32;
                 let mut last: Option<Instant> = None;
+                let mut panicked = false;
                 for _ in signals.forever() {
                     let outcome = match last.map(|t| t.elapsed()) {
                         _ if written >= max_bundles => SignalOutcome::CapReached { max_bundles },
@@ -294,7 +296,20 @@ impl SignalTriggerBuilder {
                             "no diagnostics bundle on signal"
                         ),
                     }
-                    on_capture(outcome);
+                    // A callback that panics must not end the thread: it did, and every later
+                    // signal was taken by the handler and answered by nobody.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        on_capture(outcome)
+                    }));
+                    if ran.is_err() && !panicked {
+                        panicked = true;
+                        // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+                        let _ = std::io::Write::write_all(
+                            &mut std::io::stderr(),
+                            b"heapscope: the signal trigger's on_capture panicked; the trigger \
+                              keeps listening\n",
+                        );
+                    }
                 }
             })
             .map_err(|e| {

@@ -95,5 +95,38 @@ fn main() {
     let none = SignalTrigger::builder(CaptureOptions::new(&base)).max_bundles(0).start();
     assert!(matches!(none, Err(heapscope::Error::OutOfBounds { .. })), "{none:?}");
     std::fs::remove_dir_all(&base).unwrap();
+
+    a_panicking_on_capture_does_not_end_the_trigger();
     eprintln!("signal: ok");
+}
+
+/// A callback that panics does not end the trigger: with no cooldown and a cap of 2, the
+/// callback panicking on the first outcome still hears of the second signal (a second bundle).
+/// The panic ended the trigger's thread: the callback was dropped with it, and every later
+/// signal was taken by the handler and answered by nobody, while the trigger looked alive.
+fn a_panicking_on_capture_does_not_end_the_trigger() {
+    let base = std::env::temp_dir().join(format!("heapscope-signal-panic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (sent, received) = mpsc::channel();
+    let mut calls = 0;
+    let trigger = SignalTrigger::builder(CaptureOptions::new(&base))
+        .cooldown(Duration::ZERO)
+        .max_bundles(2)
+        .on_capture(move |outcome| {
+            calls += 1;
+            let _ = sent.send(outcome);
+            if calls == 1 {
+                panic!("heapscope test: the first on_capture panics");
+            }
+        })
+        .start()
+        .unwrap();
+    let next = || received.recv_timeout(Duration::from_secs(60));
+    send();
+    assert!(matches!(next(), Ok(SignalOutcome::Written(_))));
+    send();
+    let second = next();
+    trigger.stop();
+    std::fs::remove_dir_all(&base).ok();
+    assert!(matches!(second, Ok(SignalOutcome::Written(_))), "second signal: {second:?}");
 }
