@@ -316,7 +316,7 @@ impl SignalTriggerBuilder {
                 handle.close();
                 refused(format!("cannot start the trigger thread: {e}"))
             })?;
-        Ok(SignalTrigger { signal, handle, thread: Some(thread) })
+        Ok(SignalTrigger { signal, handle, thread: Some(thread), pid: std::process::id() })
     }
 }
 
@@ -344,7 +344,9 @@ fn print_outcome(outcome: SignalOutcome) {
 }
 
 /// While alive, a signal writes a diagnostics bundle. Dropping it (or [`stop`](Self::stop))
-/// stops listening and joins its thread.
+/// stops listening and joins its thread. Its thread does not follow a `fork`: in a child nothing
+/// answers the signal, and dropping the trigger there leaves the parent's thread alone and
+/// returns at once.
 ///
 /// ```no_run
 /// let trigger = heapscope::signal::SignalTrigger::start(
@@ -360,6 +362,8 @@ pub struct SignalTrigger {
     #[cfg(unix)]
     handle: Handle,
     thread: Option<JoinHandle<()>>,
+    /// The process the thread runs in.
+    pid: u32,
 }
 
 impl SignalTrigger {
@@ -443,6 +447,12 @@ impl SignalTrigger {
     }
 
     fn shut_down(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child: the thread, and the reading end its handle wakes, are the
+            // parent's. Joining it panicked in the child.
+            std::mem::forget(self.thread.take());
+            return;
+        }
         #[cfg(unix)]
         self.handle.close();
         if let Some(thread) = self.thread.take() {

@@ -97,6 +97,7 @@ fn main() {
     std::fs::remove_dir_all(&base).unwrap();
 
     a_panicking_on_capture_does_not_end_the_trigger();
+    dropping_a_trigger_in_a_forked_child_returns();
     eprintln!("signal: ok");
 }
 
@@ -129,4 +130,45 @@ fn a_panicking_on_capture_does_not_end_the_trigger() {
     trigger.stop();
     std::fs::remove_dir_all(&base).ok();
     assert!(matches!(second, Ok(SignalOutcome::Written(_))), "second signal: {second:?}");
+}
+
+/// A child forked while a trigger runs has no trigger thread: dropping the trigger there
+/// returns at once (status 0). It joined a thread that does not exist in the child and
+/// panicked: the child died with status 101 (and one dropping it while unwinding aborted).
+fn dropping_a_trigger_in_a_forked_child_returns() {
+    let trigger = SignalTrigger::builder(CaptureOptions::new(std::env::temp_dir()))
+        .on_capture(|_| {})
+        .start()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: the child only drops the trigger and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(trigger);
+        // SAFETY: ends the child without running anything else of the parent's.
+        unsafe { libc::_exit(0) };
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut status = 0;
+    let exited = loop {
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: `pid` is our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    trigger.stop();
+    assert!(exited, "the child hung dropping the trigger");
+    // 101 is a panic.
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
 }
