@@ -189,6 +189,20 @@ impl PressureMonitorBuilder {
         crate::artifacts::private_dir(&dir)?;
         let mut warnings = Vec::new();
         let limits = crate::report::read_limits(&self.report, &mut warnings);
+        if limits.effective_bytes.is_none() {
+            // Without a limit every check is `unknown` and no dump is ever written: said once,
+            // at start, rather than by a monitor that silently never fires.
+            let why = if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", warnings.join("; "))
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "heapscope: PressureMonitor found no memory limit{why}; it will never dump. \
+                 Set ReportOptions::budget_bytes."
+            );
+        }
         let started = Instant::now();
         let clock = self.clock.unwrap_or_else(|| Arc::new(move || started.elapsed()));
         let shared = Arc::new(Shared {
@@ -371,6 +385,39 @@ impl PressureMonitor {
     /// The directory dumps go to.
     pub fn directory(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// The effective limit the monitor compares usage with, read once at start: `None` when
+    /// none was found, and then the monitor never dumps (`start` says so on standard error).
+    ///
+    /// ```
+    /// let monitor = heapscope::PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-limit-{}", std::process::id())))
+    ///     .manual()
+    ///     .report(heapscope::ReportOptions::default().budget_bytes(1 << 30))
+    ///     .start()
+    ///     .unwrap();
+    /// assert!(monitor.limit_bytes().is_some_and(|limit| limit <= 1 << 30));
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// ```
+    pub fn limit_bytes(&self) -> Option<u64> {
+        self.shared.limit
+    }
+
+    /// Which limit [`limit_bytes`](Self::limit_bytes) is (`"configured budget"`, a cgroup
+    /// limit with its file, `"MemTotal"`), empty when none.
+    ///
+    /// ```
+    /// let monitor = heapscope::PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-source-{}", std::process::id())))
+    ///     .manual()
+    ///     .start()
+    ///     .unwrap();
+    /// println!("pressure is measured against {}", monitor.limit_source());
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// ```
+    pub fn limit_source(&self) -> &str {
+        &self.shared.limit_source
     }
 }
 

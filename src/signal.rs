@@ -429,6 +429,9 @@ impl SignalTrigger {
 
     /// Stops listening and waits for a capture in progress to finish.
     ///
+    /// The process-wide handler stays installed (signal-hook never removes one), so the signal
+    /// is from then on ignored, not given its default action (ending the process).
+    ///
     /// ```
     /// use heapscope::signal::SignalTrigger;
     /// let (sent, received) = std::sync::mpsc::channel();

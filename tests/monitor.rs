@@ -481,6 +481,32 @@ fn a_linked_diagnostics_directory_is_refused() {
     assert!(!memory_made, "the link was followed");
 }
 
+/// A monitor that finds no limit can never dump: it says so, and `limit_bytes` tells. With
+/// `/proc` and the cgroup tree pointed at empty directories and no budget, no limit is known;
+/// with a budget, that budget is the limit. The monitor used to start without a word and
+/// stay silent however high usage went.
+fn a_monitor_without_a_limit_says_so() {
+    let dir = base("no-limit");
+    let empty = dir.join("empty-root");
+    std::fs::create_dir_all(&empty).unwrap();
+    let blind = ReportOptions::default().roots(&empty, &empty).process_tree(false);
+    let m =
+        PressureMonitor::builder().directory(&dir).manual().report(blind.clone()).start().unwrap();
+    assert_eq!((m.limit_bytes(), m.limit_source()), (None, ""));
+    assert_eq!(m.check_used(u64::MAX), None, "no limit: never a dump");
+    let budgeted = PressureMonitor::builder()
+        .directory(&dir)
+        .manual()
+        .report(blind.budget_bytes(10 * GIB))
+        .start()
+        .unwrap();
+    assert_eq!(
+        (budgeted.limit_bytes(), budgeted.limit_source()),
+        (Some(10 * GIB), "configured budget")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -494,5 +520,6 @@ fn main() {
     the_longest_interval_waits_instead_of_panicking();
     two_monitors_never_share_a_dump_name();
     a_linked_diagnostics_directory_is_refused();
-    println!("monitor: 12 passed, 0 failed");
+    a_monitor_without_a_limit_says_so();
+    println!("monitor: 13 passed, 0 failed");
 }
