@@ -2,6 +2,7 @@
 //! clock, concurrent triggers, callbacks, and an allocation-free phase 1. Runs without
 //! libtest's harness so no other thread allocates while phase 1 is measured.
 
+mod common;
 use heapscope::{DumpOutcome, PressureLevel, PressureMonitor, ReportOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -381,35 +382,12 @@ fn dropping_a_monitor_in_a_forked_child_returns() {
         .start()
         .unwrap();
     std::thread::sleep(Duration::from_millis(30));
-    // SAFETY: the child only drops the monitor and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        drop(m);
-        // SAFETY: ends the child without running anything else of the parent's.
-        unsafe { libc::_exit(0) };
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut status = 0;
-    let exited = loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break true;
-        }
-        if std::time::Instant::now() > deadline {
-            // SAFETY: `pid` is our own child, not yet reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    // The child drops its copy; the parent's stays in `m` (the child's memory is a copy).
+    let mut m = Some(m);
+    let status = common::fork_and_wait(|| drop(m.take()), Duration::from_secs(10));
     drop(m);
     std::fs::remove_dir_all(&dir).ok();
-    assert!(exited, "the child hung dropping the monitor");
+    let status = status.expect("the child hung dropping the monitor");
     // 101 is a panic.
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
 }

@@ -4,6 +4,7 @@
 //!
 //! Own process (`harness = false`): signal dispositions are process-wide.
 
+mod common;
 use heapscope::signal::{SignalOutcome, SignalTrigger, DEFAULT_SIGNAL};
 use heapscope::CaptureOptions;
 use std::sync::mpsc;
@@ -141,34 +142,11 @@ fn dropping_a_trigger_in_a_forked_child_returns() {
         .start()
         .unwrap();
     std::thread::sleep(Duration::from_millis(30));
-    // SAFETY: the child only drops the trigger and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        drop(trigger);
-        // SAFETY: ends the child without running anything else of the parent's.
-        unsafe { libc::_exit(0) };
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut status = 0;
-    let exited = loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break true;
-        }
-        if std::time::Instant::now() > deadline {
-            // SAFETY: `pid` is our own child, not yet reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    trigger.stop();
-    assert!(exited, "the child hung dropping the trigger");
+    // The child drops its copy; the parent's stays in `trigger` (the child's memory is a copy).
+    let mut trigger = Some(trigger);
+    let status = common::fork_and_wait(|| drop(trigger.take()), Duration::from_secs(10));
+    drop(trigger);
+    let status = status.expect("the child hung dropping the trigger");
     // 101 is a panic.
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status}");
 }

@@ -26,3 +26,35 @@ pub fn example(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Forks; the child runs `in_child` and leaves with `_exit(0)` (nothing else of the parent's
+/// runs there). Returns the child's wait status, or `None` when it had not exited within
+/// `timeout` (it is then killed and reaped).
+#[allow(dead_code, reason = "only the tests of fork safety use it")]
+pub fn fork_and_wait(in_child: impl FnOnce(), timeout: std::time::Duration) -> Option<i32> {
+    // SAFETY: the child only runs `in_child` and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        in_child();
+        // SAFETY: ends the child without running anything else of the parent's.
+        unsafe { libc::_exit(0) };
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let mut status = 0;
+    loop {
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: `pid` is our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
