@@ -296,6 +296,17 @@ fn dumps_survive_old_files_odd_directories_and_long_owner_names() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A background monitor checking every 10 ms for which every check is critical (a budget of
+/// 1 byte), with no cooldown and a cap of 3 dumps.
+fn critical_every_10ms(dir: &Path) -> heapscope::PressureMonitorBuilder {
+    PressureMonitor::builder()
+        .directory(dir)
+        .interval(Duration::from_millis(10))
+        .max_dumps(3)
+        .cooldown(Duration::ZERO)
+        .report(ReportOptions::default().budget_bytes(1).process_tree(false))
+}
+
 /// A background monitor whose callback panics once keeps monitoring: with every check
 /// critical (a budget of 1 byte), no cooldown and a cap of 3, the callback runs three times.
 /// The panic ended the monitor's thread: the callback ran once and no dump followed, while
@@ -303,12 +314,7 @@ fn dumps_survive_old_files_odd_directories_and_long_owner_names() {
 fn a_panicking_callback_does_not_stop_the_monitor() {
     let dir = base("panicking-callback");
     let calls = Arc::new(AtomicUsize::new(0));
-    let m = PressureMonitor::builder()
-        .directory(&dir)
-        .interval(Duration::from_millis(10))
-        .max_dumps(3)
-        .cooldown(Duration::ZERO)
-        .report(ReportOptions::default().budget_bytes(1).process_tree(false))
+    let m = critical_every_10ms(&dir)
         .on_pressure({
             let calls = calls.clone();
             move |_, _| {
@@ -336,12 +342,7 @@ fn a_panicking_callback_does_not_stop_the_monitor() {
 fn a_panicking_callback_does_not_silence_the_others() {
     let dir = base("panicking-first-callback");
     let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let m = PressureMonitor::builder()
-        .directory(&dir)
-        .interval(Duration::from_millis(10))
-        .max_dumps(3)
-        .cooldown(Duration::ZERO)
-        .report(ReportOptions::default().budget_bytes(1).process_tree(false))
+    let m = critical_every_10ms(&dir)
         .on_pressure({
             let first = first.clone();
             move |_, _| {
