@@ -753,9 +753,18 @@ fn write_file_raw(
         write!(out, "/pressure-{pid}-{run}-{number}.json").map_err(|_| "dump path too long")?;
         let flags =
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: `temp_path` is NUL-terminated (zero-filled past what was written, and its
-        // last byte is never written); open has no other preconditions.
-        let fd = unsafe { libc::open(temp_path.as_ptr().cast(), flags, 0o600 as libc::c_uint) };
+        let open = || {
+            // SAFETY: `temp_path` is NUL-terminated (zero-filled past what was written, and its
+            // last byte is never written); open has no other preconditions.
+            unsafe { libc::open(temp_path.as_ptr().cast(), flags, 0o600 as libc::c_uint) }
+        };
+        let mut fd = open();
+        if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+            // The directory went away since start (a cleaner of old files in /tmp, say):
+            // made again, private, and the dump written there. Every later dump failed.
+            recreate_dump_dirs(dir);
+            fd = open();
+        }
         if fd < 0 {
             return Err("cannot create the dump file (it exists, or the directory is gone)");
         }
@@ -794,6 +803,26 @@ fn write_file_raw(
     {
         let _ = (dir, run, number, bytes);
         Err("phase-1 dumps need a Unix system")
+    }
+}
+
+/// Makes the dump directory `dir` (`<base>/diagnostics/memory`) and its parent again, 0700,
+/// where they are missing: paths built on the stack, no allocation. What exists is left as it
+/// is (`mkdir` follows no link and replaces nothing); the base itself is not made.
+#[cfg(unix)]
+fn recreate_dump_dirs(dir: &[u8]) {
+    let parent_len = dir.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    for len in [parent_len, dir.len()] {
+        let mut path = [0u8; 4096];
+        let Some(prefix) = dir.get(..len).filter(|p| !p.is_empty() && p.len() < path.len()) else {
+            continue;
+        };
+        if let Some(dst) = path.get_mut(..prefix.len()) {
+            dst.copy_from_slice(prefix);
+        }
+        // SAFETY: `path` is NUL-terminated (zero-filled past the prefix, which is shorter
+        // than the buffer); mkdir has no other preconditions.
+        unsafe { libc::mkdir(path.as_ptr().cast(), 0o700) };
     }
 }
 

@@ -486,6 +486,23 @@ fn a_monitor_without_a_limit_says_so() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A dump directory removed after start (a cleaner of old files in /tmp) is made again,
+/// private, by the next dump: every later dump failed, each using a slot of the cap.
+fn a_dump_directory_removed_after_start_is_made_again() {
+    let dir = base("removed");
+    let m = manual_monitor(&dir);
+    std::fs::remove_dir_all(dir.join("diagnostics")).unwrap();
+    let outcome = m.check_used(10 * GIB).expect("critical");
+    let DumpOutcome::Written { path, complete: true, .. } = &outcome else { panic!("{outcome:?}") };
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(dump["trigger"]["level"], "critical", "phase 1 written too");
+    for made in [dir.join("diagnostics"), dir.join("diagnostics/memory")] {
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", made.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -500,5 +517,6 @@ fn main() {
     two_monitors_never_share_a_dump_name();
     a_linked_diagnostics_directory_is_refused();
     a_monitor_without_a_limit_says_so();
-    println!("monitor: 13 passed, 0 failed");
+    a_dump_directory_removed_after_start_is_made_again();
+    println!("monitor: 14 passed, 0 failed");
 }
