@@ -10,7 +10,9 @@
 //! parent must hold its own bytes plus its children's; `retained::top` must list each item at
 //! its owner's figures; the phase record's start and end must be the snapshots taken at the
 //! same moments; the sampler's samples before and after the phase must bracket it; a diff must
-//! be the hand-computed growth; `global_stats` must move by exactly what the program did.
+//! be the hand-computed growth; `global_stats` must move by exactly what the program did;
+//! and a snapshot's total (the report's tracked bytes) must be the sum of its top-level owners
+//! (root and the reserved owners among them).
 //!
 //! Without libtest's harness (`harness = false`): this process runs nothing else, so every
 //! change between two readings is the scenario's.
@@ -72,6 +74,9 @@ fn figures(s: &OwnerStats) -> (u64, u64, u64, u64) {
 /// Every reader's view of one quiescent moment.
 struct Readings {
     snapshot: Snapshot,
+    /// The snapshot the report was built from, as `Report` keeps no snapshot: one more
+    /// capture at the same moment.
+    report_snapshot: Snapshot,
     report: Report,
     /// The report's JSON, read back.
     json: Report,
@@ -85,6 +90,7 @@ struct Readings {
 fn read_everything(dir: &Path, tag: &str) -> Readings {
     let snapshot = Snapshot::capture();
     let report = heapscope::report();
+    let report_snapshot = Snapshot::capture();
     let json = report.to_json();
     let path = dir.join(format!("{tag}.json"));
     heapscope::write_private(&path, json.as_bytes()).expect("write the report");
@@ -100,6 +106,7 @@ fn read_everything(dir: &Path, tag: &str) -> Readings {
     metrics::with_local_recorder(&recorder, || report.publish_metrics());
     Readings {
         snapshot,
+        report_snapshot,
         report,
         json: back,
         shown: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -211,6 +218,26 @@ fn check_items(r: &Readings, items: &[(&Retained<Vec<u8>>, Owner)]) {
         let listed = r.report.retained.iter().find(|i| i.owner == info.owner);
         assert_eq!(listed.map(|i| i.live_bytes), Some(info.live_bytes), "report's {info:?}");
     }
+}
+
+/// A snapshot's (and so the report's) total is every top-level owner of it together (root and
+/// the reserved owners are top-level), and the report's tracked bytes are its top-level rows.
+fn check_total(r: &Readings) {
+    for snapshot in [&r.snapshot, &r.report_snapshot] {
+        let top: Vec<_> = snapshot.owners.iter().filter(|o| o.parent.is_none()).collect();
+        let live: u64 = top.iter().map(|o| o.stats.live_bytes).sum();
+        let blocks: u64 = top.iter().map(|o| o.stats.live_blocks).sum();
+        let listed: Vec<_> = top.iter().map(|o| (&o.name, o.stats.live_bytes)).collect();
+        assert_eq!(
+            (live, blocks),
+            (snapshot.total.live_bytes, snapshot.total.live_blocks),
+            "a snapshot's total against its top-level owners {listed:?}"
+        );
+        assert!(snapshot.total.peak_bytes >= snapshot.total.live_bytes, "{:?}", snapshot.total);
+    }
+    let rows: u64 =
+        r.report.owners.tree.iter().filter(|l| l.depth == 0).map(|l| l.live_bytes).sum();
+    assert_eq!(rows, r.report.owners.tracked_live_bytes, "the report's top-level rows");
 }
 
 /// `global_stats` allocates nothing: between two readings it moves by exactly what the
@@ -374,6 +401,7 @@ fn main() {
         check_owner(&r1, item.owner(), want);
     }
     check_sums(&r1);
+    check_total(&r1);
     let parents = [history, tools, history, tools];
     let held: Vec<_> = items.iter().zip(parents).collect();
     check_items(&r1, &held);
@@ -423,6 +451,7 @@ fn main() {
         check_owner(&r2, owner, want);
     }
     check_sums(&r2);
+    check_total(&r2);
     let parents = [tools, history, tools];
     let held: Vec<_> = items.iter().zip(parents).collect();
     check_items(&r2, &held);
