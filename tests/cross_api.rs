@@ -238,6 +238,9 @@ fn check_total(r: &Readings) {
     let rows: u64 =
         r.report.owners.tree.iter().filter(|l| l.depth == 0).map(|l| l.live_bytes).sum();
     assert_eq!(rows, r.report.owners.tracked_live_bytes, "the report's top-level rows");
+    let tracked = r.metrics.lines().find_map(|l| l.strip_prefix("heapscope_tracked_live_bytes "));
+    let tracked = tracked.map(|v| v.trim().parse::<f64>().expect("a number") as u64);
+    assert_eq!(tracked, Some(rows), "heapscope_tracked_live_bytes");
 }
 
 /// `global_stats` allocates nothing: between two readings it moves by exactly what the
@@ -457,6 +460,40 @@ fn main() {
     check_items(&r2, &held);
     assert!(r2.snapshot.owner(&dropped_name).is_none(), "{dropped_name} was dropped");
 
+    // `heapscope diff` and `check` on the two reports read the same bytes.
+    let cli = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_heapscope")).args(args).output().expect("run heapscope")
+    };
+    let (q1, q2) = (dir.join("q1.json"), dir.join("q2.json"));
+    let out = cli(&["diff".as_ref(), q1.as_os_str(), q2.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let size = heapscope::format_bytes;
+    let shrink = history_1.live_bytes - history_2.live_bytes;
+    for (name, before, after, growth) in [
+        ("xapi_history", history_1.live_bytes, history_2.live_bytes, format!("-{}", size(shrink))),
+        (&dropped_name, TOOL_SIZES[0], 0, format!("-{}", size(TOOL_SIZES[0]))),
+        ("xapi_cache", cache_1.live_bytes, cache_1.live_bytes, "+0 B".to_owned()),
+        ("total", r1.report.owners.tracked_live_bytes, r2.report.owners.tracked_live_bytes, {
+            let (a, b) = (r1.report.owners.tracked_live_bytes, r2.report.owners.tracked_live_bytes);
+            if b < a {
+                format!("-{}", size(a - b))
+            } else {
+                format!("+{}", size(b - a))
+            }
+        }),
+    ] {
+        let row = text.lines().find(|l| l.split_whitespace().next() == Some(name));
+        let row = row.unwrap_or_else(|| panic!("{name} not in `heapscope diff`:\n{text}"));
+        let want = format!("{name:<40} {:>12} {:>12} {growth:>12}", size(before), size(after));
+        assert_eq!(row, want, "`heapscope diff`");
+    }
+    for (limit, status) in [(history_2.live_bytes, 0), (history_2.live_bytes - 1, 1)] {
+        let budget = format!("xapi_history={limit}");
+        let out = cli(&["check".as_ref(), q2.as_os_str(), "--max-owner".as_ref(), budget.as_ref()]);
+        assert_eq!(out.status.code(), Some(status), "check {budget}: {out:?}");
+    }
+
     // The phase record: its start and end are the snapshots taken around it; the history's
     // peak is the copy on top of what it held (one thread allocates and frees there: exact).
     let h = record.owners.iter().find(|o| o.name == "xapi_history").expect("history moved");
@@ -542,6 +579,15 @@ fn main() {
         assert!(s.get("xapi_history").copied().unwrap_or(0) <= h.peak_bytes, "{s:?}");
     }
     assert!(timeline.phases.contains(&record), "the timeline lists the phase");
+    let path = dir.join("timeline.json");
+    heapscope::write_private(&path, json.as_bytes()).expect("write timeline.json");
+    let svg = dir.join("timeline.svg");
+    let out = cli(&["timeline".as_ref(), path.as_os_str(), "-o".as_ref(), svg.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let drawn = std::fs::read_to_string(&svg).expect("the chart");
+    for owner in ["xapi_history", "xapi_tools", "xapi_cache"] {
+        assert!(drawn.contains(&format!("data-owner=\"{owner}\"")), "{owner} not charted");
+    }
 
     check_global_moves(history, tools);
     drop((turns, items, index, kept_pages, embeddings));
