@@ -155,7 +155,9 @@ fn check_owner(r: &Readings, owner: Owner, want: Expected) {
     assert!(
         row.contains(&format!(" {live} "))
             && row.contains(&format!("peak {:>11}", peak))
-            && row.ends_with(&format!(" {} blocks", want.live_blocks)),
+            && row
+                .trim_end_matches("  retired")
+                .ends_with(&format!(" {} blocks", want.live_blocks)),
         "{name}: `heapscope show` row {cells:?}, expected live {live}, peak {peak}, {} blocks",
         want.live_blocks
     );
@@ -447,7 +449,26 @@ fn main() {
         total_blocks: history_1.total_blocks + 1 + TURNS as u64,
         own_live_bytes: TURNS as u64 * VEC + kept_turns,
     };
+    // A scratch owner retired while it and its child still hold bytes, its name taken again.
+    let scratch_old = Owner::named("xapi_scratch");
+    let part = scratch_old.child("part");
+    let old_block = scratch_old.in_scope(|| black_box(vec![b's'; 4_321]));
+    let old_part = part.in_scope(|| black_box(vec![b'p'; 1_234]));
+    scratch_old.retire().expect("retire");
+    let scratch_new = Owner::named("xapi_scratch");
+    let new_block = scratch_new.in_scope(|| black_box(vec![b'n'; 999]));
     let r2 = read_everything(&dir, "q2");
+    assert!(scratch_old.name().starts_with("xapi_scratch (retired #"), "{}", scratch_old.name());
+    let exactly = |live: u64, blocks: u64, own: u64| Expected {
+        live_bytes: live,
+        live_blocks: blocks,
+        total_bytes: live,
+        total_blocks: blocks,
+        own_live_bytes: own,
+    };
+    check_owner(&r2, scratch_old, exactly(5_555, 2, 4_321));
+    check_owner(&r2, part, exactly(1_234, 1, 1_234));
+    check_owner(&r2, scratch_new, exactly(999, 1, 999));
     for (owner, want) in
         [(history, history_2), (tools, tools_1), (cache, cache_1), (pages, pages_1), (emb, emb_1)]
     {
@@ -579,6 +600,13 @@ fn main() {
         assert!(s.get("xapi_history").copied().unwrap_or(0) <= h.peak_bytes, "{s:?}");
     }
     assert!(timeline.phases.contains(&record), "the timeline lists the phase");
+    // The series' summary: at the stop what the history held then; never above the phase's
+    // peak.
+    let series = timeline.series("owner:xapi_history").expect("the history's series");
+    assert_eq!(series.end, history_2.live_bytes, "{series:?}");
+    assert!(series.max <= h.peak_bytes && series.max >= history_1.live_bytes, "{series:?}");
+    let last = timeline.samples.last().expect("a sample at the stop");
+    assert_eq!(last.owners.get("xapi_cache").copied(), Some(cache.stats().live_bytes));
     let path = dir.join("timeline.json");
     heapscope::write_private(&path, json.as_bytes()).expect("write timeline.json");
     let svg = dir.join("timeline.svg");
@@ -590,7 +618,7 @@ fn main() {
     }
 
     check_global_moves(history, tools);
-    drop((turns, items, index, kept_pages, embeddings));
+    drop((turns, items, index, kept_pages, embeddings, old_block, old_part, new_block));
     std::fs::remove_dir_all(&dir).ok();
     println!("cross_api: every reader agreed");
 }
