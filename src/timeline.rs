@@ -284,12 +284,17 @@ impl Sampler {
             wake: Condvar::new(),
         });
         let started_at_unix_ms = now_unix_ms();
+        let started = Instant::now();
+        // The sample at start is taken here, before `start` returns: the thread took it once
+        // it was scheduled, after what the caller did next (a history built right after the
+        // start was in the "first" sample, `tests/cross_api.rs`).
+        shared.ring.lock().samples.push_back(take_sample(started));
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("heapscope-sampler".into())
             .spawn(move || {
                 crate::threads::block_async_signals(None);
-                run(&worker, interval)
+                run(&worker, interval, started)
             })
             .map_err(|e| Error::OutOfBounds {
                 what: "sampler thread",
@@ -310,8 +315,9 @@ impl Sampler {
     }
 
     /// Stops the thread, which takes one last sample, and returns the final timeline: it
-    /// has at least two samples, the last at the stop. The first is the one at start unless
-    /// the ring was full and dropped it (then `dropped_samples` says how many went).
+    /// has at least two samples, the last at the stop. The first is the one
+    /// [`Sampler::start`] took before it returned, unless the ring was full and dropped it
+    /// (then `dropped_samples` says how many went).
     pub fn stop(mut self) -> Timeline {
         self.halt();
         self.timeline()
@@ -338,9 +344,10 @@ impl Drop for Sampler {
     }
 }
 
-fn run(shared: &Shared, interval: Duration) {
+/// Samples every `interval` after the one [`Sampler::start`] took at `started`, and once more
+/// when stopped.
+fn run(shared: &Shared, interval: Duration, started: Instant) {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-    let started = Instant::now();
     let mut next = started;
     let record = |sample: Sample| {
         let mut ring = shared.ring.lock();
@@ -351,7 +358,6 @@ fn run(shared: &Shared, interval: Duration) {
         ring.samples.push_back(sample);
     };
     loop {
-        record(take_sample(started));
         next += interval;
         let now = Instant::now();
         if next < now {
@@ -364,10 +370,11 @@ fn run(shared: &Shared, interval: Duration) {
                 break;
             }
         }
-        if *stop {
-            drop(stop);
-            // The timeline ends when the sampler is stopped, not at its last tick.
-            record(take_sample(started));
+        let stopped = *stop;
+        drop(stop);
+        // The timeline ends when the sampler is stopped, not at its last tick.
+        record(take_sample(started));
+        if stopped {
             return;
         }
     }

@@ -600,10 +600,10 @@ fn main() {
         assert!(s.get("xapi_history").copied().unwrap_or(0) <= h.peak_bytes, "{s:?}");
     }
     assert!(timeline.phases.contains(&record), "the timeline lists the phase");
-    // The series' summary: at the stop what the history held then; never above the phase's
-    // peak.
+    // The series' summary: registered before the sampler started (0 in the first sample), and
+    // at the stop what the history held then; never above the phase's peak.
     let series = timeline.series("owner:xapi_history").expect("the history's series");
-    assert_eq!(series.end, history_2.live_bytes, "{series:?}");
+    assert_eq!((series.start, series.end), (0, history_2.live_bytes), "{series:?}");
     assert!(series.max <= h.peak_bytes && series.max >= history_1.live_bytes, "{series:?}");
     let last = timeline.samples.last().expect("a sample at the stop");
     assert_eq!(last.owners.get("xapi_cache").copied(), Some(cache.stats().live_bytes));
