@@ -423,7 +423,7 @@ fn main() {
 
     // The compaction: deep-copy the history, keep the copy's second half, and drop the first
     // tool result it held.
-    std::thread::sleep(Duration::from_millis(80));
+    std::thread::sleep(Duration::from_millis(150));
     let before = Snapshot::capture();
     let phase_start = now_ms();
     let compaction = heapscope::phase("xapi_compaction");
@@ -437,7 +437,7 @@ fn main() {
     let record = compaction.finish();
     let after = Snapshot::capture();
     let phase_end = now_ms();
-    std::thread::sleep(Duration::from_millis(80));
+    std::thread::sleep(Duration::from_millis(150));
     let quiet_after = now_ms();
 
     let kept_turns: u64 = (TURNS / 2..TURNS).map(turn_len).sum();
@@ -605,6 +605,10 @@ fn main() {
     let series = timeline.series("owner:xapi_history").expect("the history's series");
     assert_eq!((series.start, series.end), (0, history_2.live_bytes), "{series:?}");
     assert!(series.max <= h.peak_bytes && series.max >= history_1.live_bytes, "{series:?}");
+    for s in &timeline.samples {
+        // A sample lists every top-level owner: their sum is its tracked bytes.
+        assert_eq!(s.tracked_live_bytes, s.owners.values().sum::<u64>(), "at {} ms", s.at_ms);
+    }
     let last = timeline.samples.last().expect("a sample at the stop");
     assert_eq!(last.owners.get("xapi_cache").copied(), Some(cache.stats().live_bytes));
     let path = dir.join("timeline.json");
