@@ -806,9 +806,10 @@ fn write_file_raw(
     }
 }
 
-/// Makes the dump directory `dir` (`<base>/diagnostics/memory`) and its parent again, 0700,
-/// where they are missing: paths built on the stack, no allocation. What exists is left as it
-/// is (`mkdir` follows no link and replaces nothing); the base itself is not made.
+/// Makes the dump directory `dir` (`<base>/diagnostics/memory`) and its parent again, 0700
+/// whatever the umask (as `artifacts::private_dir` at start), where they
+/// are missing: paths built on the stack, no allocation. What exists is left as it is (`mkdir`
+/// follows no link and replaces nothing); the base itself is not made.
 #[cfg(unix)]
 fn recreate_dump_dirs(dir: &[u8]) {
     let parent_len = dir.iter().rposition(|&b| b == b'/').unwrap_or(0);
@@ -822,7 +823,12 @@ fn recreate_dump_dirs(dir: &[u8]) {
         }
         // SAFETY: `path` is NUL-terminated (zero-filled past the prefix, which is shorter
         // than the buffer); mkdir has no other preconditions.
-        unsafe { libc::mkdir(path.as_ptr().cast(), 0o700) };
+        if unsafe { libc::mkdir(path.as_ptr().cast(), 0o700) } == 0 {
+            // The umask can only remove bits: one that took the owner's (0277) left it 0500,
+            // and nothing could be made in it. Set 0700 exactly on what was just made.
+            // SAFETY: as above; chmod has no other preconditions.
+            unsafe { libc::chmod(path.as_ptr().cast(), 0o700) };
+        }
     }
 }
 

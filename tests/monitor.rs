@@ -503,6 +503,27 @@ fn a_dump_directory_removed_after_start_is_made_again() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A removed dump directory is made again 0700 whatever the umask, as at start: one that
+/// takes the owner's own bits (0277 here) once left it 0500, so the directory below it could
+/// not be made and the dump was lost.
+fn a_dump_directory_made_again_is_0700_whatever_the_umask() {
+    let dir = base("removed-umask");
+    let m = manual_monitor(&dir);
+    std::fs::remove_dir_all(dir.join("diagnostics")).unwrap();
+    // SAFETY: umask only changes this process's file-creation mask; no other thread runs here.
+    let old = unsafe { libc::umask(0o277) };
+    let outcome = m.check_used(10 * GIB);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let outcome = outcome.expect("critical");
+    assert!(matches!(outcome, DumpOutcome::Written { complete: true, .. }), "{outcome:?}");
+    for made in [dir.join("diagnostics"), dir.join("diagnostics/memory")] {
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", made.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -518,5 +539,6 @@ fn main() {
     a_linked_diagnostics_directory_is_refused();
     a_monitor_without_a_limit_says_so();
     a_dump_directory_removed_after_start_is_made_again();
-    println!("monitor: 14 passed, 0 failed");
+    a_dump_directory_made_again_is_0700_whatever_the_umask();
+    println!("monitor: 15 passed, 0 failed");
 }
