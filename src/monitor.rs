@@ -108,9 +108,11 @@ impl PressureMonitorBuilder {
         self
     }
 
-    /// Runs `f` after each dump, on the monitor's thread. If it panics there, the panic is
-    /// reported once on standard error and the monitor keeps running; the other callbacks
-    /// still run for that dump.
+    /// Runs `f` after each dump: on the monitor's thread, where what it allocates is root's,
+    /// or in a manual [`check`](PressureMonitor::check), as the owner current there. If it
+    /// panics on the monitor's thread, the panic is reported once on standard error and the
+    /// monitor keeps running; in a manual check it is passed on to the caller. Either way the
+    /// other callbacks still run for that dump.
     pub fn on_pressure(
         mut self,
         f: impl Fn(PressureLevel, &Report) + Send + Sync + 'static,
@@ -437,7 +439,9 @@ impl Drop for PressureMonitor {
 }
 
 fn run(shared: &Shared, interval: Duration) {
-    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    // Root is current on this thread, not heapscope.internal: the callbacks run here under the
+    // owner current outside the dump (see `dump`), which is root for this thread. Whatever
+    // heapscope allocates itself (the report, the dump file) `dump` charges to internal.
     let mut panicked = false;
     loop {
         if let Some(used) = rss_bytes() {
@@ -522,11 +526,15 @@ fn dump(
         let mut buffer = shared.phase1.lock();
         phase1_write(&mut buffer, &shared.dir, level, used, shared.limit, shared.run, number)
     };
+    // The callbacks are the program's code, charged to the owner current here (the caller's
+    // for a manual check, root on the monitor's thread): run under heapscope.internal, a
+    // compaction's new history was charged to heapscope itself.
+    let caller = crate::Owner::current();
     // Phase 2 is attempted whatever became of phase 1: the full report may still be written.
+    let internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let name = dump_name(shared.run, number);
     let path = shared.dir.join(&name);
     // Phase 2: the full report, keeping phase 1's figures as the moment of pressure.
-    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let phase1_json: Option<serde_json::Value> =
         std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let report = Report::capture_with(&shared.report);
@@ -564,6 +572,8 @@ fn dump(
     // Every callback hears of the dump, also after one panicked: the first panic is passed
     // on once they have all run (the monitor's thread reports it and keeps going). It once
     // left the dump at the panicking callback, and the ones after it never ran.
+    drop(internal);
+    let _caller = caller.enter();
     let mut panicked = None;
     for callback in &shared.callbacks {
         let ran =

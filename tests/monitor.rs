@@ -524,6 +524,33 @@ fn a_dump_directory_made_again_is_0700_whatever_the_umask() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The callbacks are the program's code: what they allocate is charged to the owner current
+/// at the check, not to heapscope. A callback keeping 1 MiB (a compaction's new history,
+/// say) during a check made in `monitor_callback_caller` adds exactly 1 MiB there; it was
+/// charged to `heapscope.internal`, where the dump's own report is.
+fn callbacks_allocate_as_the_owner_current_at_the_check() {
+    let dir = base("callback-owner");
+    let kept = Arc::new(std::sync::Mutex::new(Vec::with_capacity(4)));
+    let m = PressureMonitor::builder()
+        .directory(&dir)
+        .manual()
+        .report(ReportOptions::default().budget_bytes(10 * GIB).process_tree(false))
+        .on_pressure({
+            let kept = kept.clone();
+            move |_, _| kept.lock().unwrap().push(vec![7u8; 1 << 20])
+        })
+        .start()
+        .unwrap();
+    let caller = heapscope::Owner::named("monitor_callback_caller");
+    let outcome = caller.in_scope(|| m.check_used(10 * GIB));
+    assert!(matches!(outcome, Some(DumpOutcome::Written { .. })), "{outcome:?}");
+    assert_eq!(caller.stats().live_bytes, 1 << 20, "the callback's megabyte is the caller's");
+    drop(outcome);
+    kept.lock().unwrap().clear();
+    assert_eq!(caller.stats().live_bytes, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -540,5 +567,6 @@ fn main() {
     a_monitor_without_a_limit_says_so();
     a_dump_directory_removed_after_start_is_made_again();
     a_dump_directory_made_again_is_0700_whatever_the_umask();
-    println!("monitor: 15 passed, 0 failed");
+    callbacks_allocate_as_the_owner_current_at_the_check();
+    println!("monitor: 16 passed, 0 failed");
 }
