@@ -496,7 +496,7 @@ impl<F: Future> InOwner for F {}
 
 /// The owner called `name` (a constant `&str`), registered once and cached in a call-site
 /// `static`. If that owner is retired, the next call registers the name again, as
-/// [`Owner::named`] would.
+/// [`Owner::named`] would (with the `enabled` feature or without).
 ///
 /// ```
 /// let history = heapscope::owner!("history");
@@ -552,8 +552,16 @@ impl Owner {
                     .get(self.id as usize)
                     .is_some_and(|c| c.generation.load(Relaxed) == self.generation)
         }
+        // Without tracking the registry keeps the live generations (a handle cached before a
+        // retirement once stayed cached: `owner!` returned the stale handle for good, named
+        // "heapscope.stale" once its id was reused, where `Owner::named` gave the name's owner).
         #[cfg(not(feature = "enabled"))]
-        true
+        {
+            self.id < registry::FIRST_USER_ID
+                || registry::LIVE_GENERATIONS
+                    .get(self.id as usize)
+                    .is_some_and(|g| g.load(Relaxed) == self.generation)
+        }
     }
 }
 

@@ -79,6 +79,14 @@ pub(crate) struct Registry {
     pub(crate) windows: crate::counters::OpenWindows,
 }
 
+/// Without tracking (whose counters keep generations for the allocation path), the
+/// generation of each id's live owner, or 0 while the id holds none (retired or free): lets
+/// [`owner!`](crate::owner) see without the lock that its cached owner was retired, as it does
+/// with tracking on. Set under the registry's lock; read `Relaxed`, as the counters' are.
+#[cfg(not(feature = "enabled"))]
+pub(crate) static LIVE_GENERATIONS: [std::sync::atomic::AtomicU32; MAX_OWNERS] =
+    [const { std::sync::atomic::AtomicU32::new(0) }; MAX_OWNERS];
+
 pub(crate) static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
     let mut entries = vec![None; MAX_OWNERS];
     let reserved = |path: &str, parent| {
@@ -266,6 +274,8 @@ impl Registry {
         let generation = crate::counters::reset_for_new_owner(id, parent);
         #[cfg(not(feature = "enabled"))]
         let generation = self.generations[id as usize].wrapping_add(1);
+        #[cfg(not(feature = "enabled"))]
+        LIVE_GENERATIONS[id as usize].store(generation, std::sync::atomic::Ordering::Relaxed);
         self.generations[id as usize] = generation;
         self.by_path.insert(path.clone(), id);
         self.entries[id as usize] = Some(Entry {
@@ -346,6 +356,8 @@ impl Registry {
         // From now on the old handles enter the overflow owner.
         #[cfg(feature = "enabled")]
         crate::counters::retire(id);
+        #[cfg(not(feature = "enabled"))]
+        LIVE_GENERATIONS[id as usize].store(0, std::sync::atomic::Ordering::Relaxed);
         let path = entry.path.clone();
         self.by_path.remove(&path);
         if let Some(e) = self.entries[id as usize].as_mut() {

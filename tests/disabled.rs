@@ -52,3 +52,19 @@ fn retained_items_work_and_report_zero() {
     assert_eq!(item.live_bytes(), 0);
     assert_eq!(item.label(), "label");
 }
+
+#[test]
+fn cached_owner_follows_retirement_when_disabled() {
+    // As with tracking on: once the cached owner is retired, `owner!` registers the name again.
+    fn cached() -> Owner {
+        heapscope::owner!("disabled_cached_retired")
+    }
+    let first = cached();
+    first.retire().unwrap();
+    // Takes the freed id, as any registration might.
+    let other = Owner::named("disabled_cached_other");
+    let again = cached();
+    assert_eq!(again, Owner::named("disabled_cached_retired"));
+    assert_eq!(again.name(), "disabled_cached_retired");
+    assert_ne!(again, other);
+}
