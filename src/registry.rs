@@ -494,8 +494,18 @@ impl Registry {
         else {
             return;
         };
-        self.next_retired += 1;
-        let renamed = format!("{path} (retired #{})", self.next_retired);
+        // A number whose name no owner has, live or retired: a program may name an owner
+        // `x (retired #1)` itself (until 2026-12-05 the retired `x` took that name too, and
+        // two owners shared it).
+        let renamed = loop {
+            self.next_retired += 1;
+            let renamed = format!("{path} (retired #{})", self.next_retired);
+            if !self.by_path.contains_key(&renamed)
+                && !self.retired.iter().any(|&r| self.entry(r).is_some_and(|e| e.path == renamed))
+            {
+                break renamed;
+            }
+        };
         self.rename_subtree(id, path, &renamed);
     }
 
@@ -575,5 +585,26 @@ mod tests {
         }
         assert!(validate_name(&"x".repeat(128)).is_ok());
         assert!(validate_name(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn a_renamed_retired_owner_never_takes_a_live_owners_name() {
+        with(|r| {
+            let (old, generation) = r.get_or_register(PROCESS, "unit_renamed").unwrap();
+            // A child keeps the retired owner registered, under its name, as bytes would.
+            r.get_or_register(old, "kept").unwrap();
+            r.retire(old, generation).unwrap();
+            // A live owner already has the name the next renaming would give.
+            let next = format!("unit_renamed (retired #{})", r.next_retired + 1);
+            let (live, _) = r.get_or_register(PROCESS, &next).unwrap();
+            let (new, _) = r.get_or_register(PROCESS, "unit_renamed").unwrap();
+            let paths: Vec<String> = r.all().into_iter().map(|(_, e)| e.path).collect();
+            assert_eq!(paths.iter().filter(|p| **p == next).count(), 1, "{paths:?}");
+            assert_eq!(r.entry(live).map(|e| e.path.as_str()), Some(next.as_str()));
+            assert_eq!(r.entry(new).map(|e| e.path.as_str()), Some("unit_renamed"));
+            let renamed = r.entry(old).map(|e| e.path.clone()).unwrap();
+            assert!(renamed.starts_with("unit_renamed (retired #"), "{renamed}");
+            assert_ne!(renamed, next);
+        });
     }
 }
