@@ -145,6 +145,15 @@ impl Drop for Probe {
 /// # }
 /// ```
 pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at: &str) -> R {
+    __check_growth(owner, i128::from(at_most), body, at)
+}
+
+/// What [`assert_owner_growth!`](crate::assert_owner_growth) expands to: [`check_growth`]
+/// with a signed limit, so that a negative one (a budget already overspent) asks the owner to
+/// shrink by at least that much. The macro once cast the limit to `u64`, and a limit of `-1`
+/// became 18 EB: every growth passed.
+#[doc(hidden)]
+pub fn __check_growth<R>(owner: Owner, at_most: i128, body: impl FnOnce() -> R, at: &str) -> R {
     if !warn_inactive() {
         return body();
     }
@@ -153,7 +162,7 @@ pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at:
     let out = body();
     let after = owner.stats().live_bytes;
     let growth = after as i128 - before as i128;
-    if growth > at_most as i128 {
+    if growth > at_most {
         let diff = Snapshot::capture().diff(&before_all);
         panic!(
             "heapscope: owner {:?} grew by {growth} bytes, more than the {at_most} allowed ({at})\n{diff}",
@@ -164,7 +173,8 @@ pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at:
 }
 
 /// Asserts that an owner's live bytes grow by at most `at_most` bytes while the block runs;
-/// evaluates to the block's value.
+/// evaluates to the block's value. `at_most` is any integer; a negative one asks the owner to
+/// shrink by at least that many bytes.
 ///
 /// On failure it panics with `heapscope: owner "…" grew by N bytes, more than the M allowed`
 /// and a table of every owner's growth, largest first. Without tracking it runs the block and
@@ -180,9 +190,9 @@ pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at:
 #[macro_export]
 macro_rules! assert_owner_growth {
     ($owner:expr, at_most = $at_most:expr, $body:block) => {
-        $crate::testing::check_growth(
+        $crate::testing::__check_growth(
             $owner,
-            ($at_most) as u64,
+            ($at_most) as i128,
             || $body,
             concat!(file!(), ":", line!()),
         )

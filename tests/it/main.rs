@@ -21,6 +21,7 @@ mod async_owner;
 #[cfg(all(feature = "enabled", target_os = "linux", not(miri)))]
 mod binary_size;
 mod coherence;
+mod growth;
 mod layouts;
 mod model;
 mod peaks;
