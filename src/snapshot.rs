@@ -122,8 +122,9 @@ impl Snapshot {
     /// listed as its old name gone and its new name new, with its lifetime's allocations as
     /// churn; a name retired and registered again, or taken from a retired owner still holding
     /// bytes (renamed `<name> (retired #N)`), pairs the newcomer with the old owner's
-    /// baseline. [`phase`](crate::phase) and [`leak_check`](crate::testing::leak_check),
-    /// which take both readings in one process, follow owners by identity instead.
+    /// baseline. [`phase`](crate::phase), [`leak_check`](crate::testing::leak_check) and
+    /// the failure table of [`assert_owner_growth!`](crate::assert_owner_growth), which take
+    /// both readings in one process, follow owners by identity instead.
     ///
     /// ```
     /// let base = heapscope::Snapshot::capture();
@@ -149,6 +150,42 @@ impl Snapshot {
                 owners.push(OwnerDelta::between(&gone.name, &gone.stats, &OwnerStats::default()));
             }
         }
+        self.diff_of(baseline, owners)
+    }
+
+    /// [`Snapshot::diff`] of two captures of this process, pairing owners by which owner
+    /// each is (`keys[i]` is `owners[i]`'s, as [`Snapshot::capture_keyed`] gives them), not
+    /// by name: an owner renamed `<name> (retired #N)` between them keeps its baseline, and
+    /// the newcomer that took its name starts from nothing. Each row has the owner's name at
+    /// this capture (at the baseline's for owners gone since).
+    pub(crate) fn diff_keyed(
+        &self,
+        keys: &[OwnerKey],
+        baseline: &Snapshot,
+        baseline_keys: &[OwnerKey],
+    ) -> SnapshotDiff {
+        use std::collections::{HashMap, HashSet};
+        let before: HashMap<&OwnerKey, &OwnerEntry> =
+            baseline_keys.iter().zip(&baseline.owners).collect();
+        let present: HashSet<&OwnerKey> = keys.iter().collect();
+        let mut owners: Vec<OwnerDelta> = keys
+            .iter()
+            .zip(&self.owners)
+            .map(|(key, after)| {
+                let before = before.get(key).map(|o| o.stats).unwrap_or_default();
+                OwnerDelta::between(&after.name, &before, &after.stats)
+            })
+            .collect();
+        for (key, gone) in baseline_keys.iter().zip(&baseline.owners) {
+            if !present.contains(key) {
+                owners.push(OwnerDelta::between(&gone.name, &gone.stats, &OwnerStats::default()));
+            }
+        }
+        self.diff_of(baseline, owners)
+    }
+
+    /// The diff from `baseline` with these owners' deltas, sorted.
+    fn diff_of(&self, baseline: &Snapshot, mut owners: Vec<OwnerDelta>) -> SnapshotDiff {
         owners.sort_by(|a, b| {
             b.live_bytes_delta.cmp(&a.live_bytes_delta).then_with(|| a.name.cmp(&b.name))
         });

@@ -38,3 +38,41 @@ fn a_negative_limit_requires_the_owner_to_shrink() {
     }));
     assert!(shrank_too_little.is_err());
 }
+
+/// The failure table's rows, as `name -> (live before, live after, growth)`.
+fn table_rows(text: &str) -> Vec<(String, (i64, i64, i64))> {
+    text.lines()
+        .skip(2) // the message and the table's header
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let [.., before, after, growth] = cols[..] else { return None };
+            let n = |s: &str| s.parse::<i64>().ok();
+            Some((cols[..cols.len() - 3].join(" "), (n(before)?, n(after)?, n(growth)?)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_failure_table_follows_owners_not_names() {
+    let checked = Owner::named("growth_table_checked");
+    let old = Owner::named("growth_table_renamed");
+    let held = old.in_scope(|| black_box(vec![0u8; 1000]));
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        heapscope::assert_owner_growth!(checked, at_most = 0, {
+            // Retired holding its 1000 bytes, then its name taken by a new owner: the old one
+            // becomes `growth_table_renamed (retired #N)`, unchanged.
+            old.retire().unwrap();
+            let new = Owner::named("growth_table_renamed");
+            let grown = checked.in_scope(|| black_box(vec![0u8; 64]));
+            (grown, new.in_scope(|| black_box(vec![0u8; 10])))
+        })
+    }));
+    let text = panic_text(failed.expect_err("a growth of 64 bytes passed a limit of 0"));
+    let rows = table_rows(&text);
+    let row = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+    assert_eq!(row("growth_table_checked"), Some((0, 64, 64)), "{text}");
+    // The new owner grew by its 10 bytes; the old one, still holding its 1000, did not move.
+    assert_eq!(row("growth_table_renamed"), Some((0, 10, 10)), "{text}");
+    assert!(!rows.iter().any(|(n, _)| n.starts_with("growth_table_renamed (retired")), "{text}");
+    drop(held);
+}
