@@ -255,7 +255,7 @@ impl Owner {
     ///
     /// # Errors
     /// [`Error::Reserved`](crate::Error::Reserved) for root, overflow and internal; [`Error::Stale`](crate::Error::Stale) when already
-    /// reused.
+    /// reused. Retiring a retired owner again is `Ok` until its id is reused.
     ///
     /// ```
     /// let call = heapscope::Owner::named("tools").child("call_1");
@@ -268,7 +268,8 @@ impl Owner {
 
     /// The full name: `parent/child` for children.
     ///
-    /// A retired-and-reused handle reads `"heapscope.stale"`.
+    /// A retired owner's handle reads `"heapscope.stale"` once its id is freed (it held
+    /// nothing), reused or not.
     ///
     /// ```
     /// assert_eq!(heapscope::Owner::named("history").name(), "history");

@@ -728,3 +728,26 @@ fn moving_an_item_with_descendants_counts_their_levels() {
         o.retire().unwrap();
     }
 }
+
+#[test]
+fn retiring_twice_is_ok_until_the_id_is_reused() {
+    // Documented on `Owner::retire`: `Error::Stale` "when already reused". An owner holding
+    // nothing has its id freed at its first retirement, but not reused until a registration.
+    let _g = serial();
+    let empty = Owner::named("reg_retire_twice_empty");
+    empty.retire().unwrap();
+    assert_eq!(empty.retire(), Ok(()), "freed, not reused: retired already");
+    let holding = Owner::named("reg_retire_twice_holding");
+    let v = holding.in_scope(|| black_box(vec![0u8; 100]));
+    holding.retire().unwrap();
+    assert_eq!(holding.retire(), Ok(()));
+    drop(v);
+    // Its id reused (ids are handed out last freed first, and a reading frees emptied ones).
+    let _ = Snapshot::capture();
+    let next = Owner::named("reg_retire_twice_next");
+    let other = Owner::named("reg_retire_twice_other");
+    assert_eq!(holding.retire(), Err(Error::Stale));
+    assert_eq!(empty.retire(), Err(Error::Stale));
+    next.retire().unwrap();
+    other.retire().unwrap();
+}
