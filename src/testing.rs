@@ -145,35 +145,64 @@ impl Drop for Probe {
 /// # }
 /// ```
 pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at: &str) -> R {
-    __check_growth(owner, i128::from(at_most), body, at)
+    let check = GrowthCheck::start(owner, i128::from(at_most), at);
+    let out = body();
+    drop(check);
+    out
 }
 
-/// What [`assert_owner_growth!`](crate::assert_owner_growth) expands to: [`check_growth`]
-/// with a signed limit, so that a negative one (a budget already overspent) asks the owner to
-/// shrink by at least that much. The macro once cast the limit to `u64`, and a limit of `-1`
-/// became 18 EB: every growth passed.
+/// What [`assert_owner_growth!`](crate::assert_owner_growth) expands to: started before its
+/// block and checked when dropped, after it, so that the block stays a block (its `return` or
+/// `?` leaves the enclosing function, and the growth is checked on the way out). The macro
+/// once ran the block as a closure: a `return;` in it only left the closure, and the code
+/// after the assertion ran. The limit is signed: a negative one (a budget already overspent)
+/// asks the owner to shrink by at least that much (the macro once cast it to `u64`, and `-1`
+/// became 18 EB: every growth passed).
 #[doc(hidden)]
-pub fn __check_growth<R>(owner: Owner, at_most: i128, body: impl FnOnce() -> R, at: &str) -> R {
-    if !warn_inactive() {
-        return body();
+#[derive(Debug)]
+pub struct GrowthCheck<'a> {
+    owner: Owner,
+    at_most: i128,
+    at: &'a str,
+    /// Every owner, and the owner's live bytes, before the block; `None` without tracking.
+    before: Option<(Snapshot, Vec<OwnerKey>, u64)>,
+}
+
+impl<'a> GrowthCheck<'a> {
+    /// Reads every owner, and `owner`'s live bytes, to check against when dropped.
+    #[doc(hidden)]
+    pub fn start(owner: Owner, at_most: i128, at: &'a str) -> GrowthCheck<'a> {
+        let before = warn_inactive().then(|| {
+            let (all, keys) = Snapshot::capture_keyed();
+            (all, keys, owner.stats().live_bytes)
+        });
+        GrowthCheck { owner, at_most, at, before }
     }
-    let (before_all, before_keys) = Snapshot::capture_keyed();
-    let before = owner.stats().live_bytes;
-    let out = body();
-    let after = owner.stats().live_bytes;
-    let growth = after as i128 - before as i128;
-    if growth > at_most {
-        // Owners paired by identity, as `leak_check` and phases do: paired by name, an owner
-        // retired during the body and renamed when a newcomer took its name showed as grown
-        // by all it held, and the newcomer as shrunk by it.
-        let (after_all, after_keys) = Snapshot::capture_keyed();
-        let diff = after_all.diff_keyed(&after_keys, &before_all, &before_keys);
-        panic!(
-            "heapscope: owner {:?} grew by {growth} bytes, more than the {at_most} allowed ({at})\n{diff}",
-            owner.name()
-        );
+}
+
+impl Drop for GrowthCheck<'_> {
+    fn drop(&mut self) {
+        // A block that panicked has failed already.
+        if std::thread::panicking() {
+            return;
+        }
+        let Some((before_all, before_keys, before)) = self.before.take() else { return };
+        let after = self.owner.stats().live_bytes;
+        let growth = after as i128 - before as i128;
+        if growth > self.at_most {
+            // Owners paired by identity, as `leak_check` and phases do: paired by name, an
+            // owner retired during the body and renamed when a newcomer took its name showed
+            // as grown by all it held, and the newcomer as shrunk by it.
+            let (after_all, after_keys) = Snapshot::capture_keyed();
+            let diff = after_all.diff_keyed(&after_keys, &before_all, &before_keys);
+            panic!(
+                "heapscope: owner {:?} grew by {growth} bytes, more than the {} allowed ({})\n{diff}",
+                self.owner.name(),
+                self.at_most,
+                self.at
+            );
+        }
     }
-    out
 }
 
 /// Asserts that an owner's live bytes grow by at most `at_most` bytes while the block runs;
@@ -182,8 +211,11 @@ pub fn __check_growth<R>(owner: Owner, at_most: i128, body: impl FnOnce() -> R, 
 ///
 /// On failure it panics with `heapscope: owner "…" grew by N bytes, more than the M allowed`
 /// and a table of every owner's growth, largest first (owners followed by identity, not by
-/// name, as in [`leak_check`]: one renamed during the block keeps its row). Without tracking it runs the block and
-/// checks nothing (saying so once on stderr).
+/// name, as in [`leak_check`]: one renamed during the block keeps its row). Without tracking
+/// it runs the block and checks nothing (saying so once on stderr).
+///
+/// The block is run in place, not as a closure: its `return` and `?` leave the enclosing
+/// function, and the growth is checked on the way out. A block that panics is not checked.
 ///
 /// ```
 /// let cache = heapscope::Owner::named("growth_doc");
@@ -194,14 +226,16 @@ pub fn __check_growth<R>(owner: Owner, at_most: i128, body: impl FnOnce() -> R, 
 /// ```
 #[macro_export]
 macro_rules! assert_owner_growth {
-    ($owner:expr, at_most = $at_most:expr, $body:block) => {
-        $crate::testing::__check_growth(
+    ($owner:expr, at_most = $at_most:expr, $body:block) => {{
+        let __heapscope_growth = $crate::testing::GrowthCheck::start(
             $owner,
             ($at_most) as i128,
-            || $body,
             concat!(file!(), ":", line!()),
-        )
-    };
+        );
+        let __heapscope_out = $body;
+        ::std::mem::drop(__heapscope_growth);
+        __heapscope_out
+    }};
 }
 
 /// How an owner's retained bytes moved over the measured iterations of [`leak_check`].

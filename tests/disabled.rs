@@ -32,12 +32,12 @@ fn probes_and_growth_assertions_run_the_code() {
     let v = black_box(vec![1u8; 1000]);
     assert_eq!(p.stats(), OwnerStats::default());
     let o = Owner::named("disabled_growth");
-    let mut ran = false;
+    let mut runs = 0;
     let out = heapscope::assert_owner_growth!(o, at_most = 0, {
-        ran = true;
+        runs += 1;
         o.in_scope(|| black_box(vec![0u8; 1 << 20]))
     });
-    assert!(ran);
+    assert_eq!(runs, 1);
     assert_eq!(out.len(), 1 << 20);
     let report = heapscope::testing::leak_check(1, 6, |_| {});
     assert!(!report.is_active());

@@ -76,3 +76,34 @@ fn the_failure_table_follows_owners_not_names() {
     assert!(!rows.iter().any(|(n, _)| n.starts_with("growth_table_renamed (retired")), "{text}");
     drop(held);
 }
+
+/// Grows `o` by 10 bytes (kept in `kept`) in an asserted block that then returns.
+fn grows_then_returns(o: Owner, at_most: u64, kept: &mut Vec<Vec<u8>>, ran_past: &mut bool) {
+    heapscope::assert_owner_growth!(o, at_most = at_most, {
+        kept.push(o.in_scope(|| black_box(vec![0u8; 10])));
+        if black_box(true) {
+            return;
+        }
+    });
+    *ran_past = true;
+}
+
+#[test]
+fn the_asserted_block_is_a_block() {
+    // The macro takes a block and evaluates to its value: its `return` leaves the enclosing
+    // function, as any block's does, and the growth is still checked on the way out.
+    let o = Owner::named("growth_block_return");
+    let (mut kept, mut ran_past) = (Vec::with_capacity(2), false);
+    grows_then_returns(o, 1000, &mut kept, &mut ran_past);
+    assert!(!ran_past, "the block's `return` did not leave the function");
+    let failed =
+        catch_unwind(AssertUnwindSafe(|| grows_then_returns(o, 0, &mut kept, &mut ran_past)));
+    let text = panic_text(failed.expect_err("a growth of 10 bytes passed a limit of 0"));
+    assert!(
+        text.starts_with(
+            "heapscope: owner \"growth_block_return\" grew by 10 bytes, more than the 0 allowed"
+        ),
+        "{text}"
+    );
+    assert!(!ran_past);
+}
