@@ -5,6 +5,7 @@
 use crate::allocator_stats::{self, AllocatorStats};
 use crate::error::{Error, Result};
 use crate::limits::{self, CgroupMemory, Rlimit};
+use crate::phase::PhaseRecord;
 use crate::pressure::{PressureLevel, Thresholds};
 use crate::printable::escape_control as printable;
 use crate::procfs::{self, ChildProcess};
@@ -708,6 +709,33 @@ fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
     order
 }
 
+/// How far a phase's peak rose above both its start and its end.
+fn transient_bytes(p: &PhaseRecord) -> u64 {
+    p.total.peak_bytes.saturating_sub(p.total.live_end_bytes.max(p.total.live_start_bytes))
+}
+
+/// The phase with the largest transient, and the phase to name for it: the shortest phase
+/// nested in that one (its span within the other's, to the millisecond) whose transient is at
+/// least half of it. A phase around the one that made the copy (a `turn` around its
+/// `compaction`) saw the same peak from a lower start, so it always has the larger transient.
+fn transient_phase(phases: &[PhaseRecord]) -> Option<(&PhaseRecord, &PhaseRecord)> {
+    let widest = phases.iter().filter(|p| p.tracking).max_by_key(|p| transient_bytes(p))?;
+    let end = |p: &PhaseRecord| p.started_at_unix_ms + p.duration_ms;
+    // Start and duration are each rounded down, so a nested phase's end can read up to 1 ms
+    // past its enclosing phase's.
+    let named = phases
+        .iter()
+        .filter(|p| {
+            p.tracking
+                && p.started_at_unix_ms >= widest.started_at_unix_ms
+                && end(p) <= end(widest) + 1
+                && transient_bytes(p) * 2 >= transient_bytes(widest)
+        })
+        .min_by_key(|p| p.duration_ms)
+        .unwrap_or(widest);
+    Some((widest, named))
+}
+
 fn suggestions(report: &Report) -> Vec<String> {
     let mut out = Vec::new();
     let tracked = report.owners.tracked_live_bytes;
@@ -741,12 +769,10 @@ fn suggestions(report: &Report) -> Vec<String> {
             ));
         }
     }
-    if let Some(p) = report.phases.iter().filter(|p| p.tracking).max_by_key(|p| {
-        p.total.peak_bytes.saturating_sub(p.total.live_end_bytes.max(p.total.live_start_bytes))
-    }) {
-        let transient =
-            p.total.peak_bytes.saturating_sub(p.total.live_end_bytes.max(p.total.live_start_bytes));
-        if transient >= 16 << 20 && transient * 4 >= p.total.live_start_bytes.max(1) {
+    if let Some((widest, p)) = transient_phase(&report.phases) {
+        let largest = transient_bytes(widest);
+        if largest >= 16 << 20 && largest * 4 >= widest.total.live_start_bytes.max(1) {
+            let transient = transient_bytes(p);
             let who =
                 p.owners.first().map_or_else(String::new, |o| format!(" (mostly \"{}\")", o.name));
             out.push(format!(
@@ -1034,6 +1060,7 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phase::PhaseOwner;
 
     #[test]
     fn long_owner_names_are_cut_to_the_column_at_a_character() {
@@ -1043,6 +1070,45 @@ mod tests {
         assert!(cut.ends_with("é…"), "{cut}");
         assert_eq!(fit_to_column("cache"), "cache");
         assert_eq!(fit_to_column(&"x".repeat(MAX_NAME_COLUMN)), "x".repeat(MAX_NAME_COLUMN));
+    }
+
+    fn phase_record(name: &str, start_ms: u64, duration_ms: u64, live: [u64; 3]) -> PhaseRecord {
+        let [live_start_bytes, peak_bytes, live_end_bytes] = live;
+        PhaseRecord {
+            name: name.into(),
+            started_at_unix_ms: start_ms,
+            duration_ms,
+            tracking: true,
+            total: PhaseOwner {
+                name: "total".into(),
+                live_start_bytes,
+                live_end_bytes,
+                allocated_bytes: peak_bytes - live_start_bytes,
+                peak_bytes,
+            },
+            owners: Vec::new(),
+        }
+    }
+
+    /// A `turn` phase around a `compaction` that deep-copies 100 MiB of history: the turn
+    /// started 2 MiB lower (its message), so its transient is the larger, and the suggestion
+    /// named "turn" rather than the compaction that made the copy (seen with an agent that
+    /// wraps both in phases, as the README's first step says to).
+    #[test]
+    fn the_transient_copy_is_named_after_the_innermost_phase_that_made_it() {
+        const MIB: u64 = 1 << 20;
+        let compaction = phase_record("compaction", 1_000, 38, [52 * MIB, 152 * MIB, 30 * MIB]);
+        let turn = phase_record("turn", 999, 40, [50 * MIB, 152 * MIB, 30 * MIB]);
+        let later = phase_record("turn", 1_100, 1, [30 * MIB, 32 * MIB, 32 * MIB]);
+        let phases = [compaction, turn, later];
+        let (widest, named) = transient_phase(&phases).unwrap();
+        assert_eq!(widest.name, "turn");
+        assert_eq!(named.name, "compaction");
+        assert_eq!(transient_bytes(named), 100 * MIB);
+
+        // Alone, the enclosing phase is named.
+        let (_, named) = transient_phase(&phases[1..]).unwrap();
+        assert_eq!(named.name, "turn");
     }
 
     #[test]
