@@ -257,8 +257,10 @@ pub struct OwnersSection {
     pub tracked_live_bytes: u64,
     /// Peak of the counted bytes.
     pub tracked_peak_bytes: u64,
-    /// `resident - tracked`: allocator overhead and fragmentation, non-Rust memory, stacks,
-    /// code. Uses jemalloc's `resident` when available, else the process RSS.
+    /// `resident - tracked`. With jemalloc's `resident`: pages jemalloc holds that no live
+    /// block uses (dirty pages not yet given back, fragmentation, metadata); memory outside
+    /// jemalloc (the system malloc of C libraries, stacks, code) is not in it. Without
+    /// jemalloc's statistics the process RSS is used, which includes all of that.
     pub untracked_bytes: Option<u64>,
     /// The owner tree in depth-first order, children right after their parent, siblings by
     /// name. Owners that never allocated, and retired owners that hold nothing (with their
