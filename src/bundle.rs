@@ -351,7 +351,8 @@ fn describe_profile_file(name: &str) -> &'static str {
     match name {
         "heap.pb.gz" => {
             "jemalloc heap profile as gzipped pprof (sampled live bytes by call stack, \
-             symbolised):\n  go tool pprof -top heap.pb.gz, or open it in Pyroscope or Parca."
+             symbolised; methods' frames may be unnamed, so read it by file and line):\n  \
+             go tool pprof -top -cum -lines heap.pb.gz, or open it in Pyroscope or Parca."
         }
         "jemalloc.heap" => {
             "jemalloc's raw heap profile dump (heap_v2 text with the process's memory maps):\n  \

@@ -102,7 +102,7 @@ fn show_diff_and_check_on_real_reports() {
     assert!(shown.contains("bundle files:") && shown.contains("report.json"), "{shown}");
     match &bundle.manifest.heap_profile {
         heapscope::HeapProfile::Written { .. } => {
-            assert!(shown.contains("go tool pprof -top -cum"), "{shown}")
+            assert!(shown.contains("go tool pprof -top -cum -lines"), "{shown}")
         }
         _ => assert!(shown.contains("no heap profile: "), "{shown}"),
     }

@@ -22,6 +22,21 @@ fn hold_eight_mebibytes_for_the_profile() -> Vec<Box<[u8]>> {
     std::hint::black_box(held)
 }
 
+/// A method that holds 8 MiB too: in-process symbolisation leaves methods' frames unnamed
+/// (`[binary]` in `go tool pprof -top`), so only the file and line identify it.
+struct Agent;
+
+impl Agent {
+    /// The line of the allocation, as `go tool pprof -lines` shows the method's frame.
+    const HOLD_LINE: u32 = line!() + 4;
+
+    #[inline(never)]
+    fn hold_eight_mebibytes(&self) -> Vec<Box<[u8]>> {
+        let held = (0..128).map(|i| vec![i as u8; 64 << 10].into_boxed_slice()).collect();
+        std::hint::black_box(held)
+    }
+}
+
 fn tool(name: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
@@ -119,6 +134,7 @@ fn main() {
         drop(std::hint::black_box(vec![0u8; 64 << 10]));
     }
     let held = hold_eight_mebibytes_for_the_profile();
+    let held_by_method = Agent.hold_eight_mebibytes();
 
     let bundle = heapscope::capture(&CaptureOptions::new(&base)).unwrap();
     let files = match &bundle.manifest.heap_profile {
@@ -166,6 +182,25 @@ fn main() {
         let cum_mb = cumulative_megabytes(line);
         assert!((6.0..=11.0).contains(&cum_mb), "cum {cum_mb} MB in: {line}");
         eprintln!("go tool pprof: {line}");
+
+        // The method is found with the command heapscope prints (`heapscope show`,
+        // README.txt), by its file and line.
+        let out = Command::new("go")
+            .args(["tool", "pprof", "-top", "-cum", "-lines", "-sample_index=inuse_space"])
+            .arg(dir.join("heap.pb.gz"))
+            .env("HOME", &base)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let at = format!("profiling_jemalloc.rs:{}", Agent::HOLD_LINE);
+        let line = text.lines().find(|l| l.ends_with(&at)).unwrap_or_else(|| {
+            panic!("go tool pprof -top -cum -lines does not show {at}:\n{text}")
+        });
+        let cum_mb = cumulative_megabytes(line);
+        assert!((6.0..=11.0).contains(&cum_mb), "cum {cum_mb} MB in: {line}");
+        let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+        assert!(readme.contains("go tool pprof -top -cum -lines heap.pb.gz"), "{readme}");
     }
 
     if tool("jeprof") {
@@ -211,7 +246,7 @@ fn main() {
 
     profiling::deactivate().unwrap();
     assert!(matches!(profiling::status(), ProfilingStatus::Jemalloc { active: false, .. }));
-    drop(held);
+    drop((held, held_by_method));
     std::fs::remove_dir_all(&base).unwrap();
     eprintln!("profiling_jemalloc: ok");
 }

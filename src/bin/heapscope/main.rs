@@ -234,7 +234,7 @@ fn show_bundle_files(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
             writeln!(out, "heap profile ({}):", printable(backend))?;
             for file in files {
                 let how = match file.as_str() {
-                    "heap.pb.gz" => "go tool pprof -top -cum",
+                    "heap.pb.gz" => "go tool pprof -top -cum -lines",
                     "jemalloc.heap" => "jeprof --text <the program's binary>",
                     "dhat-heap.json" => "open in DHAT's viewer (dh_view.html) with",
                     _ => "read",
