@@ -166,14 +166,7 @@ fn main() {
     assert!(raw.contains("MAPPED_LIBRARIES:"));
 
     if tool("go") {
-        let out = Command::new("go")
-            .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
-            .arg(dir.join("heap.pb.gz"))
-            .env("HOME", &base)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let text = pprof(&["-top"], &dir.join("heap.pb.gz"), &base);
         let line = text
             .lines()
             .find(|l| l.contains("hold_eight_mebibytes_for_the_profile"))
@@ -185,14 +178,7 @@ fn main() {
 
         // The method is found with the command heapscope prints (`heapscope show`,
         // README.txt), by its file and line.
-        let out = Command::new("go")
-            .args(["tool", "pprof", "-top", "-cum", "-lines", "-sample_index=inuse_space"])
-            .arg(dir.join("heap.pb.gz"))
-            .env("HOME", &base)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let text = pprof(&["-top", "-cum", "-lines"], &dir.join("heap.pb.gz"), &base);
         let at = format!("profiling_jemalloc.rs:{}", Agent::HOLD_LINE);
         let line = text.lines().find(|l| l.ends_with(&at)).unwrap_or_else(|| {
             panic!("go tool pprof -top -cum -lines does not show {at}:\n{text}")
@@ -330,6 +316,22 @@ fn repeated_captures_keep_no_memory(base: &Path) {
         .owner("heapscope.internal")
         .map_or(0, |o| o.stats.peak_bytes);
     eprintln!("heapscope.internal after 3 captures: {warm} B, after 13: {after} B, peak {peak} B");
+}
+
+/// `go tool pprof <flags> -sample_index=inuse_space <profile>`'s standard output; fails the
+/// test when the tool fails. `home` is its cache's home.
+fn pprof(flags: &[&str], profile: &std::path::Path, home: &std::path::Path) -> String {
+    let out = Command::new("go")
+        .args(["tool", "pprof"])
+        .args(flags)
+        .arg("-sample_index=inuse_space")
+        .arg(profile)
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    text
 }
 
 /// The `cum` column (the 4th number) of a `go tool pprof -top` line, in MB.
