@@ -810,9 +810,16 @@ fn suggestions(report: &Report) -> Vec<String> {
         (report.owners.untracked_bytes, report.process.as_ref().and_then(|p| p.rss_bytes))
     {
         if untracked > 256 << 20 && untracked * 2 > rss {
+            // What `untracked` holds depends on what it was taken from (see `untracked_bytes`):
+            // jemalloc's resident pages never include the system malloc's (C libraries).
+            let what = if report.allocator.is_some() {
+                "pages jemalloc holds that no live block uses (dirty pages not yet given back \
+                 after a transient peak, fragmentation, metadata)"
+            } else {
+                "allocator overhead, C libraries on the system malloc, stacks and code"
+            };
             out.push(format!(
-                "{} of resident memory is not counted by any owner: C libraries, allocator \
-                 overhead, or allocations made before heapscope's allocator was installed",
+                "{} of resident memory is not counted by any owner: {what}",
                 size(untracked)
             ));
         }
