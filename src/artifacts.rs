@@ -297,7 +297,8 @@ mod tests {
     fn directories_are_0700_and_files_0600_whatever_the_umask() {
         // SAFETY: umask only changes this process's file-creation mask.
         let old = unsafe { libc::umask(0) };
-        let dir = scratch("modes").join("a/b");
+        let base = scratch("modes");
+        let dir = base.join("a/b");
         private_dir(&dir).unwrap();
         let written = write_new(&dir, "report.json", b"{}").unwrap();
         // SAFETY: as above.
@@ -313,7 +314,8 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["report.json"]);
-        fs::remove_dir_all(scratch("modes")).ok();
+        // The directory made above: each `scratch` call names a new one.
+        fs::remove_dir_all(base).unwrap();
     }
 
     #[test]
