@@ -61,6 +61,7 @@ pub struct PressureMonitorBuilder {
     clock: Option<Clock>,
     background: bool,
     bundle_on_critical: Option<CaptureOptions>,
+    limit_refresh: Duration,
 }
 
 impl std::fmt::Debug for PressureMonitorBuilder {
@@ -71,6 +72,7 @@ impl std::fmt::Debug for PressureMonitorBuilder {
             .field("max_dumps", &self.max_dumps)
             .field("cooldown", &self.cooldown)
             .field("bundle_on_critical", &self.bundle_on_critical)
+            .field("limit_refresh", &self.limit_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +150,29 @@ impl PressureMonitorBuilder {
         self
     }
 
+    /// How often a check reads the memory limits again (default 10 s; `Duration::MAX` reads
+    /// them once, at start). A container's limit can change while the program runs
+    /// (Kubernetes resizes a running pod's `memory.max` in place, an operator runs
+    /// `systemctl set-property`): a monitor that kept the limit it started with compared
+    /// usage with a limit that no longer held, and never dumped before an OOM kill under a
+    /// lowered one. A change is said once on standard error. Measured on the
+    /// [`clock`](Self::clock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let monitor = heapscope::PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-refresh-{}", std::process::id())))
+    ///     .limit_refresh(Duration::from_secs(60))
+    ///     .manual()
+    ///     .start()
+    ///     .unwrap();
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// ```
+    pub fn limit_refresh(mut self, every: Duration) -> Self {
+        self.limit_refresh = every;
+        self
+    }
+
     /// A monotonic clock for the cooldown (tests inject one; default: time since start).
     pub fn clock(mut self, clock: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -190,8 +215,8 @@ impl PressureMonitorBuilder {
         let dir = diagnostics.join("memory");
         crate::artifacts::private_dir(&dir)?;
         let mut warnings = Vec::new();
-        let limits = crate::report::read_limits(&self.report, &mut warnings);
-        if limits.effective_bytes.is_none() {
+        let limit = EffectiveLimit::read(&self.report, &mut warnings);
+        if limit.bytes.is_none() {
             // Without a limit every check is `unknown` and no dump is ever written: said once,
             // at start, rather than by a monitor that silently never fires.
             let why = if warnings.is_empty() {
@@ -199,18 +224,27 @@ impl PressureMonitorBuilder {
             } else {
                 format!(" ({})", warnings.join("; "))
             };
+            let when = if self.limit_refresh == Duration::MAX {
+                "it will never dump".to_owned()
+            } else {
+                format!(
+                    "it will not dump unless one appears (it reads the limits again every {})",
+                    humantime::format_duration(self.limit_refresh)
+                )
+            };
             let _ = writeln!(
                 std::io::stderr(),
-                "heapscope: PressureMonitor found no memory limit{why}; it will never dump. \
-                 Set ReportOptions::budget_bytes."
+                "heapscope: PressureMonitor found no memory limit{why}; {when}. Set \
+                 ReportOptions::budget_bytes."
             );
         }
         let started = Instant::now();
         let clock = self.clock.unwrap_or_else(|| Arc::new(move || started.elapsed()));
+        let read_at = clock();
         let shared = Arc::new(Shared {
             dir: crate::artifacts::absolute(&dir),
-            limit: limits.effective_bytes,
-            limit_source: limits.effective_source.unwrap_or_default(),
+            limit: Mutex::new((limit, read_at)),
+            limit_refresh: self.limit_refresh,
             thresholds: self.report.thresholds_value(),
             report: self.report,
             max_dumps: self.max_dumps,
@@ -259,10 +293,29 @@ struct Session {
     sequence: u32,
 }
 
+/// The limit a monitor compares usage with, and where it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct EffectiveLimit {
+    bytes: Option<u64>,
+    /// Empty when there is none.
+    source: String,
+}
+
+impl EffectiveLimit {
+    fn read(options: &ReportOptions, warnings: &mut Vec<String>) -> Self {
+        let limits = crate::report::read_limits(options, warnings);
+        EffectiveLimit {
+            bytes: limits.effective_bytes,
+            source: limits.effective_source.unwrap_or_default(),
+        }
+    }
+}
+
 struct Shared {
     dir: PathBuf,
-    limit: Option<u64>,
-    limit_source: String,
+    /// The effective limit and when (on `clock`) it was read.
+    limit: Mutex<(EffectiveLimit, Duration)>,
+    limit_refresh: Duration,
     thresholds: Thresholds,
     report: ReportOptions,
     max_dumps: u32,
@@ -361,6 +414,7 @@ impl PressureMonitor {
             clock: None,
             background: true,
             bundle_on_critical: None,
+            limit_refresh: Duration::from_secs(10),
         }
     }
 
@@ -389,8 +443,9 @@ impl PressureMonitor {
         &self.shared.dir
     }
 
-    /// The effective limit the monitor compares usage with, read once at start: `None` when
-    /// none was found, and then the monitor never dumps (`start` says so on standard error).
+    /// The effective limit the monitor compares usage with, as last read (at start, then every
+    /// [`limit_refresh`](PressureMonitorBuilder::limit_refresh) at a check): `None` when none
+    /// was found, and then the monitor does not dump (`start` says so on standard error).
     ///
     /// ```
     /// let monitor = heapscope::PressureMonitor::builder()
@@ -403,7 +458,7 @@ impl PressureMonitor {
     /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
     /// ```
     pub fn limit_bytes(&self) -> Option<u64> {
-        self.shared.limit
+        self.shared.limit.lock().0.bytes
     }
 
     /// Which limit [`limit_bytes`](Self::limit_bytes) is (`"configured budget"`, a cgroup
@@ -418,8 +473,8 @@ impl PressureMonitor {
     /// println!("pressure is measured against {}", monitor.limit_source());
     /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
     /// ```
-    pub fn limit_source(&self) -> &str {
-        &self.shared.limit_source
+    pub fn limit_source(&self) -> String {
+        self.shared.limit.lock().0.source.clone()
     }
 }
 
@@ -478,8 +533,37 @@ fn run(shared: &Shared, interval: Duration) {
     }
 }
 
+/// The effective limit, read again first when `limit_refresh` has passed since the last read
+/// (what it allocates is heapscope's own). Never under the phase-1 lock: phase 1 allocates
+/// nothing, this does.
+fn current_limit(shared: &Shared) -> EffectiveLimit {
+    let now = (shared.clock)();
+    let mut limit = shared.limit.lock();
+    if now.saturating_sub(limit.1) < shared.limit_refresh {
+        return limit.0.clone();
+    }
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let fresh = EffectiveLimit::read(&shared.report, &mut Vec::new());
+    if fresh != limit.0 {
+        let describe = |l: &EffectiveLimit| match l.bytes {
+            Some(bytes) => format!("{} ({})", crate::units::format_bytes(bytes), l.source),
+            None => "none".to_owned(),
+        };
+        // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+        let _ = writeln!(
+            std::io::stderr(),
+            "heapscope: PressureMonitor's memory limit changed from {} to {}",
+            describe(&limit.0),
+            describe(&fresh)
+        );
+    }
+    *limit = (fresh, now);
+    limit.0.clone()
+}
+
 fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
-    let level = shared.thresholds.classify(used, shared.limit);
+    let limit = current_limit(shared);
+    let level = shared.thresholds.classify(used, limit.bytes);
     if !matches!(level, PressureLevel::High | PressureLevel::Critical) {
         return None;
     }
@@ -512,11 +596,12 @@ fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
         session.sequence += 1;
         (session.sequence, with_bundle)
     };
-    Some(dump(shared, level, used, number, with_bundle))
+    Some(dump(shared, &limit, level, used, number, with_bundle))
 }
 
 fn dump(
     shared: &Shared,
+    limit: &EffectiveLimit,
     level: PressureLevel,
     used: u64,
     number: u32,
@@ -524,7 +609,7 @@ fn dump(
 ) -> DumpOutcome {
     let phase1 = {
         let mut buffer = shared.phase1.lock();
-        phase1_write(&mut buffer, &shared.dir, level, used, shared.limit, shared.run, number)
+        phase1_write(&mut buffer, &shared.dir, level, used, limit.bytes, shared.run, number)
     };
     // The callbacks are the program's code, charged to the owner current here (the caller's
     // for a manual check, root on the monitor's thread): run under heapscope.internal, a
@@ -542,7 +627,7 @@ fn dump(
         "heapscope_pressure_dump": 1,
         "collection_complete": true,
         "trigger": phase1_json.as_ref().and_then(|v| v.get("trigger")).cloned(),
-        "limit_source": shared.limit_source,
+        "limit_source": limit.source,
         "suggestions": report.suggestions,
         "report": report,
     });

@@ -471,7 +471,7 @@ fn a_monitor_without_a_limit_says_so() {
     let blind = ReportOptions::default().roots(&empty, &empty).process_tree(false);
     let m =
         PressureMonitor::builder().directory(&dir).manual().report(blind.clone()).start().unwrap();
-    assert_eq!((m.limit_bytes(), m.limit_source()), (None, ""));
+    assert_eq!((m.limit_bytes(), m.limit_source()), (None, String::new()));
     assert_eq!(m.check_used(u64::MAX), None, "no limit: never a dump");
     let budgeted = PressureMonitor::builder()
         .directory(&dir)
@@ -481,7 +481,7 @@ fn a_monitor_without_a_limit_says_so() {
         .unwrap();
     assert_eq!(
         (budgeted.limit_bytes(), budgeted.limit_source()),
-        (Some(10 * GIB), "configured budget")
+        (Some(10 * GIB), "configured budget".to_owned())
     );
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -551,6 +551,62 @@ fn callbacks_allocate_as_the_owner_current_at_the_check() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A container's limit that changes while the program runs (Kubernetes resizes a running
+/// pod's `memory.max` in place) is followed: the monitor read the limit once at start, so
+/// after the limit was lowered from 4 GiB to 2 GiB, 1.95 GiB (97.5 % of the new limit, critical)
+/// still counted as 49 % of the old one and was never dumped. The limit is read again at the
+/// first check `limit_refresh` after the last read, on the monitor's clock.
+fn a_changed_cgroup_limit_is_followed() {
+    let dir = base("limit-change");
+    let write = |path: &str, text: &str| {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write("proc/self/cgroup", "0::/agent\n");
+    write("proc/meminfo", "MemTotal:       67108864 kB\n");
+    write("cgroup/cgroup.controllers", "cpu memory\n");
+    write("cgroup/agent/memory.max", &format!("{}\n", 4 * GIB));
+    let clock = Arc::new(AtomicU64::new(0));
+    let now = clock.clone();
+    let m = PressureMonitor::builder()
+        .directory(dir.join("out"))
+        .manual()
+        .max_dumps(10)
+        .cooldown(Duration::ZERO)
+        .limit_refresh(Duration::from_secs(60))
+        .clock(move || Duration::from_secs(now.load(Ordering::SeqCst)))
+        .report(
+            ReportOptions::default()
+                .roots(dir.join("proc"), dir.join("cgroup"))
+                .process_tree(false),
+        )
+        .start()
+        .unwrap();
+    assert_eq!(m.limit_bytes(), Some(4 * GIB));
+    assert!(m.limit_source().contains("agent/memory.max"), "{}", m.limit_source());
+    let used = 39 * GIB / 20;
+    write("cgroup/agent/memory.max", &format!("{}\n", 2 * GIB));
+    clock.store(59, Ordering::SeqCst);
+    assert_eq!(m.check_used(used), None, "before the refresh: 49 % of the old limit");
+    assert_eq!(m.limit_bytes(), Some(4 * GIB));
+    clock.store(60, Ordering::SeqCst);
+    let Some(DumpOutcome::Written { path, .. }) = m.check_used(used) else {
+        panic!("97.5 % of the lowered limit is critical and dumped");
+    };
+    assert_eq!(m.limit_bytes(), Some(2 * GIB));
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(dump["trigger"]["limit_bytes"], 2 * GIB);
+    assert_eq!(dump["trigger"]["level"], "critical");
+    assert!(dump["limit_source"].as_str().unwrap().contains("agent/memory.max"));
+    // The limit removed: MemTotal (64 GiB) is the tightest left.
+    write("cgroup/agent/memory.max", "max\n");
+    clock.store(120, Ordering::SeqCst);
+    assert_eq!(m.check_used(used), None);
+    assert_eq!((m.limit_bytes(), m.limit_source()), (Some(64 * GIB), "MemTotal".to_owned()));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -568,5 +624,6 @@ fn main() {
     a_dump_directory_removed_after_start_is_made_again();
     a_dump_directory_made_again_is_0700_whatever_the_umask();
     callbacks_allocate_as_the_owner_current_at_the_check();
-    println!("monitor: 16 passed, 0 failed");
+    a_changed_cgroup_limit_is_followed();
+    println!("monitor: 17 passed, 0 failed");
 }
