@@ -171,7 +171,7 @@ fn tighten(tightest: &mut Option<Tightest>, bytes: u64, file: PathBuf, level: &P
 }
 
 /// The usage file of cgroup v`version`.
-fn usage_file_name(version: u8) -> &'static str {
+pub(crate) fn usage_file_name(version: u8) -> &'static str {
     if version == 2 {
         "memory.current"
     } else {

@@ -1,8 +1,9 @@
 //! `PressureMonitor`: a background thread that watches memory pressure and, on `high` or
 //! `critical`, writes a diagnostics file in two phases:
 //!
-//! 1. **immediately, without allocating**: a minimal JSON (level, dump number, RSS, jemalloc's
-//!    allocated and resident bytes, the owners holding most, `collection_complete: false`)
+//! 1. **immediately, without allocating**: a minimal JSON (level, dump number, the usage
+//!    compared with the limit and what it is, the process's RSS, jemalloc's allocated and
+//!    resident bytes, the owners holding most, `collection_complete: false`)
 //!    formatted into a buffer allocated when the monitor started and written with plain
 //!    system calls, so it lands even when the heap is exhausted;
 //! 2. the full report, replacing that file atomically (`collection_complete: true`), keeping
@@ -293,20 +294,69 @@ struct Session {
     sequence: u32,
 }
 
-/// The limit a monitor compares usage with, and where it comes from.
+/// The limit a monitor compares usage with, where it comes from, and which usage it binds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct EffectiveLimit {
     bytes: Option<u64>,
     /// Empty when there is none.
     source: String,
+    /// Where each check reads the usage, as the report's pressure does: a cgroup limit binds
+    /// its cgroup's usage (this process, its children such as tools it runs, and siblings),
+    /// not this process's RSS alone.
+    usage: UsageFile,
+    /// What `usage` is, as the report's `used_source`.
+    usage_source: String,
+}
+
+/// A usage to read at every check, with its path made a C string once, so that reading it
+/// allocates nothing (the monitor reads it every interval, under pressure too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum UsageFile {
+    ProcessRss,
+    /// A cgroup's `memory.current` (v1 `memory.usage_in_bytes`).
+    Cgroup(std::ffi::CString),
+    /// `MemTotal - MemAvailable` of a `meminfo` file.
+    Meminfo(std::ffi::CString),
 }
 
 impl EffectiveLimit {
     fn read(options: &ReportOptions, warnings: &mut Vec<String>) -> Self {
+        use crate::report::UsageSource;
         let limits = crate::report::read_limits(options, warnings);
+        let c_path = |path: &Path| std::ffi::CString::new(path.as_os_str().as_encoded_bytes());
+        let (usage, usage_source) = match crate::report::usage_source(options, &limits) {
+            (UsageSource::CgroupFile(path), what) => match c_path(&path) {
+                Ok(path) => (UsageFile::Cgroup(path), what),
+                Err(_) => (UsageFile::ProcessRss, "process RSS".to_owned()),
+            },
+            (UsageSource::Meminfo(path), what) => match c_path(&path) {
+                Ok(path) => (UsageFile::Meminfo(path), what),
+                Err(_) => (UsageFile::ProcessRss, "process RSS".to_owned()),
+            },
+            (UsageSource::ProcessRss, what) => (UsageFile::ProcessRss, what),
+        };
         EffectiveLimit {
             bytes: limits.effective_bytes,
             source: limits.effective_source.unwrap_or_default(),
+            usage,
+            usage_source,
+        }
+    }
+
+    /// The usage this limit binds, read now without allocating; `None` when unreadable.
+    fn read_usage(&self) -> Option<u64> {
+        match &self.usage {
+            UsageFile::ProcessRss => rss_bytes(),
+            UsageFile::Cgroup(path) => {
+                let mut buf = [0u8; 64];
+                read_small_file(path, &mut buf)?.trim().parse().ok()
+            }
+            UsageFile::Meminfo(path) => {
+                // MemTotal and MemAvailable are among the first lines; a longer file is cut.
+                let mut buf = [0u8; 1024];
+                let info = crate::procfs::parse_meminfo(read_small_file(path, &mut buf)?);
+                info.mem_total_bytes?.checked_sub(info.mem_available_bytes?)
+            }
         }
     }
 }
@@ -418,16 +468,19 @@ impl PressureMonitor {
         }
     }
 
-    /// Checks the process's RSS against the effective limit now; dumps on `high` or
-    /// `critical`. `None` when pressure is below `high` (or no limit is known).
+    /// Checks the usage the effective limit binds now, as the report's
+    /// [`Pressure`](crate::report::Pressure) does (a cgroup limit: that cgroup's
+    /// `memory.current`; `MemTotal`: `MemTotal - MemAvailable`; a budget: the process's RSS);
+    /// dumps on `high` or `critical`. `None` when pressure is below `high`, no limit is known,
+    /// or the usage could not be read.
     pub fn check(&self) -> Option<DumpOutcome> {
-        self.check_used(rss_bytes()?)
+        check(&self.shared, None)
     }
 
     /// Like [`check`](Self::check) with a given usage (tests, or programs that measure usage
     /// their own way).
     pub fn check_used(&self, used_bytes: u64) -> Option<DumpOutcome> {
-        check(&self.shared, used_bytes)
+        check(&self.shared, Some(used_bytes))
     }
 
     /// Starts a new session: the dump count and cooldown start over.
@@ -499,19 +552,17 @@ fn run(shared: &Shared, interval: Duration) {
     // heapscope allocates itself (the report, the dump file) `dump` charges to internal.
     let mut panicked = false;
     loop {
-        if let Some(used) = rss_bytes() {
-            // A callback that panics must not end the thread: it did, silently, and no later
-            // pressure was ever dumped.
-            let checked =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(shared, used)));
-            if checked.is_err() && !panicked {
-                panicked = true;
-                // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "heapscope: a pressure check panicked (in a callback?); the monitor keeps running"
-                );
-            }
+        // A callback that panics must not end the thread: it did, silently, and no later
+        // pressure was ever dumped.
+        let checked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(shared, None)));
+        if checked.is_err() && !panicked {
+            panicked = true;
+            // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+            let _ = writeln!(
+                std::io::stderr(),
+                "heapscope: a pressure check panicked (in a callback?); the monitor keeps running"
+            );
         }
         let mut stop = shared.stop.lock();
         // An interval past what `Instant` can hold (`Duration::MAX`) waits for the stop: the
@@ -561,9 +612,15 @@ fn current_limit(shared: &Shared) -> EffectiveLimit {
     limit.0.clone()
 }
 
-fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
+/// A check of `given` usage (from [`PressureMonitor::check_used`]), or of the usage the limit
+/// binds, read now.
+fn check(shared: &Shared, given: Option<u64>) -> Option<DumpOutcome> {
     let limit = current_limit(shared);
-    let level = shared.thresholds.classify(used, limit.bytes);
+    let used = match given {
+        Some(used) => Usage { bytes: used, source: "given to check_used" },
+        None => Usage { bytes: limit.read_usage()?, source: &limit.usage_source },
+    };
+    let level = shared.thresholds.classify(used.bytes, limit.bytes);
     if !matches!(level, PressureLevel::High | PressureLevel::Critical) {
         return None;
     }
@@ -599,17 +656,23 @@ fn check(shared: &Shared, used: u64) -> Option<DumpOutcome> {
     Some(dump(shared, &limit, level, used, number, with_bundle))
 }
 
+/// The usage a check compared with the limit, and what it is.
+struct Usage<'a> {
+    bytes: u64,
+    source: &'a str,
+}
+
 fn dump(
     shared: &Shared,
     limit: &EffectiveLimit,
     level: PressureLevel,
-    used: u64,
+    used: Usage<'_>,
     number: u32,
     with_bundle: bool,
 ) -> DumpOutcome {
     let phase1 = {
         let mut buffer = shared.phase1.lock();
-        phase1_write(&mut buffer, &shared.dir, level, used, limit.bytes, shared.run, number)
+        phase1_write(&mut buffer, &shared.dir, level, &used, limit.bytes, shared.run, number)
     };
     // The callbacks are the program's code, charged to the owner current here (the caller's
     // for a manual check, root on the monitor's thread): run under heapscope.internal, a
@@ -695,7 +758,6 @@ impl std::fmt::Write for Cursor<'_> {
     }
 }
 
-#[cfg(feature = "enabled")]
 fn json_str(out: &mut Cursor<'_>, s: &str) -> std::fmt::Result {
     out.write_char('"')?;
     for c in s.chars() {
@@ -722,7 +784,7 @@ fn phase1_write(
     buffer: &mut [u8],
     dir: &Path,
     level: PressureLevel,
-    used: u64,
+    used: &Usage<'_>,
     limit: Option<u64>,
     run: u64,
     number: u32,
@@ -730,7 +792,14 @@ fn phase1_write(
     let (allocated, resident) = allocator_figures();
     let mut out = Cursor { buf: buffer, len: 0 };
     let formatted = (|| -> std::fmt::Result {
-        write!(out, "{{\"heapscope_pressure_dump\":1,\"collection_complete\":false,\"trigger\":{{\"level\":\"{level}\",\"dump\":{number},\"rss_bytes\":{used},\"limit_bytes\":")?;
+        write!(out, "{{\"heapscope_pressure_dump\":1,\"collection_complete\":false,\"trigger\":{{\"level\":\"{level}\",\"dump\":{number},\"used_bytes\":{},\"used_source\":", used.bytes)?;
+        json_str(&mut out, used.source)?;
+        out.write_str(",\"rss_bytes\":")?;
+        match rss_bytes() {
+            Some(rss) => write!(out, "{rss}")?,
+            None => out.write_str("null")?,
+        }
+        out.write_str(",\"limit_bytes\":")?;
         match limit {
             Some(l) => write!(out, "{l}")?,
             None => out.write_str("null")?,
@@ -929,12 +998,20 @@ fn recreate_dump_dirs(dir: &[u8]) {
 
 /// Resident set size from `/proc/self/statm`, read into a stack buffer (no allocation).
 fn rss_bytes() -> Option<u64> {
+    let mut buf = [0u8; 256];
+    let text = read_small_file(c"/proc/self/statm", &mut buf)?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages.saturating_mul(crate::procfs::page_size()))
+}
+
+/// The start of the file at `path`, read with one `read` into `buf`, without allocating;
+/// `None` when it cannot be read or is not UTF-8 (or off Linux, where the files read here
+/// do not exist).
+fn read_small_file<'b>(path: &std::ffi::CStr, buf: &'b mut [u8]) -> Option<&'b str> {
     #[cfg(target_os = "linux")]
     {
-        let mut buf = [0u8; 256];
-        // SAFETY: a NUL-terminated literal path.
-        let fd =
-            unsafe { libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        // SAFETY: `path` is NUL-terminated.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
             return None;
         }
@@ -942,12 +1019,18 @@ fn rss_bytes() -> Option<u64> {
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         // SAFETY: `fd` is open.
         unsafe { libc::close(fd) };
-        let text = std::str::from_utf8(buf.get(..usize::try_from(n).ok()?)?).ok()?;
-        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-        Some(pages.saturating_mul(crate::procfs::page_size()))
+        let read = buf.get(..usize::try_from(n).ok()?)?;
+        // A file cut by the buffer may end inside a character: keep the whole ones.
+        match std::str::from_utf8(read) {
+            Ok(text) => Some(text),
+            Err(e) => std::str::from_utf8(read.get(..e.valid_up_to())?).ok(),
+        }
     }
     #[cfg(not(target_os = "linux"))]
-    None
+    {
+        let _ = (path, buf);
+        None
+    }
 }
 
 /// Phase 1 on its own, for the allocation-free test: writes dump `number` into `dir`, as
@@ -959,5 +1042,6 @@ pub fn __phase1_for_tests(
     used: u64,
     number: u32,
 ) -> std::result::Result<(), &'static str> {
-    phase1_write(buffer, dir, PressureLevel::Critical, used, Some(used), 0, number)
+    let used = Usage { bytes: used, source: "test" };
+    phase1_write(buffer, dir, PressureLevel::Critical, &used, Some(used.bytes), 0, number)
 }

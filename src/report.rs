@@ -14,7 +14,7 @@ use crate::snapshot::{OwnerEntry, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The JSON schema version of [`Report`]. Bumped whenever a field changes meaning or is
 /// removed; new fields may appear without a bump.
@@ -593,6 +593,47 @@ fn note_pressure_change(pressure: &Pressure) {
 
 /// The effective source of a cgroup v2 `memory.high` limit.
 const CGROUP_HIGH_SOURCE: &str = "cgroup v2 memory.high";
+
+/// Where the usage compared with the effective limit is read, for a reader that reads it
+/// again on its own, as often as it likes (the pressure monitor, every interval). It follows
+/// [`pressure`]'s choice: a cgroup limit's own cgroup's usage, `MemTotal - MemAvailable` for
+/// `MemTotal`, the process's RSS otherwise (and for a cgroup whose usage file was not
+/// readable, where the report may use the process tree's RSS, which is too costly to read
+/// every interval).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum UsageSource {
+    /// `/proc/self/statm`'s resident pages.
+    ProcessRss,
+    /// A cgroup's `memory.current` (v1 `memory.usage_in_bytes`).
+    CgroupFile(PathBuf),
+    /// `MemTotal - MemAvailable` of this `meminfo` file.
+    Meminfo(PathBuf),
+}
+
+/// The [`UsageSource`] for `limits` and its description (as `Pressure::used_source`).
+pub(crate) fn usage_source(options: &ReportOptions, limits: &Limits) -> (UsageSource, String) {
+    let source = limits.effective_source.as_deref().unwrap_or("");
+    if source.starts_with("cgroup") {
+        if let Some(cg) = &limits.cgroup {
+            let (usage, limit_file) = if source.starts_with(CGROUP_HIGH_SOURCE) {
+                (cg.high_usage_bytes, cg.high_source.as_deref())
+            } else {
+                (cg.max_usage_bytes, cg.max_source.as_deref())
+            };
+            if let (Some(_), Some(file)) = (usage, limit_file) {
+                let path =
+                    Path::new(file).with_file_name(crate::limits::usage_file_name(cg.version));
+                return (UsageSource::CgroupFile(path), cg.usage_description(limit_file));
+            }
+        }
+    } else if source == "MemTotal" {
+        return (
+            UsageSource::Meminfo(options.proc_root.join("meminfo")),
+            "MemTotal - MemAvailable".to_owned(),
+        );
+    }
+    (UsageSource::ProcessRss, "process RSS".to_owned())
+}
 
 fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessInfo>) -> Pressure {
     let rss = process.and_then(|p| p.rss_bytes);

@@ -57,7 +57,8 @@ fn two_phase_dumps_cap_and_cooldown() {
     let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(dump["collection_complete"], true);
     assert_eq!(dump["trigger"]["level"], "high");
-    assert_eq!(dump["trigger"]["rss_bytes"], 9 * GIB, "phase 1's figures are kept");
+    assert_eq!(dump["trigger"]["used_bytes"], 9 * GIB, "phase 1's figures are kept");
+    assert_eq!(dump["trigger"]["used_source"], "given to check_used");
     assert_eq!(dump["trigger"]["limit_bytes"], 10 * GIB);
     assert!(dump["trigger"]["allocated_bytes"].as_u64().unwrap() >= 4 << 20);
     let top = &dump["trigger"]["top_owners"][0];
@@ -146,7 +147,7 @@ fn phase_one_allocates_nothing() {
     let path = dir.join(format!("pressure-{}-0-7.json", std::process::id()));
     let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(dump["collection_complete"], false);
-    assert_eq!(dump["trigger"]["rss_bytes"], 123_456_789);
+    assert_eq!(dump["trigger"]["used_bytes"], 123_456_789);
     assert_eq!(dump["trigger"]["dump"], 7);
     assert!(dump["trigger"]["top_owners"]
         .as_array()
@@ -607,6 +608,62 @@ fn a_changed_cgroup_limit_is_followed() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// What a cgroup limit binds is its cgroup's usage, which holds this process, the tools it
+/// runs as child processes, and page cache: the kernel OOM-kills once *that* reaches the
+/// limit. The monitor compared every limit with this process's RSS, so a cgroup at 1000 MiB of
+/// its 1 GiB (97.7 %, critical in the report) stayed `None` for a process of a few MiB; the
+/// same with `MemTotal` as the limit, which binds the system's `MemTotal - MemAvailable`.
+/// The monitor now reads the usage the report's pressure compares (`used_source`), and
+/// phase 1 names it beside the process's own RSS.
+fn the_monitor_compares_each_limit_with_the_usage_it_binds() {
+    let dir = base("usage");
+    let write = |path: &str, text: &str| {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write("proc/self/cgroup", "0::/agents/me\n");
+    write("proc/meminfo", "MemTotal:       16777216 kB\nMemAvailable:    524288 kB\n");
+    write("cgroup/cgroup.controllers", "cpu memory\n");
+    write("cgroup/agents/memory.max", &format!("{}\n", GIB));
+    write("cgroup/agents/memory.current", &format!("{}\n", 1000 << 20));
+    write("cgroup/agents/me/memory.current", &format!("{}\n", 100 << 20));
+    let options =
+        ReportOptions::default().roots(dir.join("proc"), dir.join("cgroup")).process_tree(false);
+    let report = heapscope::Report::capture_with(&options);
+    assert_eq!(report.pressure.level, PressureLevel::Critical);
+    assert_eq!(report.pressure.used_bytes, Some(1000 << 20));
+    let monitor = |options: ReportOptions| {
+        PressureMonitor::builder()
+            .directory(dir.join("out"))
+            .manual()
+            .cooldown(Duration::ZERO)
+            .report(options)
+            .start()
+            .unwrap()
+    };
+    let m = monitor(options.clone());
+    let Some(DumpOutcome::Written { path, .. }) = m.check() else {
+        panic!("the cgroup's 1000 MiB of its 1 GiB is critical");
+    };
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let trigger = &dump["trigger"];
+    assert_eq!(trigger["used_bytes"], 1000 << 20);
+    assert_eq!(trigger["used_source"], report.pressure.used_source.unwrap().as_str());
+    assert!(trigger["used_source"].as_str().unwrap().ends_with("agents/memory.current)"));
+    assert!(trigger["rss_bytes"].as_u64().unwrap() > 0, "the process's own RSS beside it");
+    // Without a cgroup the tightest limit is MemTotal (16 GiB), and 15.5 GiB of it is in use.
+    write("proc/self/cgroup", "");
+    let m = monitor(options);
+    let Some(DumpOutcome::Written { path, .. }) = m.check() else {
+        panic!("15.5 GiB of MemTotal's 16 GiB is critical");
+    };
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(dump["trigger"]["used_bytes"], 31 * GIB / 2);
+    assert_eq!(dump["trigger"]["used_source"], "MemTotal - MemAvailable");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -625,5 +682,6 @@ fn main() {
     a_dump_directory_made_again_is_0700_whatever_the_umask();
     callbacks_allocate_as_the_owner_current_at_the_check();
     a_changed_cgroup_limit_is_followed();
-    println!("monitor: 17 passed, 0 failed");
+    the_monitor_compares_each_limit_with_the_usage_it_binds();
+    println!("monitor: 18 passed, 0 failed");
 }
