@@ -552,6 +552,14 @@ fn callbacks_allocate_as_the_owner_current_at_the_check() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Writes `text` to `dir/path`, making the directories on the way (fake `/proc` and cgroup
+/// trees).
+fn write_fixture(dir: &Path, path: &str, text: &str) {
+    let file = dir.join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, text).unwrap();
+}
+
 /// A container's limit that changes while the program runs (Kubernetes resizes a running
 /// pod's `memory.max` in place) is followed: the monitor read the limit once at start, so
 /// after the limit was lowered from 4 GiB to 2 GiB, 1.95 GiB (97.5 % of the new limit, critical)
@@ -559,11 +567,7 @@ fn callbacks_allocate_as_the_owner_current_at_the_check() {
 /// first check `limit_refresh` after the last read, on the monitor's clock.
 fn a_changed_cgroup_limit_is_followed() {
     let dir = base("limit-change");
-    let write = |path: &str, text: &str| {
-        let file = dir.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write_fixture(&dir, path, text);
     write("proc/self/cgroup", "0::/agent\n");
     write("proc/meminfo", "MemTotal:       67108864 kB\n");
     write("cgroup/cgroup.controllers", "cpu memory\n");
@@ -617,11 +621,7 @@ fn a_changed_cgroup_limit_is_followed() {
 /// phase 1 names it beside the process's own RSS.
 fn the_monitor_compares_each_limit_with_the_usage_it_binds() {
     let dir = base("usage");
-    let write = |path: &str, text: &str| {
-        let file = dir.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write_fixture(&dir, path, text);
     write("proc/self/cgroup", "0::/agents/me\n");
     write("proc/meminfo", "MemTotal:       16777216 kB\nMemAvailable:    524288 kB\n");
     write("cgroup/cgroup.controllers", "cpu memory\n");
