@@ -99,6 +99,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // The layer's record of the span's owner is heapscope's bookkeeping: the registry
+        // keeps a span's extension map, allocated by the first insert, for the next span in
+        // its slot. Made under the owner current where the span was created (an agent's
+        // session), it stayed charged to that owner after the span closed, for as long as the
+        // subscriber lives (148 bytes per span slot: tests/async_runtime.rs).
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let mut visitor = FindOwner { field: self.field, found: None };
         attrs.record(&mut visitor);
         if let (Some(name), Some(span)) = (visitor.found, ctx.span(id)) {
@@ -113,6 +119,8 @@ where
         if span.extensions().get::<SpanOwner>().is_some() {
             return;
         }
+        // Heapscope's bookkeeping, as in `on_new_span`.
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let mut visitor = FindOwner { field: self.field, found: None };
         values.record(&mut visitor);
         if let Some(name) = visitor.found {

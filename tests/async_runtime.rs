@@ -371,3 +371,38 @@ fn interleaved_tasks_of_many_owners_charge_exactly_their_own() {
     drop(kept);
     assert!(owners.iter().all(|o| o.stats().live_bytes == 0));
 }
+/// Spans naming an owner (at creation, or recorded later), made and closed while an agent's
+/// session owner is current: once they are gone, the session holds nothing of them. The layer's record of the span's
+/// owner goes in the span's extensions, whose map tracing-subscriber's registry keeps for the
+/// next span in that slot: allocated under the session, it stayed charged to the session
+/// after the span closed, for as long as the registry lives.
+#[cfg(feature = "tracing")]
+#[test]
+fn a_span_created_inside_an_owner_leaves_nothing_charged_to_it_once_closed() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let session = Owner::named("rt_span_session");
+    let call = Owner::named("rt_span_tool").child("call_1");
+    let (session_live, call_live, output) = std::thread::spawn(move || {
+        let subscriber = tracing_subscriber::registry().with(heapscope::OwnerLayer::new());
+        tracing::subscriber::with_default(subscriber, || {
+            // The registry's own storage for this thread's spans (a slab page, the stack of
+            // entered spans: 104 bytes of it grow at the first entry), made outside the session.
+            tracing::info_span!("warm-up").in_scope(|| ());
+            let output = session.in_scope(|| {
+                let span = tracing::info_span!("tool call", owner = "rt_span_tool/call_1");
+                // One whose owner is recorded later, made while the first is open (a slot of
+                // its own).
+                let late = tracing::info_span!("late", owner = tracing::field::Empty);
+                late.record("owner", "rt_span_tool/call_1");
+                let first = span.in_scope(|| black_box(vec![0u8; 300]));
+                (first, late.in_scope(|| black_box(vec![0u8; 200])))
+            });
+            (session.stats().live_bytes, call.stats().live_bytes, output)
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!((session_live, call_live), (0, 500), "(session, call) after the span closed");
+    drop(output);
+}
