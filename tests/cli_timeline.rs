@@ -386,3 +386,56 @@ fn a_phase_name_with_a_control_character_keeps_the_svg_well_formed() {
     assert!(title(&phase).contains("\u{fffd}[31mtool\u{fffd}[0m"), "{}", title(&phase));
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A sampler that ran longer than its ring keeps only the last samples (`dropped_samples`),
+/// whose times count from the timeline's start: an hour in, a ring of one minute. The time
+/// axis ran from 0 regardless, so the minute that was kept was drawn in the last 2 % of the
+/// plot (x from 741 to 752 of 78 to 752) and the rest of the chart was empty.
+#[test]
+fn a_ring_that_dropped_samples_is_drawn_across_the_whole_plot() {
+    let d = dir("dropped");
+    let samples: Vec<_> = (0..=60u64)
+        .map(|i| {
+            serde_json::json!({"at_ms": 3_600_000 + i * 1000, "rss_bytes": 8 << 20,
+                "allocated_bytes": null, "resident_bytes": null, "tracked_live_bytes": 0,
+                "owners": {"history": (1 + i) << 16}})
+        })
+        .collect();
+    let total = serde_json::json!({"name": "total", "live_start_bytes": 0, "live_end_bytes": 0,
+        "allocated_bytes": 0, "peak_bytes": 5 << 20});
+    let phase = |name: &str, start_s: u64, duration_ms: u64| {
+        serde_json::json!({"name": name, "started_at_unix_ms": 10_000 + start_s * 1000,
+            "duration_ms": duration_ms, "tracking": true, "total": total, "owners": []})
+    };
+    // One phase long before the kept samples (in the dropped stretch), one among them.
+    let t = serde_json::json!({"started_at_unix_ms": 10_000, "interval_ms": 1000,
+        "samples": samples, "dropped_samples": 3600, "series": [],
+        "phases": [phase("startup", 60, 30_000), phase("compression", 3_620, 10_000)]});
+    let path = d.join("timeline.json");
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+    let svg = render(&path, &d.join("chart.svg"), &[]);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+
+    // The owner's area spans the plot, left edge to right edge.
+    let area = child(&groups(&doc, "owner")[0], "path").attribute("d").unwrap().to_owned();
+    let xs: Vec<f64> = area
+        .split(['M', 'L', 'Z'])
+        .filter_map(|p| p.trim().split_once(',').map(|(x, _)| x.parse::<f64>().unwrap()))
+        .collect();
+    let (min_x, max_x) =
+        xs.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    assert!(min_x < 80.0 && max_x > 750.0, "the owner is drawn from x {min_x} to {max_x}");
+    // Time ticks are seconds since the timeline started, within the kept minute.
+    let seconds: Vec<f64> = by_id(&doc, "axes")
+        .unwrap()
+        .descendants()
+        .filter_map(|n| n.text()?.strip_suffix(" s")?.parse().ok())
+        .collect();
+    assert!(seconds.len() >= 3, "{seconds:?}");
+    assert!(seconds.iter().all(|&s| (3600.0..=3660.0).contains(&s)), "{seconds:?}");
+    // The phase among the kept samples is shaded; the one in the dropped stretch is not drawn.
+    let phases: Vec<&str> =
+        groups(&doc, "phase").iter().filter_map(|g| g.attribute("data-phase")).collect();
+    assert_eq!(phases, ["compression"]);
+    std::fs::remove_dir_all(&d).ok();
+}

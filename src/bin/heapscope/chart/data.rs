@@ -77,8 +77,13 @@ pub(crate) struct ChartData {
     pub(crate) interval_ms: u64,
     /// Sample times, milliseconds since the timeline started.
     pub(crate) times_ms: Vec<u64>,
+    /// The left end of the time axis: 0, or the first sample kept when a full sampler ring
+    /// dropped the earlier ones.
+    pub(crate) start_ms: u64,
     /// The right end of the time axis.
     pub(crate) end_ms: u64,
+    /// Samples the sampler's ring dropped before the first one drawn.
+    pub(crate) dropped_samples: u64,
     /// Bottom of the stack first.
     pub(crate) owners: Vec<OwnerSeries>,
     /// RSS at each sample, when it was read.
@@ -94,6 +99,8 @@ pub(crate) struct ChartData {
     pub(crate) phases_covering: Vec<(String, u64)>,
     /// Long enough phases not shaded because only [`MAX_PHASE_NAMES`] names are.
     pub(crate) phases_over_cap: usize,
+    /// Phases that ended before the first sample kept (in the stretch a full ring dropped).
+    pub(crate) phases_before_start: usize,
     /// Owners in the timeline that never held a byte.
     pub(crate) empty_owners: usize,
 }
@@ -131,14 +138,28 @@ impl ChartData {
         let owners = stack(merge_smallest(series));
 
         let last_sample_ms = times_ms.iter().copied().max().unwrap_or(0);
-        let shading = shade(timeline, last_sample_ms);
+        // A sampler that outlived its ring keeps only its last samples, whose times still count
+        // from the timeline's start (an hour in, for a ring of a minute): an axis from 0 drew
+        // them in the plot's last few pixels. It starts at the first sample kept instead.
+        let start_ms = if timeline.dropped_samples > 0 {
+            times_ms.iter().copied().min().unwrap_or(0)
+        } else {
+            0
+        };
+        let shading = shade(timeline, start_ms, last_sample_ms);
         let phases = shading.bands;
-        let end_ms = phases.iter().map(|p| p.end_ms).fold(last_sample_ms, u64::max).max(1);
+        let end_ms = phases
+            .iter()
+            .map(|p| p.end_ms)
+            .fold(last_sample_ms, u64::max)
+            .max(start_ms.saturating_add(1));
         Ok(ChartData {
             title,
             interval_ms: timeline.interval_ms,
             times_ms,
+            start_ms,
             end_ms,
+            dropped_samples: timeline.dropped_samples,
             owners,
             rss: samples.iter().map(|s| s.rss_bytes).collect(),
             limit,
@@ -147,6 +168,7 @@ impl ChartData {
             phases_too_short: shading.too_short,
             phases_covering: shading.covering,
             phases_over_cap: shading.over_cap,
+            phases_before_start: shading.before_start,
             empty_owners,
         })
     }
@@ -215,22 +237,39 @@ struct Shading {
     too_short: usize,
     /// Long enough phases of names past [`MAX_PHASE_NAMES`].
     over_cap: usize,
+    /// Phases that ended before `start_ms`.
+    before_start: usize,
 }
 
-fn shade(timeline: &Timeline, last_sample_ms: u64) -> Shading {
+/// Phases drawn on an axis from `start_ms`, each with its start in milliseconds since the
+/// timeline started: those that ended before the axis starts are left out (a phase that began
+/// before it and ended after is drawn from the axis's left edge).
+fn visible(timeline: &Timeline, start_ms: u64) -> Vec<(&heapscope::PhaseRecord, u64)> {
     let start = timeline.started_at_unix_ms;
-    let run_ms = timeline
+    timeline
         .phases
         .iter()
-        .map(|p| p.started_at_unix_ms.saturating_sub(start).saturating_add(p.duration_ms))
-        .fold(last_sample_ms, u64::max);
+        .map(|p| (p, p.started_at_unix_ms.saturating_sub(start)))
+        .filter(|(p, from)| start_ms == 0 || from.saturating_add(p.duration_ms) > start_ms)
+        .collect()
+}
+
+/// Shades the phases on an axis from `start_ms`; percentages are of the stretch drawn.
+fn shade(timeline: &Timeline, start_ms: u64, last_sample_ms: u64) -> Shading {
+    let phases = visible(timeline, start_ms);
+    let before_start = timeline.phases.len() - phases.len();
+    let run_ms = phases
+        .iter()
+        .map(|(p, from)| from.saturating_add(p.duration_ms))
+        .fold(last_sample_ms, u64::max)
+        .saturating_sub(start_ms);
     // Saturating: a timeline read from a file may hold any number.
     let long_enough = |duration_ms: u64| {
         duration_ms > 0
             && duration_ms.saturating_mul(100) >= run_ms.saturating_mul(MIN_PHASE_PERCENT)
     };
     let mut shaded_ms: BTreeMap<&str, u64> = BTreeMap::new();
-    for p in timeline.phases.iter().filter(|p| long_enough(p.duration_ms)) {
+    for (p, _) in phases.iter().filter(|(p, _)| long_enough(p.duration_ms)) {
         let shaded = shaded_ms.entry(&p.name).or_default();
         *shaded = shaded.saturating_add(p.duration_ms);
     }
@@ -250,13 +289,11 @@ fn shade(timeline: &Timeline, last_sample_ms: u64) -> Shading {
         .zip(PHASE_COLOURS.iter().cycle())
         .map(|((name, _), colour)| ((*name).to_owned(), *colour))
         .collect();
-    let mut bands: Vec<PhaseBand> = timeline
-        .phases
+    let mut bands: Vec<PhaseBand> = phases
         .iter()
-        .filter(|p| long_enough(p.duration_ms))
-        .filter_map(|p| {
+        .filter(|(p, _)| long_enough(p.duration_ms))
+        .filter_map(|&(p, start_ms)| {
             let colour = colours.iter().find(|(n, _)| *n == p.name)?.1;
-            let start_ms = p.started_at_unix_ms.saturating_sub(start);
             Some(PhaseBand {
                 name: p.name.clone(),
                 start_ms,
@@ -267,14 +304,13 @@ fn shade(timeline: &Timeline, last_sample_ms: u64) -> Shading {
         })
         .collect();
     bands.sort_by_key(|b| (b.start_ms, b.end_ms));
-    let too_short = timeline.phases.iter().filter(|p| !long_enough(p.duration_ms)).count();
-    let covering_phases = timeline
-        .phases
+    let too_short = phases.iter().filter(|(p, _)| !long_enough(p.duration_ms)).count();
+    let covering_phases = phases
         .iter()
-        .filter(|p| long_enough(p.duration_ms) && covering.iter().any(|(n, _)| *n == p.name))
+        .filter(|(p, _)| long_enough(p.duration_ms) && covering.iter().any(|(n, _)| *n == p.name))
         .count();
-    let over_cap = timeline.phases.len() - too_short - covering_phases - bands.len();
-    Shading { bands, names: colours, covering, too_short, over_cap }
+    let over_cap = phases.len() - too_short - covering_phases - bands.len();
+    Shading { bands, names: colours, covering, too_short, over_cap, before_start }
 }
 
 #[cfg(test)]

@@ -65,16 +65,19 @@ fn seconds(ms: u64) -> String {
     }
 }
 
-/// Maps data to pixels: `end_ms` is the right edge of the plot, `top_bytes` its top.
+/// Maps data to pixels: `start_ms` and `end_ms` are the plot's left and right edges,
+/// `top_bytes` its top.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scale {
+    pub(crate) start_ms: f64,
     pub(crate) end_ms: f64,
     pub(crate) top_bytes: f64,
 }
 
 impl Scale {
     fn x(&self, ms: u64) -> f64 {
-        LEFT + (ms as f64 / self.end_ms).min(1.0) * (RIGHT - LEFT)
+        let span = (self.end_ms - self.start_ms).max(1.0);
+        LEFT + ((ms as f64 - self.start_ms) / span).clamp(0.0, 1.0) * (RIGHT - LEFT)
     }
     fn y(&self, bytes: u64) -> f64 {
         BOTTOM - (bytes as f64 / self.top_bytes).min(1.0) * (BOTTOM - TOP)
@@ -99,7 +102,7 @@ pub(crate) fn render(data: &ChartData) -> Drawn {
     let y_max = limit_to_scale.map_or(data_max, |l| l.bytes.max(data_max));
     let y_ticks = ticks::byte_ticks(y_max as f64 * 1.04, 6);
     let top_bytes = y_ticks.last().map_or(1.0, |t| t.value).max(1.0);
-    let scale = Scale { end_ms: data.end_ms as f64, top_bytes };
+    let scale = Scale { start_ms: data.start_ms as f64, end_ms: data.end_ms as f64, top_bytes };
 
     let label = format!("heapscope timeline: {}", data.title);
     let mut svg = Svg::new(
@@ -133,11 +136,20 @@ fn header(svg: &mut Svg, data: &ChartData) {
         &[("x", &LEFT), ("y", &28), ("font-size", &18), ("font-weight", &"bold"), ("fill", &INK)],
         &shorten(&data.title, 80),
     );
+    let over = if data.start_ms == 0 {
+        format!("over {}", seconds(data.end_ms))
+    } else {
+        format!(
+            "from {} to {} ({} earlier dropped)",
+            seconds(data.start_ms),
+            seconds(data.end_ms),
+            data.dropped_samples
+        )
+    };
     let subtitle = format!(
-        "{} samples, every {} ms, over {} · stacked: live bytes of each top-level owner",
+        "{} samples, every {} ms, {over} · stacked: live bytes of each top-level owner",
         data.times_ms.len(),
         data.interval_ms,
-        seconds(data.end_ms),
     );
     svg.text("text", &[("x", &LEFT), ("y", &48), ("font-size", &12), ("fill", &MUTED)], &subtitle);
 }
@@ -372,7 +384,8 @@ fn axes(svg: &mut Svg, data: &ChartData, y_ticks: &[ticks::Tick], scale: &Scale)
             &tick.label,
         );
     }
-    let time_ticks = ticks::time_ticks(data.end_ms as f64 / 1000.0, 10);
+    let time_ticks =
+        ticks::time_ticks(data.start_ms as f64 / 1000.0, data.end_ms as f64 / 1000.0, 10);
     for tick in &time_ticks {
         let x = num(scale.x((tick.value * 1000.0).round() as u64));
         let mut attrs: Vec<(&str, &dyn std::fmt::Display)> =
@@ -411,6 +424,9 @@ fn notes(data: &ChartData) -> Vec<String> {
     if data.phases_over_cap > 0 {
         let cap = data::MAX_PHASE_NAMES;
         notes.push(format!("{} phases past the first {cap} names", data.phases_over_cap));
+    }
+    if data.phases_before_start > 0 {
+        notes.push(format!("{} phases before the first sample kept", data.phases_before_start));
     }
     if !notes.is_empty() {
         notes.insert(0, "not shaded:".to_owned());

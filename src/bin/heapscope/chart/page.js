@@ -10,7 +10,10 @@
   const plot = data.plot;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
-  const x = (ms) => plot.left + Math.min(ms / plot.end_ms, 1) * (plot.right - plot.left);
+  // The axis runs from start_ms (0, or the first sample kept by a ring that dropped some).
+  const span = Math.max(plot.end_ms - plot.start_ms, 1);
+  const x = (ms) =>
+    plot.left + Math.min(Math.max((ms - plot.start_ms) / span, 0), 1) * (plot.right - plot.left);
   const y = (bytes) => plot.bottom - Math.min(bytes / plot.top_bytes, 1) * (plot.bottom - plot.top);
   // One decimal at most, as the SVG writer does.
   const num = (v) => String(Math.round(v * 10) / 10);
@@ -120,7 +123,7 @@
     if (!matrix) return hide();
     const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(matrix.inverse());
     if (p.x < plot.left || p.x > plot.right || p.y < plot.top || p.y > plot.bottom) return hide();
-    const t = ((p.x - plot.left) / (plot.right - plot.left)) * plot.end_ms;
+    const t = plot.start_ms + ((p.x - plot.left) / (plot.right - plot.left)) * span;
     let k = 0;
     data.times_ms.forEach((time, i) => {
       if (Math.abs(time - t) < Math.abs(data.times_ms[k] - t)) k = i;

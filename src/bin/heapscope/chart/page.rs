@@ -40,7 +40,8 @@ fn data_json(data: &ChartData, drawn: &Drawn) -> String {
         "rss": data.rss,
         "phases": phases,
         "plot": {"left": LEFT, "right": RIGHT, "top": TOP, "bottom": BOTTOM,
-                 "end_ms": drawn.scale.end_ms, "top_bytes": drawn.scale.top_bytes},
+                 "start_ms": drawn.scale.start_ms, "end_ms": drawn.scale.end_ms,
+                 "top_bytes": drawn.scale.top_bytes},
     });
     // `<` only occurs inside JSON strings, where `\u003c` means the same; no `</script>` or
     // `<!--` can then end the element early.

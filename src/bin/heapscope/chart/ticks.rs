@@ -23,12 +23,14 @@ pub(crate) struct Tick {
     pub(crate) label: String,
 }
 
-/// Ticks from 0 up to `span_s` seconds, about `target` of them (the axis ends at the span).
-pub(crate) fn time_ticks(span_s: f64, target: usize) -> Vec<Tick> {
-    let step = nice_step(span_s.max(1e-3) / target.max(1) as f64, false);
+/// Ticks from `start_s` up to `end_s` seconds, about `target` of them, at whole steps (the
+/// axis starts later than 0 when a full sampler ring dropped the first samples).
+pub(crate) fn time_ticks(start_s: f64, end_s: f64, target: usize) -> Vec<Tick> {
+    let step = nice_step((end_s - start_s).max(1e-3) / target.max(1) as f64, false);
     let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
-    let count = (span_s / step + 1e-9).floor() as usize;
-    (0..=count)
+    let first = (start_s / step - 1e-9).ceil().max(0.0) as usize;
+    let last = (end_s / step + 1e-9).floor() as usize;
+    (first..=last)
         .map(|i| {
             let value = i as f64 * step;
             Tick { value, label: format!("{value:.decimals$} s") }
@@ -89,12 +91,21 @@ mod tests {
 
     #[test]
     fn seconds_stop_at_the_span() {
-        assert_eq!(labels(&time_ticks(8.2, 8)), ["0 s", "2 s", "4 s", "6 s", "8 s"]);
+        assert_eq!(labels(&time_ticks(0.0, 8.2, 8)), ["0 s", "2 s", "4 s", "6 s", "8 s"]);
         assert_eq!(
-            labels(&time_ticks(0.26, 6)),
+            labels(&time_ticks(0.0, 0.26, 6)),
             ["0.00 s", "0.05 s", "0.10 s", "0.15 s", "0.20 s", "0.25 s"]
         );
-        assert_eq!(labels(&time_ticks(4.0, 4)), ["0 s", "1 s", "2 s", "3 s", "4 s"]);
+        assert_eq!(labels(&time_ticks(0.0, 4.0, 4)), ["0 s", "1 s", "2 s", "3 s", "4 s"]);
+        // An axis that starts late (a full ring dropped the first samples): whole steps within.
+        assert_eq!(
+            labels(&time_ticks(3600.0, 3660.0, 6)),
+            ["3600 s", "3610 s", "3620 s", "3630 s", "3640 s", "3650 s", "3660 s"]
+        );
+        assert_eq!(
+            labels(&time_ticks(3601.3, 3609.9, 8)),
+            ["3602 s", "3604 s", "3606 s", "3608 s"]
+        );
     }
 
     #[test]
