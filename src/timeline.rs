@@ -178,7 +178,9 @@ fn check_interval(interval: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Samples on the calling thread every `interval` for `duration`, then returns the timeline.
+/// Samples on the calling thread every `interval` for `duration`, then returns the timeline:
+/// `duration / interval + 1` samples, fewer when a sample takes longer than the interval (the
+/// ticks it missed are skipped, so the watch still ends at `duration`, with a sample there).
 ///
 /// # Errors
 /// [`Error::OutOfBounds`] for an interval under 10 ms, a duration over an hour, or more than
@@ -210,13 +212,24 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
     let started_at = now_unix_ms();
     let started = Instant::now();
     let mut samples = Vec::with_capacity(count as usize);
-    for i in 0..count as u32 {
+    let last = count as u32 - 1;
+    let mut i = 0;
+    loop {
         // Deadlines, not sleeps: a slow sample does not push every later one back.
         let deadline = started + interval * i;
         if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
         samples.push(take_sample(started));
+        if i == last {
+            break;
+        }
+        // Ticks whose time has passed (a sample slower than the interval, a suspended
+        // process) are skipped, as the sampler does, and the last is taken at the end: taking
+        // every one late made a watch last `count` times one sample, hours for `watch(1 h,
+        // 40 ms)` when a sample took longer than 40 ms (`tests/timeline_slow_samples.rs`).
+        let next_due = started.elapsed().as_nanos() / interval.as_nanos() + 1;
+        i = (i + 1).max(next_due.min(u128::from(last)) as u32);
     }
     Ok(Timeline::build(started_at, interval, samples, 0))
 }

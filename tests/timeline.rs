@@ -106,7 +106,9 @@ fn a_growing_owner_shows_in_the_timeline() {
     assert_eq!(back, t);
     drop(kept);
     let after = heapscope::watch(20 * MS, 10 * MS).unwrap();
-    assert_eq!(after.samples.len(), 3);
+    // Three ticks; one is skipped when a sample takes longer than the interval (a loaded
+    // machine), and the last is always taken.
+    assert!((2..=3).contains(&after.samples.len()), "{}", after.samples.len());
     assert_eq!(after.series("owner:timeline_growing").unwrap().end, 0);
 }
 
