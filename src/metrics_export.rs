@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 /// |------|--------|-------|
 /// | `heapscope_owner_live_bytes` | `owner` | live bytes, children included |
 /// | `heapscope_owner_peak_bytes` | `owner` | peak bytes |
-/// | `heapscope_owner_allocated_bytes` | `owner` | bytes ever allocated |
+/// | `heapscope_owner_allocated_bytes` | `owner` | bytes ever allocated (a gauge: it goes down when [`transfer_to`](crate::Retained::transfer_to) takes a child's history to another parent) |
 /// | `heapscope_tracked_live_bytes` | | every owner together |
 /// | `heapscope_untracked_bytes` | | resident minus tracked |
 /// | `heapscope_process_rss_bytes` | | `VmRSS` |
@@ -26,8 +26,9 @@ use std::collections::BTreeSet;
 /// `heapscope_tracked_live_bytes`: no limit found, RSS or jemalloc unreadable) is absent until
 /// first known, and NaN once it was known and is no longer: the `metrics` facade cannot
 /// remove a gauge, and NaN fails every threshold (an alert on the level or the ratio does not
-/// fire). An owner gone since the previous publish (retired holding nothing) reads 0 on its
-/// three gauges, which are then no longer written.
+/// fire). The `owner` gauges are set for top-level owners (see
+/// [`Report::publish_metrics_to_depth`] for children); one gone since the previous publish
+/// (retired holding nothing) reads 0 on its three gauges, which are then no longer written.
 pub const METRIC_NAMES: [&str; 11] = [
     "heapscope_owner_live_bytes",
     "heapscope_owner_peak_bytes",
@@ -68,7 +69,13 @@ fn set(name: &'static str, stat: &'static str, value: f64) {
 
 impl Report {
     /// Sets the gauges listed in [`METRIC_NAMES`] on the installed `metrics` recorder (a
-    /// no-op without one).
+    /// no-op without one), with the `owner` gauges of top-level owners only: their bytes
+    /// include their children's and add up to the tracked total, and their number is the
+    /// program's own choice. Children are often one per call or per item (every `Retained`
+    /// item is one), and three series each, which an exporter keeps until its idle timeout,
+    /// would grow a scrape without bound (500 items dropped once added 1 500 series);
+    /// [`publish_metrics_to_depth`](Self::publish_metrics_to_depth) publishes them where
+    /// they are a fixed few.
     ///
     /// A gauge's value that this report does not know (no limit found, RSS unreadable) is
     /// not published; one that an earlier publish set is set to NaN, so it never keeps a
@@ -81,13 +88,30 @@ impl Report {
     /// heapscope::report().publish_metrics();
     /// ```
     pub fn publish_metrics(&self) {
+        self.publish_metrics_to_depth(0);
+    }
+
+    /// [`publish_metrics`](Self::publish_metrics) with the `owner` gauges of every owner down
+    /// to depth `max_depth` (0: top-level owners; 1: their children too; `usize::MAX`: every
+    /// owner). Each owner is three series: keep this for owners of fixed names (`cache/http`,
+    /// `cache/embeddings`), not for children made per call or per `Retained` item.
+    ///
+    /// ```
+    /// let cache = heapscope::Owner::named("cache");
+    /// let http = cache.child("http");
+    /// let body = http.in_scope(|| vec![0u8; 4096]);
+    /// heapscope::report().publish_metrics_to_depth(1); // `cache` and `cache/http`
+    /// # drop(body);
+    /// ```
+    pub fn publish_metrics_to_depth(&self, max_depth: usize) {
         // The remembered sets and the recorder's new gauges are heapscope's own memory.
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         // Held throughout, so that two publishing threads cannot interleave what they set and
         // what they remember.
         let mut published = PUBLISHED.lock();
         describe();
-        for owner in &self.owners.tree {
+        let published_owners = || self.owners.tree.iter().filter(|o| o.depth <= max_depth);
+        for owner in published_owners() {
             let labels = [("owner", owner.name.clone())];
             let values = [owner.live_bytes, owner.peak_bytes, owner.total_bytes];
             for (name, value) in OWNER_GAUGES.into_iter().zip(values) {
@@ -141,7 +165,7 @@ impl Report {
                 }
             }
         }
-        let owners: BTreeSet<String> = self.owners.tree.iter().map(|o| o.name.clone()).collect();
+        let owners: BTreeSet<String> = published_owners().map(|o| o.name.clone()).collect();
         for gone in published.owners.difference(&owners) {
             let labels = [("owner", gone.clone())];
             for name in OWNER_GAUGES {
@@ -174,7 +198,7 @@ fn describe() {
     describe_gauge!(
         "heapscope_owner_allocated_bytes",
         Unit::Bytes,
-        "Bytes an owner ever allocated, children included."
+        "Bytes an owner ever allocated, children included (a gauge: moving a child to another parent takes its history along)."
     );
     describe_gauge!(
         "heapscope_tracked_live_bytes",

@@ -82,7 +82,7 @@ struct Readings {
     json: Report,
     /// `heapscope show` on that JSON.
     shown: String,
-    /// The Prometheus exposition after `publish_metrics`.
+    /// The Prometheus exposition after `publish_metrics_to_depth(usize::MAX)` (every owner).
     metrics: String,
     items: Vec<ItemInfo>,
 }
@@ -103,7 +103,7 @@ fn read_everything(dir: &Path, tag: &str) -> Readings {
     assert!(out.status.success(), "heapscope show: {}", String::from_utf8_lossy(&out.stderr));
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || report.publish_metrics());
+    metrics::with_local_recorder(&recorder, || report.publish_metrics_to_depth(usize::MAX));
     Readings {
         snapshot,
         report_snapshot,

@@ -176,3 +176,54 @@ fn a_retired_owners_gauges_read_zero_once_then_are_forgotten() {
     let body = seen_second.render();
     assert!(!body.contains("owner=\"metrics_retired\""), "{body}");
 }
+
+/// Per-owner series are bounded by default: every `Retained` item and every child such as
+/// `session/call_42` is an owner of its own, and each once became three series that a
+/// Prometheus exporter keeps until its idle timeout (off by default): 500 items dropped added
+/// 1 500 series, every round. `publish_metrics` now sets the gauges of top-level owners
+/// (whose bytes include their children's, and add up to the tracked total);
+/// `publish_metrics_to_depth(n)` goes down to depth `n` for programs whose children are a
+/// fixed few.
+#[test]
+fn children_and_items_get_no_series_of_their_own_by_default() {
+    let _publishing = one_publisher_at_a_time();
+    let session = Owner::named("metrics_session");
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let call = session.child(format!("call_{i}"));
+            call.in_scope(|| std::hint::black_box(vec![7u8; 1000]))
+        })
+        .collect();
+    let items: Vec<_> = (0..50)
+        .map(|i| {
+            heapscope::Retained::build(session, &format!("tool output {i}"), || vec![1u8; 2000])
+        })
+        .collect();
+    let report = Report::capture_with(&ReportOptions::default().process_tree(false));
+    let series =
+        |body: &str| body.lines().filter(|l| l.starts_with("heapscope_owner_live_bytes{")).count();
+    let session_line = |body: &str| {
+        value(body, "heapscope_owner_live_bytes{owner=\"metrics_session\"}").map(str::to_owned)
+    };
+    let top_level = report.owners.tree.iter().filter(|o| o.depth == 0).count();
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || report.publish_metrics());
+    let body = handle.render();
+    assert_eq!(series(&body), top_level, "{body}");
+    assert_eq!(session_line(&body).as_deref(), Some("200000"), "100 x 1000 B and 50 x 2000 B");
+    assert!(!body.contains("metrics_session/"), "{body}");
+    // Down to depth 1: the session's 150 children too.
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || report.publish_metrics_to_depth(1));
+    let body = handle.render();
+    let depth_one = report.owners.tree.iter().filter(|o| o.depth <= 1).count();
+    assert!(depth_one >= top_level + 150);
+    assert_eq!(series(&body), depth_one, "{body}");
+    assert_eq!(
+        value(&body, "heapscope_owner_live_bytes{owner=\"metrics_session/call_7\"}"),
+        Some("1000")
+    );
+    drop((calls, items));
+}
