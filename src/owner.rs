@@ -165,6 +165,12 @@ impl Owner {
     ///
     /// A retired owner's handle enters the [overflow owner](Owner::overflow) instead.
     ///
+    /// Do not hold a scope across an `.await`: it is the *thread's* current owner, so while
+    /// the task is suspended every other task the thread polls (on a single-threaded
+    /// executor, or a `LocalSet`, where the scope's `!Send` does not stop it) allocates as
+    /// this owner. Wrap the future with [`in_owner`](crate::InOwner::in_owner) instead,
+    /// which enters the owner for each poll only.
+    ///
     /// ```
     /// let tools = heapscope::Owner::named("tool_results");
     /// let output = {
