@@ -1328,6 +1328,17 @@ pub(crate) fn reset_for_new_owner(id: u16, parent: u16) -> u32 {
     cell.generation.fetch_add(1, Relaxed).wrapping_add(1)
 }
 
+/// The generation of id `id`'s counters now (bumped at each reuse and each retirement).
+pub(crate) fn generation(id: u16) -> u32 {
+    masked!(OWNERS, id as usize).generation.load(Relaxed)
+}
+
+/// Sets id `id`'s generation, so that unit tests reach its last values.
+#[cfg(test)]
+pub(crate) fn set_generation_for_tests(id: u16, generation: u32) {
+    masked!(OWNERS, id as usize).generation.store(generation, Relaxed);
+}
+
 /// Makes a retired owner's handles stale: entering them enters the overflow owner.
 ///
 /// `SeqCst`, as in [`pin`]: a scope entered at the same moment either sees the new
