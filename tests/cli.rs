@@ -492,3 +492,79 @@ fn page_js_formats_bytes_as_format_bytes_does() {
     let rust: Vec<String> = values.iter().map(|&v| heapscope::format_bytes(v)).collect();
     assert_eq!(js, rust);
 }
+
+/// Runs heapscope, killing it if it has not finished within `limit`: `None` when it hung.
+fn heapscope_within(args: &[&std::ffi::OsStr], limit: std::time::Duration) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heapscope"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// A copied or hostile bundle may hold anything under a file's name: a FIFO (reading it waited
+/// for a writer forever: `show`, `check`, `diff` and `timeline` hung), a device (a link to
+/// /dev/zero was read until memory ran out), or a file far larger than any heapscope writes
+/// (read whole, whatever its size). Each is one line naming the file, exit status 2.
+#[test]
+fn inputs_that_are_not_regular_files_or_too_large_are_refused() {
+    let d = dir("not-regular");
+    let fifo = d.join("fifo.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    // A bundle-like directory whose report.json is a FIFO.
+    let bundle = d.join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    assert!(Command::new("mkfifo").arg(bundle.join("report.json")).status().unwrap().success());
+    // One whose report.json is a link to /dev/zero (checked once the fix was in: before it,
+    // this read until memory ran out, which `ulimit -v` showed as "out of memory").
+    let zero = d.join("zero");
+    std::fs::create_dir(&zero).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("report.json")).unwrap();
+    // A sparse file one byte over the cap: no disk is used.
+    let huge = d.join("huge.json");
+    std::fs::File::create(&huge).unwrap().set_len((1 << 30) + 1).unwrap();
+    let svg = d.join("o.svg");
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &Path, &str)> = vec![
+        (vec!["show".as_ref(), fifo.as_os_str()], &fifo, "not a regular file"),
+        (vec!["show".as_ref(), bundle.as_os_str()], &bundle, "not a regular file"),
+        (
+            vec!["check".as_ref(), fifo.as_os_str(), "--max-owner".as_ref(), "a=1".as_ref()],
+            &fifo,
+            "not a regular file",
+        ),
+        (
+            vec!["timeline".as_ref(), fifo.as_os_str(), "-o".as_ref(), svg.as_os_str()],
+            &fifo,
+            "not a regular file",
+        ),
+        (vec!["show".as_ref(), zero.as_os_str()], &zero, "not a regular file"),
+        (vec!["show".as_ref(), huge.as_os_str()], &huge, "larger than 1.0 GiB"),
+        (
+            vec!["timeline".as_ref(), huge.as_os_str(), "-o".as_ref(), svg.as_os_str()],
+            &huge,
+            "larger than 1.0 GiB",
+        ),
+    ];
+    for (args, path, expected) in cases {
+        let out = heapscope_within(&args, std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("heapscope {args:?} hung"));
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -7,10 +7,10 @@
 //! heapscope timeline <timeline.json> -o memory.svg|memory.html [--limit 256MiB | --report report.json]
 //! ```
 //!
-//! Errors (a missing file, another schema version, JSON truncated by a crash) are one line on
-//! stderr and exit status 2; `check` exits 1 when an owner is over its budget. Output goes
-//! through one locked stdout; a reader that goes away (`heapscope show … | head`) ends the
-//! command quietly with status 0.
+//! Errors (a missing file, another schema version, JSON truncated by a crash, a FIFO, device
+//! or file over 1 GiB in place of a file) are one line on stderr and exit status 2; `check`
+//! exits 1 when an owner is over its budget. Output goes through one locked stdout; a reader
+//! that goes away (`heapscope show … | head`) ends the command quietly with status 0.
 
 mod chart;
 mod timeline;
@@ -90,9 +90,50 @@ enum Loaded {
     Partial(serde_json::Value),
 }
 
+/// The most bytes read from one file. heapscope never writes a file near it: a report of the
+/// registry's 4096 owners is a few MiB, and a timeline of `MAX_SAMPLES` samples tens of MiB
+/// for ten owners (a few hundred for a hundred). A larger file is not one of its files, and
+/// reading it whole (then parsing it, which takes several times its size) could exhaust memory.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Reads a file heapscope wrote, refusing what cannot be one: anything but a regular file (a
+/// FIFO's open and read wait for a writer that may never come; a device such as /dev/zero
+/// never ends) and anything over [`MAX_INPUT_BYTES`]. A copied or hostile bundle may hold
+/// either under a file's name.
+fn read_input(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let cannot = |why: String| format!("cannot read {}: {why}", path.display());
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Without it, opening a FIFO blocks until a writer opens it; on a regular file it changes
+    // nothing, and anything else is refused below, before a read.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(|e| cannot(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(cannot("it is a directory".into()));
+    }
+    if !meta.is_file() {
+        return Err(cannot("not a regular file (a FIFO, socket or device)".into()));
+    }
+    let too_large =
+        || cannot(format!("larger than {}, not a file heapscope wrote", size(MAX_INPUT_BYTES)));
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(too_large());
+    }
+    // The length may have changed since: read one byte past the cap to know.
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| cannot(e.to_string()))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 fn load(path: &Path) -> Result<Loaded, String> {
     let file = if path.is_dir() { path.join("report.json") } else { path.to_owned() };
-    let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let bytes = read_input(&file)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         format!("{} is not complete JSON ({e}); was it cut short by a crash?", file.display())
     })?;
@@ -210,10 +251,13 @@ fn looks_like_a_bundle(dir: &Path) -> bool {
 /// there is none.
 fn show_bundle_files(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     let path = dir.join("manifest.json");
-    let Ok(bytes) = std::fs::read(&path) else {
+    // Missing is what a capture that stopped early leaves; anything else that cannot be read
+    // (a FIFO, a directory) is not that, and is an error naming it.
+    if !path.exists() {
         writeln!(out, "\nbundle: no manifest.json (the capture stopped before writing it)")?;
         return Ok(());
-    };
+    }
+    let bytes = read_input(&path)?;
     let manifest: heapscope::Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a heapscope manifest: {e}", path.display()))?;
     writeln!(out, "\nbundle files:")?;

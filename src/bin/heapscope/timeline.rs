@@ -67,7 +67,7 @@ pub(crate) fn run(options: &Options, out: &mut impl Write) -> Outcome {
 }
 
 fn load(path: &Path) -> Result<Timeline, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = crate::read_input(path)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         format!("{} is not complete JSON ({e}); was it cut short by a crash?", path.display())
     })?;
