@@ -568,3 +568,56 @@ fn inputs_that_are_not_regular_files_or_too_large_are_refused() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `show <bundle>` listed each file with the size and SHA-256 from manifest.json and never
+/// looked at the file: a bundle damaged in a copy (a file cut short, changed, gone, or swapped
+/// for a link) was shown as whole, and its heap profile's command then failed on a broken
+/// file. Each file is now checked against its entry; a mismatch is marked on its line and is
+/// one line on stderr naming the file, exit status 2.
+#[test]
+fn show_checks_a_bundles_files_against_its_manifest() {
+    let d = dir("manifest");
+    let bundle = heapscope::capture(&heapscope::CaptureOptions::new(&d)).unwrap();
+    let readme = bundle.directory.join("README.txt");
+    let original = std::fs::read(&readme).unwrap();
+    let out = heapscope(&["show", bundle.directory.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+
+    let mut changed = original.clone();
+    changed[0] ^= 1;
+    let copy = d.join("README.copy");
+    std::fs::write(&copy, &original).unwrap();
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(Damage, String)> = vec![
+        (Box::new(move |p| std::fs::write(p, &changed).unwrap()), "SHA-256 differs".into()),
+        (
+            Box::new({
+                let cut = original[..original.len() / 2].to_vec();
+                move |p| std::fs::write(p, &cut).unwrap()
+            }),
+            format!("{} bytes, not {}", original.len() / 2, original.len()),
+        ),
+        (Box::new(|p| std::fs::remove_file(p).unwrap()), "missing".into()),
+        (
+            Box::new(move |p| {
+                std::fs::remove_file(p).unwrap();
+                std::os::unix::fs::symlink(&copy, p).unwrap();
+            }),
+            "a symbolic link".into(),
+        ),
+    ];
+    for (damage, expected) in cases {
+        std::fs::remove_file(&readme).ok();
+        std::fs::write(&readme, &original).unwrap();
+        damage(&readme);
+        let out = heapscope(&["show", bundle.directory.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{expected}: {stdout}{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&readme.display().to_string()), "{stderr}");
+        assert!(stderr.contains(&expected), "{expected}: {stderr}");
+        let line = stdout.lines().find(|l| l.trim_start().starts_with("README.txt")).unwrap();
+        assert!(line.contains(&expected), "{line}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

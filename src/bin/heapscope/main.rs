@@ -8,9 +8,10 @@
 //! ```
 //!
 //! Errors (a missing file, another schema version, JSON truncated by a crash, a FIFO, device
-//! or file over 1 GiB in place of a file) are one line on stderr and exit status 2; `check`
-//! exits 1 when an owner is over its budget. Output goes through one locked stdout; a reader
-//! that goes away (`heapscope show … | head`) ends the command quietly with status 0.
+//! or file over 1 GiB in place of a file, a bundle file that does not match its manifest) are
+//! one line on stderr and exit status 2; `check` exits 1 when an owner is over its budget.
+//! Output goes through one locked stdout; a reader that goes away (`heapscope show … | head`)
+//! ends the command quietly with status 0.
 
 mod chart;
 mod timeline;
@@ -32,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Prints the human report of a report.json, a bundle directory or a pressure dump.
+    /// Prints the human report of a report.json, a bundle directory (its files checked against
+    /// its manifest.json) or a pressure dump.
     Show {
         /// The file or bundle directory.
         path: PathBuf,
@@ -96,30 +98,47 @@ enum Loaded {
 /// reading it whole (then parsing it, which takes several times its size) could exhaust memory.
 const MAX_INPUT_BYTES: u64 = 1 << 30;
 
-/// Reads a file heapscope wrote, refusing what cannot be one: anything but a regular file (a
+/// Opens a file heapscope wrote, refusing what cannot be one: anything but a regular file (a
 /// FIFO's open and read wait for a writer that may never come; a device such as /dev/zero
-/// never ends) and anything over [`MAX_INPUT_BYTES`]. A copied or hostile bundle may hold
-/// either under a file's name.
+/// never ends). A copied or hostile bundle may hold either under a file's name. With
+/// `follow_links` false, a symbolic link is refused too. Returns the file and its length, or
+/// why not.
+fn open_regular(path: &Path, follow_links: bool) -> Result<(std::fs::File, u64), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Without O_NONBLOCK, opening a FIFO blocks until a writer opens it; on a regular file it
+    // changes nothing, and anything else is refused below, before a read.
+    #[cfg(unix)]
+    {
+        let nofollow = if follow_links { 0 } else { libc::O_NOFOLLOW };
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK | nofollow);
+    }
+    let file = options.open(path).map_err(|e| {
+        if !follow_links && e.raw_os_error() == Some(libc::ELOOP) {
+            "a symbolic link (heapscope writes none)".to_owned()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("it is a directory".into());
+    }
+    if !meta.is_file() {
+        return Err("not a regular file (a FIFO, socket or device)".into());
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads a file heapscope wrote: a regular file ([`open_regular`]) of at most
+/// [`MAX_INPUT_BYTES`].
 fn read_input(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let cannot = |why: String| format!("cannot read {}: {why}", path.display());
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    // Without it, opening a FIFO blocks until a writer opens it; on a regular file it changes
-    // nothing, and anything else is refused below, before a read.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path).map_err(|e| cannot(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
-    if meta.is_dir() {
-        return Err(cannot("it is a directory".into()));
-    }
-    if !meta.is_file() {
-        return Err(cannot("not a regular file (a FIFO, socket or device)".into()));
-    }
+    let (file, len) = open_regular(path, true).map_err(cannot)?;
     let too_large =
         || cannot(format!("larger than {}, not a file heapscope wrote", size(MAX_INPUT_BYTES)));
-    if meta.len() > MAX_INPUT_BYTES {
+    if len > MAX_INPUT_BYTES {
         return Err(too_large());
     }
     // The length may have changed since: read one byte past the cap to know.
@@ -261,14 +280,24 @@ fn show_bundle_files(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     let manifest: heapscope::Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a heapscope manifest: {e}", path.display()))?;
     writeln!(out, "\nbundle files:")?;
+    // The manifest's sizes and hashes are there to tell a whole bundle from one damaged in a
+    // copy: each file is checked, so that none is shown as listed when it is not.
+    let mut damaged = Vec::new();
     for f in &manifest.files {
+        let why = mismatch(dir, f);
+        let mark = why.as_ref().map_or_else(String::new, |why| format!("  DAMAGED: {why}"));
         writeln!(
             out,
-            "  {:<16} {:>12}  sha256 {}",
+            "  {:<16} {:>12}  sha256 {}{}",
             printable(&f.name),
             size(f.bytes),
-            printable(&f.sha256)
+            printable(&f.sha256),
+            printable(&mark)
         )?;
+        if let Some(why) = why {
+            damaged
+                .push(printable(&format!("{}: {why}", dir.join(&f.name).display())).into_owned());
+        }
     }
     for s in &manifest.skipped {
         writeln!(out, "  missing {}: {}", printable(&s.name), printable(&s.reason))?;
@@ -299,7 +328,49 @@ fn show_bundle_files(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
         }
         other => writeln!(out, "heap profile: {other:?}")?,
     }
+    if !damaged.is_empty() {
+        return Err(Failure::Message(format!(
+            "{} does not match the files (damaged, or cut short in a copy): {}",
+            path.display(),
+            damaged.join("; ")
+        )));
+    }
     Ok(())
+}
+
+/// Why a file the manifest lists is not as listed, or `None` when it is (same length, same
+/// SHA-256). The file is hashed in pieces, however large, and never through a link: the
+/// manifest lists files inside the bundle, which heapscope writes as plain files.
+fn mismatch(dir: &Path, listed: &heapscope::WrittenFile) -> Option<String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let name = listed.name.as_str();
+    // A path (`../x`, `/etc/…`) is no file of the bundle's; it is neither read nor hashed.
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Some("not a file name in the bundle".into());
+    }
+    let path = dir.join(name);
+    if path.symlink_metadata().is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+        return Some("missing".into());
+    }
+    let (mut file, len) = match open_regular(&path, false) {
+        Ok(opened) => opened,
+        Err(why) => return Some(why),
+    };
+    if len != listed.bytes {
+        return Some(format!("{len} bytes, not {}", listed.bytes));
+    }
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(format!("cannot read it: {e}")),
+        }
+    }
+    (format!("{:x}", hasher.finalize()) != listed.sha256).then(|| "SHA-256 differs".into())
 }
 
 /// The items of `after` that are new or larger than in `before`, largest first, each with its
