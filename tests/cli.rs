@@ -140,7 +140,7 @@ fn a_phase_one_dump_is_shown_with_a_notice() {
     let dump = d.join("pressure-1-1.json");
     std::fs::write(
         &dump,
-        "{\"heapscope_pressure_dump\":1,\"collection_complete\":false,\"trigger\":{\"level\":\"critical\",\"dump\":1,\"rss_bytes\":123}}\n",
+        "{\"heapscope_pressure_dump\":1,\"collection_complete\":false,\"trigger\":{\"level\":\"critical\",\"dump\":1,\"used_bytes\":123,\"used_source\":\"process RSS\",\"rss_bytes\":123}}\n",
     )
     .unwrap();
     let out = heapscope(&["show", dump.to_str().unwrap()]);
@@ -150,6 +150,50 @@ fn a_phase_one_dump_is_shown_with_a_notice() {
     assert!(stdout.contains("\"rss_bytes\": 123"), "{stdout}");
     let out = heapscope(&["diff", dump.to_str().unwrap(), dump.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A complete pressure dump is shown with the moment of pressure first: its report was taken
+/// after the callbacks ran (a compaction may have freed gigabytes by then), so the figures
+/// that triggered the dump are the ones to read first. `show` printed the report alone and
+/// left out the level, the usage and the limit at the moment of pressure.
+#[test]
+fn a_complete_dump_shows_the_moment_of_pressure_before_its_report() {
+    let d = dir("complete-dump");
+    let dump = d.join("pressure-1-2.json");
+    let source = "cgroup v2 memory.current (/sys/fs/cgroup/agent/memory.current)";
+    let value = serde_json::json!({
+        "heapscope_pressure_dump": 1,
+        "collection_complete": true,
+        "trigger": {
+            "level": "critical", "dump": 2, "used_bytes": 2_040_109_465u64,
+            "used_source": source, "rss_bytes": 1_610_612_736u64,
+            "limit_bytes": 2_147_483_648u64, "allocated_bytes": 1_073_741_824u64,
+            "resident_bytes": 1_207_959_552u64,
+            "top_owners": [{"owner": "history", "own_live_bytes": 805_306_368u64}],
+        },
+        "limit_source": "cgroup v2 memory.max (/sys/fs/cgroup/agent/memory.max)",
+        "report": report_with_history(),
+    });
+    std::fs::write(&dump, serde_json::to_vec(&value).unwrap()).unwrap();
+    let out = heapscope(&["show", dump.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let (moment, report) = stdout.split_once("cli_range_history").expect("the report follows");
+    for expected in [
+        "pressure dump 2: critical",
+        "used 1.9 GiB of the 2.0 GiB limit (95 %)",
+        source,
+        "cgroup v2 memory.max (/sys/fs/cgroup/agent/memory.max)",
+        "process RSS 1.5 GiB",
+        "jemalloc allocated 1.0 GiB, resident 1.1 GiB",
+        "history",
+        "768.0 MiB",
+        "the report below was taken after",
+    ] {
+        assert!(moment.contains(expected), "{expected:?} not before the report:\n{moment}");
+    }
+    assert!(!report.is_empty());
     std::fs::remove_dir_all(&d).ok();
 }
 

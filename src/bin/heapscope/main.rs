@@ -87,7 +87,8 @@ fn parse_budget(text: &str) -> Result<(String, u64), String> {
 
 /// What a file turned out to be.
 enum Loaded {
-    Report(Box<Report>),
+    /// A report, and the pressure dump it came in, if it did (for its moment of pressure).
+    Report(Box<Report>, Option<serde_json::Value>),
     /// A pressure dump whose full report was never written (the process died first).
     Partial(serde_json::Value),
 }
@@ -156,16 +157,18 @@ fn load(path: &Path) -> Result<Loaded, String> {
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         format!("{} is not complete JSON ({e}); was it cut short by a crash?", file.display())
     })?;
-    let report_value = if value.get("heapscope_pressure_dump").is_some() {
+    let (report_value, dump) = if value.get("heapscope_pressure_dump").is_some() {
         if value.get("collection_complete") != Some(&serde_json::Value::Bool(true)) {
             return Ok(Loaded::Partial(value));
         }
-        value
-            .get("report")
-            .cloned()
-            .ok_or_else(|| format!("{}: a dump without its report", file.display()))?
+        let mut dump = value;
+        let report = dump
+            .get_mut("report")
+            .map(serde_json::Value::take)
+            .ok_or_else(|| format!("{}: a dump without its report", file.display()))?;
+        (report, Some(dump))
     } else {
-        value
+        (value, None)
     };
     match report_value.get("schema_version").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
@@ -180,13 +183,13 @@ fn load(path: &Path) -> Result<Loaded, String> {
         }
     }
     serde_json::from_value(report_value)
-        .map(|r| Loaded::Report(Box::new(r)))
+        .map(|r| Loaded::Report(Box::new(r), dump))
         .map_err(|e| format!("{}: not a heapscope report: {e}", file.display()))
 }
 
 fn load_report(path: &Path) -> Result<Report, String> {
     match load(path)? {
-        Loaded::Report(report) => Ok(*report),
+        Loaded::Report(report, _) => Ok(*report),
         Loaded::Partial(_) => Err(format!(
             "{}: only the first phase of a pressure dump was written (collection_complete: false)",
             path.display()
@@ -232,7 +235,10 @@ type Outcome = Result<ExitCode, Failure>;
 
 fn show(path: &Path, out: &mut impl Write) -> Outcome {
     match load(path)? {
-        Loaded::Report(report) => {
+        Loaded::Report(report, dump) => {
+            if let Some(dump) = &dump {
+                write_moment_of_pressure(dump, out)?;
+            }
             write!(out, "{report}")?;
             if path.is_dir() && looks_like_a_bundle(path) {
                 show_bundle_files(path, out)?;
@@ -250,6 +256,60 @@ fn show(path: &Path, out: &mut impl Write) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The figures a complete pressure dump took at the moment of pressure (its first phase),
+/// shown before its report: the report was captured after them, and in a process under
+/// pressure much can change in between (a compaction running on another thread).
+fn write_moment_of_pressure(dump: &serde_json::Value, out: &mut impl Write) -> io::Result<()> {
+    let trigger = dump.get("trigger");
+    let number = |key: &str| trigger.and_then(|t| t.get(key)).and_then(serde_json::Value::as_u64);
+    let text = |key: &str| trigger.and_then(|t| t.get(key)).and_then(serde_json::Value::as_str);
+    match number("dump") {
+        Some(n) => write!(out, "pressure dump {n}: ")?,
+        None => write!(out, "pressure dump: ")?,
+    }
+    writeln!(
+        out,
+        "{} at the moment of pressure",
+        printable(text("level").unwrap_or("level unknown"))
+    )?;
+    // Dumps written before `used_source` existed named the usage `rss_bytes`.
+    let used = number("used_bytes").or_else(|| number("rss_bytes"));
+    match (used, number("limit_bytes")) {
+        (Some(used), Some(limit)) if limit > 0 => writeln!(
+            out,
+            "  used {} of the {} limit ({:.0} %)",
+            size(used),
+            size(limit),
+            used as f64 * 100.0 / limit as f64
+        )?,
+        (Some(used), _) => writeln!(out, "  used {} (no limit known)", size(used))?,
+        _ => {}
+    }
+    if let Some(source) = text("used_source") {
+        writeln!(out, "  usage:  {}", printable(source))?;
+        if let Some(rss) = number("rss_bytes") {
+            writeln!(out, "  process RSS {}", size(rss))?;
+        }
+    }
+    if let Some(source) = dump.get("limit_source").and_then(serde_json::Value::as_str) {
+        writeln!(out, "  limit:  {}", printable(source))?;
+    }
+    if let (Some(allocated), Some(resident)) = (number("allocated_bytes"), number("resident_bytes"))
+    {
+        writeln!(out, "  jemalloc allocated {}, resident {}", size(allocated), size(resident))?;
+    }
+    let owners = trigger.and_then(|t| t.get("top_owners")).and_then(serde_json::Value::as_array);
+    if let Some(owners) = owners.filter(|o| !o.is_empty()) {
+        writeln!(out, "  owners holding most (their own bytes, children apart):")?;
+        for o in owners {
+            let name = o.get("owner").and_then(serde_json::Value::as_str).unwrap_or("?");
+            let bytes = o.get("own_live_bytes").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            writeln!(out, "    {:<40} {:>12}", printable(name), size(bytes))?;
+        }
+    }
+    writeln!(out, "(the report below was taken after these figures)\n")
 }
 
 /// Whether `dir` is a diagnostics bundle (`heapscope::capture`'s output): it has the README.txt
