@@ -118,10 +118,13 @@ fn errors_are_one_line_and_nonzero() {
         (d.join("truncated.json"), "is not complete JSON"),
         (d.join("future.json"), "schema version 99, but this heapscope reads version 1"),
         (d.join("other.json"), "not a heapscope report"),
+        // A syntax error inside is not a file cut short, and is not called one.
+        (d.join("garbled.json"), "is not valid JSON (expected `:` at line 1 column 19)"),
     ];
     std::fs::write(&cases[1].0, "{\"schema_version\": 1, \"runtime\": {").unwrap();
     std::fs::write(&cases[2].0, "{\"schema_version\": 99}").unwrap();
     std::fs::write(&cases[3].0, "{\"hello\": 1}").unwrap();
+    std::fs::write(&cases[4].0, "{\"schema_version\" 1, \"runtime\": {}}").unwrap();
     for (path, expected) in &cases {
         let out = heapscope(&["show", path.to_str().unwrap()]);
         let (_, stderr) = text(&out);

@@ -7,7 +7,7 @@
 //! heapscope timeline <timeline.json> -o memory.svg|memory.html [--limit 256MiB | --report report.json]
 //! ```
 //!
-//! Errors (a missing file, another schema version, JSON truncated by a crash, a FIFO, device
+//! Errors (a missing file, another schema version, JSON cut short or not valid, a FIFO, device
 //! or file over 1 GiB in place of a file, a bundle file that does not match its manifest) are
 //! one line on stderr and exit status 2; `check` exits 1 when an owner is over its budget.
 //! Output goes through one locked stdout; a reader that goes away (`heapscope show … | head`)
@@ -151,12 +151,22 @@ fn read_input(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// `bytes` of the file at `path` as JSON, or why not: JSON that ends early is what a copy cut
+/// short leaves (heapscope's own writes are atomic), while a syntax error inside is something
+/// else again (a hand edit, another program's file), and was told it may have been cut short.
+pub(crate) fn parse_json(path: &Path, bytes: &[u8]) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Eof => {
+            format!("{} is not complete JSON ({e}); was it cut short?", path.display())
+        }
+        _ => format!("{} is not valid JSON ({e})", path.display()),
+    })
+}
+
 fn load(path: &Path) -> Result<Loaded, String> {
     let file = if path.is_dir() { path.join("report.json") } else { path.to_owned() };
     let bytes = read_input(&file)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        format!("{} is not complete JSON ({e}); was it cut short by a crash?", file.display())
-    })?;
+    let value = parse_json(&file, &bytes)?;
     let (report_value, dump) = if value.get("heapscope_pressure_dump").is_some() {
         if value.get("collection_complete") != Some(&serde_json::Value::Bool(true)) {
             return Ok(Loaded::Partial(value));

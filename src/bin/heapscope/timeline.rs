@@ -68,9 +68,7 @@ pub(crate) fn run(options: &Options, out: &mut impl Write) -> Outcome {
 
 fn load(path: &Path) -> Result<Timeline, String> {
     let bytes = crate::read_input(path)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        format!("{} is not complete JSON ({e}); was it cut short by a crash?", path.display())
-    })?;
+    let value = crate::parse_json(path, &bytes)?;
     if value.get("samples").is_none() {
         let hint = if value.get("schema_version").is_some() {
             " (it looks like a report: `heapscope show` reads those)"
