@@ -3,6 +3,9 @@
 //! thread, and nothing a task did (finishing, panicking, being cancelled) leaves its owner
 //! current on the worker for the next task.
 
+mod common;
+
+use common::charged_to;
 use heapscope::{InOwner, Owner};
 use std::hint::black_box;
 use tokio::sync::oneshot;
@@ -92,15 +95,6 @@ impl Drop for AllocatesOnDrop {
         let block = black_box(vec![3u8; DROP_BYTES]);
         self.0.lock().unwrap().push(block);
     }
-}
-
-/// What a block of `bytes` allocated now, on this thread, adds to `owner`'s allocated total.
-fn charged_to(owner: Owner, bytes: usize) -> u64 {
-    let before = owner.stats().total_bytes;
-    let v = black_box(vec![0u8; bytes]);
-    let charged = owner.stats().total_bytes - before;
-    drop(v);
-    charged
 }
 
 /// On a one-worker runtime (every task on the same thread): a task that panics, and one

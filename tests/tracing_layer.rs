@@ -2,6 +2,9 @@
 //! instrumented futures polled on other threads; phases and pressure changes become events.
 #![cfg(all(feature = "enabled", feature = "tracing"))]
 
+mod common;
+
+use common::charged_to;
 use heapscope::{Owner, OwnerLayer};
 use std::future::Future;
 use std::hint::black_box;
@@ -142,20 +145,6 @@ fn phases_and_pressure_changes_are_events() {
     let pressure =
         events.iter().find(|e| e.contains("memory pressure changed")).expect("pressure event");
     assert!(pressure.contains("previous_level=none"), "{pressure}");
-}
-
-/// How much a block of `bytes` allocated on this thread now adds to `owner`'s live bytes.
-/// Bytes `owner` was charged for a block of `bytes` allocated now: the growth of its
-/// allocated total, not of its live bytes. A block the owner got earlier in a structure
-/// shared between tests (tracing-core's list of dispatchers, grown while the owner was
-/// current) may be freed by another test's thread at any moment, and the live difference
-/// then came out 584 bytes short under load.
-fn charged_to(owner: Owner, bytes: usize) -> u64 {
-    let before = owner.stats().total_bytes;
-    let v = black_box(vec![0u8; bytes]);
-    let charged = owner.stats().total_bytes - before;
-    drop(v);
-    charged
 }
 
 fn with_owner_layer<R>(f: impl FnOnce() -> R) -> R {
