@@ -73,6 +73,14 @@ pub struct CgroupMemory {
     /// `memory.limit_in_bytes` matches, the process's own cgroup's: the closest usage there is
     /// to read, and no more than the limiting ancestor's.
     pub max_usage_bytes: Option<u64>,
+    /// The reclaimable page cache of the cgroup `max_bytes` is set on: `inactive_file` of its
+    /// `memory.stat` (v1 `total_inactive_file`, its hierarchy's). Pressure compares the limit
+    /// with the usage less this (the working set, as Kubernetes does): the kernel reclaims it
+    /// before it OOM-kills, and an agent that reads files fills it (24 GB of a machine's
+    /// 24 GB cgroup usage here was page cache, for 10 MB of RSS). `None` when unreadable.
+    /// Reports written before this field existed read as `None`.
+    #[serde(default)]
+    pub max_inactive_file_bytes: Option<u64>,
     /// v2 `memory.high`: the tightest throttling threshold of the cgroup and its ancestors;
     /// `None` when unlimited or v1.
     pub high_bytes: Option<u64>,
@@ -80,6 +88,9 @@ pub struct CgroupMemory {
     pub high_source: Option<String>,
     /// `memory.current` of the cgroup `high_bytes` is set on.
     pub high_usage_bytes: Option<u64>,
+    /// `inactive_file` of the cgroup `high_bytes` is set on, as `max_inactive_file_bytes`.
+    #[serde(default)]
+    pub high_inactive_file_bytes: Option<u64>,
     /// v2 `memory.current` or v1 `memory.usage_in_bytes` of the process's own cgroup.
     pub current_bytes: Option<u64>,
 }
@@ -170,6 +181,24 @@ fn tighten(tightest: &mut Option<Tightest>, bytes: u64, file: PathBuf, level: &P
     }
 }
 
+/// The key of the reclaimable page cache in `memory.stat` of cgroup v`version`: v1's
+/// `memory.usage_in_bytes` counts the whole hierarchy below, so its hierarchical total.
+pub(crate) fn inactive_file_key(version: u8) -> &'static str {
+    if version == 2 {
+        "inactive_file"
+    } else {
+        "total_inactive_file"
+    }
+}
+
+/// The value of `key` in the text of a `memory.stat` file.
+pub(crate) fn stat_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        (name == key).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
 /// The usage file of cgroup v`version`.
 pub(crate) fn usage_file_name(version: u8) -> &'static str {
     if version == 2 {
@@ -189,10 +218,17 @@ impl CgroupMemory {
         read_value(&level.join(usage_file_name(self.version)), warnings).flatten()
     }
 
+    /// `inactive_file` of the cgroup at `level` (see [`inactive_file_key`]).
+    fn inactive_file_at(&self, level: &Path) -> Option<u64> {
+        let text = std::fs::read_to_string(level.join("memory.stat")).ok()?;
+        stat_value(&text, inactive_file_key(self.version))
+    }
+
     /// Fills `max_*` from the tightest limit found, with the usage of its cgroup.
     fn set_max(&mut self, tightest: Option<Tightest>, own: &Path, warnings: &mut Vec<String>) {
         let Some(t) = tightest else { return };
         self.max_usage_bytes = self.usage_at(&t.level, own, warnings);
+        self.max_inactive_file_bytes = self.inactive_file_at(&t.level);
         self.max_bytes = Some(t.bytes);
         self.max_source = Some(t.file.display().to_string());
     }
@@ -201,6 +237,7 @@ impl CgroupMemory {
     fn set_high(&mut self, tightest: Option<Tightest>, own: &Path, warnings: &mut Vec<String>) {
         let Some(t) = tightest else { return };
         self.high_usage_bytes = self.usage_at(&t.level, own, warnings);
+        self.high_inactive_file_bytes = self.inactive_file_at(&t.level);
         self.high_bytes = Some(t.bytes);
         self.high_source = Some(t.file.display().to_string());
     }
@@ -219,12 +256,22 @@ impl CgroupMemory {
         format!("cgroup v{} {key} ({source})", self.version)
     }
 
-    /// The usage file beside a limit's `source` file, which is what that limit is compared
-    /// with, such as `cgroup v2 memory.current (/sys/fs/cgroup/agents/memory.current)`.
-    pub(crate) fn usage_description(&self, source: Option<&str>) -> String {
+    /// The usage a limit whose file is `source` is compared with: the usage file beside it,
+    /// less `memory.stat`'s reclaimable page cache when `less_inactive_file`, such as
+    /// `cgroup v2 memory.current - inactive_file (/sys/fs/cgroup/agents/memory.current)`.
+    pub(crate) fn usage_description(
+        &self,
+        source: Option<&str>,
+        less_inactive_file: bool,
+    ) -> String {
         let file = usage_file_name(self.version);
         let path = source.map(|s| Path::new(s).with_file_name(file).display().to_string());
-        format!("cgroup v{} {file} ({})", self.version, path.unwrap_or_default())
+        let less = if less_inactive_file {
+            format!(" - {}", inactive_file_key(self.version))
+        } else {
+            String::new()
+        };
+        format!("cgroup v{} {file}{less} ({})", self.version, path.unwrap_or_default())
     }
 }
 

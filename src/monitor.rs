@@ -313,8 +313,13 @@ struct EffectiveLimit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum UsageFile {
     ProcessRss,
-    /// A cgroup's `memory.current` (v1 `memory.usage_in_bytes`).
-    Cgroup(std::ffi::CString),
+    /// A cgroup's `memory.current` (v1 `memory.usage_in_bytes`), less the value of `key` in
+    /// its `memory.stat` (`stat`) when the limit was read with one.
+    Cgroup {
+        usage: std::ffi::CString,
+        stat: Option<std::ffi::CString>,
+        key: &'static str,
+    },
     /// `MemTotal - MemAvailable` of a `meminfo` file.
     Meminfo(std::ffi::CString),
 }
@@ -325,10 +330,12 @@ impl EffectiveLimit {
         let limits = crate::report::read_limits(options, warnings);
         let c_path = |path: &Path| std::ffi::CString::new(path.as_os_str().as_encoded_bytes());
         let (usage, usage_source) = match crate::report::usage_source(options, &limits) {
-            (UsageSource::CgroupFile(path), what) => match c_path(&path) {
-                Ok(path) => (UsageFile::Cgroup(path), what),
-                Err(_) => (UsageFile::ProcessRss, "process RSS".to_owned()),
-            },
+            (UsageSource::Cgroup { usage, stat, key }, what) => {
+                match (c_path(&usage), stat.as_deref().map(c_path).transpose()) {
+                    (Ok(usage), Ok(stat)) => (UsageFile::Cgroup { usage, stat, key }, what),
+                    _ => (UsageFile::ProcessRss, "process RSS".to_owned()),
+                }
+            }
             (UsageSource::Meminfo(path), what) => match c_path(&path) {
                 Ok(path) => (UsageFile::Meminfo(path), what),
                 Err(_) => (UsageFile::ProcessRss, "process RSS".to_owned()),
@@ -347,9 +354,20 @@ impl EffectiveLimit {
     fn read_usage(&self) -> Option<u64> {
         match &self.usage {
             UsageFile::ProcessRss => rss_bytes(),
-            UsageFile::Cgroup(path) => {
+            UsageFile::Cgroup { usage, stat, key } => {
                 let mut buf = [0u8; 64];
-                read_small_file(path, &mut buf)?.trim().parse().ok()
+                let usage: u64 = read_small_file(usage, &mut buf)?.trim().parse().ok()?;
+                // The reclaimable page cache, as the report takes it off. Unreadable now, the
+                // usage is taken whole: pressure overstated rather than missed. The buffer
+                // holds a whole memory.stat (907 bytes of v1 on this machine, where the totals
+                // come last; v2's is about 1.5 KiB).
+                let mut stat_buf = [0u8; 8192];
+                let inactive = stat
+                    .as_deref()
+                    .and_then(|stat| read_small_file(stat, &mut stat_buf))
+                    .and_then(|text| crate::limits::stat_value(text, key))
+                    .unwrap_or(0);
+                Some(usage.saturating_sub(inactive))
             }
             UsageFile::Meminfo(path) => {
                 // MemTotal and MemAvailable are among the first lines; a longer file is cut.
@@ -470,7 +488,8 @@ impl PressureMonitor {
 
     /// Checks the usage the effective limit binds now, as the report's
     /// [`Pressure`](crate::report::Pressure) does (a cgroup limit: that cgroup's
-    /// `memory.current`; `MemTotal`: `MemTotal - MemAvailable`; a budget: the process's RSS);
+    /// `memory.current` less its reclaimable page cache; `MemTotal`: `MemTotal -
+    /// MemAvailable`; a budget: the process's RSS);
     /// dumps on `high` or `critical`. `None` when pressure is below `high`, no limit is known,
     /// or the usage could not be read.
     pub fn check(&self) -> Option<DumpOutcome> {
@@ -1004,9 +1023,9 @@ fn rss_bytes() -> Option<u64> {
     Some(pages.saturating_mul(crate::procfs::page_size()))
 }
 
-/// The start of the file at `path`, read with one `read` into `buf`, without allocating;
-/// `None` when it cannot be read or is not UTF-8 (or off Linux, where the files read here
-/// do not exist).
+/// The start of the file at `path`, read with one `read` into `buf`, without allocating, in
+/// whole lines when `buf` was too small for all of it; `None` when it cannot be read or is
+/// not UTF-8 (or off Linux, where the files read here do not exist).
 fn read_small_file<'b>(path: &std::ffi::CStr, buf: &'b mut [u8]) -> Option<&'b str> {
     #[cfg(target_os = "linux")]
     {
@@ -1019,7 +1038,15 @@ fn read_small_file<'b>(path: &std::ffi::CStr, buf: &'b mut [u8]) -> Option<&'b s
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         // SAFETY: `fd` is open.
         unsafe { libc::close(fd) };
-        let read = buf.get(..usize::try_from(n).ok()?)?;
+        let n = usize::try_from(n).ok()?;
+        let read = buf.get(..n)?;
+        // A file longer than `buf` is cut: its last line may be cut inside a number, which
+        // would then read as a smaller one. Keep whole lines only.
+        let read = if n == buf.len() {
+            read.get(..read.iter().rposition(|&b| b == b'\n')?.wrapping_add(1))?
+        } else {
+            read
+        };
         // A file cut by the buffer may end inside a character: keep the whole ones.
         match std::str::from_utf8(read) {
             Ok(text) => Some(text),

@@ -279,8 +279,9 @@ pub struct Pressure {
     /// The usage compared.
     pub used_bytes: Option<u64>,
     /// What that usage is: for a cgroup limit the usage file of the cgroup the limit is set
-    /// on (`cgroup v2 memory.current (/sys/fs/cgroup/…/memory.current)`), else `process RSS`,
-    /// `MemTotal - MemAvailable`, ….
+    /// on, less its reclaimable page cache where `memory.stat` was readable
+    /// (`cgroup v2 memory.current - inactive_file (/sys/fs/cgroup/…/memory.current)`), else
+    /// `process RSS`, `MemTotal - MemAvailable`, ….
     pub used_source: Option<String>,
     /// The effective limit.
     pub limit_bytes: Option<u64>,
@@ -596,18 +597,29 @@ const CGROUP_HIGH_SOURCE: &str = "cgroup v2 memory.high";
 
 /// Where the usage compared with the effective limit is read, for a reader that reads it
 /// again on its own, as often as it likes (the pressure monitor, every interval). It follows
-/// [`pressure`]'s choice: a cgroup limit's own cgroup's usage, `MemTotal - MemAvailable` for
-/// `MemTotal`, the process's RSS otherwise (and for a cgroup whose usage file was not
-/// readable, where the report may use the process tree's RSS, which is too costly to read
-/// every interval).
+/// [`pressure`]'s choice: a cgroup limit's own cgroup's usage less its reclaimable page cache,
+/// `MemTotal - MemAvailable` for `MemTotal`, the process's RSS otherwise (and for a cgroup
+/// whose usage file was not readable, where the report may use the process tree's RSS, which
+/// is too costly to read every interval).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum UsageSource {
     /// `/proc/self/statm`'s resident pages.
     ProcessRss,
-    /// A cgroup's `memory.current` (v1 `memory.usage_in_bytes`).
-    CgroupFile(PathBuf),
+    /// A cgroup's `memory.current` (v1 `memory.usage_in_bytes`), less the value of `key` in
+    /// its `memory.stat` when that was readable (`stat`).
+    Cgroup { usage: PathBuf, stat: Option<PathBuf>, key: &'static str },
     /// `MemTotal - MemAvailable` of this `meminfo` file.
     Meminfo(PathBuf),
+}
+
+/// Which usage a cgroup limit binds, from the effective limit's source: `(usage, its
+/// inactive_file, the limit's file)`.
+fn cgroup_usage(cg: &CgroupMemory, source: &str) -> (Option<u64>, Option<u64>, Option<String>) {
+    if source.starts_with(CGROUP_HIGH_SOURCE) {
+        (cg.high_usage_bytes, cg.high_inactive_file_bytes, cg.high_source.clone())
+    } else {
+        (cg.max_usage_bytes, cg.max_inactive_file_bytes, cg.max_source.clone())
+    }
 }
 
 /// The [`UsageSource`] for `limits` and its description (as `Pressure::used_source`).
@@ -615,15 +627,13 @@ pub(crate) fn usage_source(options: &ReportOptions, limits: &Limits) -> (UsageSo
     let source = limits.effective_source.as_deref().unwrap_or("");
     if source.starts_with("cgroup") {
         if let Some(cg) = &limits.cgroup {
-            let (usage, limit_file) = if source.starts_with(CGROUP_HIGH_SOURCE) {
-                (cg.high_usage_bytes, cg.high_source.as_deref())
-            } else {
-                (cg.max_usage_bytes, cg.max_source.as_deref())
-            };
-            if let (Some(_), Some(file)) = (usage, limit_file) {
-                let path =
-                    Path::new(file).with_file_name(crate::limits::usage_file_name(cg.version));
-                return (UsageSource::CgroupFile(path), cg.usage_description(limit_file));
+            if let (Some(_), inactive, Some(file)) = cgroup_usage(cg, source) {
+                let file = Path::new(&file);
+                let usage = file.with_file_name(crate::limits::usage_file_name(cg.version));
+                let stat = inactive.map(|_| file.with_file_name("memory.stat"));
+                let what = cg.usage_description(file.to_str(), stat.is_some());
+                let key = crate::limits::inactive_file_key(cg.version);
+                return (UsageSource::Cgroup { usage, stat, key }, what);
             }
         }
     } else if source == "MemTotal" {
@@ -640,13 +650,11 @@ fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessIn
     let source = limits.effective_source.as_deref().unwrap_or("");
     // Compare each limit with the usage it constrains: a cgroup limit with the usage of the
     // cgroup it is set on, which may be an ancestor holding siblings' memory too.
+    // Less the cgroup's reclaimable page cache: the kernel reclaims that before it OOM-kills.
     let cgroup_usage = limits.cgroup.as_ref().and_then(|cg| {
-        let (usage, limit_file) = if source.starts_with(CGROUP_HIGH_SOURCE) {
-            (cg.high_usage_bytes, cg.high_source.as_deref())
-        } else {
-            (cg.max_usage_bytes, cg.max_source.as_deref())
-        };
-        usage.map(|usage| (usage, cg.usage_description(limit_file)))
+        let (usage, inactive, limit_file) = cgroup_usage(cg, source);
+        let described = cg.usage_description(limit_file.as_deref(), inactive.is_some());
+        usage.map(|usage| (usage.saturating_sub(inactive.unwrap_or(0)), described))
     });
     let (used, used_source) = if source.starts_with("cgroup") {
         match cgroup_usage {

@@ -615,7 +615,8 @@ fn a_changed_cgroup_limit_is_followed() {
 /// What a cgroup limit binds is its cgroup's usage, which holds this process, the tools it
 /// runs as child processes, and page cache: the kernel OOM-kills once *that* reaches the
 /// limit. The monitor compared every limit with this process's RSS, so a cgroup at 1000 MiB of
-/// its 1 GiB (97.7 %, critical in the report) stayed `None` for a process of a few MiB; the
+/// its 1 GiB (97.7 %, critical in the report; its working set, reclaimable page cache taken
+/// off) stayed `None` for a process of a few MiB; the
 /// same with `MemTotal` as the limit, which binds the system's `MemTotal - MemAvailable`.
 /// The monitor now reads the usage the report's pressure compares (`used_source`), and
 /// phase 1 names it beside the process's own RSS.
@@ -626,7 +627,9 @@ fn the_monitor_compares_each_limit_with_the_usage_it_binds() {
     write("proc/meminfo", "MemTotal:       16777216 kB\nMemAvailable:    524288 kB\n");
     write("cgroup/cgroup.controllers", "cpu memory\n");
     write("cgroup/agents/memory.max", &format!("{}\n", GIB));
-    write("cgroup/agents/memory.current", &format!("{}\n", 1000 << 20));
+    write("cgroup/agents/memory.current", &format!("{}\n", 1100 << 20));
+    // 100 MiB of it reclaimable page cache: the working set is 1000 MiB.
+    write("cgroup/agents/memory.stat", &format!("anon 1\ninactive_file {}\n", 100 << 20));
     write("cgroup/agents/me/memory.current", &format!("{}\n", 100 << 20));
     let options =
         ReportOptions::default().roots(dir.join("proc"), dir.join("cgroup")).process_tree(false);
@@ -651,6 +654,11 @@ fn the_monitor_compares_each_limit_with_the_usage_it_binds() {
     assert_eq!(trigger["used_bytes"], 1000 << 20);
     assert_eq!(trigger["used_source"], report.pressure.used_source.unwrap().as_str());
     assert!(trigger["used_source"].as_str().unwrap().ends_with("agents/memory.current)"));
+    assert!(trigger["used_source"].as_str().unwrap().contains("memory.current - inactive_file"));
+    // Page cache that grows after the limit was read is taken off at each check too: with
+    // 900 MiB of the cgroup's 1100 MiB reclaimable, 200 MiB is no pressure.
+    write("cgroup/agents/memory.stat", &format!("anon 1\ninactive_file {}\n", 900 << 20));
+    assert_eq!(m.check(), None, "200 MiB of 1 GiB");
     assert!(trigger["rss_bytes"].as_u64().unwrap() > 0, "the process's own RSS beside it");
     // Without a cgroup the tightest limit is MemTotal (16 GiB), and 15.5 GiB of it is in use.
     write("proc/self/cgroup", "");

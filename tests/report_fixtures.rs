@@ -196,6 +196,55 @@ fn cgroup_v1_hierarchical_limit_is_compared_with_the_limiting_cgroups_usage() {
     assert_eq!(r.pressure.level, PressureLevel::Critical, "{:?}", r.pressure);
 }
 
+/// A cgroup's usage counts its page cache, which the kernel reclaims before it OOM-kills:
+/// inactive file pages are taken off (the working set, as Kubernetes compares with the limit).
+/// An agent that had read 500 MiB of files in a 1 GiB cgroup, with 500 MiB of its own, was
+/// `critical` at 99 % though the kernel could free half of it at once (a machine here had
+/// 24 GB of cgroup usage for 10 MB of RSS). Compared: v2 `memory.current - inactive_file`,
+/// v1 `memory.usage_in_bytes - total_inactive_file`, each of the limiting cgroup.
+#[test]
+fn a_cgroups_reclaimable_page_cache_is_not_pressure() {
+    let f = Fixture::new("v2-cache");
+    base_proc(&f);
+    let (usage, inactive) = (1063004405u64, 500 * MIB);
+    f.write("proc/self/cgroup", "0::/agents/me\n")
+        .write("cgroup/cgroup.controllers", "cpu memory\n")
+        .write("cgroup/agents/memory.max", &format!("{}\n", 1024 * MIB))
+        .write("cgroup/agents/memory.current", &format!("{usage}\n"))
+        .write(
+            "cgroup/agents/memory.stat",
+            &format!("anon 524288000\nfile 538716405\nactive_anon 1\ninactive_file {inactive}\nactive_file 1\n"),
+        )
+        .write("cgroup/agents/me/memory.max", "max\n")
+        .write("cgroup/agents/me/memory.current", &format!("{}\n", 100 * MIB))
+        .write("cgroup/agents/me/memory.stat", "inactive_file 7\n");
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    let cg = r.limits.cgroup.as_ref().expect("cgroup read");
+    assert_eq!((cg.max_usage_bytes, cg.max_inactive_file_bytes), (Some(usage), Some(inactive)));
+    assert_eq!(r.pressure.used_bytes, Some(usage - inactive));
+    assert_eq!(r.pressure.level, PressureLevel::Normal, "{:?}", r.pressure);
+    let source = r.pressure.used_source.as_deref().unwrap();
+    assert!(source.starts_with("cgroup v2 memory.current - inactive_file ("), "{source}");
+    assert!(source.ends_with("agents/memory.current)"), "{source}");
+
+    let f = Fixture::new("v1-cache");
+    base_proc(&f);
+    f.write("proc/self/cgroup", "5:memory:/agents/me\n")
+        .write("cgroup/memory/agents/memory.limit_in_bytes", &format!("{}\n", 1024 * MIB))
+        .write("cgroup/memory/agents/memory.usage_in_bytes", &format!("{usage}\n"))
+        .write(
+            "cgroup/memory/agents/memory.stat",
+            &format!("cache 9\ninactive_file 3\ntotal_cache 9\ntotal_inactive_file {inactive}\n"),
+        )
+        .write("cgroup/memory/agents/me/memory.limit_in_bytes", "9223372036854771712\n")
+        .write("cgroup/memory/agents/me/memory.usage_in_bytes", &format!("{}\n", 100 * MIB));
+    let r = capture(&f, ReportOptions::default().process_tree(false));
+    assert_eq!(r.pressure.used_bytes, Some(usage - inactive), "v1 takes the hierarchy's total");
+    assert_eq!(r.pressure.level, PressureLevel::Normal, "{:?}", r.pressure);
+    let source = r.pressure.used_source.as_deref().unwrap();
+    assert!(source.contains("memory.usage_in_bytes - total_inactive_file"), "{source}");
+}
+
 /// Without `MemAvailable` (kernels before 3.14) `MemTotal` is a known limit with no usage to
 /// compare: the text says what is missing instead of "no usable limit".
 #[test]
