@@ -169,6 +169,7 @@ pub use snapshot::{OwnerDelta, OwnerEntry, Snapshot, SnapshotDiff};
 pub use stats::{global_stats, is_tracking, OwnerStats};
 pub use timeline::{
     watch, Sample, Sampler, SeriesSummary, Timeline, MAX_SAMPLES, MAX_WATCH, MIN_INTERVAL,
+    SAMPLE_OWNERS,
 };
 pub use units::{format_bytes, parse_bytes};
 

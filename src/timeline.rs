@@ -1,12 +1,22 @@
 //! How memory moved over time: a bounded background [`Sampler`] and a bounded blocking
-//! [`watch`], both producing a [`Timeline`] of RSS, jemalloc's numbers and every top-level
-//! owner's live bytes, with per-series deltas and the phases that finished meanwhile.
+//! [`watch`], both producing a [`Timeline`] of RSS, jemalloc's numbers and the top-level
+//! owners' live bytes, with per-series deltas and the phases that finished meanwhile.
+//!
+//! Memory: a sample lists at most [`SAMPLE_OWNERS`] top-level owners by name, the largest,
+//! and sums the others into [`Sample::other_owners_bytes`]; the samples a sampler or a watch
+//! keeps hold each owner name once (interned), with a 4-byte index and the 8-byte live count
+//! per listed owner. A kept sample costs at most about 660 bytes of heapscope's own memory
+//! however many owners the program has (`benches/sampler_memory.rs`), so the largest ring,
+//! 100 000 samples, stays near 63 MiB. A [`Timeline`] built from it lists owners by name, as
+//! its JSON does: about 2.3 KB per sample while it is held. Until 2026-12-05 a sample listed
+//! every top-level owner by name (files from then read as listing every owner): 210 KB per
+//! kept sample with 4000 owners, 20 GiB for the largest ring.
 
 use crate::error::{Error, Result};
 use crate::phase::PhaseRecord;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +27,14 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 pub const MAX_SAMPLES: usize = 100_000;
 /// The longest a [`watch`] may run.
 pub const MAX_WATCH: Duration = Duration::from_secs(3600);
+/// The most top-level owners a [`Sample`] lists by name: the largest by live bytes (ties by
+/// name); the others are summed into [`Sample::other_owners_bytes`]. The chart draws ten.
+///
+/// ```
+/// let t = heapscope::watch(std::time::Duration::ZERO, heapscope::MIN_INTERVAL).unwrap();
+/// assert!(t.samples[0].owners.len() <= heapscope::SAMPLE_OWNERS);
+/// ```
+pub const SAMPLE_OWNERS: usize = 32;
 
 /// One moment of a [`Timeline`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,17 +48,55 @@ pub struct Sample {
     pub allocated_bytes: Option<u64>,
     /// jemalloc `stats.resident`.
     pub resident_bytes: Option<u64>,
-    /// Live bytes counted by heapscope.
+    /// Live bytes counted by heapscope: the sum of every top-level owner's, so of `owners`
+    /// and `other_owners_bytes`.
     pub tracked_live_bytes: u64,
-    /// Live bytes (children included) of every top-level owner.
+    /// Live bytes (children included) of the [`SAMPLE_OWNERS`] largest top-level owners, or
+    /// of every one when there are no more (retired owners still holding bytes included).
     pub owners: BTreeMap<String, u64>,
+    /// How many top-level owners are not listed in `owners` (0 in files written before
+    /// 2026-12-05, which listed every owner).
+    #[serde(default)]
+    pub other_owners: u64,
+    /// Their live bytes, summed. Each of them holds at most as much as the smallest owner
+    /// listed; when this is 0, each holds nothing.
+    #[serde(default)]
+    pub other_owners_bytes: u64,
+}
+
+impl Sample {
+    /// An owner's live bytes in this sample: its entry in `owners`; 0 when it is not listed
+    /// and the owners not listed hold nothing (it was not registered yet, was retired, or
+    /// holds nothing); `None` when it may be among the [`other_owners`](Sample::other_owners)
+    /// summed into `other_owners_bytes`, its own figure unknown.
+    ///
+    /// ```
+    /// let t = heapscope::watch(std::time::Duration::ZERO, heapscope::MIN_INTERVAL).unwrap();
+    /// let s = &t.samples[0];
+    /// if s.other_owners_bytes == 0 {
+    ///     assert_eq!(s.owner_live_bytes("no_such_owner"), Some(0));
+    /// } else {
+    ///     assert_eq!(s.owner_live_bytes("no_such_owner"), None);
+    /// }
+    /// ```
+    pub fn owner_live_bytes(&self, name: &str) -> Option<u64> {
+        match self.owners.get(name) {
+            Some(&live) => Some(live),
+            None if self.other_owners_bytes == 0 => Some(0),
+            None => None,
+        }
+    }
 }
 
 /// How one series moved over a timeline.
 ///
 /// `rss`, `allocated` and `resident` summarise the samples that could read them: a failed
 /// reading is left out, never counted as 0, and a series never read has no summary. An owner's
-/// series is 0 in the samples that do not list it (before it appeared, after it was retired).
+/// series is its [`Sample::owner_live_bytes`]: 0 in the samples that do not list it while the
+/// owners they leave out hold nothing (before it appeared, after it was retired), and left out
+/// where it may be one of the owners summed into [`Sample::other_owners_bytes`] (past the
+/// [`SAMPLE_OWNERS`] largest). `unknown_samples` counts the samples left out either way, so
+/// an owner's `min` over the samples that listed it says so.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SeriesSummary {
@@ -56,6 +112,11 @@ pub struct SeriesSummary {
     pub max: u64,
     /// `end - start`.
     pub delta: i64,
+    /// Samples left out of this summary: a failed reading, or an owner not listed in a sample
+    /// that summed some owners' bytes into `other_owners_bytes` (0 in files written before
+    /// 2026-12-05).
+    #[serde(default)]
+    pub unknown_samples: u64,
 }
 
 /// Samples over time, with a summary per series.
@@ -90,7 +151,7 @@ impl Timeline {
     ) -> Timeline {
         // Only for the summaries: the chart and every other reader take each value from its
         // sample, so a series here need not line up with the samples.
-        let mut values: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut values: BTreeMap<String, Vec<Option<u64>>> = BTreeMap::new();
         /// One value of a sample, `None` where it could not be read.
         type Reading = fn(&Sample) -> Option<u64>;
         let readings: [(&str, Reading); 4] = [
@@ -101,19 +162,21 @@ impl Timeline {
         ];
         for (name, read) in readings {
             // A reading that failed is left out: something unreadable is never a silent 0.
-            values.insert(name.to_owned(), samples.iter().filter_map(read).collect());
+            values.insert(name.to_owned(), samples.iter().map(read).collect());
         }
         let owners: BTreeSet<&str> =
             samples.iter().flat_map(|s| s.owners.keys().map(String::as_str)).collect();
         for owner in owners {
-            // A sample lists every registered top-level owner and retired ones still holding
-            // bytes: one it does not list was not registered yet, or was retired holding nothing.
-            let live = samples.iter().map(|s| s.owners.get(owner).copied().unwrap_or(0));
+            // A sample lists the largest top-level owners: one it does not list was not
+            // registered yet, was retired holding nothing, or is among the smaller ones it
+            // summed (unknown then, unless those held nothing).
+            let live = samples.iter().map(|s| s.owner_live_bytes(owner));
             values.insert(format!("owner:{owner}"), live.collect());
         }
         let series = values
             .into_iter()
-            .filter_map(|(name, v)| {
+            .filter_map(|(name, all)| {
+                let v: Vec<u64> = all.iter().copied().flatten().collect();
                 let (start, end) = (*v.first()?, *v.last()?);
                 Some(SeriesSummary {
                     name,
@@ -122,6 +185,7 @@ impl Timeline {
                     min: v.iter().copied().min()?,
                     max: v.iter().copied().max()?,
                     delta: crate::units::signed_change(start, end),
+                    unknown_samples: (all.len() - v.len()) as u64,
                 })
             })
             .collect();
@@ -151,12 +215,25 @@ fn take_sample(started: Instant) -> Sample {
         .and_then(|t| crate::procfs::parse_status(&t).vm_rss_bytes);
     let allocator = crate::allocator_stats::read().ok();
     let snapshot = crate::snapshot::Snapshot::capture();
-    let owners = snapshot
+    let mut top: Vec<(&str, u64)> = snapshot
         .owners
         .iter()
         .filter(|o| o.parent.is_none())
-        .map(|o| (o.name.clone(), o.stats.live_bytes))
+        .map(|o| (o.name.as_str(), o.stats.live_bytes))
         .collect();
+    let (mut other_owners, mut other_owners_bytes) = (0, 0u64);
+    if top.len() > SAMPLE_OWNERS {
+        // The largest first, ties by name: which owners are listed does not depend on the
+        // order the registry read them in.
+        top.select_nth_unstable_by(SAMPLE_OWNERS - 1, |a, b| {
+            b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0))
+        });
+        for (_, live) in top.drain(SAMPLE_OWNERS..) {
+            other_owners += 1;
+            other_owners_bytes = other_owners_bytes.saturating_add(live);
+        }
+    }
+    let owners = top.into_iter().map(|(name, live)| (name.to_owned(), live)).collect();
     Sample {
         at_ms: started.elapsed().as_millis() as u64,
         rss_bytes,
@@ -164,6 +241,134 @@ fn take_sample(started: Instant) -> Sample {
         resident_bytes: allocator.as_ref().map(|a| a.resident),
         tracked_live_bytes: snapshot.total.live_bytes,
         owners,
+        other_owners,
+        other_owners_bytes,
+    }
+}
+
+/// Samples as a sampler's ring or a watch keeps them: owner names interned, so a kept sample
+/// costs its fields and 12 bytes per listed owner (see the module's docs), not a map of
+/// strings. Oldest first; past `capacity`, the oldest is dropped.
+struct Store {
+    samples: VecDeque<Kept>,
+    names: Names,
+    capacity: usize,
+    dropped: u64,
+}
+
+/// One kept sample: a [`Sample`] with its owners as indexes into [`Names`].
+struct Kept {
+    at_ms: u64,
+    rss_bytes: Option<u64>,
+    allocated_bytes: Option<u64>,
+    resident_bytes: Option<u64>,
+    tracked_live_bytes: u64,
+    other_owners: u64,
+    other_owners_bytes: u64,
+    /// `(name index, live bytes)`, in name order (as `Sample::owners` lists them).
+    owners: Box<[(u32, u64)]>,
+}
+
+/// Owner names of the kept samples, each held once, with how many kept samples list it: a
+/// name no kept sample lists any more is freed, so owners that come and go under new names
+/// (one per request, say) do not grow it past what the kept samples list.
+#[derive(Default)]
+struct Names {
+    /// Name and reference count by index; a count of 0 is a free slot (listed in `free`).
+    slots: Vec<(Arc<str>, u32)>,
+    index: HashMap<Arc<str>, u32>,
+    free: Vec<u32>,
+}
+
+impl Names {
+    fn acquire(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            self.slots[i as usize].1 += 1;
+            return i;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = (name.clone(), 1);
+                i
+            }
+            None => {
+                self.slots.push((name.clone(), 1));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(name, i);
+        i
+    }
+
+    fn release(&mut self, i: u32) {
+        let slot = &mut self.slots[i as usize];
+        slot.1 -= 1;
+        if slot.1 == 0 {
+            self.index.remove(&slot.0);
+            slot.0 = Arc::from("");
+            self.free.push(i);
+        }
+    }
+
+    fn name(&self, i: u32) -> &str {
+        &self.slots[i as usize].0
+    }
+}
+
+impl Store {
+    fn new(capacity: usize) -> Store {
+        Store {
+            // Grown as samples come: a ring of 100 000 stopped after ten samples holds ten.
+            samples: VecDeque::new(),
+            names: Names::default(),
+            capacity,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, sample: Sample) {
+        if self.samples.len() == self.capacity {
+            if let Some(old) = self.samples.pop_front() {
+                for &(name, _) in old.owners.iter() {
+                    self.names.release(name);
+                }
+            }
+            self.dropped += 1;
+        }
+        let owners =
+            sample.owners.iter().map(|(name, &live)| (self.names.acquire(name), live)).collect();
+        self.samples.push_back(Kept {
+            at_ms: sample.at_ms,
+            rss_bytes: sample.rss_bytes,
+            allocated_bytes: sample.allocated_bytes,
+            resident_bytes: sample.resident_bytes,
+            tracked_live_bytes: sample.tracked_live_bytes,
+            other_owners: sample.other_owners,
+            other_owners_bytes: sample.other_owners_bytes,
+            owners,
+        });
+    }
+
+    /// The kept samples, oldest first.
+    fn samples(&self) -> Vec<Sample> {
+        self.samples
+            .iter()
+            .map(|k| Sample {
+                at_ms: k.at_ms,
+                rss_bytes: k.rss_bytes,
+                allocated_bytes: k.allocated_bytes,
+                resident_bytes: k.resident_bytes,
+                tracked_live_bytes: k.tracked_live_bytes,
+                owners: k
+                    .owners
+                    .iter()
+                    .map(|&(name, live)| (self.names.name(name).to_owned(), live))
+                    .collect(),
+                other_owners: k.other_owners,
+                other_owners_bytes: k.other_owners_bytes,
+            })
+            .collect()
     }
 }
 
@@ -211,7 +416,7 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
     }
     let started_at = now_unix_ms();
     let started = Instant::now();
-    let mut samples = Vec::with_capacity(count as usize);
+    let mut samples = Store::new(count as usize);
     let last = count as u32 - 1;
     let mut i = 0;
     loop {
@@ -231,19 +436,13 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
         let next_due = started.elapsed().as_nanos() / interval.as_nanos() + 1;
         i = (i + 1).max(next_due.min(u128::from(last)) as u32);
     }
-    Ok(Timeline::build(started_at, interval, samples, 0))
+    Ok(Timeline::build(started_at, interval, samples.samples(), 0))
 }
 
 struct Shared {
-    ring: Mutex<Ring>,
+    ring: Mutex<Store>,
     stop: Mutex<bool>,
     wake: Condvar,
-}
-
-struct Ring {
-    samples: VecDeque<Sample>,
-    capacity: usize,
-    dropped: u64,
 }
 
 /// A background thread that samples every `interval` into a ring of fixed capacity, until
@@ -288,11 +487,7 @@ impl Sampler {
         }
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let shared = Arc::new(Shared {
-            ring: Mutex::new(Ring {
-                samples: VecDeque::with_capacity(capacity),
-                capacity,
-                dropped: 0,
-            }),
+            ring: Mutex::new(Store::new(capacity)),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -301,7 +496,7 @@ impl Sampler {
         // The sample at start is taken here, before `start` returns: the thread took it once
         // it was scheduled, after what the caller did next (a history built right after the
         // start was in the "first" sample, `tests/cross_api.rs`).
-        shared.ring.lock().samples.push_back(take_sample(started));
+        shared.ring.lock().push(take_sample(started));
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("heapscope-sampler".into())
@@ -321,7 +516,7 @@ impl Sampler {
     pub fn timeline(&self) -> Timeline {
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
         let ring = self.shared.ring.lock();
-        let samples = ring.samples.iter().cloned().collect();
+        let samples = ring.samples();
         let dropped = ring.dropped;
         drop(ring);
         Timeline::build(self.started_at_unix_ms, self.interval, samples, dropped)
@@ -362,14 +557,7 @@ impl Drop for Sampler {
 fn run(shared: &Shared, interval: Duration, started: Instant) {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let mut next = started;
-    let record = |sample: Sample| {
-        let mut ring = shared.ring.lock();
-        if ring.samples.len() == ring.capacity {
-            ring.samples.pop_front();
-            ring.dropped += 1;
-        }
-        ring.samples.push_back(sample);
-    };
+    let record = |sample: Sample| shared.ring.lock().push(sample);
     loop {
         next += interval;
         let now = Instant::now();
@@ -405,6 +593,8 @@ mod tests {
             resident_bytes: None,
             tracked_live_bytes: owners.iter().map(|(_, live)| live).sum(),
             owners: owners.iter().map(|(name, live)| (name.to_string(), *live)).collect(),
+            other_owners: 0,
+            other_owners_bytes: 0,
         }
     }
 
@@ -450,5 +640,55 @@ mod tests {
         assert_eq!((late.start, late.end, late.max, late.delta), (0, 0, 3, 0), "{late:?}");
         let names: Vec<&str> = t.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["owner:cache", "owner:late", "rss", "tracked"]);
+    }
+
+    #[test]
+    fn an_owner_summed_with_the_smaller_ones_is_unknown_there_not_zero() {
+        let mut folded = sample(10, Some(1), &[("big", 900)]);
+        // `small` is one of the two owners summed into `other_owners_bytes` here.
+        (folded.other_owners, folded.other_owners_bytes) = (2, 70);
+        folded.tracked_live_bytes += 70;
+        let mut folded_empty = sample(30, Some(1), &[("big", 900)]);
+        // Owners summed, but holding nothing: `small` is known to hold 0.
+        folded_empty.other_owners = 5;
+        let t = build(vec![
+            sample(0, Some(1), &[("big", 800), ("small", 40)]),
+            folded,
+            sample(20, Some(1), &[("big", 900), ("small", 60)]),
+            folded_empty,
+        ]);
+        assert_eq!(t.samples[1].owner_live_bytes("small"), None);
+        assert_eq!(t.samples[3].owner_live_bytes("small"), Some(0));
+        let small = t.series("owner:small").unwrap();
+        assert_eq!(
+            (small.start, small.end, small.min, small.max, small.unknown_samples),
+            (40, 0, 0, 60, 1),
+            "{small:?}"
+        );
+        let big = t.series("owner:big").unwrap();
+        assert_eq!((big.min, big.unknown_samples), (800, 0));
+        // A failed reading is an unknown sample too.
+        let t = build(vec![sample(0, None, &[]), sample(10, Some(7), &[])]);
+        assert_eq!(t.series("rss").unwrap().unknown_samples, 1);
+    }
+
+    #[test]
+    fn kept_samples_hold_each_name_once_and_free_names_no_sample_lists() {
+        let mut store = Store::new(3);
+        for i in 0..10u64 {
+            // `steady` in every sample; `request_<i>` in one each.
+            let request = format!("request_{i}");
+            store.push(sample(i, None, &[("steady", i), (&request, 1)]));
+        }
+        assert_eq!((store.samples.len(), store.dropped), (3, 7));
+        let live: Vec<&str> =
+            store.names.index.keys().map(|n| &**n).collect::<BTreeSet<_>>().into_iter().collect();
+        assert_eq!(live, ["request_7", "request_8", "request_9", "steady"]);
+        // Freed slots are reused: never more slots than names listed at once.
+        assert!(store.names.slots.len() <= 6, "{}", store.names.slots.len());
+        let back = store.samples();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[0].at_ms, 7);
+        assert_eq!(back[2].owners, [("request_9".to_owned(), 1), ("steady".to_owned(), 9)].into());
     }
 }

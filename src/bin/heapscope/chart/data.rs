@@ -4,6 +4,11 @@
 //! Choices, so that a long run stays readable:
 //! - Owners that never hold a byte get no series. Past [`MAX_OWNER_SERIES`] owners, the
 //!   smallest (by peak) are summed into one `other (N owners)` series.
+//! - A sample lists only its largest top-level owners (`heapscope::SAMPLE_OWNERS`) and sums
+//!   the rest (`other_owners_bytes`): those bytes go to the `other` series too (named
+//!   `other (…, M unlisted)`, M the most a sample left out), and an owner counts 0 in its own
+//!   series in the samples that did not list it, so the stack's top is still every owner's
+//!   bytes.
 //! - The steadiest owner (smallest max − min) is stacked at the bottom and the most variable
 //!   on top, so the top edge shows what moves. Colours follow the owner names, so two runs
 //!   with the same owners get the same colours; heapscope's own owners are grey.
@@ -135,7 +140,11 @@ impl ChartData {
         let before = series.len();
         series.retain(|s| s.peak() > 0);
         let empty_owners = before - series.len();
-        let owners = stack(merge_smallest(series));
+        let unlisted = Unlisted {
+            values: samples.iter().map(|s| s.other_owners_bytes).collect(),
+            most_owners: samples.iter().map(|s| s.other_owners).max().unwrap_or(0),
+        };
+        let owners = stack(merge_smallest(series, unlisted));
 
         let last_sample_ms = times_ms.iter().copied().max().unwrap_or(0);
         // A sampler that outlived its ring keeps only its last samples, whose times still count
@@ -191,20 +200,38 @@ impl ChartData {
     }
 }
 
-/// Keeps the `MAX_OWNER_SERIES - 1` largest series (by peak) and sums the rest into one.
-fn merge_smallest(mut series: Vec<OwnerSeries>) -> Vec<OwnerSeries> {
-    if series.len() <= MAX_OWNER_SERIES {
+/// The bytes of the owners the samples did not list (past their largest), per sample.
+struct Unlisted {
+    values: Vec<u64>,
+    /// The most owners one sample left out.
+    most_owners: u64,
+}
+
+/// Keeps the `MAX_OWNER_SERIES - 1` largest series (by peak) and sums the rest into one, with
+/// the bytes of the owners the samples did not list.
+fn merge_smallest(mut series: Vec<OwnerSeries>, unlisted: Unlisted) -> Vec<OwnerSeries> {
+    let has_unlisted = unlisted.values.iter().any(|&b| b > 0);
+    if series.len() <= MAX_OWNER_SERIES - usize::from(has_unlisted) {
+        if has_unlisted {
+            let name = format!("other ({} unlisted owners)", unlisted.most_owners);
+            series.push(OwnerSeries { name, values: unlisted.values, colour: "" });
+        }
         return series;
     }
     series.sort_by(|a, b| b.peak().cmp(&a.peak()).then_with(|| a.name.cmp(&b.name)));
     let rest = series.split_off(MAX_OWNER_SERIES - 1);
-    let mut values = vec![0u64; rest[0].values.len()];
+    let mut values = unlisted.values;
     for s in &rest {
         for (sum, v) in values.iter_mut().zip(&s.values) {
             *sum = sum.saturating_add(*v);
         }
     }
-    series.push(OwnerSeries { name: format!("other ({} owners)", rest.len()), values, colour: "" });
+    let name = if has_unlisted {
+        format!("other ({} owners, {} unlisted)", rest.len(), unlisted.most_owners)
+    } else {
+        format!("other ({} owners)", rest.len())
+    };
+    series.push(OwnerSeries { name, values, colour: "" });
     series
 }
 
@@ -393,6 +420,30 @@ mod tests {
         let other = data.owners.iter().find(|o| o.name == "other (4 owners)").unwrap();
         assert_eq!(other.values, [1 + 2 + 3 + 4, 2 * (1 + 2 + 3 + 4)]);
         assert!(!names(&data).contains(&"o04") && names(&data).contains(&"o05"));
+    }
+
+    #[test]
+    fn owners_a_sample_did_not_list_are_drawn_in_other() {
+        // Sample 1 lists `history` only and sums 2 smaller owners (70 B) aside; `cache`, one
+        // of them, counts 0 in its own series there and its bytes are in `other`.
+        let mut t = timeline(&[("history", &[500, 600, 700]), ("cache", &[40, 0, 60])], &[]);
+        t.samples[1].owners.remove("cache");
+        (t.samples[1].other_owners, t.samples[1].other_owners_bytes) = (2, 70);
+        let data = ChartData::new(&t, String::new(), None).unwrap();
+        let other = data.owners.iter().find(|o| o.name == "other (2 unlisted owners)").unwrap();
+        assert_eq!(other.values, [0, 70, 0]);
+        assert_eq!(data.stack_top(1), 670, "the stack is every owner's bytes");
+        // With more owners than series: the unlisted bytes join the smallest ones.
+        let values: Vec<Vec<u64>> = (1..=13).map(|i| vec![i, i * 2]).collect();
+        let labels: Vec<String> = (1..=13).map(|i| format!("o{i:02}")).collect();
+        let owners: Vec<(&str, &[u64])> =
+            labels.iter().zip(&values).map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        let mut t = timeline(&owners, &[]);
+        (t.samples[0].other_owners, t.samples[0].other_owners_bytes) = (40, 1000);
+        let data = ChartData::new(&t, String::new(), None).unwrap();
+        assert_eq!(data.owners.len(), MAX_OWNER_SERIES);
+        let other = data.owners.iter().find(|o| o.name == "other (4 owners, 40 unlisted)").unwrap();
+        assert_eq!(other.values, [1000 + 1 + 2 + 3 + 4, 2 * (1 + 2 + 3 + 4)]);
     }
 
     #[test]
