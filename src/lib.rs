@@ -119,6 +119,7 @@ mod alloc;
 mod allocator_stats;
 mod artifacts;
 mod bundle;
+mod clock;
 #[cfg(feature = "enabled")]
 mod counters;
 mod error;
@@ -150,6 +151,8 @@ pub use alloc::{Heapscope, Tracked};
 pub use allocator_stats::AllocatorStats;
 pub use artifacts::{write_private, WrittenFile};
 pub use bundle::{capture, Bundle, CaptureOptions, HeapProfile, Manifest, Skipped, PRIVACY_NOTICE};
+#[doc(hidden)]
+pub use clock::__step_wall_clock_for_tests;
 pub use error::{Error, Result};
 pub use limits::CgroupMemory;
 #[doc(hidden)]

@@ -37,9 +37,17 @@ pub struct PhaseOwner {
 pub struct PhaseRecord {
     /// The phase's name.
     pub name: String,
-    /// Start, milliseconds since the Unix epoch.
+    /// Start, milliseconds since the Unix epoch: when it started by the wall clock, a label
+    /// that a clock step or a suspend moves; timelines place phases by
+    /// `started_at_monotonic_ms`.
     pub started_at_unix_ms: u64,
-    /// Duration in milliseconds.
+    /// Start on heapscope's monotonic clock, in milliseconds since heapscope first read it in
+    /// this process: the clock a [`Timeline`](crate::Timeline)'s samples count on (see
+    /// [`Timeline::phase_start_ms`](crate::Timeline::phase_start_ms)). `None` in files written
+    /// before 2026-12-05.
+    #[serde(default)]
+    pub started_at_monotonic_ms: Option<u64>,
+    /// Duration in milliseconds (monotonic clock).
     pub duration_ms: u64,
     /// Whether the numbers are real (tracking on).
     pub tracking: bool,
@@ -205,7 +213,7 @@ pub fn phase(name: impl Into<String>) -> Phase {
     let (start, start_keys) = Snapshot::capture_keyed();
     Phase {
         name: name.into(),
-        started: Instant::now(),
+        started: crate::clock::now().0,
         window: PeakWindow::open(),
         start,
         start_keys,
@@ -282,6 +290,7 @@ impl Phase {
         let record = PhaseRecord {
             name: std::mem::take(&mut self.name),
             started_at_unix_ms: self.start.taken_at_unix_ms,
+            started_at_monotonic_ms: Some(crate::clock::monotonic_ms(self.started)),
             duration_ms: self.started.elapsed().as_millis() as u64,
             tracking: self.start.tracking,
             total,

@@ -771,14 +771,17 @@ fn transient_bytes(p: &PhaseRecord) -> u64 {
 /// `compaction`) saw the same peak from a lower start, so it always has the larger transient.
 fn transient_phase(phases: &[PhaseRecord]) -> Option<(&PhaseRecord, &PhaseRecord)> {
     let widest = phases.iter().filter(|p| p.tracking).max_by_key(|p| transient_bytes(p))?;
-    let end = |p: &PhaseRecord| p.started_at_unix_ms + p.duration_ms;
+    // By the monotonic clock, which a clock step between two phases does not move (this
+    // process's phases all have it).
+    let start = |p: &PhaseRecord| p.started_at_monotonic_ms.unwrap_or(p.started_at_unix_ms);
+    let end = |p: &PhaseRecord| start(p) + p.duration_ms;
     // Start and duration are each rounded down, so a nested phase's end can read up to 1 ms
     // past its enclosing phase's.
     let named = phases
         .iter()
         .filter(|p| {
             p.tracking
-                && p.started_at_unix_ms >= widest.started_at_unix_ms
+                && start(p) >= start(widest)
                 && end(p) <= end(widest) + 1
                 && transient_bytes(p) * 2 >= transient_bytes(widest)
         })
@@ -1135,6 +1138,7 @@ mod tests {
         PhaseRecord {
             name: name.into(),
             started_at_unix_ms: start_ms,
+            started_at_monotonic_ms: Some(start_ms),
             duration_ms,
             tracking: true,
             total: PhaseOwner {

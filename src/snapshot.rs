@@ -3,7 +3,6 @@
 use crate::stats::OwnerStats;
 use crate::units::signed_change;
 use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One owner in a [`Snapshot`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +70,7 @@ impl Snapshot {
     pub(crate) fn capture_keyed() -> (Snapshot, Vec<OwnerKey>) {
         // The snapshot's own allocations are heapscope's, not the caller's current owner's.
         let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-        let taken_at_unix_ms =
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let taken_at_unix_ms = crate::clock::unix_ms();
         let tracking = crate::is_tracking();
         let (owners, keys) = if tracking { capture_owners() } else { (Vec::new(), Vec::new()) };
         #[cfg(feature = "enabled")]

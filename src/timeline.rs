@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The shortest sampling interval.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -123,8 +123,14 @@ pub struct SeriesSummary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Timeline {
-    /// Start, milliseconds since the Unix epoch.
+    /// Start, milliseconds since the Unix epoch: when it started by the wall clock, a label.
+    /// Samples and phases are placed on the timeline by the monotonic clock, which a clock
+    /// step or a suspend does not move (see [`Timeline::phase_start_ms`]).
     pub started_at_unix_ms: u64,
+    /// Start on heapscope's monotonic clock: milliseconds since heapscope first read it in
+    /// this process. `None` in files written before 2026-12-05.
+    #[serde(default)]
+    pub started_at_monotonic_ms: Option<u64>,
     /// The sampling interval in milliseconds.
     pub interval_ms: u64,
     /// Samples, oldest first.
@@ -133,7 +139,7 @@ pub struct Timeline {
     pub dropped_samples: u64,
     /// One summary per series, sorted by name.
     pub series: Vec<SeriesSummary>,
-    /// Phases that started after the timeline did.
+    /// Phases that started after the timeline did (by the monotonic clock).
     pub phases: Vec<PhaseRecord>,
 }
 
@@ -143,8 +149,29 @@ impl Timeline {
         self.series.iter().find(|s| s.name == name)
     }
 
+    /// Where `phase` starts on this timeline: milliseconds since it started, on the clock its
+    /// samples' `at_ms` count on (the monotonic one), so a phase is drawn among the samples
+    /// taken while it ran even when the wall clock was stepped or the machine suspended
+    /// meanwhile. A timeline or phase from a file written before 2026-12-05 has no monotonic
+    /// time: the wall-clock difference is used then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sampler = heapscope::Sampler::start(Duration::from_millis(10), 100).unwrap();
+    /// drop(heapscope::phase("phase_start_doc"));
+    /// let t = sampler.stop();
+    /// let p = t.phases.iter().find(|p| p.name == "phase_start_doc").unwrap();
+    /// assert!(t.phase_start_ms(p) <= t.samples.last().unwrap().at_ms);
+    /// ```
+    pub fn phase_start_ms(&self, phase: &PhaseRecord) -> u64 {
+        match (phase.started_at_monotonic_ms, self.started_at_monotonic_ms) {
+            (Some(phase), Some(timeline)) => phase.saturating_sub(timeline),
+            _ => phase.started_at_unix_ms.saturating_sub(self.started_at_unix_ms),
+        }
+    }
+
     fn build(
-        started_at_unix_ms: u64,
+        (started_at_unix_ms, started_at_monotonic_ms): (u64, u64),
         interval: Duration,
         samples: Vec<Sample>,
         dropped: u64,
@@ -189,12 +216,15 @@ impl Timeline {
                 })
             })
             .collect();
+        // By the monotonic clock: a phase that started after the wall clock was stepped back
+        // past the timeline's start was left out (`tests/timeline_clock_step.rs`).
         let phases = crate::phase::recent_phases()
             .into_iter()
-            .filter(|p| p.started_at_unix_ms >= started_at_unix_ms)
+            .filter(|p| p.started_at_monotonic_ms.is_some_and(|m| m >= started_at_monotonic_ms))
             .collect();
         Timeline {
             started_at_unix_ms,
+            started_at_monotonic_ms: Some(started_at_monotonic_ms),
             interval_ms: interval.as_millis() as u64,
             samples,
             dropped_samples: dropped,
@@ -205,10 +235,11 @@ impl Timeline {
 }
 
 fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    crate::clock::unix_ms()
 }
 
-fn take_sample(started: Instant) -> Sample {
+/// A sample now, `at_ms` counted from `started_ms` on the monotonic clock.
+fn take_sample(started_ms: u64) -> Sample {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let rss_bytes = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -235,7 +266,7 @@ fn take_sample(started: Instant) -> Sample {
     }
     let owners = top.into_iter().map(|(name, live)| (name.to_owned(), live)).collect();
     Sample {
-        at_ms: started.elapsed().as_millis() as u64,
+        at_ms: crate::clock::now().1.saturating_sub(started_ms),
         rss_bytes,
         allocated_bytes: allocator.as_ref().map(|a| a.allocated),
         resident_bytes: allocator.as_ref().map(|a| a.resident),
@@ -414,8 +445,8 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
             allowed: "at most 100000",
         });
     }
-    let started_at = now_unix_ms();
-    let started = Instant::now();
+    let started_at_unix_ms = now_unix_ms();
+    let (started, started_ms) = crate::clock::now();
     let mut samples = Store::new(count as usize);
     let last = count as u32 - 1;
     let mut i = 0;
@@ -425,7 +456,7 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
         if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        samples.push(take_sample(started));
+        samples.push(take_sample(started_ms));
         if i == last {
             break;
         }
@@ -436,7 +467,7 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
         let next_due = started.elapsed().as_nanos() / interval.as_nanos() + 1;
         i = (i + 1).max(next_due.min(u128::from(last)) as u32);
     }
-    Ok(Timeline::build(started_at, interval, samples.samples(), 0))
+    Ok(Timeline::build((started_at_unix_ms, started_ms), interval, samples.samples(), 0))
 }
 
 struct Shared {
@@ -460,7 +491,8 @@ struct Shared {
 pub struct Sampler {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
-    started_at_unix_ms: u64,
+    /// The start by the wall clock and by the monotonic one (see [`Timeline`]).
+    started_at: (u64, u64),
     interval: Duration,
 }
 
@@ -492,24 +524,25 @@ impl Sampler {
             wake: Condvar::new(),
         });
         let started_at_unix_ms = now_unix_ms();
-        let started = Instant::now();
+        let (started, started_ms) = crate::clock::now();
         // The sample at start is taken here, before `start` returns: the thread took it once
         // it was scheduled, after what the caller did next (a history built right after the
         // start was in the "first" sample, `tests/cross_api.rs`).
-        shared.ring.lock().push(take_sample(started));
+        shared.ring.lock().push(take_sample(started_ms));
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("heapscope-sampler".into())
             .spawn(move || {
                 crate::threads::block_async_signals(None);
-                run(&worker, interval, started)
+                run(&worker, interval, (started, started_ms))
             })
             .map_err(|e| Error::OutOfBounds {
                 what: "sampler thread",
                 value: e.to_string(),
                 allowed: "a thread the system can start",
             })?;
-        Ok(Sampler { shared, thread: Some(thread), started_at_unix_ms, interval })
+        let started_at = (started_at_unix_ms, started_ms);
+        Ok(Sampler { shared, thread: Some(thread), started_at, interval })
     }
 
     /// The samples so far, as a timeline (the sampler keeps running).
@@ -519,7 +552,7 @@ impl Sampler {
         let samples = ring.samples();
         let dropped = ring.dropped;
         drop(ring);
-        Timeline::build(self.started_at_unix_ms, self.interval, samples, dropped)
+        Timeline::build(self.started_at, self.interval, samples, dropped)
     }
 
     /// Stops the thread, which takes one last sample, and returns the final timeline: it
@@ -552,9 +585,10 @@ impl Drop for Sampler {
     }
 }
 
-/// Samples every `interval` after the one [`Sampler::start`] took at `started`, and once more
+/// Samples every `interval` after the one [`Sampler::start`] took at `started` (`started_ms` on
+/// the monotonic clock), and once more
 /// when stopped.
-fn run(shared: &Shared, interval: Duration, started: Instant) {
+fn run(shared: &Shared, interval: Duration, (started, started_ms): (Instant, u64)) {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let mut next = started;
     let record = |sample: Sample| shared.ring.lock().push(sample);
@@ -574,7 +608,7 @@ fn run(shared: &Shared, interval: Duration, started: Instant) {
         let stopped = *stop;
         drop(stop);
         // The timeline ends when the sampler is stopped, not at its last tick.
-        record(take_sample(started));
+        record(take_sample(started_ms));
         if stopped {
             return;
         }
@@ -599,7 +633,7 @@ mod tests {
     }
 
     fn build(samples: Vec<Sample>) -> Timeline {
-        Timeline::build(0, Duration::from_millis(10), samples, 0)
+        Timeline::build((0, 0), Duration::from_millis(10), samples, 0)
     }
 
     #[test]

@@ -272,11 +272,11 @@ struct Shading {
 /// timeline started: those that ended before the axis starts are left out (a phase that began
 /// before it and ended after is drawn from the axis's left edge).
 fn visible(timeline: &Timeline, start_ms: u64) -> Vec<(&heapscope::PhaseRecord, u64)> {
-    let start = timeline.started_at_unix_ms;
+    // On the samples' clock, not by the wall clock: see `Timeline::phase_start_ms`.
     timeline
         .phases
         .iter()
-        .map(|p| (p, p.started_at_unix_ms.saturating_sub(start)))
+        .map(|p| (p, timeline.phase_start_ms(p)))
         .filter(|(p, from)| start_ms == 0 || from.saturating_add(p.duration_ms) > start_ms)
         .collect()
 }
@@ -461,6 +461,23 @@ mod tests {
         assert_eq!(data.phases[0].end_ms, 2800);
         assert_eq!(data.phases[0].peak_bytes, Some(500));
         assert_eq!(data.phase_names.len(), 2);
+    }
+
+    #[test]
+    fn phases_are_placed_by_the_monotonic_clock_the_samples_count_on() {
+        // A 10 s run. The machine was suspended for ten minutes before `compression`: its
+        // wall-clock start is 600 s past where it ran among the samples, at 2 s.
+        let history: Vec<u64> = (0..101).collect();
+        let mut t = timeline(&[("history", &history)], &[("compression", 600_000 + 2000, 800)]);
+        t.started_at_monotonic_ms = Some(50_000);
+        t.phases[0].started_at_monotonic_ms = Some(50_000 + 2000);
+        let data = ChartData::new(&t, String::new(), None).unwrap();
+        let shaded: Vec<_> = data.phases.iter().map(|p| (p.start_ms, p.end_ms)).collect();
+        assert_eq!(shaded, [(2000, 2800)]);
+        assert_eq!(data.end_ms, 10_000, "the axis ends at the last sample, not 600 s on");
+        // A file from before monotonic times: the wall-clock difference.
+        t.started_at_monotonic_ms = None;
+        assert_eq!(visible(&t, 0)[0].1, 602_000, "600 s past the samples, as before");
     }
 
     #[test]
