@@ -271,3 +271,61 @@ fn a_check_run_inside_a_probe_does_not_charge_its_bookkeeping_to_it() {
     assert_eq!((p.start_live_bytes, p.end_live_bytes, p.peak_bytes), (0, 0, 0), "{p:?}");
     assert_eq!(p.trend, Trend::Flat, "{p:?}");
 }
+
+/// A bounded batch buffer (a telemetry batcher, a write buffer) that takes a 1 KiB item every
+/// iteration and is emptied when it holds 9, checked with the README's `leak_check(5, 30, …)`.
+/// It never holds more than 9 items: a transient peak, not a leak. The samples at the thirds'
+/// edges (0, 10, 20, 30) fall on 5, 6, 7 and 8 items (30 / 3 = 10 ≡ 1 mod 9: the period
+/// aliases), so "grew between the edges of every third" held and it was reported leaking at
+/// 20.6 bytes/iteration, though each third emptied it to the same floor (216 bytes).
+#[test]
+fn a_batch_buffer_emptied_every_nine_iterations_is_not_leaking() {
+    let _g = serial();
+    let batcher = Owner::named("lc_batcher");
+    // The outer Vec is sized once: 9 slots of 24 bytes, 216 bytes for the whole run.
+    let mut batch: Vec<Vec<u8>> = batcher.in_scope(|| Vec::with_capacity(9));
+    let report = leak_check(5, 30, |i| {
+        batcher.in_scope(|| batch.push(black_box(vec![i as u8; 1024])));
+        if batch.len() == 9 {
+            batch.clear(); // sent: the items are freed, the outer Vec kept
+        }
+    });
+    let b = report.owner("lc_batcher").expect("batcher observed");
+    // After warm-up (5 iterations) it holds 5 items; after the 35th iteration 35 % 9 = 8.
+    assert_eq!((b.start_live_bytes, b.end_live_bytes), (216 + 5 * 1024, 216 + 8 * 1024), "{b:?}");
+    assert_eq!(b.peak_bytes, 216 + 9 * 1024, "{b:?}");
+    assert_eq!(b.trend, Trend::TransientPeak, "{b:?}");
+    assert!(report.leaking().is_empty(), "{report}");
+    drop(batch);
+    batcher.retire().unwrap();
+}
+
+/// The same buffer emptied every 7 iterations over 24 (`leak_check(3, 24, …)`: thirds of 8
+/// iterations, 8 ≡ 1 mod 7) aliased the same way, and a small real leak next to it in another
+/// owner must still be found, with its exact rate.
+#[test]
+fn a_buffer_emptied_every_seven_of_24_is_not_leaking_and_a_small_leak_beside_it_is() {
+    let _g = serial();
+    let buffer = Owner::named("lc_buffer_seven");
+    let leak = Owner::named("lc_small_leak");
+    let mut pending: Vec<Vec<u8>> = buffer.in_scope(|| Vec::with_capacity(7));
+    let mut leaked: Vec<Box<[u8; 48]>> = leak.in_scope(|| Vec::with_capacity(27));
+    let report = leak_check(3, 24, |i| {
+        buffer.in_scope(|| pending.push(black_box(vec![1u8; 4096])));
+        if pending.len() == 7 {
+            pending.clear();
+        }
+        leak.in_scope(|| leaked.push(black_box(Box::new([i as u8; 48]))));
+    });
+    let b = report.owner("lc_buffer_seven").expect("buffer observed");
+    assert_eq!(b.start_live_bytes, 7 * 24 + 3 * 4096, "{b:?}");
+    assert_eq!(b.trend, Trend::TransientPeak, "{b:?}");
+    let names: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
+    assert!(names.contains(&"lc_small_leak"), "{report}");
+    assert!(!names.contains(&"lc_buffer_seven"), "{report}");
+    let l = report.owner("lc_small_leak").unwrap();
+    assert!((l.bytes_per_iteration - 48.0).abs() < 0.01, "{l:?}");
+    drop((pending, leaked));
+    buffer.retire().unwrap();
+    leak.retire().unwrap();
+}
