@@ -261,11 +261,14 @@ macro_rules! assert_owner_growth {
 pub enum Trend {
     /// Grows in every part of the run: a leak.
     Leaking,
-    /// Held more at some moment than at any iteration boundary, and does not grow: a
-    /// transient peak (a deep copy, a temporary buffer).
+    /// Held more at some moment than at any iteration boundary, and not leaking: a
+    /// transient peak (a deep copy, a temporary buffer, a batch emptied every few
+    /// iterations). It may still have grown between the start and the end of the run (a
+    /// table that grew by reallocation without growing in every third).
     TransientPeak,
-    /// No growth over the measured iterations: nothing retained, or a cache that filled
-    /// (during warm-up, or once) and stays.
+    /// Neither: nothing retained, or a cache that filled (during warm-up, or before the last
+    /// third) and stays. Compare `end_live_bytes` with `start_live_bytes` to see whether it
+    /// grew at all.
     Flat,
 }
 
@@ -456,9 +459,14 @@ impl fmt::Display for LeakReport {
 /// name (ordered by their figures; [`LeakReport::owner`] finds the first).
 ///
 /// Every iteration runs under the check's own owner, `leak_check:#n` (one fresh owner per
-/// check), so growth the body does not attribute anywhere still shows. Other threads' owners are observed too: run leak checks in
+/// check), so growth the body does not attribute anywhere on the calling thread still shows.
+/// Another thread that has entered no owner allocates in `root`, which is not judged: enter
+/// an owner there. Other threads' owners are observed too: run leak checks in
 /// a test process of their own, or give every test unique owner names. Use at least 6
-/// iterations (each third needs two samples) and a warm-up that fills caches.
+/// iterations (each third needs two samples), at least three times the period of a leak that
+/// does not happen every iteration, and a warm-up that fills caches (one still filling in the
+/// last third is judged leaking). Growth only by a collection's capacity doubling is seldom
+/// seen in every third; the README's "In tests" lists what the verdict misses.
 ///
 /// ```
 /// use heapscope::Owner;
