@@ -102,16 +102,20 @@
 //! | `dhat`     | no      | re-exports `dhat`, so `Tracked<dhat::Alloc>` can cross-check totals |
 //! | `tracing`  | no      | `OwnerLayer` for tracing-subscriber; phase and pressure events      |
 //! | `metrics`  | no      | `Report::publish_metrics`: gauges through the `metrics` facade      |
+//! | `cli`      | no      | the `heapscope` command: `show`, `diff`, `check`, `timeline`        |
 //! | `jemalloc-profiling` | no | jemalloc's heap profiler, inactive until [`profiling::activate`] |
 //! | `signal`   | no      | `signal::SignalTrigger`: a signal writes a diagnostics bundle       |
 //!
 //! # Unsafe code
 //! `unsafe` is confined to `alloc/` (the `GlobalAlloc` impl and the trailer's pointer
 //! arithmetic), `counters.rs` (dereferencing the thread's cached pointer into its own counter
-//! slot, and the `pthread` thread-exit hook), `Retained`'s `ManuallyDrop`, `profiling`
-//! (jemalloc's `mallctl` calls and the exported start-up configuration), the phase-1 dump's
-//! system calls in `monitor`, and the background threads' signal mask; every block has a
-//! `SAFETY:` comment.
+//! slot, and the `pthread` thread-exit hook), `Retained`'s `ManuallyDrop`, the pinned
+//! `ManuallyDrop` inside [`Owned`] (the future [`InOwner::in_owner`] returns), `profiling` and
+//! `allocator_stats` (jemalloc's `mallctl` calls and the exported start-up configuration), the
+//! system calls `monitor` makes without allocating (the phase-1 dump, reading usage), the
+//! background threads' signal mask, and single `libc` calls: `geteuid` for the private
+//! directory checks, `sysconf` and `getrlimit` for the report. Every block has a `SAFETY:`
+//! comment.
 //!
 //! MSRV: Rust 1.95.
 
