@@ -375,8 +375,7 @@ impl Report {
             );
         }
         let retained = retained::top(options.top_items);
-        let mut phases = crate::phase::recent_phases();
-        phases.drain(..phases.len().saturating_sub(20));
+        let phases = crate::phase::last_phases(20);
         let pressure = pressure(options, &limits, process.as_ref());
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
