@@ -163,7 +163,9 @@ pub use limits::CgroupMemory;
 pub use monitor::__phase1_for_tests;
 pub use monitor::{DumpOutcome, PressureMonitor, PressureMonitorBuilder};
 pub use owner::{InOwner, Owned, Owner, OwnerScope};
-pub use phase::{phase, recent_phases, Phase, PhaseOwner, PhaseRecord, PHASE_HISTORY};
+pub use phase::{
+    phase, recent_phases, Phase, PhaseOwner, PhaseRecord, PHASE_HISTORY, PHASE_OWNERS,
+};
 pub use pressure::{PressureLevel, Thresholds};
 pub use printable::escape_control;
 pub use procfs::ChildProcess;

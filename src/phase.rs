@@ -13,6 +13,10 @@ use std::time::Instant;
 /// How many finished phases [`recent_phases`] keeps.
 pub const PHASE_HISTORY: usize = 256;
 
+/// How many owners a phase kept by [`recent_phases`] lists: those that moved most (see
+/// [`PhaseRecord::other_owners`]). The record [`Phase::finish`] returns lists every owner.
+pub const PHASE_OWNERS: usize = 32;
+
 static HISTORY: Mutex<VecDeque<PhaseRecord>> = Mutex::new(VecDeque::new());
 
 /// One owner during a phase.
@@ -66,7 +70,47 @@ pub struct PhaseRecord {
     /// owner retired during the phase (`live_end_bytes` 0, its churn and peak until then)
     /// and the one that registered its name again before the phase ended. Both are listed,
     /// each with its own figures; ties in the order are broken by name, then by figures.
+    ///
+    /// A record kept by [`recent_phases`] (and so a report's or a timeline's) lists the
+    /// [`PHASE_OWNERS`] owners that moved most (the larger of peak rise and live change), in
+    /// this order; `other_owners` counts the others.
     pub owners: Vec<PhaseOwner>,
+    /// Owners that moved during the phase but are not in `owners`: 0 in the record
+    /// [`Phase::finish`] returns, which lists them all. A kept record listed every owner,
+    /// so the ring held 77 KB per record with 1000 owners moving in each phase (19.8 MB in
+    /// all, `tests/phase_memory.rs`). 0 in files written before 2026-12-05.
+    #[serde(default)]
+    pub other_owners: u64,
+}
+
+impl PhaseRecord {
+    /// The copy kept in the ring: the [`PHASE_OWNERS`] owners that moved most, in the
+    /// record's order (stable, so ties keep that order too). The first, the largest peak
+    /// rise, is always kept: the report names it for the phase (`most:`, and `mostly` in
+    /// its suggestion), even when more owners than that each shrank further.
+    fn kept(&self) -> PhaseRecord {
+        let moved = |o: &PhaseOwner| {
+            (o.peak_bytes.saturating_sub(o.live_start_bytes))
+                .max(o.live_start_bytes.abs_diff(o.live_end_bytes))
+        };
+        let mut listed: Vec<(usize, &PhaseOwner)> = self.owners.iter().enumerate().collect();
+        if listed.len() > PHASE_OWNERS {
+            listed.sort_by_key(|(i, o)| (*i != 0, std::cmp::Reverse(moved(o))));
+            listed.truncate(PHASE_OWNERS);
+            listed.sort_by_key(|(i, _)| *i);
+        }
+        let left_out = (self.owners.len() - listed.len()) as u64;
+        PhaseRecord {
+            name: self.name.clone(),
+            started_at_unix_ms: self.started_at_unix_ms,
+            started_at_monotonic_ms: self.started_at_monotonic_ms,
+            duration_ms: self.duration_ms,
+            tracking: self.tracking,
+            total: self.total.clone(),
+            owners: listed.into_iter().map(|(_, o)| o.clone()).collect(),
+            other_owners: self.other_owners + left_out,
+        }
+    }
 }
 
 /// A running phase; see [`phase`]. Dropping it (or [`Phase::finish`]) records it.
@@ -295,13 +339,17 @@ impl Phase {
             tracking: self.start.tracking,
             total,
             owners,
+            other_owners: 0,
         };
         {
+            // Trimmed before the lock: the ring's memory is bounded by owners listed, not
+            // by owners registered.
+            let kept = record.kept();
             let mut history = HISTORY.lock();
             if history.len() == PHASE_HISTORY {
                 history.pop_front();
             }
-            history.push_back(record.clone());
+            history.push_back(kept);
         }
         #[cfg(feature = "tracing")]
         tracing::info!(
@@ -327,7 +375,8 @@ impl Drop for Phase {
     }
 }
 
-/// The last [`PHASE_HISTORY`] finished phases, oldest first.
+/// The last [`PHASE_HISTORY`] finished phases, oldest first, each listing at most
+/// [`PHASE_OWNERS`] owners (see [`PhaseRecord::owners`]).
 ///
 /// ```
 /// drop(heapscope::phase("startup"));
@@ -344,4 +393,46 @@ pub(crate) fn last_phases(n: usize) -> Vec<PhaseRecord> {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
     let history = HISTORY.lock();
     history.iter().skip(history.len().saturating_sub(n)).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(name: &str, start: u64, end: u64, peak: u64) -> PhaseOwner {
+        let (live_start_bytes, live_end_bytes, peak_bytes) = (start, end, peak);
+        PhaseOwner {
+            name: name.into(),
+            live_start_bytes,
+            live_end_bytes,
+            allocated_bytes: 0,
+            peak_bytes,
+        }
+    }
+
+    /// One owner rose by 10 bytes, 40 shrank by 1000 each: the kept copy lists the riser
+    /// (the report names the first owner) and the 31 first shrinkers, and counts 9 others.
+    #[test]
+    fn the_kept_copy_keeps_the_largest_rise_and_what_shrank_most() {
+        let mut owners = vec![owner("riser", 0, 0, 10)];
+        owners.extend((0..40).map(|i| owner(&format!("shrinker{i:02}"), 1000, 0, 1000)));
+        owners.push(owner("quiet", 5, 5, 5));
+        let record = PhaseRecord {
+            name: "p".into(),
+            started_at_unix_ms: 0,
+            started_at_monotonic_ms: Some(0),
+            duration_ms: 1,
+            tracking: true,
+            total: owner("total", 0, 0, 0),
+            owners,
+            other_owners: 0,
+        };
+        let kept = record.kept();
+        assert_eq!(kept.owners.len(), PHASE_OWNERS);
+        assert_eq!(kept.owners[0].name, "riser");
+        assert_eq!(kept.owners[1].name, "shrinker00");
+        assert_eq!(kept.owners[PHASE_OWNERS - 1].name, "shrinker30");
+        assert_eq!(kept.other_owners, 42 - PHASE_OWNERS as u64);
+        assert_eq!((kept.name, kept.total), (record.name, record.total));
+    }
 }

@@ -313,7 +313,8 @@ pub struct Report {
     pub owners: OwnersSection,
     /// The largest live retained items.
     pub retained: Vec<ItemInfo>,
-    /// The most recent finished phases (at most 20), oldest first.
+    /// The most recent finished phases (at most 20), oldest first, each listing the
+    /// [`PHASE_OWNERS`](crate::PHASE_OWNERS) owners that moved most.
     pub phases: Vec<crate::phase::PhaseRecord>,
     /// Pressure level against the effective limit.
     pub pressure: Pressure,
@@ -1148,6 +1149,7 @@ mod tests {
                 peak_bytes,
             },
             owners: Vec::new(),
+            other_owners: 0,
         }
     }
 
