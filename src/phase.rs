@@ -113,7 +113,9 @@ impl PhaseRecord {
     }
 }
 
-/// A running phase; see [`phase`]. Dropping it (or [`Phase::finish`]) records it.
+/// A running phase; see [`phase`]. Dropping it (or [`Phase::finish`]) records it, also when
+/// it is dropped while its thread unwinds from a panic (nothing in the record says so). It is
+/// `Send`: it may end on another thread than the one that started it.
 #[must_use = "a phase ends when dropped; `let _ = ` ends it at once"]
 #[derive(Debug)]
 pub struct Phase {
@@ -235,6 +237,20 @@ impl Drop for PeakWindow {
 /// bytes between its start and its end, whichever thread allocated them. So phases may nest
 /// (an inner phase's peak also counts toward the outer one's) or overlap and end in any
 /// order: each reports its own stretch.
+///
+/// A phase is a stretch of time, not of a thread: every figure (live, churn, peak, per owner
+/// and in total) counts every thread. Two threads each running a phase at the same time both
+/// see both threads' work (3 MiB allocated on one, 5 MiB on the other: both records list
+/// both); give each thread's work its own owner to tell them apart.
+///
+/// heapscope's bookkeeping for the phase is counted too, as `heapscope.internal` (listed in
+/// every record) and in `total`: the snapshot of every owner that the phase holds from its
+/// start (about 150 bytes per owner) is in `live_end_bytes` but not `live_start_bytes`, and
+/// the reading at its end raises `peak_bytes` and `allocated_bytes` (with 1 000 owners, a
+/// phase in which nothing else happened: end +150 KB, peak +590 KB, allocated 1.2 MB). The
+/// start reading's working memory, freed before the phase begins, is in `live_start_bytes`,
+/// so the total's peak rise can read that much below a transient (with 1 000 owners a 50 MiB
+/// copy rose the total by 52 336 535 bytes, 92 265 short); owners' own figures are exact.
 ///
 /// ```
 /// let history = heapscope::Owner::named("phase_doc_history");
@@ -375,8 +391,9 @@ impl Drop for Phase {
     }
 }
 
-/// The last [`PHASE_HISTORY`] finished phases, oldest first, each listing at most
-/// [`PHASE_OWNERS`] owners (see [`PhaseRecord::owners`]).
+/// The last [`PHASE_HISTORY`] finished phases, in the order they finished (so a phase after
+/// the phases nested in it, however long it ran), each listing at most [`PHASE_OWNERS`]
+/// owners (see [`PhaseRecord::owners`]). The phase that finished first drops out first.
 ///
 /// ```
 /// drop(heapscope::phase("startup"));

@@ -337,3 +337,66 @@ fn an_item_moved_and_grown_during_a_phase_is_listed_once_with_its_own_figures() 
     assert_eq!(figures, (held, grown, 100, grown), "{o:?}");
     drop((more, item));
 }
+
+/// A phase is a stretch of time, not of a thread: two threads' phases that overlap each count
+/// both threads' allocations, per owner and in total (what the README and `phase` say).
+#[test]
+fn overlapping_phases_on_two_threads_each_see_both_threads_work() {
+    let _serial = serial();
+    let (a, b) = (Owner::named("phase_threads_a"), Owner::named("phase_threads_b"));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let run = |owner: Owner, bytes: usize, name: &'static str| {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            let p = heapscope::phase(name);
+            barrier.wait(); // both phases open
+            spike(owner, bytes);
+            barrier.wait(); // both spikes done
+            p.finish()
+        })
+    };
+    let (ta, tb) = (run(a, 3 * MIB, "phase_threads_a"), run(b, 5 * MIB, "phase_threads_b"));
+    let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+    for record in [&ra, &rb] {
+        for (name, bytes) in
+            [("phase_threads_a", 3 * MIB as u64), ("phase_threads_b", 5 * MIB as u64)]
+        {
+            let o = owner_in(record, name);
+            assert_eq!((o.live_start_bytes, o.live_end_bytes), (0, 0), "{o:?}");
+            assert_eq!((o.allocated_bytes, o.peak_bytes), (bytes, bytes), "{o:?}");
+        }
+        assert!(record.total.allocated_bytes >= 8 * MIB as u64, "{:?}", record.total);
+    }
+}
+
+/// A `Phase` is `Send`: one started on this thread and ended on another counts what both did
+/// in between. One dropped while its thread unwinds from a panic is recorded too.
+#[test]
+fn a_phase_ends_on_another_thread_or_while_unwinding() {
+    let _serial = serial();
+    let x = Owner::named("phase_sent_x");
+    let p = heapscope::phase("phase_sent");
+    let held = x.in_scope(|| black_box(vec![1u8; 1000]));
+    let record = std::thread::spawn(move || {
+        spike(x, 5000);
+        p.finish()
+    })
+    .join()
+    .unwrap();
+    let o = owner_in(&record, "phase_sent_x");
+    assert_eq!((o.live_start_bytes, o.live_end_bytes), (0, 1000), "{o:?}");
+    assert_eq!((o.allocated_bytes, o.peak_bytes), (6000, 6000), "{o:?}");
+    drop(held);
+
+    let y = Owner::named("phase_unwound_y");
+    let unwound = std::panic::catch_unwind(|| {
+        let _p = heapscope::phase("phase_unwound");
+        spike(y, 2000);
+        std::panic::resume_unwind(Box::new("phase_unwound: planned")); // no hook, no backtrace
+    });
+    assert!(unwound.is_err());
+    let record = heapscope::recent_phases().pop().unwrap();
+    assert_eq!(record.name, "phase_unwound");
+    let o = owner_in(&record, "phase_unwound_y");
+    assert_eq!((o.allocated_bytes, o.peak_bytes, o.live_end_bytes), (2000, 2000, 0), "{o:?}");
+}
