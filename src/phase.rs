@@ -4,7 +4,7 @@
 //! phase that deep-copies a large history stands out by its peak even though its end state is
 //! unchanged.
 
-use crate::snapshot::{OwnerEntry, OwnerKey, Snapshot};
+use crate::snapshot::{OwnerKey, Snapshot};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -121,11 +121,103 @@ impl PhaseRecord {
 pub struct Phase {
     name: String,
     started: Instant,
-    start: Snapshot,
-    /// Which owner each of `start.owners` is, to find it again at the end whatever its name.
-    start_keys: Vec<OwnerKey>,
+    start: PhaseStart,
     window: PeakWindow,
     done: bool,
+}
+
+/// What an open phase keeps of its start: only what [`Phase::finish`] reads, 24 bytes per
+/// owner. It kept a whole [`Snapshot`] (every owner's name, parent and figures) and each
+/// owner's key, about 150 bytes per owner: 100 phases open at once with 1 000 owners held
+/// 14.3 MB of `heapscope.internal` (`tests/phase_memory.rs`). Names are read at the end: from
+/// the end's reading, or, for an owner freed meanwhile, from what its peak window kept.
+#[derive(Debug, Default)]
+struct PhaseStart {
+    tracking: bool,
+    taken_at_unix_ms: u64,
+    /// The process's live bytes: its top-level owners' sum, as [`Snapshot::capture`] reads it.
+    live_bytes: u64,
+    /// The process's cumulative allocated bytes.
+    total_bytes: u64,
+    /// Every owner registered at the start (retired ones still holding bytes included), in
+    /// key order.
+    owners: Vec<StartOwner>,
+}
+
+/// One owner at a phase's start: which owner (not its name, see [`OwnerKey`]) and the two
+/// figures its record is computed from.
+#[derive(Debug, Clone, Copy)]
+struct StartOwner {
+    key: OwnerKey,
+    live_bytes: u64,
+    total_bytes: u64,
+}
+
+fn key_order(key: &OwnerKey) -> (u16, u32) {
+    (key.id, key.generation)
+}
+
+impl PhaseStart {
+    /// Reads every owner's start figures and opens the phase's peak window, under one lock
+    /// of the registry: an owner read is then present when the window opens, so the window
+    /// keeps its name, churn and peak should it be freed before the phase ends.
+    fn read() -> (PhaseStart, PeakWindow) {
+        let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+        let taken_at_unix_ms = crate::clock::unix_ms();
+        let tracking = crate::is_tracking();
+        #[cfg(feature = "enabled")]
+        let (window, (owners, top_live)) =
+            PeakWindow::open_after(|r| if tracking { start_owners(r) } else { (Vec::new(), 0) });
+        #[cfg(not(feature = "enabled"))]
+        let (window, owners, top_live) = (PeakWindow::open(), Vec::new(), 0);
+        let total = crate::global_stats();
+        // As `Snapshot::capture_keyed`: live bytes from the owners' reading, the cumulative
+        // total from the process's counters.
+        let live_bytes = if tracking { top_live } else { total.live_bytes };
+        let start = PhaseStart {
+            tracking,
+            taken_at_unix_ms,
+            live_bytes,
+            total_bytes: total.total_bytes,
+            owners,
+        };
+        (start, window)
+    }
+
+    fn owner(&self, key: &OwnerKey) -> Option<&StartOwner> {
+        let at = self.owners.binary_search_by_key(&key_order(key), |o| key_order(&o.key));
+        at.ok().and_then(|i| self.owners.get(i))
+    }
+}
+
+/// Every registered owner's live and allocated bytes (its subtree's, as a [`Snapshot`]'s
+/// entries), in key order, and the top-level owners' live sum.
+#[cfg(feature = "enabled")]
+fn start_owners(r: &mut crate::registry::Registry) -> (Vec<StartOwner>, u64) {
+    use crate::registry::PROCESS;
+    let crate::snapshot::Registered { entries, subtree, .. } =
+        crate::snapshot::read_registered_locked(r);
+    // Exactly one slot per owner (and one for the process): collecting a filter would let
+    // the vector grow by doubling.
+    let mut owners = Vec::with_capacity(entries.len());
+    let mut top_live = 0u64;
+    for (id, e) in entries.iter().filter(|(id, _)| *id != PROCESS) {
+        let raw = subtree.get(id).copied().unwrap_or_default();
+        let stats = crate::stats::OwnerStats::from_raw(&raw, 0);
+        // Top-level as a snapshot's entry is (no parent): under the process, or under an id
+        // not registered.
+        let listed = |parent: u16| entries.binary_search_by_key(&parent, |(id, _)| *id).is_ok();
+        if e.parent == PROCESS || !listed(e.parent) {
+            top_live += stats.live_bytes;
+        }
+        owners.push(StartOwner {
+            key: OwnerKey { id: *id, generation: e.generation },
+            live_bytes: stats.live_bytes,
+            total_bytes: stats.total_bytes,
+        });
+    }
+    owners.sort_unstable_by_key(|o| key_order(&o.key));
+    (owners, top_live)
 }
 
 /// Every owner's highest live bytes (descendants' included) from [`PeakWindow::open`] to
@@ -170,6 +262,18 @@ impl PeakWindow {
             #[cfg(feature = "enabled")]
             key: Some(crate::registry::with(|r| r.windows.open())),
         }
+    }
+
+    /// Runs `read` and opens the window under one lock of the registry: no owner `read`
+    /// saw is freed before the window opens (see `counters::OpenWindows::depart`).
+    #[cfg(feature = "enabled")]
+    pub(crate) fn open_after<R>(
+        read: impl FnOnce(&mut crate::registry::Registry) -> R,
+    ) -> (PeakWindow, R) {
+        crate::registry::with(|r| {
+            let read = read(r);
+            (PeakWindow { key: Some(r.windows.open()) }, read)
+        })
     }
 
     /// Keeps the peaks of these owners, should they be freed before the window closes, also
@@ -244,13 +348,13 @@ impl Drop for PeakWindow {
 /// both); give each thread's work its own owner to tell them apart.
 ///
 /// heapscope's bookkeeping for the phase is counted too, as `heapscope.internal` (listed in
-/// every record) and in `total`: the snapshot of every owner that the phase holds from its
-/// start (about 150 bytes per owner) is in `live_end_bytes` but not `live_start_bytes`, and
-/// the reading at its end raises `peak_bytes` and `allocated_bytes` (with 1 000 owners, a
-/// phase in which nothing else happened: end +150 KB, peak +590 KB, allocated 1.2 MB). The
+/// every record) and in `total`: what the phase holds from its start (24 bytes per owner, and
+/// 16 per owner id for its peak window) is in `live_end_bytes` but not `live_start_bytes`,
+/// and the reading at its end raises `peak_bytes` and `allocated_bytes` (with 1 000 owners, a
+/// phase in which nothing else happened: end +40 KB, peak +451 KB, allocated 1.1 MB). The
 /// start reading's working memory, freed before the phase begins, is in `live_start_bytes`,
 /// so the total's peak rise can read that much below a transient (with 1 000 owners a 50 MiB
-/// copy rose the total by 52 336 535 bytes, 92 265 short); owners' own figures are exact.
+/// copy rose the total by 52 241 778 bytes, 187 022 short); owners' own figures are exact.
 ///
 /// ```
 /// let history = heapscope::Owner::named("phase_doc_history");
@@ -269,16 +373,8 @@ impl Drop for PeakWindow {
 /// # }
 /// ```
 pub fn phase(name: impl Into<String>) -> Phase {
-    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
-    let (start, start_keys) = Snapshot::capture_keyed();
-    Phase {
-        name: name.into(),
-        started: crate::clock::now().0,
-        window: PeakWindow::open(),
-        start,
-        start_keys,
-        done: false,
-    }
+    let (start, window) = PhaseStart::read();
+    Phase { name: name.into(), started: crate::clock::now().0, start, window, done: false }
 }
 
 impl Phase {
@@ -295,39 +391,39 @@ impl Phase {
             self.window.close();
         let total = PhaseOwner {
             name: "total".to_owned(),
-            live_start_bytes: self.start.total.live_bytes,
+            live_start_bytes: self.start.live_bytes,
             live_end_bytes: end.total.live_bytes,
-            allocated_bytes: end.total.total_bytes.saturating_sub(self.start.total.total_bytes),
-            peak_bytes: process_peak.max(self.start.total.live_bytes).max(end.total.live_bytes),
+            allocated_bytes: end.total.total_bytes.saturating_sub(self.start.total_bytes),
+            peak_bytes: process_peak.max(self.start.live_bytes).max(end.total.live_bytes),
         };
         // Paired by which owner, not by name (see `PhaseRecord::owners`).
-        let start: HashMap<OwnerKey, &OwnerEntry> =
-            self.start_keys.iter().copied().zip(&self.start.owners).collect();
         let mut owners: Vec<PhaseOwner> = end
             .owners
             .iter()
             .zip(&end_keys)
             .map(|(after, key)| {
-                let before = start.get(key).map(|o| o.stats).unwrap_or_default();
+                let (live_start, total_start) =
+                    self.start.owner(key).map_or((0, 0), |o| (o.live_bytes, o.total_bytes));
                 let window = window_peaks.get(key).copied().unwrap_or(0);
                 PhaseOwner {
                     name: after.name.clone(),
-                    live_start_bytes: before.live_bytes,
+                    live_start_bytes: live_start,
                     live_end_bytes: after.stats.live_bytes,
-                    allocated_bytes: after.stats.total_bytes.saturating_sub(before.total_bytes),
-                    peak_bytes: window.max(before.live_bytes).max(after.stats.live_bytes),
+                    allocated_bytes: after.stats.total_bytes.saturating_sub(total_start),
+                    peak_bytes: window.max(live_start).max(after.stats.live_bytes),
                 }
             })
             .collect();
         // Owners of the start that are gone at the end: retired, and their ids freed once they
-        // held nothing (their ids, and names, may even have gone to other owners since).
+        // held nothing (their ids, and names, may even have gone to other owners since). The
+        // window, opened with the start's reading, kept each one's name when its id was freed.
         let at_end: HashSet<OwnerKey> = end_keys.iter().copied().collect();
-        let gone_owners = self.start.owners.iter().zip(&self.start_keys);
-        for (before, key) in gone_owners.filter(|(_, key)| !at_end.contains(key)) {
-            let gone = departed.get(key);
-            let start = before.stats;
+        for start in self.start.owners.iter().filter(|o| !at_end.contains(&o.key)) {
+            let gone = departed.get(&start.key);
             owners.push(PhaseOwner {
-                name: gone.map_or_else(|| before.name.clone(), |g| g.name.clone()),
+                // Not reached: only tracking lists owners, and with tracking the window keeps
+                // every owner of the start that was freed before it closed.
+                name: gone.map_or_else(|| format!("<owner #{}>", start.key.id), |g| g.name.clone()),
                 live_start_bytes: start.live_bytes,
                 live_end_bytes: 0,
                 allocated_bytes: gone

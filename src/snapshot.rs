@@ -257,20 +257,25 @@ pub(crate) struct Registered {
 /// snapshot lists retired owners only while they hold bytes.
 #[cfg(feature = "enabled")]
 pub(crate) fn read_registered() -> Registered {
+    crate::registry::with(read_registered_locked)
+}
+
+/// [`read_registered`] with the registry already locked: a phase reads its start and opens
+/// its peak window under one lock, so that no owner it read is freed before the window opens.
+#[cfg(feature = "enabled")]
+pub(crate) fn read_registered_locked(r: &mut crate::registry::Registry) -> Registered {
     use crate::counters;
-    crate::registry::with(|r| {
-        r.free_emptied_retired();
-        let entries = r.all();
-        let (own, subtree) = subtree_raws(&entries);
-        let mut peaks = std::collections::HashMap::with_capacity(entries.len());
-        for (id, _) in entries.iter().filter(|(id, _)| *id != crate::registry::PROCESS) {
-            let live = subtree.get(id).map_or(0, counters::Raw::live_bytes);
-            // A live size read is a fact: keep it, so later readings never show less.
-            counters::raise_peak_to(*id, live);
-            peaks.insert(*id, counters::read_peak(*id));
-        }
-        Registered { entries, own, subtree, peaks }
-    })
+    r.free_emptied_retired();
+    let entries = r.all();
+    let (own, subtree) = subtree_raws(&entries);
+    let mut peaks = std::collections::HashMap::with_capacity(entries.len());
+    for (id, _) in entries.iter().filter(|(id, _)| *id != crate::registry::PROCESS) {
+        let live = subtree.get(id).map_or(0, counters::Raw::live_bytes);
+        // A live size read is a fact: keep it, so later readings never show less.
+        counters::raise_peak_to(*id, live);
+        peaks.insert(*id, counters::read_peak(*id));
+    }
+    Registered { entries, own, subtree, peaks }
 }
 
 /// Every registered owner's own counters, and its subtree's (own plus descendants' plus the
