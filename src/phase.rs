@@ -86,8 +86,8 @@ pub struct PhaseRecord {
 impl PhaseRecord {
     /// The copy kept in the ring: the [`PHASE_OWNERS`] owners that moved most, in the
     /// record's order (stable, so ties keep that order too). The first, the largest peak
-    /// rise, is always kept: the report names it for the phase (`most:`, and `mostly` in
-    /// its suggestion), even when more owners than that each shrank further.
+    /// rise, is always kept: the report names it for the phase (`most:`), even when more
+    /// owners than that each shrank further.
     fn kept(&self) -> PhaseRecord {
         let moved = |o: &PhaseOwner| {
             (o.peak_bytes.saturating_sub(o.live_start_bytes))

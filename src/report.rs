@@ -5,7 +5,7 @@
 use crate::allocator_stats::{self, AllocatorStats};
 use crate::error::{Error, Result};
 use crate::limits::{self, CgroupMemory, Rlimit};
-use crate::phase::PhaseRecord;
+use crate::phase::{PhaseOwner, PhaseRecord};
 use crate::pressure::{PressureLevel, Thresholds};
 use crate::printable::escape_control as printable;
 use crate::procfs::{self, ChildProcess};
@@ -760,9 +760,27 @@ fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
     order
 }
 
-/// How far a phase's peak rose above both its start and its end.
+/// How far an owner's peak in a phase rose above both its start and its end.
+fn owner_transient_bytes(o: &PhaseOwner) -> u64 {
+    o.peak_bytes.saturating_sub(o.live_end_bytes.max(o.live_start_bytes))
+}
+
+/// The owner with the largest transient in a phase: of a parent and its child that rose by
+/// as much (the child's bytes are in its parent's), the child.
+fn transient_owner(p: &PhaseRecord) -> Option<&PhaseOwner> {
+    let depth = |o: &PhaseOwner| o.name.matches('/').count();
+    p.owners.iter().filter(|o| owner_transient_bytes(o) > 0).max_by(|a, b| {
+        (owner_transient_bytes(a), depth(a))
+            .cmp(&(owner_transient_bytes(b), depth(b)))
+            .then_with(|| b.name.cmp(&a.name))
+    })
+}
+
+/// A phase's transient: how far one owner's peak rose above both its start and its end (the
+/// largest such rise). Judged per owner: the process total's rise hid a 50 MiB copy in one
+/// owner while another freed as much in the same phase.
 fn transient_bytes(p: &PhaseRecord) -> u64 {
-    p.total.peak_bytes.saturating_sub(p.total.live_end_bytes.max(p.total.live_start_bytes))
+    transient_owner(p).map_or(0, owner_transient_bytes)
 }
 
 /// The phase with the largest transient, and the phase to name for it: the shortest phase
@@ -788,6 +806,25 @@ fn transient_phase(phases: &[PhaseRecord]) -> Option<(&PhaseRecord, &PhaseRecord
         .min_by_key(|p| p.duration_ms)
         .unwrap_or(widest);
     Some((widest, named))
+}
+
+/// The suggestion for the largest transient copy among `phases`, if one is worth a look:
+/// at least 16 MiB in one owner, and at least a quarter of what the process held at the
+/// phase's start.
+fn transient_suggestion(phases: &[PhaseRecord]) -> Option<String> {
+    let (widest, p) = transient_phase(phases)?;
+    let largest = transient_bytes(widest);
+    if largest < 16 << 20 || largest * 4 < widest.total.live_start_bytes.max(1) {
+        return None;
+    }
+    let owner = transient_owner(p)?;
+    Some(format!(
+        "phase \"{}\" peaked {} above where it started and ended in owner \"{}\": a transient \
+         copy; avoid the copy or shrink what is copied",
+        p.name.escape_debug(),
+        size(owner_transient_bytes(owner)),
+        owner.name.escape_debug()
+    ))
 }
 
 fn suggestions(report: &Report) -> Vec<String> {
@@ -823,20 +860,7 @@ fn suggestions(report: &Report) -> Vec<String> {
             ));
         }
     }
-    if let Some((widest, p)) = transient_phase(&report.phases) {
-        let largest = transient_bytes(widest);
-        if largest >= 16 << 20 && largest * 4 >= widest.total.live_start_bytes.max(1) {
-            let transient = transient_bytes(p);
-            let who =
-                p.owners.first().map_or_else(String::new, |o| format!(" (mostly \"{}\")", o.name));
-            out.push(format!(
-                "phase \"{}\" peaked {} above where it started and ended{who}: a transient copy; \
-                 avoid the copy or shrink what is copied",
-                p.name.escape_debug(),
-                size(transient)
-            ));
-        }
-    }
+    out.extend(transient_suggestion(&report.phases));
     if matches!(report.pressure.level, PressureLevel::High | PressureLevel::Critical) {
         out.push(format!(
             "memory pressure is {}: {:.0}% of {} ({}); free or compact the largest owner before \
@@ -1121,7 +1145,6 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phase::PhaseOwner;
 
     #[test]
     fn long_owner_names_are_cut_to_the_column_at_a_character() {
@@ -1148,7 +1171,8 @@ mod tests {
                 allocated_bytes: peak_bytes - live_start_bytes,
                 peak_bytes,
             },
-            owners: Vec::new(),
+            // One owner made all of it.
+            owners: vec![phase_owner("history", live)],
             other_owners: 0,
         }
     }
@@ -1172,6 +1196,49 @@ mod tests {
         // Alone, the enclosing phase is named.
         let (_, named) = transient_phase(&phases[1..]).unwrap();
         assert_eq!(named.name, "turn");
+    }
+
+    fn phase_owner(name: &str, live: [u64; 3]) -> PhaseOwner {
+        let [live_start_bytes, peak_bytes, live_end_bytes] = live;
+        PhaseOwner {
+            name: name.into(),
+            live_start_bytes,
+            live_end_bytes,
+            allocated_bytes: peak_bytes - live_start_bytes,
+            peak_bytes,
+        }
+    }
+
+    /// A 50 MiB transient copy in `history` while `cache` frees 60 MiB in the same phase: the
+    /// process's peak never rose above its start (70 MiB), so judged by the total the copy was
+    /// hidden (a transient of 0, no suggestion). Judged per owner, `history` rose 50 MiB above
+    /// both its start and its end.
+    #[test]
+    fn a_transient_copy_in_one_owner_shows_while_another_frees_as_much() {
+        const MIB: u64 = 1 << 20;
+        let mut phase = phase_record("compaction", 1_000, 38, [70 * MIB, 70 * MIB, 10 * MIB]);
+        phase.owners = vec![
+            phase_owner("history", [10 * MIB, 60 * MIB, 10 * MIB]),
+            phase_owner("cache", [60 * MIB, 60 * MIB, 0]),
+        ];
+        let mut phases = [phase];
+        let (_, named) = transient_phase(&phases).unwrap();
+        assert_eq!(transient_bytes(named), 50 * MIB);
+        assert_eq!(transient_owner(named).unwrap().name, "history");
+        assert_eq!(
+            transient_suggestion(&phases).as_deref(),
+            Some(
+                "phase \"compaction\" peaked 50.0 MiB above where it started and ended in owner \
+                 \"history\": a transient copy; avoid the copy or shrink what is copied"
+            )
+        );
+
+        // A child that made the copy rose as much as its parent: the child is named.
+        phases[0].owners.push(phase_owner("history/turns", [0, 50 * MIB, 0]));
+        assert_eq!(transient_owner(&phases[0]).unwrap().name, "history/turns");
+        // Below 16 MiB in any one owner: nothing to suggest.
+        phases[0].owners = vec![phase_owner("history", [10 * MIB, 25 * MIB, 10 * MIB])];
+        assert_eq!(transient_suggestion(&phases), None);
     }
 
     #[test]
