@@ -508,6 +508,15 @@ pub(crate) fn last_phases(n: usize) -> Vec<PhaseRecord> {
     history.iter().skip(history.len().saturating_sub(n)).cloned().collect()
 }
 
+/// The shortest of the kept phases (see [`recent_phases`]) that `matches`, cloning only it:
+/// a report names the phase that made a transient copy even when it has left the 20 the
+/// report lists.
+pub(crate) fn shortest_phase(matches: impl Fn(&PhaseRecord) -> bool) -> Option<PhaseRecord> {
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    let history = HISTORY.lock();
+    history.iter().filter(|p| matches(p)).min_by_key(|p| p.duration_ms).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

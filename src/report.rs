@@ -391,7 +391,18 @@ impl Report {
             suggestions: Vec::new(),
             warnings,
         };
-        report.suggestions = suggestions(&report);
+        // The phase that made the largest transient may have left the 20 listed while the
+        // phase around it ran on (a turn's compaction, then 20 tool calls): looked for among
+        // every phase kept, cloning only the one named.
+        let transient = transient_phase(&report.phases);
+        let inner = transient.and_then(|(widest, _)| {
+            crate::phase::shortest_phase(|p| made_the_transient_of(p, widest))
+        });
+        let transient = transient.map(|(widest, named)| {
+            let inner = inner.as_ref().filter(|p| p.duration_ms < named.duration_ms);
+            (widest, inner.unwrap_or(named))
+        });
+        report.suggestions = suggestions(&report, transient);
         note_pressure_change(&report.pressure);
         report
     }
@@ -789,30 +800,33 @@ fn transient_bytes(p: &PhaseRecord) -> u64 {
 /// `compaction`) saw the same peak from a lower start, so it always has the larger transient.
 fn transient_phase(phases: &[PhaseRecord]) -> Option<(&PhaseRecord, &PhaseRecord)> {
     let widest = phases.iter().filter(|p| p.tracking).max_by_key(|p| transient_bytes(p))?;
+    let named = phases
+        .iter()
+        .filter(|p| made_the_transient_of(p, widest))
+        .min_by_key(|p| p.duration_ms)
+        .unwrap_or(widest);
+    Some((widest, named))
+}
+
+/// Whether `p` is nested in `widest` (or is it) with at least half its transient: a phase
+/// [`transient_phase`] may name for it.
+fn made_the_transient_of(p: &PhaseRecord, widest: &PhaseRecord) -> bool {
     // By the monotonic clock, which a clock step between two phases does not move (this
     // process's phases all have it).
     let start = |p: &PhaseRecord| p.started_at_monotonic_ms.unwrap_or(p.started_at_unix_ms);
     let end = |p: &PhaseRecord| start(p) + p.duration_ms;
     // Start and duration are each rounded down, so a nested phase's end can read up to 1 ms
     // past its enclosing phase's.
-    let named = phases
-        .iter()
-        .filter(|p| {
-            p.tracking
-                && start(p) >= start(widest)
-                && end(p) <= end(widest) + 1
-                && transient_bytes(p) * 2 >= transient_bytes(widest)
-        })
-        .min_by_key(|p| p.duration_ms)
-        .unwrap_or(widest);
-    Some((widest, named))
+    p.tracking
+        && start(p) >= start(widest)
+        && end(p) <= end(widest) + 1
+        && transient_bytes(p) * 2 >= transient_bytes(widest)
 }
 
-/// The suggestion for the largest transient copy among `phases`, if one is worth a look:
-/// at least 16 MiB in one owner, and at least a quarter of what the process held at the
-/// phase's start.
-fn transient_suggestion(phases: &[PhaseRecord]) -> Option<String> {
-    let (widest, p) = transient_phase(phases)?;
+/// The suggestion for the largest transient copy, made in `widest` and named after `p` (see
+/// [`transient_phase`]), if it is worth a look: at least 16 MiB in one owner, and at least a
+/// quarter of what the process held at the phase's start.
+fn transient_suggestion(widest: &PhaseRecord, p: &PhaseRecord) -> Option<String> {
     let largest = transient_bytes(widest);
     if largest < 16 << 20 || largest * 4 < widest.total.live_start_bytes.max(1) {
         return None;
@@ -827,7 +841,9 @@ fn transient_suggestion(phases: &[PhaseRecord]) -> Option<String> {
     ))
 }
 
-fn suggestions(report: &Report) -> Vec<String> {
+/// `transient`: the phase with the largest transient among the report's, and the phase to name
+/// for it (see [`transient_phase`]).
+fn suggestions(report: &Report, transient: Option<(&PhaseRecord, &PhaseRecord)>) -> Vec<String> {
     let mut out = Vec::new();
     let tracked = report.owners.tracked_live_bytes;
     let top_owner = report
@@ -860,7 +876,7 @@ fn suggestions(report: &Report) -> Vec<String> {
             ));
         }
     }
-    out.extend(transient_suggestion(&report.phases));
+    out.extend(transient.and_then(|(widest, p)| transient_suggestion(widest, p)));
     if matches!(report.pressure.level, PressureLevel::High | PressureLevel::Critical) {
         out.push(format!(
             "memory pressure is {}: {:.0}% of {} ({}); free or compact the largest owner before \
@@ -1225,8 +1241,11 @@ mod tests {
         let (_, named) = transient_phase(&phases).unwrap();
         assert_eq!(transient_bytes(named), 50 * MIB);
         assert_eq!(transient_owner(named).unwrap().name, "history");
+        let suggest = |phases: &[PhaseRecord]| {
+            transient_phase(phases).and_then(|(w, p)| transient_suggestion(w, p))
+        };
         assert_eq!(
-            transient_suggestion(&phases).as_deref(),
+            suggest(&phases).as_deref(),
             Some(
                 "phase \"compaction\" peaked 50.0 MiB above where it started and ended in owner \
                  \"history\": a transient copy; avoid the copy or shrink what is copied"
@@ -1238,7 +1257,7 @@ mod tests {
         assert_eq!(transient_owner(&phases[0]).unwrap().name, "history/turns");
         // Below 16 MiB in any one owner: nothing to suggest.
         phases[0].owners = vec![phase_owner("history", [10 * MIB, 25 * MIB, 10 * MIB])];
-        assert_eq!(transient_suggestion(&phases), None);
+        assert_eq!(suggest(&phases), None);
     }
 
     #[test]

@@ -400,3 +400,36 @@ fn a_phase_ends_on_another_thread_or_while_unwinding() {
     let o = owner_in(&record, "phase_unwound_y");
     assert_eq!((o.allocated_bytes, o.peak_bytes, o.live_end_bytes), (2000, 2000, 0), "{o:?}");
 }
+
+/// A `turn` around a `compaction` that copies 32 MiB, then 20 short phases inside the turn
+/// (tool calls): when the turn ends, the report's last 20 phases no longer hold the
+/// compaction, and the suggestion named the turn that encloses it. It now looks for the phase
+/// that made the copy among every phase kept (`recent_phases`).
+#[test]
+fn the_copy_is_named_after_the_inner_phase_even_when_it_left_the_reports_list() {
+    let _serial = serial();
+    let owner = Owner::named("phase_dropped_out_history");
+    let held = owner.in_scope(|| black_box(vec![1u8; 32 << 20]));
+    let turn = heapscope::phase("phase_dropped_out_turn");
+    let compaction = heapscope::phase("phase_dropped_out_compaction");
+    drop(owner.in_scope(|| black_box(held.clone())));
+    drop(compaction);
+    for n in 0..20 {
+        drop(heapscope::phase(format!("phase_dropped_out_tool_{n}")));
+    }
+    drop(turn);
+    let report = heapscope::report();
+    assert!(report.phases.iter().all(|p| p.name != "phase_dropped_out_compaction"));
+    let suggestion = report
+        .suggestions
+        .iter()
+        .find(|s| s.contains("a transient copy"))
+        .unwrap_or_else(|| panic!("no transient suggestion: {:?}", report.suggestions));
+    assert_eq!(
+        suggestion,
+        "phase \"phase_dropped_out_compaction\" peaked 32.0 MiB above where it started and ended \
+         in owner \"phase_dropped_out_history\": a transient copy; avoid the copy or shrink what \
+         is copied"
+    );
+    drop(held);
+}
