@@ -376,6 +376,19 @@ impl Report {
             );
         }
         let retained = retained::top(options.top_items);
+        // Items without an owner of their own are in no list: say so, or the list reads as
+        // every item (4 200 items with 4 096 owners: 109 larger than any listed, unmentioned).
+        let unlisted = retained::overflow_items();
+        if unlisted > 0 {
+            let overflow =
+                snapshot.owner(crate::registry::OVERFLOW_NAME).map_or(0, |o| o.stats.live_bytes);
+            warnings.push(format!(
+                "{unlisted} retained items are not listed: built when the owner registry was \
+                 full (or their parent was retired), they have no owner of their own and count \
+                 in heapscope.overflow ({} live there in all)",
+                size(overflow)
+            ));
+        }
         let phases = crate::phase::last_phases(20);
         let pressure = pressure(options, &limits, process.as_ref());
         let mut report = Report {

@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 static HASH_LABELS: AtomicBool = AtomicBool::new(false);
+
+/// Live items built under the overflow owner (no owner, label or registry entry of their
+/// own), which [`top`] cannot list: counted so that what lists items can say it left some out.
+static OVERFLOW_ITEMS: AtomicU64 = AtomicU64::new(0);
 
 /// How retained items keep their labels. Labels can carry sensitive text (a file name, a
 /// user's query): [`LabelPolicy::Hash`] keeps only a hash, so no report or snapshot can leak
@@ -131,7 +135,17 @@ impl<T> Retained<T> {
         let mut guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
         let value = owner.in_scope(make);
         guard.0 = None;
+        if owner == Owner::overflow() {
+            OVERFLOW_ITEMS.fetch_add(1, Relaxed);
+        }
         Retained { value: ManuallyDrop::new(value), owner }
+    }
+
+    /// The item is gone (dropped or taken apart): one fewer that [`top`] cannot list.
+    fn forget_overflow(&self) {
+        if self.owner == Owner::overflow() {
+            OVERFLOW_ITEMS.fetch_sub(1, Relaxed);
+        }
     }
 
     /// The item's own owner (a child of its parent), to pass to code that enters owners.
@@ -243,6 +257,7 @@ impl<T> Retained<T> {
         // SAFETY: `this` is never used again and its Drop does not run, so the value is
         // taken exactly once.
         let value = unsafe { ManuallyDrop::take(&mut this.value) };
+        this.forget_overflow();
         let _ = this.owner.retire();
         value
     }
@@ -260,6 +275,7 @@ impl<T> Drop for Retained<T> {
         // Retires the owner once the value is dropped, also if the value's drop panics: it
         // once stayed live for good then, listed by `top`, its id never reused.
         let _retire = RetireOnDrop(Some(self.owner));
+        self.forget_overflow();
         // SAFETY: the value is dropped exactly once, here; `into_inner` skips this Drop.
         unsafe { ManuallyDrop::drop(&mut self.value) };
     }
@@ -314,7 +330,21 @@ pub struct ItemInfo {
     pub age_ms: u64,
 }
 
+/// How many live items were built under the overflow owner, which [`top`] cannot list (see
+/// [`Retained::build`]). Their bytes are in `heapscope.overflow`'s figures.
+///
+/// ```
+/// assert_eq!(heapscope::retained::overflow_items(), 0);
+/// ```
+pub fn overflow_items() -> u64 {
+    OVERFLOW_ITEMS.load(Relaxed)
+}
+
 /// The `n` largest live retained items, largest first (ties by owner name).
+///
+/// Items built under the overflow owner (the registry was full, or the parent retired: see
+/// [`Retained::build`]) have no owner or label of their own and are not listed, however large;
+/// [`overflow_items`] counts them, and a report says how many it left out.
 ///
 /// ```
 /// use heapscope::{Owner, Retained};
