@@ -784,6 +784,94 @@ fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
     order
 }
 
+/// Top-level owners the text report lists; the rest are summed in one row.
+const TOP_LEVEL_SHOWN: usize = 20;
+/// Children of one owner the text report lists: a parent with a `Retained` item per tool
+/// output or a child per call has thousands (4 091 items made a text report of 4 091 item
+/// rows, 403 KB), and the largest few are what a reader looks for. The JSON lists them all.
+const CHILDREN_SHOWN: usize = 10;
+
+/// A row of the text report's owner tree.
+enum TreeRow<'a> {
+    Owner(&'a OwnerLine),
+    /// Siblings not listed, at `depth`, summed.
+    More {
+        depth: usize,
+        count: usize,
+        live_bytes: u64,
+        share: f64,
+        live_blocks: u64,
+    },
+}
+
+/// The rows of `tree` (depth-first, as [`OwnersSection::tree`]) the text shows: under each
+/// owner its [`CHILDREN_SHOWN`] largest children by live bytes ([`TOP_LEVEL_SHOWN`] at the top
+/// level), each with its own subtree, in the tree's order, then one row summing the others.
+/// A group with one more than that is listed whole: a row for one owner says more than a sum.
+fn shown_tree(tree: &[OwnerLine]) -> Vec<TreeRow<'_>> {
+    // Each row's children, from the depth-first order: a row's parent is the nearest row
+    // above it that is less deep. `groups[0]` is the top level; `groups[i + 1]` row i's.
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); tree.len().saturating_add(1)];
+    let mut open: Vec<usize> = Vec::new();
+    for (i, line) in tree.iter().enumerate() {
+        while open.last().is_some_and(|&p| tree.get(p).is_some_and(|pl| pl.depth >= line.depth)) {
+            open.pop();
+        }
+        let group = open.last().map_or(0, |&p| p.saturating_add(1));
+        if let Some(g) = groups.get_mut(group) {
+            g.push(i);
+        }
+        open.push(i);
+    }
+    let mut rows = Vec::new();
+    // Groups to emit, innermost last: (group, depth of its rows). Walked with an explicit
+    // stack of pending rows so that each listed child's subtree follows it.
+    enum Pending {
+        Row(usize),
+        More { depth: usize, rest: Vec<usize> },
+    }
+    let select = |group: usize| -> Vec<Pending> {
+        let members = groups.get(group).map_or(&[][..], Vec::as_slice);
+        let cap = if group == 0 { TOP_LEVEL_SHOWN } else { CHILDREN_SHOWN };
+        if members.len() <= cap.saturating_add(1) {
+            return members.iter().rev().map(|&i| Pending::Row(i)).collect();
+        }
+        let live = |i: usize| tree.get(i).map_or(0, |l| l.live_bytes);
+        let mut largest: Vec<usize> = members.to_vec();
+        largest.sort_by(|&a, &b| live(b).cmp(&live(a)).then(a.cmp(&b)));
+        let (shown, rest) = largest.split_at(cap);
+        let mut shown = shown.to_vec();
+        shown.sort_unstable();
+        let depth = members.first().and_then(|&i| tree.get(i)).map_or(0, |l| l.depth);
+        let mut pending = vec![Pending::More { depth, rest: rest.to_vec() }];
+        pending.extend(shown.iter().rev().map(|&i| Pending::Row(i)));
+        pending
+    };
+    let mut stack = select(0);
+    while let Some(next) = stack.pop() {
+        match next {
+            Pending::Row(i) => {
+                if let Some(line) = tree.get(i) {
+                    rows.push(TreeRow::Owner(line));
+                    stack.extend(select(i.saturating_add(1)));
+                }
+            }
+            Pending::More { depth, rest } => {
+                // Saturating: a report read from a file may hold any figures.
+                let lines = || rest.iter().filter_map(|&i| tree.get(i));
+                rows.push(TreeRow::More {
+                    depth,
+                    count: rest.len(),
+                    live_bytes: lines().fold(0, |sum, l| sum.saturating_add(l.live_bytes)),
+                    share: lines().map(|l| l.share).sum(),
+                    live_blocks: lines().fold(0, |sum, l| sum.saturating_add(l.live_blocks)),
+                });
+            }
+        }
+    }
+    rows
+}
+
 /// How far an owner's peak in a phase rose above both its start and its end.
 fn owner_transient_bytes(o: &PhaseOwner) -> u64 {
     o.peak_bytes.saturating_sub(o.live_end_bytes.max(o.live_start_bytes))
@@ -1093,27 +1181,45 @@ impl fmt::Display for Report {
         )?;
         // Each row as indent + name, cut to the widest column allowed; the column is as wide as
         // the widest row, so that every row's numbers line up.
-        let rows: Vec<(&OwnerLine, String)> = o
-            .tree
-            .iter()
-            .map(|line| {
-                // Bounded: a report read from a file may claim any depth (owners nest 7 deep).
-                let indent = "  ".repeat(line.depth.min(crate::registry::MAX_DEPTH));
-                (line, fit_to_column(&format!("{indent}{}", printable(&line.name))))
+        let indent = |depth: usize| {
+            // Bounded: a report read from a file may claim any depth (owners nest 7 deep).
+            "  ".repeat(depth.min(crate::registry::MAX_DEPTH))
+        };
+        let rows: Vec<(TreeRow<'_>, String)> = shown_tree(&o.tree)
+            .into_iter()
+            .map(|row| {
+                let shown = match &row {
+                    TreeRow::Owner(line) => {
+                        format!("{}{}", indent(line.depth), printable(&line.name))
+                    }
+                    TreeRow::More { depth, count, .. } => {
+                        format!("{}... {count} more owners", indent(*depth))
+                    }
+                };
+                (row, fit_to_column(&shown))
             })
             .collect();
         let width =
             rows.iter().map(|(_, shown)| shown.chars().count()).fold(MIN_NAME_COLUMN, usize::max);
-        for (line, shown) in rows {
-            writeln!(
-                f,
-                "             {shown:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks{}",
-                size(line.live_bytes),
-                line.share * 100.0,
-                size(line.peak_bytes),
-                line.live_blocks,
-                if line.retired { "  retired" } else { "" },
-            )?;
+        for (row, shown) in rows {
+            match row {
+                TreeRow::Owner(line) => writeln!(
+                    f,
+                    "             {shown:<width$} {:>11} {:>6.1}%  peak {:>11}  {} blocks{}",
+                    size(line.live_bytes),
+                    line.share * 100.0,
+                    size(line.peak_bytes),
+                    line.live_blocks,
+                    if line.retired { "  retired" } else { "" },
+                )?,
+                TreeRow::More { live_bytes, share, live_blocks, .. } => writeln!(
+                    f,
+                    "             {shown:<width$} {:>11} {:>6.1}%  {:>16}  {live_blocks} blocks",
+                    size(live_bytes),
+                    share * 100.0,
+                    "",
+                )?,
+            }
         }
         if !self.retained.is_empty() {
             writeln!(f, "retained")?;
@@ -1174,6 +1280,59 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(name: &str, depth: usize, live_bytes: u64) -> OwnerLine {
+        OwnerLine {
+            name: name.into(),
+            depth,
+            live_bytes,
+            live_blocks: 1,
+            peak_bytes: live_bytes,
+            total_bytes: live_bytes,
+            total_blocks: 1,
+            share: 0.01,
+            retired: false,
+        }
+    }
+
+    /// A parent with an item per tool output: the text lists its ten largest children, each
+    /// with its subtree, in the tree's order, and one row summing the rest; a group of eleven
+    /// is listed whole. 4 091 items once made 4 091 rows.
+    #[test]
+    fn the_text_lists_the_largest_children_and_sums_the_rest() {
+        let mut tree = vec![line("tools", 0, 0)];
+        for i in 0..25u64 {
+            // Items 0..25 with live bytes 100 * i; item 24 (the largest) has a child.
+            tree.push(line(&format!("tools/item#{i:02}"), 1, 100 * i));
+            if i == 24 {
+                tree.push(line("tools/item#24/parsed", 2, 50));
+            }
+        }
+        tree.push(line("cache", 0, 7));
+        for i in 0..11u64 {
+            tree.push(line(&format!("cache/e{i:02}"), 1, i));
+        }
+        let rows = shown_tree(&tree);
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| match r {
+                TreeRow::Owner(l) => l.name.clone(),
+                TreeRow::More { depth, count, live_bytes, live_blocks, .. } => {
+                    format!("{depth}: {count} more, {live_bytes} B, {live_blocks} blocks")
+                }
+            })
+            .collect();
+        let mut expected = vec!["tools".to_owned()];
+        for i in 15..25 {
+            expected.push(format!("tools/item#{i}"));
+        }
+        expected.insert(expected.len(), "tools/item#24/parsed".to_owned());
+        // Items 0..15 summed: 100 * (0 + 1 + ... + 14) bytes.
+        expected.push("1: 15 more, 10500 B, 15 blocks".to_owned());
+        expected.push("cache".to_owned());
+        expected.extend((0..11).map(|i| format!("cache/e{i:02}")));
+        assert_eq!(names, expected);
+    }
 
     #[test]
     fn long_owner_names_are_cut_to_the_column_at_a_character() {
