@@ -258,5 +258,10 @@ fn more_than_eight_spans_exited_out_of_order_end_in_root() {
     });
     assert_eq!(innermost, Owner::named("tl_many_9"), "{}", innermost.name());
     assert_eq!(after, Owner::root(), "{}", after.name());
-    assert_eq!((to_root, to_eighth), (100, 0), "(root, tl_many_8) after every span exited");
+    // Root is shared with the other tests of this binary, running on other threads: its
+    // total can grow by their allocations between the two readings (CI read 164 once: a
+    // 64-byte block of another test's). At least the block, then; the eighth owner's 0 is
+    // exact, as no other test uses it.
+    assert!(to_root >= 100, "root's total grew by {to_root} for a block of 100 bytes");
+    assert_eq!(to_eighth, 0, "tl_many_8 was charged after every span exited");
 }
