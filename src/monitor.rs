@@ -409,9 +409,7 @@ static LAST_RUN: AtomicU64 = AtomicU64::new(0);
 /// process if that is later: two monitors started in the same millisecond got one stamp, so
 /// their dumps had the same names, and the second one's phase 2 replaced the first one's dump.
 fn run_stamp() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = crate::clock::unix_ms();
     let next = |last: u64| now.max(last.saturating_add(1));
     // The closure always returns `Some`: `Err` cannot happen.
     let last = LAST_RUN

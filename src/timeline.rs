@@ -234,10 +234,6 @@ impl Timeline {
     }
 }
 
-fn now_unix_ms() -> u64 {
-    crate::clock::unix_ms()
-}
-
 /// A sample now, `at_ms` counted from `started_ms` on the monotonic clock.
 fn take_sample(started_ms: u64) -> Sample {
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
@@ -445,7 +441,7 @@ pub fn watch(duration: Duration, interval: Duration) -> Result<Timeline> {
             allowed: "at most 100000",
         });
     }
-    let started_at_unix_ms = now_unix_ms();
+    let started_at_unix_ms = crate::clock::unix_ms();
     let (started, started_ms) = crate::clock::now();
     let mut samples = Store::new(count as usize);
     let last = count as u32 - 1;
@@ -523,7 +519,7 @@ impl Sampler {
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let started_at_unix_ms = now_unix_ms();
+        let started_at_unix_ms = crate::clock::unix_ms();
         let (started, started_ms) = crate::clock::now();
         // The sample at start is taken here, before `start` returns: the thread took it once
         // it was scheduled, after what the caller did next (a history built right after the
