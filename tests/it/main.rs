@@ -27,6 +27,8 @@ mod model;
 mod peaks;
 #[cfg(feature = "enabled")]
 mod reader;
+#[cfg(not(miri))]
+mod readme;
 mod retained_with_mut;
 #[cfg(feature = "enabled")]
 mod rng;
