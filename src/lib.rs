@@ -132,6 +132,7 @@ mod limits;
 mod metrics_export;
 mod monitor;
 mod owner;
+mod panic_hook;
 mod phase;
 mod pressure;
 mod printable;
@@ -163,6 +164,7 @@ pub use limits::CgroupMemory;
 pub use monitor::__phase1_for_tests;
 pub use monitor::{DumpOutcome, PressureMonitor, PressureMonitorBuilder};
 pub use owner::{InOwner, Owned, Owner, OwnerScope};
+pub use panic_hook::run_panic_hook_in;
 pub use phase::{
     phase, recent_phases, Phase, PhaseOwner, PhaseRecord, PHASE_HISTORY, PHASE_OWNERS,
 };

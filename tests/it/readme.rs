@@ -62,6 +62,13 @@ mod agent_main {
     }
 }
 
+/// README, "Use it in an agent": the panic hook. Compiled only: the hook is the process's
+/// (tests/panic_hook.rs runs it in a process of its own).
+#[allow(dead_code, reason = "compiled, not run")]
+fn panic_hook() {
+    heapscope::run_panic_hook_in(heapscope::owner!("panic_hook"));
+}
+
 /// README, "Use it in an agent": spans as owners.
 #[cfg(feature = "tracing")]
 #[test]
@@ -213,7 +220,7 @@ fn normalised(line: &str) -> String {
 fn every_readme_example_is_here() {
     let source: Vec<String> = include_str!("readme.rs").lines().map(normalised).collect();
     let blocks = readme_blocks();
-    assert!(blocks.len() >= 6, "README's ```rust blocks were not found: {}", blocks.len());
+    assert!(blocks.len() >= 7, "README's ```rust blocks were not found: {}", blocks.len());
     for block in blocks {
         let lines: Vec<String> = block.iter().map(|line| normalised(line)).collect();
         assert!(
