@@ -71,6 +71,23 @@ fn fnv1a64(text: &str) -> u64 {
 /// // A tool result that becomes part of the conversation history:
 /// output.transfer_to(Owner::named("history")).unwrap();
 /// ```
+///
+/// It serializes (serde) and displays as its value, so a message that holds one serializes as
+/// if it held the value itself:
+///
+/// ```
+/// use heapscope::{Owner, Retained};
+///
+/// #[derive(serde::Serialize)]
+/// struct Message {
+///     role: &'static str,
+///     content: Retained<serde_json::Value>,
+/// }
+/// let content = Retained::build(Owner::named("tool_results"), "ls", || serde_json::json!(["a", "b"]));
+/// let message = Message { role: "tool", content };
+/// assert_eq!(serde_json::to_string(&message).unwrap(), r#"{"role":"tool","content":["a","b"]}"#);
+/// assert_eq!(message.content.to_string(), r#"["a","b"]"#);
+/// ```
 pub struct Retained<T> {
     value: ManuallyDrop<T>,
     owner: Owner,
@@ -289,6 +306,28 @@ impl Drop for RetireOnDrop {
         if let Some(owner) = self.0.take() {
             let _ = owner.retire();
         }
+    }
+}
+
+impl<T> AsRef<T> for Retained<T> {
+    fn as_ref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// The value's own form: the item is how it is held, not part of what it says.
+impl<T: Serialize> Serialize for Retained<T> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        (*self.value).serialize(serializer)
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Retained<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (*self.value).fmt(f)
     }
 }
 

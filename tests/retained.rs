@@ -552,3 +552,37 @@ fn top_copies_only_the_items_it_lists() {
     drop(items);
     parent.retire().unwrap();
 }
+
+/// A history whose messages hold `Retained` tool outputs serializes as the plain values would,
+/// and what serializing allocates (the request body) is the caller's, not the items'.
+#[test]
+fn serializing_items_charges_the_output_to_the_caller() {
+    #[derive(serde::Serialize)]
+    struct Message {
+        role: &'static str,
+        content: Retained<Vec<String>>,
+    }
+    let _g = serial();
+    let tools = Owner::named("ret_serialize_tools");
+    let caller = Owner::named("ret_serialize_request");
+    let history: Vec<Message> = (0..3)
+        .map(|i| Message {
+            role: "tool",
+            content: Retained::build(tools, format!("call {i}"), || strings(2, &[100, 200])),
+        })
+        .collect();
+    // Each item: 2 * 24 bytes of Vec plus 100 + 200 of strings (one 'x' each).
+    let held: Vec<u64> = history.iter().map(|m| m.content.live_bytes()).collect();
+    assert_eq!(held, vec![2 * STRING + 300; 3]);
+
+    let body = caller.in_scope(|| serde_json::to_string(&history).unwrap());
+    assert_eq!(
+        body,
+        r#"[{"role":"tool","content":["x","x"]},"#.to_string()
+            + r#"{"role":"tool","content":["x","x"]},{"role":"tool","content":["x","x"]}]"#
+    );
+    let after: Vec<u64> = history.iter().map(|m| m.content.live_bytes()).collect();
+    assert_eq!(after, held, "serializing allocated under the items");
+    assert_eq!(live(caller), body.capacity() as u64);
+    drop((body, history));
+}
