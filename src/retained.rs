@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::owner::{Owner, OwnerScope};
 use crate::registry::{self, ItemMeta};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
@@ -106,6 +107,38 @@ impl<T> Retained<T> {
     /// ```
     pub fn build(parent: Owner, label: impl AsRef<str>, make: impl FnOnce() -> T) -> Retained<T> {
         // A fallback warns as `Owner::named`'s does: it once fell back without a word.
+        let owner = Owner::or_overflow(Self::register(parent, label.as_ref()));
+        match Self::build_under(owner, || Ok::<T, Infallible>(make())) {
+            Ok(item) => item,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`Retained::build`], for a value whose making can fail (a tool output parsed as
+    /// JSON): an `Ok` becomes the item, an `Err` is returned as it is, and the item's owner is
+    /// retired. What the error holds was allocated under that owner and stays counted there
+    /// (shown as retired) until the error is dropped.
+    ///
+    /// # Errors
+    /// `make`'s error.
+    ///
+    /// ```
+    /// use heapscope::{Owner, Retained};
+    /// let tools = Owner::named("tool_results");
+    /// let parsed = Retained::build_fallible(tools, "ls --json", || {
+    ///     serde_json::from_str::<serde_json::Value>(r#"["a", "b"]"#)
+    /// });
+    /// assert_eq!(parsed.unwrap()[1], "b");
+    /// let failed = Retained::build_fallible(tools, "ls --json", || {
+    ///     serde_json::from_str::<serde_json::Value>("[\"a\", ")
+    /// });
+    /// assert!(failed.is_err());
+    /// ```
+    pub fn build_fallible<E>(
+        parent: Owner,
+        label: impl AsRef<str>,
+        make: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<Retained<T>, E> {
         Self::build_under(Owner::or_overflow(Self::register(parent, label.as_ref())), make)
     }
 
@@ -125,7 +158,10 @@ impl<T> Retained<T> {
         make: impl FnOnce() -> T,
     ) -> Result<Retained<T>> {
         let owner = Self::register(parent, label.as_ref())?;
-        Ok(Self::build_under(owner, make))
+        match Self::build_under(owner, || Ok::<T, Infallible>(make())) {
+            Ok(item) => Ok(item),
+            Err(never) => match never {},
+        }
     }
 
     fn register(parent: Owner, label: &str) -> Result<Owner> {
@@ -145,17 +181,20 @@ impl<T> Retained<T> {
         Ok(Owner::from_parts(id, generation))
     }
 
-    fn build_under(owner: Owner, make: impl FnOnce() -> T) -> Retained<T> {
-        // Retires the item's owner if `make` panics: no `Retained` will, and each such panic
-        // once kept an id registered for good (an agent whose tool calls panic would fill
-        // the registry).
+    fn build_under<E>(
+        owner: Owner,
+        make: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<Retained<T>, E> {
+        // Retires the item's owner if `make` panics or fails: no `Retained` will, and each
+        // such panic once kept an id registered for good (an agent whose tool calls panic
+        // would fill the registry).
         let mut guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
-        let value = owner.in_scope(make);
+        let value = owner.in_scope(make)?;
         guard.0 = None;
         if owner == Owner::overflow() {
             OVERFLOW_ITEMS.fetch_add(1, Relaxed);
         }
-        Retained { value: ManuallyDrop::new(value), owner }
+        Ok(Retained { value: ManuallyDrop::new(value), owner })
     }
 
     /// The item is gone (dropped or taken apart): one fewer that [`top`] cannot list.

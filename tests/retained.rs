@@ -586,3 +586,39 @@ fn serializing_items_charges_the_output_to_the_caller() {
     assert_eq!(live(caller), body.capacity() as u64);
     drop((body, history));
 }
+
+/// `build_fallible`: an `Ok` is an item of the value's type (`top` names the value's type, not
+/// the `Result`'s), an `Err` retires the item's owner, and the error's bytes, allocated under
+/// that owner, stay in the parent's figures until the error is dropped.
+#[test]
+fn a_fallible_build_keeps_the_value_or_returns_the_error() {
+    let _g = serial();
+    let parent = Owner::named("fallible_tools");
+    let parsed = Retained::build_fallible(parent, "ok", || -> Result<Vec<u8>, String> {
+        Ok(Vec::with_capacity(1000))
+    })
+    .unwrap();
+    assert_eq!(parsed.live_bytes(), 1000);
+    let top = retained::top(10);
+    assert_eq!(find(&top, "ok").type_name, "alloc::vec::Vec<u8>");
+
+    let failed = Retained::build_fallible(parent, "failed", || -> Result<Vec<u8>, String> {
+        let _partial = Vec::<u8>::with_capacity(4000); // freed as the closure returns
+        Err(String::with_capacity(300))
+    });
+    let error = failed.unwrap_err();
+    assert_eq!(error.capacity(), 300);
+    assert_eq!(live(parent), 1000 + 300, "the item and the error");
+    assert!(retained::top(10).iter().all(|i| i.label != "failed"));
+    let open_items = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("fallible_tools/") && !o.retired)
+        .count();
+    assert_eq!(open_items, 1, "only the Ok item's owner is live");
+    drop(error);
+    assert_eq!(live(parent), 1000);
+    drop(parsed);
+    assert_eq!(live(parent), 0);
+    parent.retire().unwrap();
+}
