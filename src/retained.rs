@@ -6,11 +6,12 @@
 //! retires its owner.
 
 use crate::error::Result;
-use crate::owner::{Owner, OwnerScope};
+use crate::owner::{InOwner, Owner, OwnerScope};
 use crate::registry::{self, ItemMeta};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -142,6 +143,85 @@ impl<T> Retained<T> {
         Self::build_under(Owner::or_overflow(Self::register(parent, label.as_ref())), make)
     }
 
+    /// Like [`Retained::build`], for a value an async computation makes (a tool call that
+    /// fetches a page, a subprocess read to its end): the item's owner is current in every
+    /// poll of `make`, on whichever thread polls it (see [`InOwner`](crate::InOwner)). The
+    /// item is registered when this is called; dropping the returned future before it
+    /// finishes (a cancelled tool call) retires the item's owner, as a panic in `make` does.
+    ///
+    /// ```
+    /// use heapscope::{Owner, Retained};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+    /// #             return v;
+    /// #         }
+    /// #     }
+    /// # }
+    /// let tools = Owner::named("tool_results");
+    /// let page = block_on(Retained::build_async(tools, "GET /docs", async { "<html>".repeat(100) }));
+    /// assert_eq!(page.len(), 600);
+    /// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
+    /// assert_eq!(page.live_bytes(), 600);
+    /// # }
+    /// ```
+    pub fn build_async(
+        parent: Owner,
+        label: impl AsRef<str>,
+        make: impl Future<Output = T>,
+    ) -> impl Future<Output = Retained<T>> {
+        let building =
+            Self::build_fallible_async(parent, label, async { Ok::<T, Infallible>(make.await) });
+        async move {
+            match building.await {
+                Ok(item) => item,
+                Err(never) => match never {},
+            }
+        }
+    }
+
+    /// [`Retained::build_async`] for a computation that can fail, as
+    /// [`Retained::build_fallible`]: an `Err` is returned and the item's owner retired.
+    ///
+    /// # Errors
+    /// `make`'s error.
+    ///
+    /// ```
+    /// use heapscope::{Owner, Retained};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let waker = std::task::Waker::noop();
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+    /// #             return v;
+    /// #         }
+    /// #     }
+    /// # }
+    /// let tools = Owner::named("tool_results");
+    /// let fetch = async { Err::<String, _>("connection refused".to_string()) };
+    /// let failed = block_on(Retained::build_fallible_async(tools, "GET /docs", fetch));
+    /// assert_eq!(failed.unwrap_err(), "connection refused");
+    /// ```
+    pub fn build_fallible_async<E>(
+        parent: Owner,
+        label: impl AsRef<str>,
+        make: impl Future<Output = std::result::Result<T, E>>,
+    ) -> impl Future<Output = std::result::Result<Retained<T>, E>> {
+        let owner = Owner::or_overflow(Self::register(parent, label.as_ref()));
+        // Made now, so that a future dropped before its first poll retires the owner too.
+        let guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
+        async move {
+            // The whole guard moves in (its field alone, `Copy`, would be copied and the guard
+            // dropped, retiring the owner, when this function returns).
+            let mut guard = guard;
+            let value = make.in_owner(owner).await?;
+            guard.0 = None;
+            Ok(Self::adopt(owner, value))
+        }
+    }
+
     /// Like [`Retained::build`], but reports a registry that is full or a stale parent.
     ///
     /// # Errors
@@ -191,10 +271,15 @@ impl<T> Retained<T> {
         let mut guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
         let value = owner.in_scope(make)?;
         guard.0 = None;
+        Ok(Self::adopt(owner, value))
+    }
+
+    /// The item of `value`, made under `owner`.
+    fn adopt(owner: Owner, value: T) -> Retained<T> {
         if owner == Owner::overflow() {
             OVERFLOW_ITEMS.fetch_add(1, Relaxed);
         }
-        Ok(Retained { value: ManuallyDrop::new(value), owner })
+        Retained { value: ManuallyDrop::new(value), owner }
     }
 
     /// The item is gone (dropped or taken apart): one fewer that [`top`] cannot list.

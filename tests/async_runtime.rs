@@ -400,3 +400,66 @@ fn a_span_created_inside_an_owner_leaves_nothing_charged_to_it_once_closed() {
     assert_eq!((session_live, call_live), (0, 500), "(session, call) after the span closed");
     drop(output);
 }
+
+/// `Retained::build_async`: a tool call's output made by a task, with the item's owner current
+/// in every poll on whichever worker: 1 001 bytes before the task waits, 2 002 after, all the
+/// item's, none the spawning task's.
+#[test]
+fn an_item_built_by_an_async_tool_call_holds_what_every_poll_allocated() {
+    let rt = runtime(2);
+    let tools = Owner::named("rt_async_tools");
+    let session = Owner::named("rt_async_session");
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let task = rt.spawn(
+        async move {
+            heapscope::Retained::build_async(tools, "fetch", async move {
+                let head = black_box(vec![1u8; 1_001]);
+                go_rx.await.unwrap();
+                yield_once().await;
+                (head, black_box(vec![2u8; 2_002]), Owner::current())
+            })
+            .await
+        }
+        .in_owner(session),
+    );
+    go_tx.send(()).unwrap();
+    let item = rt.block_on(task).unwrap();
+    assert_eq!(item.2, item.owner(), "the item's owner was current in the last poll");
+    assert_eq!((item.live_bytes(), item.owner().stats().live_blocks), (3_003, 2));
+    assert_eq!(tools.stats().live_bytes, 3_003);
+    assert_eq!(session.stats().live_bytes, 0, "the spawning task holds nothing");
+    let listed = heapscope::retained::top(100);
+    let listed = listed.iter().find(|i| i.label == "fetch").expect("listed by top");
+    assert!(listed.type_name.starts_with("(alloc::vec::Vec<u8>"), "{}", listed.type_name);
+    drop(item);
+    assert_eq!(tools.stats().live_bytes, 0);
+}
+
+/// A tool call cancelled while it waits (its task aborted), and one whose building future is
+/// dropped before its first poll: both items' owners are retired and hold nothing; the
+/// cancelled call's 1 001 bytes were freed as the item's.
+#[test]
+fn a_cancelled_async_build_retires_its_item() {
+    let rt = runtime(2);
+    let tools = Owner::named("rt_cancelled_tools");
+    let (started_tx, started_rx) = oneshot::channel::<()>();
+    let task = rt.spawn(heapscope::Retained::build_async(tools, "hangs", async move {
+        let head = black_box(vec![1u8; 1_001]);
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await;
+        head
+    }));
+    started_rx.blocking_recv().unwrap();
+    assert_eq!(tools.stats().live_bytes, 1_001, "held by the item while it waits");
+    task.abort();
+    assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    drop(heapscope::Retained::build_async(tools, "never polled", async { vec![0u8; 10] }));
+    let open: Vec<_> = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("rt_cancelled_tools/") && !o.retired)
+        .collect();
+    assert!(open.is_empty(), "items left live: {open:?}");
+    let stats = tools.stats();
+    assert_eq!((stats.live_bytes, stats.total_bytes), (0, 1_001));
+}
