@@ -13,6 +13,9 @@
 //! writer (the release store and the acquiring compare-and-swap order the two writers).
 //! Threads that find no free slot, and threads already past their exit, count in one shared
 //! slot with atomic read-modify-writes: slower, equally exact.
+//! A thread that took a slot too late in its exit for the destructor to run (see
+//! [`reclaim_slot`]) leaves it taken; a later thread that finds no slot free takes it again
+//! once the kernel no longer knows the thread.
 //!
 //! # The fast path's one comparison
 //! Counting an allocation or a free for a top-level owner is the counters' plain adds and one
@@ -88,7 +91,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
+    AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
 };
 
 pub(crate) use crate::registry::{MAX_DEPTH, MAX_OWNERS, NO_PARENT, OVERFLOW, PROCESS, ROOT};
@@ -291,8 +294,14 @@ static SHARED_SLOT: Slot = Slot::new();
 /// not zero: 256 KiB of the binary, of which only the pages of owners used by a thread's
 /// first allocation (or after its exit) are ever touched.
 static TRAP: Slot = Slot { counts: [const { Counts::looking() }; MAX_OWNERS] };
-static SLOT_TAKEN: [AtomicBool; MAX_THREAD_SLOTS] =
-    [const { AtomicBool::new(false) }; MAX_THREAD_SLOTS];
+/// Who holds each slot: 0 when free, else the holder's [`exit_hook::holder`] (process and
+/// thread id on Linux), by which a slot whose thread is gone without handing it back is found
+/// and taken again (see [`reclaim_slot`]).
+static SLOT_HOLDER: [AtomicU64; MAX_THREAD_SLOTS] = [const { AtomicU64::new(0) }; MAX_THREAD_SLOTS];
+/// Where the next look for a slot to take again starts (see [`reclaim_slot`]).
+static RECLAIM_CURSOR: AtomicUsize = AtomicUsize::new(0);
+/// How many slots a thread that finds none free looks at for one whose thread is gone.
+const RECLAIM_LOOKS: usize = 8;
 /// One past the highest slot ever taken: readers sum no further.
 static SLOTS_HIGH: AtomicUsize = AtomicUsize::new(0);
 pub(crate) static OWNERS: [OwnerCell; MAX_OWNERS] = [const { OwnerCell::new() }; MAX_OWNERS];
@@ -871,19 +880,24 @@ fn take_slot_if_unassigned() -> Option<*const Counts> {
 
 /// Gives this thread a slot of its own (or the shared one) and remembers it.
 fn take_slot() -> usize {
-    let mut taken = SHARED;
-    for (i, flag) in SLOT_TAKEN.iter().enumerate() {
-        if !flag.load(Relaxed) && flag.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
-            if exit_hook::register(i) {
-                // `SeqCst`: a scope this thread enters is counted in row `i` of `SCOPES`,
-                // which `open_scopes` must then scan (see `pin`).
-                SLOTS_HIGH.fetch_max(i.wrapping_add(1), SeqCst);
-                taken = i;
-            } else {
-                // Without a way to hear of this thread's exit the slot would be lost for good.
-                flag.store(false, Release);
-            }
+    let me = exit_hook::holder();
+    let mut claimed = None;
+    for (i, holder) in SLOT_HOLDER.iter().enumerate() {
+        if holder.load(Relaxed) == 0 && holder.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+            claimed = Some((i, holder));
             break;
+        }
+    }
+    let mut taken = SHARED;
+    if let Some((i, holder)) = claimed.or_else(|| reclaim_slot(me)) {
+        if exit_hook::register(i) {
+            // `SeqCst`: a scope this thread enters is counted in row `i` of `SCOPES`,
+            // which `open_scopes` must then scan (see `pin`).
+            SLOTS_HIGH.fetch_max(i.wrapping_add(1), SeqCst);
+            taken = i;
+        } else {
+            // Without a way to hear of this thread's exit the slot would be lost for good.
+            holder.store(0, Release);
         }
     }
     // `try_with` cannot fail for a const thread-local without destructor; ignoring is fine.
@@ -904,10 +918,51 @@ fn release_slot(index: usize) {
         s.base.set(trap_base());
         s.current.set(counts_in(s.base.get(), s.owner.get()));
     });
-    if let Some(flag) = SLOT_TAKEN.get(index) {
-        flag.store(false, Release);
+    if let Some(holder) = SLOT_HOLDER.get(index) {
+        holder.store(0, Release);
     }
 }
+
+/// No slot is free: looks at up to [`RECLAIM_LOOKS`] slots, from where the last look
+/// stopped, for one whose thread is gone without handing it back, and takes it as `me`.
+///
+/// A thread hands its slot back from a `pthread` key destructor, which glibc calls in at most
+/// `PTHREAD_DESTRUCTOR_ITERATIONS` (4) rounds: a thread whose first allocation comes in the
+/// last round, from another key's destructor, registers that destructor too late for it to
+/// run, and its slot stays taken after it exits. 300 such threads took all 256 slots, after
+/// which every new thread counted in the shared slot for the rest of the process
+/// (`tests/thread_slots_exit.rs`). A slot is taken again only once the kernel no longer knows
+/// its thread ([`exit_hook::gone`]), when no more of its code runs: its counts stay in the
+/// slot, continued by the new holder as after a hand-back. Its last stores come before its
+/// exit, and the kernel reports it gone only after that exit: both sides cross into the
+/// kernel, which orders them on the hardware (outside the language's model: there is no
+/// release store of the gone thread's to pair with this `Acquire`).
+///
+/// Costs a thread that finds no slot free up to 8 `tgkill` calls with signal 0, once, at its
+/// first allocation: in a process with more than 256 threads alive, every thread past them.
+fn reclaim_slot(me: u64) -> Option<(usize, &'static AtomicU64)> {
+    for _ in 0..RECLAIM_LOOKS {
+        let i = RECLAIM_CURSOR.fetch_add(1, Relaxed) & (MAX_THREAD_SLOTS - 1);
+        let holder = SLOT_HOLDER.get(i)?;
+        let seen = holder.load(Acquire);
+        if seen != 0
+            && exit_hook::gone(seen)
+            && holder.compare_exchange(seen, me, AcqRel, Relaxed).is_ok()
+        {
+            return Some((i, holder));
+        }
+    }
+    None
+}
+const _: () = assert!(MAX_THREAD_SLOTS.is_power_of_two());
+/// For tests: how many thread slots are taken, and whether the calling thread counts in a slot
+/// of its own (it has allocated, and found a slot free). Not part of the API.
+#[doc(hidden)]
+pub fn __thread_slots_for_tests() -> (usize, bool) {
+    let taken = SLOT_HOLDER.iter().filter(|holder| holder.load(Acquire) != 0).count();
+    (taken, STATE.with(|s| s.slot.get()) < MAX_THREAD_SLOTS)
+}
+
 #[cfg(unix)]
 mod exit_hook {
     //! Hears of thread exit through a `pthread` key destructor, which needs no allocation
@@ -944,6 +999,43 @@ mod exit_hook {
         }
     }
 
+    /// The calling thread as a slot's holder: its process id and thread id, never 0.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    pub(super) fn holder() -> u64 {
+        // SAFETY: `getpid` and `gettid` take nothing and cannot fail.
+        let (pid, tid) = unsafe { (libc::getpid(), libc::syscall(libc::SYS_gettid)) };
+        (u64::from(pid as u32) << 32) | u64::from(tid as u32)
+    }
+
+    /// Whether the thread that took a slot as `holder` is gone: a thread of this process
+    /// that the kernel no longer knows. A holder from before a `fork` is never gone in the
+    /// child (the thread that forked lives on there under another id, still counting in the
+    /// slot); nor is a thread id the kernel has given to a new thread of this process since.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    pub(super) fn gone(holder: u64) -> bool {
+        let (pid, tid) = ((holder >> 32) as libc::pid_t, holder as u32 as libc::pid_t);
+        // SAFETY: `getpid` takes nothing and cannot fail.
+        if tid <= 0 || pid != unsafe { libc::getpid() } {
+            return false;
+        }
+        // SAFETY: signal 0 sends nothing: the call only asks whether thread `tid` of process
+        // `pid` exists.
+        let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) };
+        sent != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+
+    /// Elsewhere (and under Miri) a holder is not told apart: a slot whose thread is gone
+    /// without handing it back stays taken.
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    pub(super) fn holder() -> u64 {
+        1
+    }
+
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    pub(super) fn gone(_holder: u64) -> bool {
+        false
+    }
+
     /// Arranges for `release_slot(index)` when the calling thread exits.
     pub(super) fn register(index: usize) -> bool {
         let Some(key) = key() else { return false };
@@ -958,6 +1050,14 @@ mod exit_hook {
 mod exit_hook {
     //! No portable exit hook without allocating: every thread counts in the shared slot.
     pub(super) fn register(_index: usize) -> bool {
+        false
+    }
+
+    pub(super) fn holder() -> u64 {
+        1
+    }
+
+    pub(super) fn gone(_holder: u64) -> bool {
         false
     }
 }

@@ -158,6 +158,9 @@ pub use artifacts::{write_private, WrittenFile};
 pub use bundle::{capture, Bundle, CaptureOptions, HeapProfile, Manifest, Skipped, PRIVACY_NOTICE};
 #[doc(hidden)]
 pub use clock::__step_wall_clock_for_tests;
+#[cfg(feature = "enabled")]
+#[doc(hidden)]
+pub use counters::__thread_slots_for_tests;
 pub use error::{Error, Result};
 pub use limits::CgroupMemory;
 #[doc(hidden)]
