@@ -165,6 +165,11 @@ impl Owner {
     ///
     /// A retired owner's handle enters the [overflow owner](Owner::overflow) instead.
     ///
+    /// A scope dropped before a scope entered after it (possible only by moving scopes) ends
+    /// once every scope entered after it has ended, however many wait so at once: the thread
+    /// then comes back to the owner current before it. Past eight waiting at once on a
+    /// thread, they are kept in a list charged to `heapscope.internal`.
+    ///
     /// Do not hold a scope across an `.await`: it is the *thread's* current owner, so while
     /// the task is suspended every other task the thread polls (on a single-threaded
     /// executor, or a `LocalSet`, where the scope's `!Send` does not stop it) allocates as
@@ -364,11 +369,18 @@ impl Drop for OwnerScope {
                 // once looked in order, the outer one restored its previous owner while the
                 // inner was open, and the inner one then waited for good, keeping its id.
                 let early = EarlyDrop { previous: self.previous, pin: self.pin, depth: self.depth };
-                // Past the table's room (or during thread exit) the pin stays for good, as a
-                // scope's that is never dropped.
+                // Past the table's room, in a list of the thread's (see `SPILLED`). Where
+                // neither can keep it (during thread exit, once the list is gone) the pin stays
+                // for good, as a scope's that is never dropped.
                 let _ = SCOPES.try_with(|scopes| {
-                    if let Some(free) = scopes.early.iter().find(|slot| slot.get().is_none()) {
-                        free.set(Some(early));
+                    let kept = match scopes.early.iter().find(|slot| slot.get().is_none()) {
+                        Some(free) => {
+                            free.set(Some(early));
+                            true
+                        }
+                        None => spill(early),
+                    };
+                    if kept {
                         scopes.taken.set(scopes.taken.get().saturating_add(1));
                     }
                 });
@@ -405,8 +417,9 @@ const EARLY_DROP_SLOTS: usize = 8;
 /// open is kept with the thread's current owner: `counters::scope_depth`).
 #[cfg(feature = "enabled")]
 struct Scopes {
-    /// How many `early` slots are taken: zero but after a misuse.
-    taken: Cell<u8>,
+    /// How many scopes dropped early wait, in `early` and in [`SPILLED`]: zero but after a
+    /// misuse.
+    taken: Cell<u32>,
     early: [Cell<Option<EarlyDrop>>; EARLY_DROP_SLOTS],
 }
 
@@ -420,23 +433,73 @@ thread_local! {
     };
 }
 
+#[cfg(feature = "enabled")]
+thread_local! {
+    /// Scopes dropped early past the fixed table's room, in no order. Until 2026-12-05 the
+    /// ninth such scope open at once on a thread was not kept anywhere: it never ended, so
+    /// the thread stayed in its owner with no scope open (everything it allocated afterwards
+    /// charged there), and that id and the eight in the table were kept from reuse for good
+    /// (`tests/it/scopes.rs`). Touched only then: a thread that never drops nine scopes out of
+    /// order never allocates it (nor registers its destructor).
+    static SPILLED: std::cell::RefCell<Vec<EarlyDrop>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// Keeps a scope dropped early in [`SPILLED`]; `false` when it cannot (during thread exit,
+/// once the list is gone, or when its room cannot grow).
+#[cfg(feature = "enabled")]
+fn spill(early: EarlyDrop) -> bool {
+    SPILLED
+        .try_with(|spilled| {
+            let Ok(mut spilled) = spilled.try_borrow_mut() else { return false };
+            // The list's growth is heapscope's bookkeeping, not the owner's that is current.
+            // Entered and ended here directly: ending an `OwnerScope` would look for scopes
+            // dropped early, in this list, which is borrowed.
+            let (previous, depth) =
+                crate::counters::open_scope(crate::counters::tag_of(registry::INTERNAL));
+            let room = spilled.try_reserve(1).is_ok();
+            crate::counters::close_scope(previous, depth);
+            if room {
+                spilled.push(early);
+            }
+            room
+        })
+        .unwrap_or(false)
+}
+
+/// The scope dropped early at `depth`, taken out of [`SPILLED`].
+#[cfg(feature = "enabled")]
+fn unspill(depth: u32) -> Option<EarlyDrop> {
+    SPILLED
+        .try_with(|spilled| {
+            let mut spilled = spilled.try_borrow_mut().ok()?;
+            let at = spilled.iter().position(|e| e.depth == depth)?;
+            Some(spilled.swap_remove(at))
+        })
+        .ok()
+        .flatten()
+}
+
 /// A scope has ended and made the scope outside it innermost: if that one was dropped early,
 /// it ends now, and so on outwards. So `a.enter(); b.enter();` dropped as `a`, then `b`,
 /// leaves the thread where it was before `a`, with both ids free for reuse.
 #[cfg(feature = "enabled")]
 fn end_early_drops() {
     let _ = SCOPES.try_with(|scopes| {
-        for _ in 0..scopes.taken.get() {
+        while scopes.taken.get() > 0 {
             let innermost = crate::counters::scope_depth();
-            let Some(slot) =
-                scopes.early.iter().find(|slot| slot.get().is_some_and(|e| e.depth == innermost))
-            else {
-                return;
+            let early = match scopes
+                .early
+                .iter()
+                .find(|slot| slot.get().is_some_and(|e| e.depth == innermost))
+            {
+                Some(slot) => slot.take(),
+                None => unspill(innermost),
             };
-            if let Some(early) = slot.take() {
-                scopes.taken.set(scopes.taken.get().saturating_sub(1));
-                end_scope(early.previous, early.pin, early.depth);
-            }
+            let Some(early) = early else { return };
+            scopes.taken.set(scopes.taken.get().saturating_sub(1));
+            end_scope(early.previous, early.pin, early.depth);
         }
     });
 }

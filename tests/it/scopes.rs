@@ -361,3 +361,48 @@ fn a_hundred_thousand_nested_scopes_charge_the_innermost_and_unwind_to_root() {
     a.retire().unwrap();
     b.retire().unwrap();
 }
+
+/// Scopes dropped out of order on one thread, many at once: nine (one more than the thread's
+/// fixed table of scopes dropped early) and 200, each dropped while the scopes entered after
+/// it are open, then the innermost. The thread must come back to where it was, the owners
+/// must not receive what it allocates afterwards, and their ids must be free once retired.
+#[test]
+fn many_scopes_dropped_out_of_order_end_where_they_started() {
+    for n in [9, crate::scaled(200, 20)] {
+        let before = Owner::current();
+        let owners: Vec<Owner> =
+            (0..n).map(|i| Owner::named(format!("sc_many_ooo_{n}_{i}"))).collect();
+        let top = Owner::named(format!("sc_many_ooo_{n}_top"));
+        let mut scopes: Vec<_> = owners.iter().map(|o| o.enter()).collect();
+        let top_scope = top.enter();
+        // Outer first: each is dropped while the scopes entered after it are open.
+        for scope in scopes.drain(..) {
+            drop(scope);
+        }
+        assert_eq!(Owner::current(), top, "n = {n}: the innermost scope is still open");
+        drop(top_scope);
+        let after = Owner::current();
+        let v = black_box(vec![0u8; 999]);
+        let charged: Vec<String> = owners
+            .iter()
+            .filter(|o| nums(**o) != (0, 0, 0, 0))
+            .map(|o| format!("{} {:?}", o.name(), nums(*o)))
+            .collect();
+        drop(v);
+        let mut pinned = Vec::new();
+        for o in owners.iter().chain([&top]) {
+            let name = o.name();
+            o.retire().unwrap();
+            // Retired holding nothing and with no scope open: its id is freed at once.
+            if o.name() != "heapscope.stale" {
+                pinned.push(name);
+            }
+        }
+        assert_eq!(
+            (after.name(), charged, pinned),
+            (before.name(), vec![], vec![]),
+            "n = {n}: (owner current after every scope was dropped, owners charged with the \
+             999 bytes allocated then, ids kept from reuse after retirement)"
+        );
+    }
+}
