@@ -9,6 +9,10 @@
 //! round). Each thread here does exactly that, one after another, 300 times: more than the
 //! 256 slots. Every thread started afterwards must still find a slot of its own, and the
 //! late threads' counts must stay exact.
+//!
+//! First, 300 threads whose first allocation comes from a Rust thread-local's destructor:
+//! glibc runs those (`__cxa_thread_atexit_impl`) before any key destructor, so heapscope's
+//! exit hook, registered there, still runs, and each gives its slot back at once.
 #![cfg(all(feature = "enabled", target_os = "linux"))]
 
 heapscope::install!();
@@ -66,21 +70,51 @@ extern "C" fn start(_: *mut libc::c_void) -> *mut libc::c_void {
     std::ptr::null_mut()
 }
 
+struct AllocatesOnDrop;
+
+impl Drop for AllocatesOnDrop {
+    fn drop(&mut self) {
+        let owner = *OWNER.get().expect("owner made before the threads");
+        let kept = owner.in_scope(|| {
+            drop(black_box(vec![0u8; FREED]));
+            black_box(vec![0u8; KEPT])
+        });
+        *HANDED.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+    }
+}
+
+thread_local! {
+    static ON_DROP: AllocatesOnDrop = const { AllocatesOnDrop };
+}
+
+/// A thread that allocates nothing of its own: it only touches a thread-local whose
+/// destructor allocates.
+extern "C" fn start_tls(_: *mut libc::c_void) -> *mut libc::c_void {
+    ON_DROP.with(|_| ());
+    std::ptr::null_mut()
+}
+
 /// Runs one late thread to its end. Returns whether it counted in a slot of its own.
 fn run_late_thread() -> bool {
+    run_thread(start);
+    OWN_SLOT.load(Relaxed)
+}
+
+/// Runs a thread of `routine` to its end and frees the block it kept.
+fn run_thread(routine: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void) {
     let mut thread: libc::pthread_t = 0;
     // SAFETY: `thread` is a valid out-pointer, null attributes are the defaults, and `start`
     // has the start routine's signature and ignores its argument.
-    let created =
-        unsafe { libc::pthread_create(&mut thread, std::ptr::null(), start, std::ptr::null_mut()) };
+    let created = unsafe {
+        libc::pthread_create(&mut thread, std::ptr::null(), routine, std::ptr::null_mut())
+    };
     assert_eq!(created, 0, "pthread_create");
     // SAFETY: `thread` was created joinable above and is joined once.
     let joined = unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
     assert_eq!(joined, 0, "pthread_join");
-    let kept = HANDED.lock().unwrap().take().expect("the last destructor round allocated");
+    let kept = HANDED.lock().unwrap().take().expect("the destructor allocated");
     assert_eq!(kept.len(), KEPT);
     drop(black_box(kept));
-    OWN_SLOT.load(Relaxed)
 }
 
 #[test]
@@ -93,6 +127,19 @@ fn threads_first_allocating_in_the_last_destructor_round_leave_slots_for_later_t
     // SAFETY: `key` is a valid out-pointer and `late` has the destructor's signature.
     assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(late)) }, 0);
     KEY.set(key).expect("set once");
+
+    let (taken_before_tls, _) = heapscope::__thread_slots_for_tests();
+    for _ in 0..THREADS {
+        run_thread(start_tls);
+    }
+    let (taken_after_tls, _) = heapscope::__thread_slots_for_tests();
+    let n = THREADS as u64;
+    let total = n * (FREED + KEPT) as u64;
+    assert_eq!(nums(owner.stats()), (0, 0, total, 2 * n), "thread-local destructors' counts");
+    assert_eq!(
+        taken_after_tls, taken_before_tls,
+        "slots taken after {THREADS} threads first allocating in a thread-local's destructor"
+    );
 
     let (taken_before, _) = heapscope::__thread_slots_for_tests();
     let mut with_own_slot = 0;
@@ -119,9 +166,7 @@ fn threads_first_allocating_in_the_last_destructor_round_leave_slots_for_later_t
     );
 
     // The late threads' counts are exact, wherever they counted.
-    let n = THREADS as u64;
-    let total = n * (FREED + KEPT) as u64;
-    assert_eq!(nums(owner.stats()), (0, 0, total, 2 * n), "late threads' counts");
+    assert_eq!(nums(owner.stats()), (0, 0, 2 * total, 4 * n), "late threads' counts");
 
     assert!(
         fresh_has_own_slot,
