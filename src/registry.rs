@@ -554,6 +554,7 @@ impl Registry {
     }
 
     /// Every registered id with its entry (live and retired), in id order.
+    #[cfg_attr(not(feature = "enabled"), allow(dead_code))]
     pub(crate) fn all(&self) -> Vec<(u16, Entry)> {
         self.entries
             .iter()
@@ -576,6 +577,25 @@ impl Registry {
                 self.is_ancestor(id, d).then_some((d, e.absorbed))
             })
             .collect()
+    }
+
+    /// Every live (not retired) retained item's id, entry and metadata, in id order, read in
+    /// place: what lists items ranks them here without copying the registry.
+    pub(crate) fn live_items(&self) -> impl Iterator<Item = (u16, &Entry, &ItemMeta)> {
+        (0..ids_high()).filter_map(|id| {
+            let e = self.entry(id).filter(|e| !e.retired)?;
+            Some((id, e, e.item.as_ref()?))
+        })
+    }
+
+    /// Exact live bytes of `id` and its descendants: its own counters when it has no
+    /// children (most items), else one cut over its subtree.
+    #[cfg(feature = "enabled")]
+    pub(crate) fn live_bytes(&self, id: u16) -> u64 {
+        match self.entry(id) {
+            Some(e) if e.children == 0 => crate::counters::read_own(id).live_bytes(),
+            _ => self.subtree_live(id),
+        }
     }
 
     /// Exact live bytes of `id` and its descendants.
