@@ -1140,7 +1140,7 @@ fn slots_in_use() -> impl Iterator<Item = usize> {
 ///
 /// The slots are listed again for the frees: a thread that took its slot after the first
 /// pass may have freed blocks whose allocations were read in it.
-fn read_cut(ids: &[u16], raws: &mut [Raw]) {
+pub(crate) fn read_cut(ids: &[u16], raws: &mut [Raw]) {
     for (raw, &id) in raws.iter_mut().zip(ids) {
         slots_in_use().for_each(|slot| raw.add_allocations(counts_at(slot, id as usize)));
     }

@@ -202,7 +202,7 @@ fn start_owners(r: &mut crate::registry::Registry) -> (Vec<StartOwner>, u64) {
     let mut owners = Vec::with_capacity(entries.len());
     let mut top_live = 0u64;
     for (id, e) in entries.iter().filter(|(id, _)| *id != PROCESS) {
-        let raw = subtree.get(id).copied().unwrap_or_default();
+        let raw = subtree.get(*id).copied().unwrap_or_default();
         let stats = crate::stats::OwnerStats::from_raw(&raw, 0);
         // Top-level as a snapshot's entry is (no parent): under the process, or under an id
         // not registered.
@@ -297,7 +297,7 @@ impl PeakWindow {
         if let Some(key) = self.key.take() {
             return crate::registry::with(|r| {
                 let owners = r
-                    .all()
+                    .all_refs()
                     .into_iter()
                     .map(|(id, e)| {
                         let owner = OwnerKey { id, generation: e.generation };

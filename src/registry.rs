@@ -553,13 +553,13 @@ impl Registry {
             .unwrap_or(1)
     }
 
-    /// Every registered id with its entry (live and retired), in id order.
+    /// Every registered id with its entry (live and retired), in id order, read in place.
     #[cfg_attr(not(feature = "enabled"), allow(dead_code))]
-    pub(crate) fn all(&self) -> Vec<(u16, Entry)> {
+    pub(crate) fn all_refs(&self) -> Vec<(u16, &Entry)> {
         self.entries
             .iter()
             .enumerate()
-            .filter_map(|(id, e)| e.as_ref().map(|e| (id as u16, e.clone())))
+            .filter_map(|(id, e)| Some((id as u16, e.as_ref()?)))
             .collect()
     }
 
@@ -676,7 +676,8 @@ mod tests {
             let next = format!("unit_renamed (retired #{})", r.next_retired + 1);
             let (live, _) = r.get_or_register(PROCESS, &next).unwrap();
             let (new, _) = r.get_or_register(PROCESS, "unit_renamed").unwrap();
-            let paths: Vec<String> = r.all().into_iter().map(|(_, e)| e.path).collect();
+            let paths: Vec<String> =
+                r.all_refs().into_iter().map(|(_, e)| e.path.clone()).collect();
             assert_eq!(paths.iter().filter(|p| **p == next).count(), 1, "{paths:?}");
             assert_eq!(r.entry(live).map(|e| e.path.as_str()), Some(next.as_str()));
             assert_eq!(r.entry(new).map(|e| e.path.as_str()), Some("unit_renamed"));

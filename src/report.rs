@@ -12,7 +12,6 @@ use crate::procfs::{self, ChildProcess};
 use crate::retained::{self, ItemInfo};
 use crate::snapshot::{OwnerEntry, Snapshot};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -367,8 +366,12 @@ impl Report {
             }
         }
         let limits = read_limits(options, &mut warnings);
-        let owners = owners_section(&snapshot, allocator.as_ref(), process.as_ref());
-        if !snapshot.tracking {
+        let tracking = snapshot.tracking;
+        let overflow =
+            snapshot.owner(crate::registry::OVERFLOW_NAME).map_or(0, |o| o.stats.live_bytes);
+        // The snapshot is consumed: its names move into the tree rather than being copied.
+        let owners = owners_section(snapshot, allocator.as_ref(), process.as_ref());
+        if !tracking {
             warnings.push(
                 "owner tracking is off (the `enabled` feature, or heapscope's allocator, is \
                  missing): owner numbers are empty"
@@ -380,8 +383,6 @@ impl Report {
         // every item (4 200 items with 4 096 owners: 109 larger than any listed, unmentioned).
         let unlisted = retained::overflow_items();
         if unlisted > 0 {
-            let overflow =
-                snapshot.owner(crate::registry::OVERFLOW_NAME).map_or(0, |o| o.stats.live_bytes);
             warnings.push(format!(
                 "{unlisted} retained items are not listed: built when the owner registry was \
                  full (or their parent was retired), they have no owner of their own and count \
@@ -717,16 +718,19 @@ fn pressure(options: &ReportOptions, limits: &Limits, process: Option<&ProcessIn
 }
 
 fn owners_section(
-    snapshot: &Snapshot,
+    mut snapshot: Snapshot,
     allocator: Option<&AllocatorStats>,
     process: Option<&ProcessInfo>,
 ) -> OwnersSection {
     let tracked = snapshot.total.live_bytes;
     let resident = allocator.map(|a| a.resident).or_else(|| process.and_then(|p| p.rss_bytes));
-    let tree = depth_first(&snapshot.owners)
-        .into_iter()
-        .map(|(depth, entry)| OwnerLine {
-            name: entry.name.clone(),
+    let order = depth_first(&snapshot.owners);
+    let mut tree = Vec::with_capacity(order.len());
+    for (depth, i) in order {
+        let Some(entry) = snapshot.owners.get_mut(i) else { continue };
+        tree.push(OwnerLine {
+            // Moved: each owner is listed once, and the snapshot is dropped after.
+            name: std::mem::take(&mut entry.name),
             depth,
             live_bytes: entry.stats.live_bytes,
             live_blocks: entry.stats.live_blocks,
@@ -735,8 +739,8 @@ fn owners_section(
             total_blocks: entry.stats.total_blocks,
             share: if tracked == 0 { 0.0 } else { entry.stats.live_bytes as f64 / tracked as f64 },
             retired: entry.retired,
-        })
-        .collect();
+        });
+    }
     OwnersSection {
         tracked_live_bytes: tracked,
         tracked_peak_bytes: snapshot.total.peak_bytes,
@@ -745,41 +749,89 @@ fn owners_section(
     }
 }
 
-/// The owners to show, each with its depth, in depth-first order: every owner right after its
-/// parent, siblings by name. Sorting full names is not depth-first: `cache-l2` sorts between
-/// `cache` and `cache/item#1`, since '-' (like ' ', '#', '.') is below '/'.
+/// The owners to show, each with its depth and its index in `owners`, in depth-first order:
+/// every owner right after its parent, siblings by name. Sorting full names is not
+/// depth-first: `cache-l2` sorts between `cache` and `cache/item#1`, since '-' (like ' ',
+/// '#', '.') is below '/'.
 ///
 /// An owner that never allocated, or a retired one that holds nothing, is left out with its
 /// subtree: an owner's numbers include its children's, so the children never allocated or hold
 /// nothing either. An owner whose parent is not listed counts as top-level.
-fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, &OwnerEntry)> {
-    let index: HashMap<&str, usize> =
-        owners.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); owners.len()];
-    let mut top_level = Vec::new();
-    for (i, owner) in owners.iter().enumerate() {
-        match owner.parent.as_deref().and_then(|p| index.get(p)) {
-            Some(&parent) if parent != i => children[parent].push(i),
-            _ => top_level.push(i),
+///
+/// Works in a few bytes per owner: `owners` is sorted by name, as a snapshot's are (a parent
+/// is found by binary search, and each owner's children, gathered in `owners`' order, are in
+/// name order), so no map of names and no list per owner is built (with 4 000 owners they
+/// cost about 300 KB, at the moment memory is scarce). Unsorted owners (a snapshot edited by
+/// hand) are sorted by index first.
+fn depth_first(owners: &[OwnerEntry]) -> Vec<(usize, usize)> {
+    let n = owners.len();
+    let sorted = owners.windows(2).all(|w| w[0].name <= w[1].name);
+    // Indices in name order: the owners themselves when sorted.
+    let by_name: Vec<u32> = if sorted {
+        Vec::new()
+    } else {
+        let mut v: Vec<u32> = (0..n as u32).collect();
+        v.sort_by(|&a, &b| owners[a as usize].name.cmp(&owners[b as usize].name));
+        v
+    };
+    let nth = |k: usize| if sorted { k } else { by_name[k] as usize };
+    let find = |name: &str| {
+        let at = |k: usize| owners[nth(k)].name.as_str();
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match at(mid).cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(nth(mid)),
+            }
+        }
+        None
+    };
+    // Each owner's parent's index (`u32::MAX` at the top level), then the children of each
+    // owner as one list with offsets (`start[p]..start[p + 1]`), in name order.
+    const TOP: u32 = u32::MAX;
+    let mut parent: Vec<u32> = vec![TOP; n];
+    let mut start: Vec<u32> = vec![0; n + 2];
+    for k in 0..n {
+        let i = nth(k);
+        if let Some(p) = owners[i].parent.as_deref().and_then(find).filter(|&p| p != i) {
+            parent[i] = p as u32;
+            start[p + 2] += 1;
         }
     }
-    let by_name = |a: &usize, b: &usize| owners[*a].name.cmp(&owners[*b].name);
-    top_level.sort_by(by_name);
-    for siblings in &mut children {
-        siblings.sort_by(by_name);
+    for p in 2..n + 2 {
+        start[p] += start[p - 1];
     }
+    let mut children: Vec<u32> = vec![0; start[n + 1] as usize];
+    let mut top_level = Vec::new();
+    for k in 0..n {
+        let i = nth(k);
+        match parent[i] {
+            TOP => top_level.push(i as u32),
+            p => {
+                let slot = &mut start[p as usize + 1];
+                children[*slot as usize] = i as u32;
+                *slot += 1;
+            }
+        }
+    }
+    // Now `start[p]..start[p + 1]` are `p`'s children.
+    drop(parent);
     // Holding bytes, or not retired and allocated at some time.
     let shown = |o: &OwnerEntry| o.stats.live_bytes > 0 || (o.stats.total_bytes > 0 && !o.retired);
     let mut order = Vec::new();
     // Reversed, so that the stack pops siblings in name order. Each owner has one parent, so
     // the walk from the top level reaches every owner at most once.
-    let mut stack: Vec<(usize, usize)> = top_level.iter().rev().map(|&i| (0, i)).collect();
+    let mut stack: Vec<(usize, u32)> = top_level.iter().rev().map(|&i| (0, i)).collect();
     while let Some((depth, i)) = stack.pop() {
+        let i = i as usize;
         if !shown(&owners[i]) {
             continue;
         }
-        order.push((depth, &owners[i]));
-        stack.extend(children[i].iter().rev().map(|&child| (depth + 1, child)));
+        order.push((depth, i));
+        let kids = &children[start[i] as usize..start[i + 1] as usize];
+        stack.extend(kids.iter().rev().map(|&child| (depth + 1, child)));
     }
     order
 }
