@@ -170,6 +170,28 @@ fn check_existing_dir(dir: &Path, meta: &fs::Metadata) -> Result<()> {
 /// links, synced), which is then hard-linked to the final name (failing if anything exists
 /// there), removed, and the directory synced. On any failure nothing appears under `name`.
 pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<WrittenFile> {
+    match write_new_streamed(dir, name, u64::MAX, |out| out.write_all(contents))? {
+        Some(written) => Ok(written),
+        // A slice holds at most `isize::MAX` bytes, under the limit.
+        None => Err(Error::Io {
+            path: dir.join(name),
+            action: "write",
+            kind: std::io::ErrorKind::FileTooLarge,
+            message: "over the size limit".to_owned(),
+        }),
+    }
+}
+
+/// [`write_new`] of what `write` writes, streamed to the temporary file through a small buffer
+/// and hashed on the way, so that a large file (a report listing thousands of owners, a heap
+/// profile) is never held in memory whole. `Ok(None)` when `write` would have written more than
+/// `max_bytes`: nothing past that is written, and nothing appears under `name`.
+pub(crate) fn write_new_streamed(
+    dir: &Path,
+    name: &str,
+    max_bytes: u64,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Option<WrittenFile>> {
     if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
         return Err(Error::UnsafePath { path: dir.join(name), reason: "is not a plain file name" });
     }
@@ -181,27 +203,46 @@ pub(crate) fn write_new(dir: &Path, name: &str, contents: &[u8]) -> Result<Writt
         });
     }
     let temp = temp_name(dir);
-    let result = write_temp(&temp, contents)
-        .and_then(|()| fs::hard_link(&temp, &target).map_err(|e| io_error(&target, "publish", &e)));
+    let written = write_temp(&temp, max_bytes, write);
+    let result = match written {
+        Ok(Some(sink)) => fs::hard_link(&temp, &target)
+            .map(|()| Some(sink))
+            .map_err(|e| io_error(&target, "publish", &e)),
+        other => other,
+    };
     // The temporary name goes away whether or not the file was published.
     let _ = fs::remove_file(&temp);
-    result?;
+    let Some((bytes, sha256)) = result? else { return Ok(None) };
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(WrittenFile {
-        name: name.to_owned(),
-        bytes: contents.len() as u64,
-        sha256: format!("{:x}", Sha256::digest(contents)),
-    })
+    Ok(Some(WrittenFile { name: name.to_owned(), bytes, sha256 }))
 }
 
 /// Replaces `dir/name` (a file of ours in our private directory) atomically: temporary file,
 /// sync, rename over it, sync the directory.
 pub(crate) fn replace(dir: &Path, name: &std::ffi::OsStr, contents: &[u8]) -> Result<()> {
+    replace_streamed(dir, name, |out| out.write_all(contents))
+}
+
+/// [`replace`] with what `write` writes, streamed to the temporary file through a small buffer
+/// (a pressure dump's full report is never held in memory whole).
+pub(crate) fn replace_streamed(
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let temp = temp_name(dir);
-    let result = write_temp(&temp, contents).and_then(|()| {
-        fs::rename(&temp, dir.join(name)).map_err(|e| io_error(&dir.join(name), "replace", &e))
+    let result = write_temp(&temp, u64::MAX, write).and_then(|written| match written {
+        Some(_) => {
+            fs::rename(&temp, dir.join(name)).map_err(|e| io_error(&dir.join(name), "replace", &e))
+        }
+        None => Err(Error::Io {
+            path: temp.clone(),
+            action: "write",
+            kind: std::io::ErrorKind::FileTooLarge,
+            message: "over the size limit".to_owned(),
+        }),
     });
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -245,8 +286,42 @@ fn temp_name(dir: &Path) -> PathBuf {
     dir.join(format!(".heapscope-{}-{:x}.tmp", std::process::id(), nonce()))
 }
 
-/// Creates `temp` exclusively (0600, not following links), writes `contents` and syncs it.
-fn write_temp(temp: &Path, contents: &[u8]) -> Result<()> {
+/// A file being written: through an 8 KiB buffer, counted and hashed on the way, refusing to
+/// grow past a limit.
+struct Sink {
+    file: std::io::BufWriter<File>,
+    hasher: Sha256,
+    written: u64,
+    max_bytes: u64,
+    over: bool,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = self.written.saturating_add(buf.len() as u64);
+        if end > self.max_bytes {
+            self.over = true;
+            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "over the limit"));
+        }
+        let n = self.file.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        self.written = self.written.saturating_add(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Creates `temp` exclusively (0600, not following links), writes what `write` writes and
+/// syncs it: its size and SHA-256 (lowercase hex), or `None` when `write` went past
+/// `max_bytes`.
+fn write_temp(
+    temp: &Path,
+    max_bytes: u64,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Option<(u64, String)>> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -254,9 +329,23 @@ fn write_temp(temp: &Path, contents: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     }
-    let mut file: File = options.open(temp).map_err(|e| io_error(temp, "create", &e))?;
-    file.write_all(contents).map_err(|e| io_error(temp, "write", &e))?;
-    file.sync_all().map_err(|e| io_error(temp, "sync", &e))
+    let file: File = options.open(temp).map_err(|e| io_error(temp, "create", &e))?;
+    let mut sink = Sink {
+        file: std::io::BufWriter::with_capacity(8 << 10, file),
+        hasher: Sha256::new(),
+        written: 0,
+        max_bytes,
+        over: false,
+    };
+    let wrote = write(&mut sink).and_then(|()| sink.flush());
+    if sink.over {
+        return Ok(None);
+    }
+    wrote.map_err(|e| io_error(temp, "write", &e))?;
+    let Sink { file, hasher, written, .. } = sink;
+    let file = file.into_inner().map_err(|e| io_error(temp, "write", e.error()))?;
+    file.sync_all().map_err(|e| io_error(temp, "sync", &e))?;
+    Ok(Some((written, format!("{:x}", hasher.finalize()))))
 }
 
 /// A value that differs between calls and processes, for temporary names.
