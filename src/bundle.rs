@@ -191,7 +191,33 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     let dir = fresh_bundle_dir(&root)?;
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    let mut used = 0u64;
+
+    // A bundle without its report is no bundle: refuse it (past the cap, or unwritable), and
+    // leave no empty directory. Nor is one without its README (the privacy notice): the report
+    // leaves room for it and the manifest, as a profile does (a cap that held the report alone
+    // once gave a bundle of `report.json` and nothing saying what it contains). Streamed to
+    // the file: the report was made one string first, 2.5 MB above what heapscope held with
+    // 4 000 owners where the report itself peaked at 1.0 MB (`tests/diag_memory.rs`).
+    let report = Report::capture_with(&options.report);
+    let room = options.max_bytes.saturating_sub(DESCRIPTION_ROOM);
+    let written =
+        artifacts::write_new_streamed(&dir, "report.json", room, |out| report.write_json(out));
+    let mut used = match written {
+        Ok(Some(written)) => {
+            let bytes = written.bytes;
+            files.push(written);
+            bytes
+        }
+        failed => {
+            let _ = std::fs::remove_dir(&dir);
+            let mut counted = ByteCount(0);
+            let _ = report.write_json(&mut counted);
+            let too_big =
+                Error::BundleCapTooSmall { max_bytes: options.max_bytes, report_bytes: counted.0 };
+            return Err(failed.err().unwrap_or(too_big));
+        }
+    };
+    drop(report);
     // Writes a file if it fits under the cap with `keep_free` bytes still left after it.
     let mut write = |name: &str,
                      contents: &[u8],
@@ -221,20 +247,6 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         files.push(written);
         Ok(true)
     };
-
-    let report = Report::capture_with(&options.report).to_json();
-    // A bundle without its report is no bundle: refuse it (past the cap, or unwritable), and
-    // leave no empty directory. Nor is one without its README (the privacy notice): the report
-    // leaves room for it and the manifest, as a profile does (a cap that held the report alone
-    // once gave a bundle of `report.json` and nothing saying what it contains).
-    let written =
-        write("report.json", report.as_bytes(), DESCRIPTION_ROOM, &mut files, &mut skipped);
-    if !matches!(written, Ok(true)) {
-        let _ = std::fs::remove_dir(&dir);
-        let report_bytes = report.len() as u64;
-        let too_big = Error::BundleCapTooSmall { max_bytes: options.max_bytes, report_bytes };
-        return Err(written.err().unwrap_or(too_big));
-    }
 
     // A profile is written only if the manifest and the README (with the privacy notice)
     // still fit after it: under a cap that held the report and the profile but not them, the
@@ -273,6 +285,20 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
         manifest: manifest(&files, &skipped),
         privacy_notice: PRIVACY_NOTICE,
     })
+}
+
+/// Counts what is written to it, keeping nothing: a report's size without its text.
+struct ByteCount(u64);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Bytes the report and a heap profile leave free under the cap for `manifest.json` and
