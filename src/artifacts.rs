@@ -219,6 +219,46 @@ pub(crate) fn write_new_streamed(
     Ok(Some(WrittenFile { name: name.to_owned(), bytes, sha256 }))
 }
 
+/// Publishes the complete file `source` (ours, 0600, in a private directory on the same file
+/// system as `dir`) as `dir/name` by a hard link, never replacing or following anything at
+/// `dir/name`, after reading it once through a buffer for its size and SHA-256 and syncing
+/// it. Neither read into memory whole nor copied: a heap profile's dump grows with the process,
+/// and on a tmpfs a copy would be memory too.
+pub(crate) fn publish_file(dir: &Path, name: &str, source: &Path) -> Result<WrittenFile> {
+    use std::io::Read;
+    if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+        return Err(Error::UnsafePath { path: dir.join(name), reason: "is not a plain file name" });
+    }
+    let target = dir.join(name);
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let mut file = options.open(source).map_err(|e| io_error(source, "open", &e))?;
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(source, "read", &e)),
+        };
+        hasher.update(buf.get(..n).unwrap_or_default());
+        bytes = bytes.saturating_add(n as u64);
+    }
+    file.sync_all().map_err(|e| io_error(source, "sync", &e))?;
+    fs::hard_link(source, &target).map_err(|e| io_error(&target, "publish", &e))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(WrittenFile { name: name.to_owned(), bytes, sha256: format!("{:x}", hasher.finalize()) })
+}
+
 /// Replaces `dir/name` (a file of ours in our private directory) atomically: temporary file,
 /// sync, rename over it, sync the directory.
 pub(crate) fn replace(dir: &Path, name: &std::ffi::OsStr, contents: &[u8]) -> Result<()> {

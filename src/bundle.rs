@@ -4,7 +4,7 @@
 
 use crate::artifacts::{self, WrittenFile};
 use crate::error::{Error, Result};
-use crate::profiling;
+use crate::profiling::{self, FileContents};
 use crate::report::{Report, ReportOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -220,12 +220,23 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     drop(report);
     // Writes a file if it fits under the cap with `keep_free` bytes still left after it.
     let mut write = |name: &str,
-                     contents: &[u8],
+                     contents: &FileContents,
                      keep_free: u64,
                      files: &mut Vec<WrittenFile>,
                      skipped: &mut Vec<Skipped>|
      -> Result<bool> {
-        let needed = used.saturating_add(contents.len() as u64).saturating_add(keep_free);
+        let len = match contents {
+            FileContents::Bytes(bytes) => bytes.len() as u64,
+            FileContents::File(path) => std::fs::metadata(path)
+                .map_err(|e| Error::Io {
+                    path: path.clone(),
+                    action: "inspect",
+                    kind: e.kind(),
+                    message: e.to_string(),
+                })?
+                .len(),
+        };
+        let needed = used.saturating_add(len).saturating_add(keep_free);
         if needed > options.max_bytes {
             let kept = if keep_free == 0 {
                 String::new()
@@ -235,14 +246,18 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
             skipped.push(Skipped {
                 name: name.to_owned(),
                 reason: format!(
-                    "{} bytes would exceed the bundle cap of {} bytes{kept}",
-                    contents.len(),
+                    "{len} bytes would exceed the bundle cap of {} bytes{kept}",
                     options.max_bytes
                 ),
             });
             return Ok(false);
         }
-        let written = artifacts::write_new(&dir, name, contents)?;
+        let written = match contents {
+            FileContents::Bytes(bytes) => artifacts::write_new(&dir, name, bytes)?,
+            // Linked into the bundle (the scratch directory is inside it), read once for its
+            // hash: never read whole into memory, nor copied.
+            FileContents::File(path) => artifacts::publish_file(&dir, name, path)?,
+        };
         used += written.bytes;
         files.push(written);
         Ok(true)
@@ -265,14 +280,14 @@ pub fn capture(options: &CaptureOptions) -> Result<Bundle> {
     };
     // After report.json, failures are recorded rather than returned: the bundle stays useful.
     // The README first (it carries the privacy notice), then the manifest, which lists it.
-    let readme = readme(&manifest(&files, &skipped));
-    if let Err(e) = write("README.txt", readme.as_bytes(), 0, &mut files, &mut skipped) {
+    let readme = FileContents::Bytes(readme(&manifest(&files, &skipped)).into_bytes());
+    if let Err(e) = write("README.txt", &readme, 0, &mut files, &mut skipped) {
         skipped.push(Skipped { name: "README.txt".to_owned(), reason: e.to_string() });
     }
     let on_disk = manifest(&files, &skipped);
     let written =
         serde_json::to_vec_pretty(&on_disk).map_err(|e| e.to_string()).and_then(|contents| {
-            write("manifest.json", &contents, 0, &mut files, &mut skipped)
+            write("manifest.json", &FileContents::Bytes(contents), 0, &mut files, &mut skipped)
                 .map_err(|e| e.to_string())
         });
     if let Err(reason) = written {
@@ -333,7 +348,7 @@ fn fresh_bundle_dir(root: &Path) -> Result<PathBuf> {
 fn heap_profile(
     dir: &Path,
     pprof: bool,
-    write: &mut dyn FnMut(&str, &[u8]) -> Result<bool>,
+    write: &mut dyn FnMut(&str, &FileContents) -> Result<bool>,
 ) -> HeapProfile {
     // jemalloc writes its dump itself (following links, mode 0644): give it a directory only
     // this process has seen.
@@ -345,7 +360,18 @@ fn heap_profile(
         };
     }
     let taken = profiling::take(&scratch, pprof);
+    // The scratch directory (jemalloc's dump, which the bundle copies) goes once the files
+    // are written.
+    let outcome = write_profile(taken, write);
     let _ = std::fs::remove_dir_all(&scratch);
+    outcome
+}
+
+/// Writes the files of a profile `taken` with `write`; what went wrong is in the outcome.
+fn write_profile(
+    taken: profiling::Taken,
+    write: &mut dyn FnMut(&str, &FileContents) -> Result<bool>,
+) -> HeapProfile {
     match taken {
         profiling::Taken::Unavailable { reason, fix } => HeapProfile::Unavailable { reason, fix },
         profiling::Taken::Files { backend, files, mut notes } => {

@@ -199,8 +199,16 @@ pub use dhat_backend::{start_dhat, stop_dhat};
 
 /// A profile taken for a bundle: files to write, or why there are none.
 pub(crate) enum Taken {
-    Files { backend: &'static str, files: Vec<(&'static str, Vec<u8>)>, notes: Vec<String> },
+    Files { backend: &'static str, files: Vec<(&'static str, FileContents)>, notes: Vec<String> },
     Unavailable { reason: String, fix: String },
+}
+
+/// A profile file's contents: in memory, or a file in the scratch directory that the bundle
+/// copies from (jemalloc's own dump, which holds a record per sampled stack and the process's
+/// whole memory map, is never read into memory whole).
+pub(crate) enum FileContents {
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
 }
 
 /// Takes a profile with whichever backend [`status`] names. `scratch` is a fresh private
@@ -249,14 +257,14 @@ pub(crate) fn take(scratch: &std::path::Path, pprof: bool) -> Taken {
                 );
             } else {
                 match jemalloc_backend::to_pprof(&raw) {
-                    Ok(pprof) => files.push(("heap.pb.gz", pprof)),
+                    Ok(pprof) => files.push(("heap.pb.gz", FileContents::Bytes(pprof))),
                     Err(e) => notes.push(format!(
                         "heap.pb.gz was not written: the dump could not be converted ({e}); \
                          jemalloc.heap can still be read with jeprof"
                     )),
                 }
             }
-            files.push(("jemalloc.heap", raw));
+            files.push(("jemalloc.heap", FileContents::File(raw)));
             Taken::Files { backend: "jemalloc", files, notes }
         }
         ProfilingStatus::Unavailable { reason, fix } => Taken::Unavailable { reason, fix },
@@ -446,8 +454,14 @@ mod jemalloc_backend {
 
     /// Dumps jemalloc's profile into `scratch` (a fresh private directory: jemalloc creates
     /// the file itself, following links and with mode 0644, so only a directory nobody else
-    /// can enter keeps it private) and returns its contents.
-    pub(super) fn dump(scratch: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    /// can enter keeps it private), makes it 0600 and returns its path. Not its contents: the
+    /// dump holds a record per sampled stack and the process's whole memory map
+    /// (`/proc/self/maps`), so it grows with the process, and it was once read whole into
+    /// memory (and skipped afterwards if it exceeded the bundle's cap), at the moment a
+    /// capture under pressure could least afford it.
+    pub(super) fn dump(
+        scratch: &std::path::Path,
+    ) -> std::result::Result<std::path::PathBuf, String> {
         let path = scratch.join("jemalloc.heap");
         // jemalloc copies the name into a PATH_MAX + 1 buffer: refuse longer ones before.
         if path.as_os_str().len() >= 4096 {
@@ -461,16 +475,23 @@ mod jemalloc_backend {
         // SAFETY: `prof.dump` takes a `const char *` file name; `c_path` outlives the call.
         unsafe { raw::write::<*const std::ffi::c_char>(b"prof.dump\0", c_path.as_ptr()) }
             .map_err(|e| format!("jemalloc's prof.dump to {} failed: {e}", path.display()))?;
-        let raw = std::fs::read(&path)
-            .map_err(|e| format!("reading jemalloc's dump {} failed: {e}", path.display()));
-        let _ = std::fs::remove_file(&path);
-        raw
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| format!("making jemalloc's dump {} private failed: {e}", path.display()),
+            )?;
+        }
+        Ok(path)
     }
 
-    /// Converts a raw jemalloc dump to a gzipped pprof protobuf, symbolised in-process.
+    /// Converts a raw jemalloc dump (the file at `raw`, read line by line) to a gzipped
+    /// pprof protobuf, symbolised in-process.
     #[cfg(feature = "jemalloc-profiling")]
-    pub(super) fn to_pprof(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
-        let profile = pprof_util::parse_jeheap(raw, mappings::MAPPINGS.as_deref())
+    pub(super) fn to_pprof(raw: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+        let file = std::fs::File::open(raw).map_err(|e| e.to_string())?;
+        let reader = std::io::BufReader::new(file);
+        let profile = pprof_util::parse_jeheap(reader, mappings::MAPPINGS.as_deref())
             .map_err(|e| e.to_string())?;
         let pprof = profile.to_pprof(("inuse_space", "bytes"), ("space", "bytes"), None);
         // Symbolising parses the binary's debug information into a process-wide cache (tens
@@ -481,7 +502,7 @@ mod jemalloc_backend {
     }
 
     #[cfg(not(feature = "jemalloc-profiling"))]
-    pub(super) fn to_pprof(_raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    pub(super) fn to_pprof(_raw: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
         Err("the pprof converter is part of heapscope's `jemalloc-profiling` feature".to_owned())
     }
 }
@@ -509,11 +530,13 @@ mod jemalloc_backend {
         Err(unavailable(reason, fix))
     }
 
-    pub(super) fn dump(_scratch: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    pub(super) fn dump(
+        _scratch: &std::path::Path,
+    ) -> std::result::Result<std::path::PathBuf, String> {
         Err(why().0)
     }
 
-    pub(super) fn to_pprof(_raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    pub(super) fn to_pprof(_raw: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
         Err(why().0)
     }
 }
@@ -638,7 +661,10 @@ mod dhat_backend {
             Err(e) => notes.push(format!("the next dhat session could not start: {e}")),
         }
         match contents {
-            Some(json) => Taken::Files { backend: "dhat", files: vec![(FILE, json)], notes },
+            Some(json) => {
+                let files = vec![(FILE, super::FileContents::Bytes(json))];
+                Taken::Files { backend: "dhat", files, notes }
+            }
             None => Taken::Unavailable {
                 reason: "dhat did not write its profile (see its message on standard error)"
                     .to_owned(),
