@@ -366,8 +366,24 @@ mod jemalloc_backend {
     }
 
     /// Whether jemalloc serves this thread's allocations: its per-thread allocated counter
-    /// moves when a block is allocated through the global allocator.
+    /// moves when a block is allocated through the global allocator. Probed once per process
+    /// (the global allocator does not change): the probe is a 64 KiB block, and `status` runs
+    /// at every capture, the one under memory pressure too.
     fn jemalloc_is_global() -> bool {
+        use std::sync::atomic::AtomicU8;
+        // 0: not probed yet, 1: jemalloc is global, 2: it is not.
+        static PROBED: AtomicU8 = AtomicU8::new(0);
+        match PROBED.load(Relaxed) {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        let global = probe_jemalloc_is_global();
+        PROBED.store(if global { 1 } else { 2 }, Relaxed);
+        global
+    }
+
+    fn probe_jemalloc_is_global() -> bool {
         let Ok(counter) = tikv_jemalloc_ctl::thread::allocatedp::read() else {
             // Without the counter (statistics compiled out) assume the common case.
             return true;
