@@ -9,7 +9,9 @@
 //! 2. the full report, replacing that file atomically (`collection_complete: true`), keeping
 //!    phase 1's figures as the ones taken at the moment of pressure;
 //!
-//! then the program's callbacks run and a `tracing` event is emitted (feature `tracing`).
+//! then the program's `on_pressure` callbacks run and a `tracing` event is emitted (feature
+//! `tracing`). The `on_pressure_check` callbacks run at every check that finds `high` or
+//! `critical`, after the dump if there is one, whether or not the cap or cooldown allowed one.
 //! Dumps per session are capped (default 3) and spaced by a cooldown (default 30 s), which a
 //! rise from `high` to `critical` does not wait for; a dump's slot is reserved before anything is written, so concurrent triggers cannot exceed the cap,
 //! and a failed write still uses its slot.
@@ -28,6 +30,8 @@ use std::time::{Duration, Instant};
 
 /// Callback run after a dump, with the level and the full report.
 type Callback = Box<dyn Fn(PressureLevel, &Report) + Send + Sync>;
+/// Callback run at every check that finds `high` or `critical`, dump or not.
+type CheckCallback = Box<dyn Fn(PressureLevel) + Send + Sync>;
 /// A monotonic clock, injectable for tests.
 type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
@@ -59,6 +63,7 @@ pub struct PressureMonitorBuilder {
     cooldown: Duration,
     report: ReportOptions,
     callbacks: Vec<Callback>,
+    check_callbacks: Vec<CheckCallback>,
     clock: Option<Clock>,
     background: bool,
     bundle_on_critical: Option<CaptureOptions>,
@@ -116,11 +121,65 @@ impl PressureMonitorBuilder {
     /// panics on the monitor's thread, the panic is reported once on standard error and the
     /// monitor keeps running; in a manual check it is passed on to the caller. Either way the
     /// other callbacks still run for that dump.
+    ///
+    /// Only after a dump: at most [`max_dumps`](Self::max_dumps) times a session and once a
+    /// [`cooldown`](Self::cooldown) (with the defaults, a callback ran once in ten checks
+    /// under `critical` a second apart, and never again after the third dump). For relief
+    /// that must go on while the pressure lasts (compacting the history, trimming a cache),
+    /// use [`on_pressure_check`](Self::on_pressure_check).
+    ///
+    /// ```
+    /// use heapscope::{PressureMonitor, ReportOptions};
+    /// let monitor = PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-onp-{}", std::process::id())))
+    ///     .report(ReportOptions::default().budget_bytes(1 << 30))
+    ///     .on_pressure(|level, report| eprintln!("{level}: {:?}", report.suggestions))
+    ///     .manual()
+    ///     .start()?;
+    /// monitor.check_used((1 << 30) / 100 * 99); // critical: a dump, then the callback
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
     pub fn on_pressure(
         mut self,
         f: impl Fn(PressureLevel, &Report) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.push(Box::new(f));
+        self
+    }
+
+    /// Runs `f` at every check that finds `high` or `critical`, whether a dump is written or
+    /// not (the session's cap reached, cooling down), after the dump and its
+    /// [`on_pressure`](Self::on_pressure) callbacks when there is one. It gets the level
+    /// only: it runs every interval while pressure lasts, and a report costs milliseconds
+    /// (call [`report`](crate::report) in it if you need one). Charged, and its panics
+    /// handled, as `on_pressure`'s are.
+    ///
+    /// ```
+    /// use heapscope::{PressureLevel, PressureMonitor, ReportOptions};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let compactions = Arc::new(AtomicUsize::new(0));
+    /// let counter = compactions.clone();
+    /// let monitor = PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-relief-{}", std::process::id())))
+    ///     .report(ReportOptions::default().budget_bytes(1 << 30))
+    ///     .on_pressure_check(move |level| {
+    ///         assert!(level >= PressureLevel::High);
+    ///         counter.fetch_add(1, Ordering::Relaxed); // compact the history here
+    ///     })
+    ///     .manual()
+    ///     .start()?;
+    /// for _ in 0..5 {
+    ///     monitor.check_used((1 << 30) / 100 * 99); // one dump, then cooling down
+    /// }
+    /// monitor.check_used(1 << 20); // normal: not called
+    /// assert_eq!(compactions.load(Ordering::Relaxed), 5);
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// # Ok::<(), heapscope::Error>(())
+    /// ```
+    pub fn on_pressure_check(mut self, f: impl Fn(PressureLevel) + Send + Sync + 'static) -> Self {
+        self.check_callbacks.push(Box::new(f));
         self
     }
 
@@ -252,6 +311,7 @@ impl PressureMonitorBuilder {
             cooldown: self.cooldown,
             clock,
             callbacks: self.callbacks,
+            check_callbacks: self.check_callbacks,
             bundle_on_critical: self.bundle_on_critical,
             session: Mutex::new(Session::default()),
             phase1: Mutex::new(vec![0u8; PHASE1_BYTES]),
@@ -390,6 +450,7 @@ struct Shared {
     cooldown: Duration,
     clock: Clock,
     callbacks: Vec<Callback>,
+    check_callbacks: Vec<CheckCallback>,
     bundle_on_critical: Option<CaptureOptions>,
     session: Mutex<Session>,
     phase1: Mutex<Vec<u8>>,
@@ -477,6 +538,7 @@ impl PressureMonitor {
             cooldown: Duration::from_secs(30),
             report: ReportOptions::default(),
             callbacks: Vec::new(),
+            check_callbacks: Vec::new(),
             clock: None,
             background: true,
             bundle_on_critical: None,
@@ -488,8 +550,9 @@ impl PressureMonitor {
     /// [`Pressure`](crate::report::Pressure) does (a cgroup limit: that cgroup's
     /// `memory.current` less its reclaimable page cache; `MemTotal`: `MemTotal -
     /// MemAvailable`; a budget: the process's RSS);
-    /// dumps on `high` or `critical`. `None` when pressure is below `high`, no limit is known,
-    /// or the usage could not be read.
+    /// dumps on `high` or `critical`, then runs the
+    /// [`on_pressure_check`](PressureMonitorBuilder::on_pressure_check) callbacks. `None` when
+    /// pressure is below `high`, no limit is known, or the usage could not be read.
     pub fn check(&self) -> Option<DumpOutcome> {
         check(&self.shared, None)
     }
@@ -641,11 +704,39 @@ fn check(shared: &Shared, given: Option<u64>) -> Option<DumpOutcome> {
     if !matches!(level, PressureLevel::High | PressureLevel::Critical) {
         return None;
     }
+    // The dump (and its callbacks) first, so it shows the moment before any relief; the
+    // check callbacks run whatever became of it, a panic in either passed on after them.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reserve_and_dump(shared, &limit, level, used)
+    }));
+    let (outcome, mut first_panic) = match outcome {
+        Ok(outcome) => (Some(outcome), None),
+        Err(payload) => (None, Some(payload)),
+    };
+    for callback in &shared.check_callbacks {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(level)));
+        if let Err(payload) = ran {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
+    }
+    outcome
+}
+
+/// Reserves a dump's slot (or says why none) and writes the dump.
+fn reserve_and_dump(
+    shared: &Shared,
+    limit: &EffectiveLimit,
+    level: PressureLevel,
+    used: Usage<'_>,
+) -> DumpOutcome {
     // Reserve the slot before writing anything: concurrent triggers cannot pass the cap.
     let (number, with_bundle) = {
         let mut session = shared.session.lock();
         if session.dumps >= shared.max_dumps {
-            return Some(DumpOutcome::CapReached);
+            return DumpOutcome::CapReached;
         }
         let now = (shared.clock)();
         // The cooldown spaces dumps of one level. A rise from `high` to `critical` is dumped at
@@ -655,7 +746,7 @@ fn check(shared: &Shared, given: Option<u64>) -> Option<DumpOutcome> {
         if !escalated
             && session.last_dump.is_some_and(|last| now.saturating_sub(last) < shared.cooldown)
         {
-            return Some(DumpOutcome::CoolingDown);
+            return DumpOutcome::CoolingDown;
         }
         session.dumps += 1;
         // A bundle on `critical` takes a slot of its own, reserved with the dump's.
@@ -670,7 +761,7 @@ fn check(shared: &Shared, given: Option<u64>) -> Option<DumpOutcome> {
         session.sequence += 1;
         (session.sequence, with_bundle)
     };
-    Some(dump(shared, &limit, level, used, number, with_bundle))
+    dump(shared, limit, level, used, number, with_bundle)
 }
 
 /// The usage a check compared with the limit, and what it is.

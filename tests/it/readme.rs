@@ -133,14 +133,16 @@ fn phases_and_timelines(agent: &mut Agent) -> heapscope::Result<()> {
 #[allow(dead_code, unused_variables, reason = "compiled, not run")]
 #[allow(clippy::redundant_closure, reason = "README writes the closure out, as callers do")]
 fn pressure_monitor() -> heapscope::Result<()> {
-    fn compact_history(_level: heapscope::PressureLevel, _report: &heapscope::Report) {}
+    fn log_pressure(_level: heapscope::PressureLevel, _report: &heapscope::Report) {}
+    fn compact_history(_level: heapscope::PressureLevel) {}
 
     let monitor = heapscope::PressureMonitor::builder()
         .directory("/var/tmp/agent") // dumps in /var/tmp/agent/diagnostics/memory/
         .report(heapscope::ReportOptions::default().budget_bytes(8 << 30))
         .max_dumps(3) // per session (reset_session() starts anew)
         .cooldown(std::time::Duration::from_secs(30))
-        .on_pressure(|level, report| compact_history(level, report))
+        .on_pressure(|level, report| log_pressure(level, report)) // after each dump only
+        .on_pressure_check(|level| compact_history(level)) // at every check while it lasts
         .start()?;
     Ok(())
 }
