@@ -48,6 +48,10 @@ fn warn_inactive() -> bool {
 /// The owner is top-level (`probe:<name>#n`), not a child of the owner current at `start`:
 /// an outer probe does not count what is allocated while an inner one is entered.
 ///
+/// It counts what code run for the first time on this thread keeps for good (tokio's first
+/// `block_on` on a thread keeps 40 bytes of thread-local context): run such code once before
+/// the probe starts.
+///
 /// ```
 /// use heapscope::testing::Probe;
 ///
@@ -216,6 +220,10 @@ impl Drop for GrowthCheck<'_> {
 ///
 /// The block is run in place, not as a closure: its `return` and `?` leave the enclosing
 /// function, and the growth is checked on the way out. A block that panics is not checked.
+///
+/// The owner's growth is everyone's: an owner named by the code under test (`owner!("history")`
+/// is one owner per name in the process) also grows with the other tests running that code at
+/// the same time. Give each test owners of its own.
 ///
 /// ```
 /// let cache = heapscope::Owner::named("growth_doc");
