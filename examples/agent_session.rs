@@ -262,10 +262,10 @@ fn main() {
     for (turn, before, rise) in &compressions {
         println!("  after turn {turn}: history {before} bytes before, peak rise during compression {rise} bytes");
     }
-    heapscope::write_private(&args.out.join("report.json"), report.to_json().as_bytes())
+    heapscope::write_private(args.out.join("report.json"), report.to_json().as_bytes())
         .expect("write report.json");
     let timeline_json = serde_json::to_vec_pretty(&timeline).expect("timeline json");
-    heapscope::write_private(&args.out.join("timeline.json"), &timeline_json)
+    heapscope::write_private(args.out.join("timeline.json"), &timeline_json)
         .expect("write timeline.json");
     println!(
         "wrote {} and {}",

@@ -303,15 +303,26 @@ pub(crate) fn replace_streamed(
 /// [`Error::Io`] when the file cannot be written or renamed into place (a missing directory, a
 /// directory at `path`, a full disk); [`Error::UnsafePath`] when `path` has no file name.
 ///
+/// Takes what [`std::fs::write`] takes: a `PathBuf` or `&str` as well as a `&Path`, and a
+/// `String` or `Vec<u8>` as well as bytes.
+///
 /// ```
 /// let path = std::env::temp_dir().join(format!("heapscope-doc-{}.json", std::process::id()));
 /// heapscope::write_private(&path, b"{}")?;
 /// heapscope::write_private(&path, b"{\"again\": true}")?;
 /// assert_eq!(std::fs::read(&path).unwrap(), b"{\"again\": true}");
+/// // As with std::fs::write: a path built in place, and a String or Vec<u8> body.
+/// let dir = std::env::temp_dir();
+/// heapscope::write_private(dir.join(format!("heapscope-doc-{}.json", std::process::id())), String::from("{}"))?;
+/// assert_eq!(std::fs::read(&path).unwrap(), b"{}");
 /// # std::fs::remove_file(&path).ok();
 /// # Ok::<(), heapscope::Error>(())
 /// ```
-pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+pub fn write_private(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<()> {
+    write_private_impl(path.as_ref(), contents.as_ref())
+}
+
+fn write_private_impl(path: &Path, contents: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::UnsafePath { path: path.to_owned(), reason: "has no file name" })?;
@@ -621,7 +632,7 @@ mod tests {
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["link.json", "timeline.json", "victim"]);
-        assert!(matches!(write_private(&dir.join("no/such.json"), b"x"), Err(Error::Io { .. })));
+        assert!(matches!(write_private(dir.join("no/such.json"), b"x"), Err(Error::Io { .. })));
         fs::remove_dir_all(&dir).ok();
     }
 
