@@ -433,3 +433,34 @@ fn the_copy_is_named_after_the_inner_phase_even_when_it_left_the_reports_list() 
     );
     drop(held);
 }
+
+/// The report's phase line names the owner that rose most, not heapscope's own reading at
+/// the phase's end, which rises in every phase: a compaction whose history rose 1 496 bytes
+/// read "most: heapscope.internal (peak +3.1 KiB)".
+#[test]
+fn the_reports_phase_line_names_the_programs_owner_not_heapscopes_bookkeeping() {
+    let _serial = serial();
+    let history = Owner::named("phase_most_history");
+    let kept = history.in_scope(|| black_box(vec![0u8; 100_000]));
+    {
+        let _phase = heapscope::phase("phase_most_compaction");
+        // A small copy, then most of the history freed: a compaction.
+        let summary = history.in_scope(|| black_box(vec![1u8; 200]));
+        drop(kept);
+        drop(summary);
+    }
+    let record = heapscope::recent_phases()
+        .into_iter()
+        .rev()
+        .find(|p| p.name == "phase_most_compaction")
+        .unwrap();
+    let internal = record.owners.iter().find(|o| o.name == "heapscope.internal").unwrap();
+    assert!(
+        internal.peak_bytes - internal.live_start_bytes > 200,
+        "heapscope's reading rose {} bytes",
+        internal.peak_bytes - internal.live_start_bytes
+    );
+    let text = heapscope::report().to_string();
+    let line = text.lines().find(|l| l.contains("phase_most_compaction")).unwrap();
+    assert!(line.ends_with("most: phase_most_history (peak +200 B)"), "{line}");
+}
