@@ -571,6 +571,45 @@ impl PressureMonitor {
         session.last_level = None;
     }
 
+    /// A report judged as this monitor judges: with the [`ReportOptions`] it was built with
+    /// (its budget, thresholds and roots), where [`report()`](crate::report) uses the
+    /// defaults. With a budget of 4 MiB set on the monitor, `heapscope::report()` still
+    /// measures pressure against the cgroup's limit or `MemTotal`; this one against 4 MiB.
+    ///
+    /// ```
+    /// let monitor = heapscope::PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-report-{}", std::process::id())))
+    ///     .manual()
+    ///     .report(heapscope::ReportOptions::default().budget_bytes(4 << 20))
+    ///     .start()
+    ///     .unwrap();
+    /// let report = monitor.report();
+    /// assert_eq!(report.limits.effective_bytes, Some(4 << 20));
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// ```
+    pub fn report(&self) -> crate::Report {
+        crate::Report::capture_with(&self.shared.report)
+    }
+
+    /// The report options this monitor was built with (see [`report`](Self::report)).
+    ///
+    /// ```
+    /// let options = heapscope::ReportOptions::default().budget_bytes(4 << 20);
+    /// let monitor = heapscope::PressureMonitor::builder()
+    ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-options-{}", std::process::id())))
+    ///     .manual()
+    ///     .report(options)
+    ///     .start()
+    ///     .unwrap();
+    /// let capture = heapscope::CaptureOptions::new(monitor.directory())
+    ///     .report(monitor.report_options().clone());
+    /// # let _ = capture;
+    /// # std::fs::remove_dir_all(monitor.directory().parent().unwrap().parent().unwrap()).ok();
+    /// ```
+    pub fn report_options(&self) -> &ReportOptions {
+        &self.shared.report
+    }
+
     /// The directory dumps go to.
     pub fn directory(&self) -> &Path {
         &self.shared.dir

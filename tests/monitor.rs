@@ -672,6 +672,28 @@ fn the_monitor_compares_each_limit_with_the_usage_it_binds() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `monitor.report()` judges as the monitor does: with a 4 MiB budget (far below this test
+/// process's RSS) its report's effective limit is 4 MiB and its level critical, while
+/// `heapscope::report()`, with the defaults, measures against the machine's or cgroup's limit.
+fn the_monitors_report_uses_its_budget() {
+    let dir = base("own-report");
+    let monitor = PressureMonitor::builder()
+        .directory(&dir)
+        .manual()
+        .report(ReportOptions::default().budget_bytes(4 << 20).process_tree(false))
+        .start()
+        .unwrap();
+    let report = monitor.report();
+    assert_eq!(report.limits.effective_bytes, Some(4 << 20));
+    assert_eq!(report.pressure.level, PressureLevel::Critical, "{:?}", report.pressure);
+    let again = heapscope::Report::capture_with(monitor.report_options());
+    assert_eq!(again.limits.budget_bytes, Some(4 << 20));
+    let default = heapscope::report();
+    assert_ne!(default.limits.effective_bytes, Some(4 << 20));
+    drop(monitor);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn main() {
     phase_one_allocates_nothing();
     two_phase_dumps_cap_and_cooldown();
@@ -691,5 +713,6 @@ fn main() {
     callbacks_allocate_as_the_owner_current_at_the_check();
     a_changed_cgroup_limit_is_followed();
     the_monitor_compares_each_limit_with_the_usage_it_binds();
-    println!("monitor: 18 passed, 0 failed");
+    the_monitors_report_uses_its_budget();
+    println!("monitor: 19 passed, 0 failed");
 }
