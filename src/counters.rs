@@ -1506,7 +1506,10 @@ pub(crate) fn open_scopes(id: u16) -> u32 {
 /// `new_parent`: `live` leaves the published totals of the old ancestors and joins those of
 /// the new ones. Bytes still pending in slots stay with the levels they were counted at,
 /// which the invariant `flushed + Σ pending == live` then keeps for every owner. Exact when
-/// no thread allocates in the subtree during the move.
+/// no thread allocates or frees in the subtree during the move; otherwise each ancestor's
+/// level is left off, for good, by the bytes of every such call that read the parent on the
+/// other side of the re-pointing than the reading of `live` put it (see
+/// `tests::a_move_that_races_an_allocation_leaves_each_parents_level_off_by_that_allocation`).
 pub(crate) fn move_owner(id: u16, old_parent: u16, new_parent: u16, live: u64) {
     let live = live.min(i64::MAX as u64) as i64;
     for (start, delta) in [(old_parent, live.wrapping_neg()), (new_parent, live)] {
@@ -1552,6 +1555,45 @@ mod tests {
     /// Ids no other test registers: the registry hands out the lowest free ids first.
     const CHILD: u16 = (MAX_OWNERS - 1) as u16;
     const PARENT: u16 = (MAX_OWNERS - 2) as u16;
+
+    /// What a `transfer_to` racing an allocation under the item does to the parents' levels
+    /// (`flushed + Σ pending`, what their peaks are raised from), step by step: the move
+    /// reads the item's live bytes (100), another thread allocates 50 more under it while it
+    /// still sees the old parent, then the move takes the 100 it read from the old parent and
+    /// re-points the item, and the 150 are freed under the new parent. Neither parent holds
+    /// anything, yet the old parent's level stays 50 above what it holds and the new parent's
+    /// 50 below, for good: a later 1000-byte block alone in each peaks the old parent at
+    /// 1050 and the new at 950. The bound README states: off by what other threads allocated
+    /// or freed under the item while the move ran, each way. Not fixable in the move alone:
+    /// the allocating thread counts the block before it reads the parent, and the move reads
+    /// the item and re-points it in two steps, so a call that the reading saw may have read
+    /// either parent.
+    #[test]
+    fn a_move_that_races_an_allocation_leaves_each_parents_level_off_by_that_allocation() {
+        const ITEM: u16 = (MAX_OWNERS - 6) as u16;
+        const OLD: u16 = (MAX_OWNERS - 5) as u16;
+        const NEW: u16 = (MAX_OWNERS - 4) as u16;
+        let level =
+            |id: u16| plus_pending(id as usize, masked!(OWNERS, id as usize).flushed.load(SeqCst));
+        std::thread::spawn(move || {
+            masked!(PARENTS, ITEM as usize).store(OLD, Relaxed);
+            let tag = ITEM | CHILD_BIT;
+            charge(tag, 100);
+            let live = read_own(ITEM).live_bytes(); // the move's reading
+            charge(tag, 50); // another thread, still seeing the old parent
+            move_owner(ITEM, OLD, NEW, live);
+            credit(tag, 150); // freed later, under the new parent
+            assert_eq!(read_own(ITEM).live_bytes(), 0);
+            assert_eq!((level(ITEM), level(OLD), level(NEW)), (0, 50, -50));
+            for parent in [OLD, NEW] {
+                charge(parent, 1000);
+                credit(parent, 1000);
+            }
+            assert_eq!((read_peak(OLD), read_peak(NEW)), (1050, 950));
+        })
+        .join()
+        .unwrap();
+    }
 
     /// The trap's pending bytes are shared by every thread without a slot (past 256 threads,
     /// past a thread's exit, every thread off Unix). Next to a block of more than 2 GiB on

@@ -356,12 +356,19 @@ impl<T> Retained<T> {
     /// Moves the item, and all its live bytes, under `new_parent`: from now on `new_parent`'s
     /// stats include it and its old parent's do not.
     ///
-    /// The owners' `live_bytes` are always exact. Their peaks are exact
-    /// when no other thread allocates or frees under the item during the move: a block
-    /// allocated (freed) there meanwhile stays in the old (new) parent's peak bookkeeping
-    /// for good, so a later peak of that parent can read up to that block above anything it
-    /// held, past the usual 64 KiB per thread (a known defect, pinned by an ignored test in
-    /// `tests/retained.rs`: its fix needs the allocation path).
+    /// The owners' `live_bytes` are always exact. Their peaks are exact when no other thread
+    /// allocates or frees under the item during the move. One that does can leave each parent's
+    /// peak bookkeeping off, for good, by what it allocated or freed there while the move ran,
+    /// one way or the other: a block the move did not see but the thread counted under the old
+    /// parent stays in it, so a later peak of the old parent reads that much above anything it
+    /// held and one of the new parent that much below; a block the move saw and moved but the
+    /// thread counted under the new parent does the opposite. 300 moves racing a thread that
+    /// allocates 256 KiB blocks under the item left the old parent's later 64 MiB peak one
+    /// block high in 11 to 27 of them, one block low in 19 to 34 (`tests/retained.rs`, which
+    /// checks the bound). The move alone cannot tell which parent such a block was counted
+    /// under: the allocating thread counts it before it reads the item's parent, and the move
+    /// reads the item and re-points it in two steps, so a call that the reading saw may have
+    /// read either parent.
     ///
     /// # Errors
     /// [`Error::Stale`](crate::Error::Stale) for a retired `new_parent`,
