@@ -11,7 +11,7 @@
 use crate::owner::{Owner, OwnerScope};
 use crate::snapshot::{OwnerKey, Snapshot};
 use crate::stats::OwnerStats;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -30,7 +30,74 @@ fn unique_owner(prefix: &str, name: &str) -> Owner {
         }
         clean.push(c);
     }
-    Owner::named(format!("{prefix}:{clean}#{n}"))
+    let owner = Owner::named(format!("{prefix}:{clean}#{n}"));
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    PRIVATE.lock().push((owner, std::thread::current().id()));
+    owner
+}
+
+/// The owners of probes and checks (made by [`unique_owner`]) still registered, with the thread
+/// that made each: forgotten once retired and holding nothing (a retired owner still holding
+/// bytes stays another test's). Each belongs to the test
+/// running on that thread (libtest runs each test on a thread of its own; a probe cannot leave
+/// its thread), so a [`leak_check`] does not judge those made on other threads, nor their
+/// descendants: run beside another test's check whose body kept an 8-byte key per iteration
+/// under that check's owner, a check of a body that kept nothing judged that owner leaking at
+/// 8.0 bytes/iteration, under a name (`leak_check:#n`) that read as its own.
+static PRIVATE: parking_lot::Mutex<Vec<(Owner, std::thread::ThreadId)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+/// Retires an owner made by [`unique_owner`], then forgets the private owners gone from the
+/// registry (this one, if it held nothing).
+fn retire_private(owner: Owner) {
+    let _ = owner.retire();
+    let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
+    forget_departed(&mut PRIVATE.lock());
+}
+
+/// Forgets the private owners the registry no longer holds (retired and emptied): their ids
+/// may be taken by other owners, under other generations.
+fn forget_departed(private: &mut Vec<(Owner, std::thread::ThreadId)>) {
+    crate::registry::with(|r| {
+        private.retain(|(o, _)| r.any_entry(o.id(), o.generation()).is_ok());
+    });
+}
+
+/// The keys of the private owners alive now that were made on threads other than this one.
+fn other_threads_private_keys() -> Vec<OwnerKey> {
+    let here = std::thread::current().id();
+    let mut private = PRIVATE.lock();
+    forget_departed(&mut private);
+    private
+        .iter()
+        .filter(|(_, thread)| *thread != here)
+        .map(|(o, _)| OwnerKey { id: o.id(), generation: o.generation() })
+        .collect()
+}
+
+/// Whether the owner at `index` of a keyed snapshot, or one of its ancestors, is `hit`.
+/// Ancestors are found by their full names in the same snapshot (an entry's parent is named as
+/// the registry names it at that reading), at most 8 levels.
+fn in_lineage(
+    snap: &Snapshot,
+    keys: &[OwnerKey],
+    index: usize,
+    hit: impl Fn(&OwnerKey) -> bool,
+) -> bool {
+    let mut at = Some(index);
+    for _ in 0..8 {
+        let Some(i) = at else { return false };
+        if keys.get(i).is_some_and(&hit) {
+            return true;
+        }
+        at = snap.owners.get(i).and_then(|o| o.parent.as_deref()).and_then(|parent| {
+            snap.owners
+                .binary_search_by(|o| o.name.as_str().cmp(parent))
+                .ok()
+                .or_else(|| snap.owners.iter().position(|o| o.name == parent))
+        });
+    }
+    false
 }
 
 fn warn_inactive() -> bool {
@@ -124,7 +191,7 @@ impl Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         drop(self.scope.take());
-        let _ = self.owner.retire();
+        retire_private(self.owner);
     }
 }
 
@@ -470,7 +537,11 @@ impl fmt::Display for LeakReport {
 /// check), so growth the body does not attribute anywhere on the calling thread still shows.
 /// Another thread that has entered no owner allocates in `root`, which is not judged: enter
 /// an owner there. Other threads' owners are observed too: run leak checks in
-/// a test process of their own, or give every test unique owner names. Use at least 6
+/// a test process of their own, or give every test unique owner names. Probes and checks
+/// started on other threads are not judged, nor their descendants: each belongs to the test
+/// on that thread (libtest runs each test on a thread of its own), and another test's check
+/// whose body kept 8 bytes an iteration under its own owner was reported here as leaking
+/// (`leak_check:#n`, a name that read as this check's). Use at least 6
 /// iterations (each third needs two samples), at least three times the period of a leak that
 /// does not happen every iteration, and a warm-up that fills caches (one still filling in the
 /// last third is judged leaking). Growth only by a collection's capacity doubling is seldom
@@ -509,8 +580,17 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     // `snapshot::OwnerKey`): an item moved by `transfer_to`, or a retired owner renamed when its
     // name was taken, keeps one series; a name retired and registered again is two owners.
     let mut series: HashMap<OwnerKey, (String, Vec<u64>)> = HashMap::new();
+    // Other threads' (tests') probes and checks, with their descendants: seen private at any
+    // sample, left out (one registered just before a sample is seen with nothing yet, then
+    // private). One whose whole life fell between two samples is judged, retired: nothing is
+    // charged to a retired owner, so it is never leaking.
+    let mut others: HashSet<OwnerKey> = HashSet::new();
     let mut record = |(snap, keys): &(Snapshot, Vec<OwnerKey>), sample: usize| {
-        for (o, key) in snap.owners.iter().zip(keys) {
+        let private = other_threads_private_keys();
+        for (index, (o, key)) in snap.owners.iter().zip(keys).enumerate() {
+            if !private.is_empty() && in_lineage(snap, keys, index, |k| private.contains(k)) {
+                others.insert(*key);
+            }
             let (name, s) = series.entry(*key).or_insert_with(|| (o.name.clone(), vec![0; sample]));
             name.clone_from(&o.name);
             s.resize(sample, 0);
@@ -544,8 +624,10 @@ pub fn leak_check(warmup: usize, iterations: usize, mut body: impl FnMut(usize))
     }
     let mut owners: Vec<OwnerTrend> = series
         .into_iter()
-        .filter(|(_, (name, _))| {
-            name != crate::registry::ROOT_NAME && !name.starts_with("heapscope.")
+        .filter(|(key, (name, _))| {
+            name != crate::registry::ROOT_NAME
+                && !name.starts_with("heapscope.")
+                && !others.contains(key)
         })
         .map(|(key, (name, mut ys))| {
             ys.resize(iterations + 1, 0);
@@ -570,7 +652,7 @@ struct RetireOnDrop(Owner);
 
 impl Drop for RetireOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.retire();
+        retire_private(self.0);
     }
 }
 

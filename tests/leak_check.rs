@@ -329,3 +329,87 @@ fn a_buffer_emptied_every_seven_of_24_is_not_leaking_and_a_small_leak_beside_it_
     buffer.retire().unwrap();
     leak.retire().unwrap();
 }
+
+/// Two tests running at once, as libtest runs them, each with its own check or probe: one
+/// check's body keeps an 8-byte key per iteration under that check's own owner (a cache keyed
+/// by a `format!`ed string, made outside any owner of the tested code), and another test's
+/// probe keeps 16 bytes per iteration. A third check, of a body that keeps nothing, run in
+/// step with both, judged every owner of the process: it reported the other check's owner
+/// leaking at exactly 8.0 bytes/iteration (0 -> 240 bytes over 30 iterations) and the probe's
+/// at 16.0 (0 -> 480), under names (`leak_check:#n`, `probe:…#n`) that read as its own. Run
+/// with `--test-threads=1`, the same test passed. Those owners are another test's: a check
+/// judges its own owner and the rest of the process, not other checks' or probes'.
+#[test]
+fn a_check_does_not_judge_another_tests_check_or_probe() {
+    let _g = serial();
+    const ITERATIONS: usize = 30;
+    // Each iteration: every party waits once before the others' work and once after it, so
+    // each sample of this check sees the other two after exactly as many iterations as it ran.
+    let step = std::sync::Barrier::new(3);
+    let (other, probed, report) = std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            // Sized up front (in root, this thread has entered no owner): the leak is the
+            // boxes alone, 8 bytes each.
+            let mut kept: Vec<Box<u64>> = Vec::with_capacity(ITERATIONS);
+            let report = leak_check(0, ITERATIONS, |i| {
+                step.wait();
+                kept.push(black_box(Box::new(i as u64)));
+                step.wait();
+            });
+            (report, kept)
+        });
+        let probed = s.spawn(|| {
+            let mut kept: Vec<Box<[u64; 2]>> = Vec::with_capacity(ITERATIONS);
+            let probe = Probe::start("other_test");
+            let name = probe.owner().name();
+            for i in 0..ITERATIONS {
+                step.wait();
+                kept.push(black_box(Box::new([i as u64; 2])));
+                step.wait();
+            }
+            let live = probe.stats().live_bytes;
+            drop(probe);
+            (name, live, kept.len())
+        });
+        let report = leak_check(0, ITERATIONS, |_| {
+            step.wait();
+            step.wait();
+        });
+        (other.join().unwrap(), probed.join().unwrap(), report)
+    });
+    let ((other, kept), (probe_name, probe_live, probe_kept)) = (other, probed);
+    assert_eq!(
+        (kept.len(), probe_kept, probe_live),
+        (ITERATIONS, ITERATIONS, 16 * ITERATIONS as u64)
+    );
+    // The other check still judges its own owner: 8 bytes an iteration, 0 -> 240.
+    let own = other.leaking();
+    assert_eq!(own.len(), 1, "{other}");
+    let own = own[0];
+    assert!(own.name.starts_with("leak_check:#"), "{other}");
+    assert_eq!((own.start_live_bytes, own.end_live_bytes), (0, 8 * ITERATIONS as u64), "{own:?}");
+    assert!((own.bytes_per_iteration - 8.0).abs() < 1e-9, "{own:?}");
+    // This check sees neither the other check's owner nor the other test's probe.
+    assert!(report.leaking().is_empty(), "{report}");
+    assert!(report.owner(&own.name).is_none(), "{:?}", report.owner(&own.name));
+    assert!(report.owner(&probe_name).is_none(), "{:?}", report.owner(&probe_name));
+    // Nor does the other check see this one's, or the probe.
+    assert!(other.owner(&probe_name).is_none(), "{:?}", other.owner(&probe_name));
+    let checks =
+        |r: &LeakReport| r.all().iter().filter(|o| o.name.starts_with("leak_check:#")).count();
+    assert_eq!(
+        (checks(&report), checks(&other)),
+        (1, 1),
+        "{:#?}\n{:#?}",
+        report.all(),
+        other.all()
+    );
+    // The other check has ended and retired its owner, which still holds the 30 boxes: still
+    // another test's, so a check started now does not judge it either.
+    let later = leak_check(0, 6, |i| {
+        black_box(i);
+    });
+    assert!(later.owner(&own.name).is_none(), "{:?}", later.owner(&own.name));
+    assert_eq!(checks(&later), 1, "{:#?}", later.all());
+    drop(kept);
+}
