@@ -6,7 +6,7 @@
 
 heapscope::install!();
 
-use heapscope::testing::{leak_check, LeakReport, Probe, Trend};
+use heapscope::testing::{leak_check, leak_check_under, LeakReport, Probe, Trend};
 use heapscope::{Owner, Retained};
 use std::hint::black_box;
 use std::sync::{Mutex, MutexGuard};
@@ -412,4 +412,67 @@ fn a_check_does_not_judge_another_tests_check_or_probe() {
     assert!(later.owner(&own.name).is_none(), "{:?}", later.owner(&own.name));
     assert_eq!(checks(&later), 1, "{:#?}", later.all());
     drop(kept);
+}
+
+/// `leak_check_under(parent, …)` judges `parent`, its descendants and the check's own owner,
+/// and nothing else: an owner outside the subtree that leaks twice as fast (another test's
+/// `owner!("history")`, say) is not in the report at all.
+#[test]
+fn a_check_under_an_owner_judges_its_subtree_and_its_own_owner_only() {
+    let _g = serial();
+    const WARMUP: usize = 3;
+    const ITERATIONS: usize = 24;
+    const ALL: usize = WARMUP + ITERATIONS;
+    let mine = Owner::named("lc_under");
+    let (history, cache) = (mine.child("history"), mine.child("cache"));
+    let outside = Owner::named("lc_under_outside");
+    // The outer Vecs are sized up front, outside every owner judged (this thread's root): the
+    // leaks are the blocks alone.
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(ALL);
+    let mut theirs: Vec<Vec<u8>> = Vec::with_capacity(ALL + 6);
+    let mut keys: Vec<Box<u64>> = Vec::with_capacity(ALL);
+    let mut cached: Vec<Vec<u8>> = Vec::with_capacity(WARMUP);
+    let report = leak_check_under(mine, WARMUP, ITERATIONS, |i| {
+        history.in_scope(|| kept.push(black_box(vec![1u8; 64])));
+        outside.in_scope(|| theirs.push(black_box(vec![2u8; 128])));
+        keys.push(black_box(Box::new(i as u64))); // under the check's own owner
+        if i < WARMUP {
+            cache.in_scope(|| cached.push(black_box(vec![3u8; 1024])));
+        }
+    });
+    assert!(report.is_active());
+    let rows: Vec<(&str, Trend, u64, u64)> = report
+        .all()
+        .iter()
+        .map(|o| (o.name.as_str(), o.trend, o.start_live_bytes, o.end_live_bytes))
+        .collect();
+    let own = report.all().iter().find(|o| o.name.starts_with("leak_check:#")).expect("own owner");
+    // Slopes 64, 64, 8, 0: the subtree's parent holds its children's bytes.
+    assert_eq!(
+        rows,
+        [
+            ("lc_under", Trend::Leaking, 3 * 1024 + 3 * 64, 3 * 1024 + ALL as u64 * 64),
+            ("lc_under/history", Trend::Leaking, 3 * 64, ALL as u64 * 64),
+            (own.name.as_str(), Trend::Leaking, 3 * 8, ALL as u64 * 8),
+            ("lc_under/cache", Trend::Flat, 3 * 1024, 3 * 1024),
+        ],
+        "{:#?}",
+        report.all()
+    );
+    assert!((own.bytes_per_iteration - 8.0).abs() < 1e-9, "{own:?}");
+    assert!(report.owner("lc_under_outside").is_none(), "{report}");
+    // The same body under `leak_check` reports the outside owner too, at 128 a iteration.
+    let everything = leak_check(0, 6, |_| {
+        outside.in_scope(|| theirs.push(black_box(vec![2u8; 128])));
+    });
+    let o = everything.owner("lc_under_outside").expect("observed by leak_check");
+    assert_eq!(
+        (o.trend, o.end_live_bytes - o.start_live_bytes),
+        (Trend::Leaking, 6 * 128),
+        "{o:?}"
+    );
+    drop((kept, theirs, keys, cached));
+    for owner in [history, cache, mine, outside] {
+        owner.retire().unwrap();
+    }
 }
