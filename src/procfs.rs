@@ -59,17 +59,15 @@ pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     let close = text.rfind(')')?;
     let pid = text.get(..open)?.trim().parse().ok()?;
     let comm = text.get(open + 1..close)?.to_owned();
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
     // Fields after the name, numbered as in proc(5): 3 state, 4 ppid, 22 starttime, 24 rss.
-    let field = |n: usize| rest.get(n - 3).copied();
-    Some(Stat {
-        pid,
-        comm,
-        state: field(3)?.chars().next()?,
-        ppid: field(4)?.parse().ok()?,
-        start_ticks: field(22)?.parse().ok()?,
-        rss_pages: field(24)?.parse().ok()?,
-    })
+    // Taken from the iterator in order, not gathered: a `Vec` of the 50 fields allocated
+    // 1 984 bytes a process as it grew.
+    let mut rest = text.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let start_ticks = rest.nth(22 - 5)?.parse().ok()?;
+    let rss_pages = rest.nth(24 - 23)?.parse().ok()?;
+    Some(Stat { pid, comm, state, ppid, rss_pages, start_ticks })
 }
 
 /// The fields of `/proc/meminfo` a report needs.
