@@ -105,19 +105,96 @@ pub struct ChildProcess {
     pub rss_bytes: u64,
 }
 
-/// This process and all its descendants, read from `/proc/*/stat`.
+/// This process and all its descendants, from `/proc`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Tree {
     /// Every descendant (children, grandchildren, …), largest RSS first, then by pid.
     pub(crate) descendants: Vec<ChildProcess>,
     /// How many `/proc` entries vanished or could not be read during the walk.
     pub(crate) unreadable: usize,
+    /// `Some(n)` when the kernel has no `children` files and every one of the `n` processes
+    /// in `/proc` was read to find the descendants; `None` when the walk followed `children`.
+    pub(crate) scanned: Option<usize>,
 }
 
-/// Walks `proc_root` for the descendants of `pid`. `page_size` converts `rss` pages to bytes.
+/// The descendants of `pid`. `page_size` converts `rss` pages to bytes.
+///
+/// Follows `<pid>/task/<tid>/children` (every thread's children, as the kernel lists them)
+/// from `pid` down, reading the `stat` of each descendant only, so its time and memory grow
+/// with the process tree. A kernel built without `CONFIG_PROC_CHILDREN` has no such file:
+/// then every `/proc/<pid>/stat` of the machine is read ([`scan_tree`]), and
+/// [`Tree::scanned`] says so.
 pub(crate) fn process_tree(proc_root: &Path, pid: u32, page_size: u64) -> std::io::Result<Tree> {
+    let own = proc_root.join(pid.to_string()).join("task").join(pid.to_string()).join("children");
+    if std::fs::metadata(&own).is_err() {
+        return scan_tree(proc_root, pid, page_size);
+    }
+    let mut tree = Tree::default();
+    // One buffer for every file read: a `children` file of up to 512 pids (a page, which the
+    // kernel fills in one read) and each `stat` (under 1 KiB).
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut frontier = vec![pid];
+    // Bounded: each pid is visited once, and a pid cannot be its own ancestor.
+    let mut seen = std::collections::HashSet::from([pid]);
+    while let Some(parent) = frontier.pop() {
+        let parent_dir = proc_root.join(parent.to_string());
+        // A descendant that exited since it was listed has no tasks: its children are no
+        // longer in this tree (the kernel re-parents them to a reaper).
+        let Ok(tasks) = std::fs::read_dir(parent_dir.join("task")) else { continue };
+        for task in tasks {
+            let Ok(task) = task else {
+                tree.unreadable += 1;
+                continue;
+            };
+            // Read in one go: the kernel may skip a child between two reads of the file if
+            // another child exits in between (proc(5)).
+            if read_into(&task.path().join("children"), &mut buf).is_err() {
+                continue; // the thread exited
+            }
+            let listed = std::str::from_utf8(&buf).unwrap_or("");
+            let pids: Vec<u32> = listed.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            for child in pids {
+                if !seen.insert(child) {
+                    continue;
+                }
+                // A child may exit (and its pid be reused) between the listing and this read:
+                // a `stat` of another pid or parent is not this child.
+                let stat = read_into(&proc_root.join(child.to_string()).join("stat"), &mut buf)
+                    .ok()
+                    .and_then(|()| std::str::from_utf8(&buf).ok())
+                    .and_then(parse_stat);
+                match stat {
+                    Some(stat) if stat.pid == child && stat.ppid == parent => {
+                        frontier.push(child);
+                        tree.descendants.push(child_process(stat, page_size));
+                    }
+                    _ => tree.unreadable += 1,
+                }
+            }
+        }
+    }
+    tree.descendants.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
+    Ok(tree)
+}
+
+/// Empties `buf` and reads the file at `path` into it.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    std::fs::File::open(path)?.read_to_end(buf).map(drop)
+}
+
+fn child_process(stat: Stat, page_size: u64) -> ChildProcess {
+    let rss_bytes = if stat.state == 'Z' { 0 } else { stat.rss_pages.saturating_mul(page_size) };
+    ChildProcess { pid: stat.pid, ppid: stat.ppid, command: stat.comm, rss_bytes }
+}
+
+/// The descendants of `pid` from every `/proc/*/stat` of the machine, holding a record per
+/// process while it walks: the way without `children` files.
+fn scan_tree(proc_root: &Path, pid: u32, page_size: u64) -> std::io::Result<Tree> {
     let mut by_parent: HashMap<u32, Vec<Stat>> = HashMap::new();
     let mut unreadable = 0;
+    let mut processes = 0;
     for entry in std::fs::read_dir(proc_root)? {
         let Ok(entry) = entry else {
             unreadable += 1;
@@ -125,6 +202,7 @@ pub(crate) fn process_tree(proc_root: &Path, pid: u32, page_size: u64) -> std::i
         };
         let name = entry.file_name();
         let Some(child_pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        processes += 1;
         // A process may exit between the listing and this read: that is not an error.
         match std::fs::read_to_string(entry.path().join("stat"))
             .ok()
@@ -147,18 +225,11 @@ pub(crate) fn process_tree(proc_root: &Path, pid: u32, page_size: u64) -> std::i
                 continue;
             }
             frontier.push(stat.pid);
-            let rss_bytes =
-                if stat.state == 'Z' { 0 } else { stat.rss_pages.saturating_mul(page_size) };
-            descendants.push(ChildProcess {
-                pid: stat.pid,
-                ppid: stat.ppid,
-                command: stat.comm,
-                rss_bytes,
-            });
+            descendants.push(child_process(stat, page_size));
         }
     }
     descendants.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-    Ok(Tree { descendants, unreadable })
+    Ok(Tree { descendants, unreadable, scanned: Some(processes) })
 }
 
 /// The system page size.

@@ -531,6 +531,15 @@ fn read_process(options: &ReportOptions, warnings: &mut Vec<String>) -> Option<P
     if options.process_tree {
         match procfs::process_tree(&options.proc_root, std::process::id(), procfs::page_size()) {
             Ok(tree) => {
+                if let Some(processes) = tree.scanned {
+                    warnings.push(format!(
+                        "process tree: {root}/{pid}/task/{pid}/children unavailable (a kernel \
+                         without CONFIG_PROC_CHILDREN): read the stat of all {processes} \
+                         processes in {root} to find this one's descendants",
+                        root = options.proc_root.display(),
+                        pid = std::process::id(),
+                    ));
+                }
                 info.descendants = tree.descendants.len();
                 // Saturating: the figures come from /proc, which may hold anything.
                 let children =

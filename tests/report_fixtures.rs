@@ -408,6 +408,63 @@ fn process_tree_counts_descendants_skips_strangers_zombies_and_garbage() {
     assert_eq!(p.largest_children[2].rss_bytes, 0, "a zombie holds no memory");
     assert_eq!(p.largest_children[0].rss_bytes, 5120 * unit);
     assert_eq!(p.tree_rss_bytes, Some(100 * MIB + (5120 + 2560) * unit));
+    // No `children` files in this /proc: every process's stat was read, and the report says so.
+    let scanned: Vec<&String> =
+        r.warnings.iter().filter(|w| w.starts_with("process tree")).collect();
+    assert_eq!(
+        scanned,
+        [&format!(
+            "process tree: {root}/{me}/task/{me}/children unavailable (a kernel without \
+             CONFIG_PROC_CHILDREN): read the stat of all 6 processes in {root} to find this \
+             one's descendants",
+            root = f.proc().display()
+        )]
+    );
+}
+
+/// With `/proc/<pid>/task/<tid>/children` the walk follows them from this process down,
+/// through every thread (a child forked by a worker thread is listed in that thread's file),
+/// and reads the stat of the processes listed only: a process whose stat names this one as
+/// its parent but that no `children` file lists is not read (here it stands for the machine's
+/// other processes, which the walk never reads), a listed pid whose stat names another parent
+/// (exited, its pid reused) or that has no stat (exited) is left out.
+#[test]
+fn process_tree_follows_the_children_files_of_every_thread() {
+    let f = Fixture::new("children");
+    base_proc(&f);
+    let me = std::process::id();
+    // SAFETY: sysconf has no preconditions.
+    let unit = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    f.write(&format!("proc/{me}/task/{me}/children"), "4000001 4000005 4000006 ")
+        .write(&format!("proc/{me}/task/4000099/children"), "4000021 ")
+        .write("proc/4000001/stat", &stat_line(4_000_001, "tool server", 'S', me, 2560))
+        .write("proc/4000001/task/4000001/children", "4000002 ")
+        .write("proc/4000001/task/4000008/children", "4000003")
+        .write("proc/4000002/stat", &stat_line(4_000_002, "sh", 'Z', 4_000_001, 999))
+        .write("proc/4000003/stat", &stat_line(4_000_003, "python3 (x)", 'R', 4_000_001, 5120))
+        .write("proc/4000003/task/4000003/children", "")
+        .write("proc/4000021/stat", &stat_line(4_000_021, "worker's tool", 'S', me, 100))
+        .write("proc/4000004/stat", &stat_line(4_000_004, "unlisted", 'S', me, 99999))
+        .write("proc/4000005/stat", &stat_line(4_000_005, "reused", 'S', 1, 77777));
+    let r = capture(&f, ReportOptions::default());
+    let p = r.process.as_ref().unwrap();
+    let found: Vec<(u32, u32, &str, u64)> = p
+        .largest_children
+        .iter()
+        .map(|c| (c.pid, c.ppid, c.command.as_str(), c.rss_bytes))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (4_000_003, 4_000_001, "python3 (x)", 5120 * unit),
+            (4_000_001, me, "tool server", 2560 * unit),
+            (4_000_021, me, "worker's tool", 100 * unit),
+            (4_000_002, 4_000_001, "sh", 0),
+        ]
+    );
+    assert_eq!(p.descendants, 4);
+    assert_eq!(p.tree_rss_bytes, Some(100 * MIB + (5120 + 2560 + 100) * unit));
+    assert!(!r.warnings.iter().any(|w| w.starts_with("process tree")), "{:?}", r.warnings);
 }
 
 /// Children whose `rss` is garbage-large: the tree's RSS saturates instead of overflowing
