@@ -473,7 +473,7 @@ impl<T: fmt::Debug> fmt::Debug for Retained<T> {
 /// ```
 /// use heapscope::{Owner, Retained};
 /// let page = Retained::build(Owner::named("pages"), "index.html", || vec![0u8; 4096]);
-/// // Tracking compiled out, `top` lists nothing.
+/// // Nothing tracked (the feature off, or no `install!`), `top` lists nothing.
 /// if let Some(info) = heapscope::retained::top(10).into_iter().find(|i| i.label == "index.html") {
 ///     assert_eq!(info.parent, "pages");
 ///     assert!(info.owner.starts_with("pages/"));
@@ -482,8 +482,9 @@ impl<T: fmt::Debug> fmt::Debug for Retained<T> {
 ///     assert_eq!(info.live_bytes, 4096);
 ///     # }
 /// }
-/// # #[cfg(feature = "enabled")]
+/// # if heapscope::is_tracking() {
 /// # assert!(heapscope::retained::top(10).iter().any(|i| i.label == "index.html"));
+/// # }
 /// # drop(page);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -517,8 +518,10 @@ pub fn overflow_items() -> u64 {
 ///
 /// Items built under the overflow owner (the registry was full, or the parent retired: see
 /// [`Retained::build`]) have no owner or label of their own and are not listed, however large;
-/// [`overflow_items`] counts them, and a report says how many it left out. Empty with tracking
-/// compiled out (nothing is measured, so nothing is largest), as a snapshot's owners are.
+/// [`overflow_items`] counts them, and a report says how many it left out. Empty when nothing
+/// is tracked ([`is_tracking`](crate::is_tracking) is `false`: the `enabled` feature off, or
+/// heapscope's allocator not installed), as a snapshot's owners are: nothing is measured, so
+/// nothing is largest.
 ///
 /// ```
 /// use heapscope::{Owner, Retained};
@@ -532,7 +535,9 @@ pub fn overflow_items() -> u64 {
 pub fn top(n: usize) -> Vec<ItemInfo> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
-    if n == 0 || cfg!(not(feature = "enabled")) {
+    // Nothing measured (tracking compiled out, or heapscope's allocator not installed), nothing
+    // largest: with the feature on but no `install!`, every item was listed at 0 B.
+    if n == 0 || !crate::is_tracking() {
         return Vec::new();
     }
     let _internal = crate::owner::enter_id(crate::registry::INTERNAL);
