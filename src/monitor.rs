@@ -846,7 +846,7 @@ fn dump(
         report: &report,
     };
     let complete = crate::artifacts::replace_streamed(&shared.dir, name.as_ref(), |out| {
-        serde_json::to_writer_pretty(out, &full).map_err(std::io::Error::other)
+        serde_json::to_writer_pretty(out, &full).map_err(std::io::Error::from)
     })
     .is_ok();
     if let Err(error) = phase1 {

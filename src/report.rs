@@ -435,7 +435,7 @@ impl Report {
     /// Writes the report as JSON.
     ///
     /// # Errors
-    /// The writer's I/O error.
+    /// The writer's I/O error, as the writer returned it (its kind too).
     ///
     /// ```
     /// let mut out = Vec::new();
@@ -443,7 +443,9 @@ impl Report {
     /// assert!(!out.is_empty());
     /// ```
     pub fn write_json(&self, writer: impl std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(writer, self).map_err(std::io::Error::other)
+        // `From`, not `io::Error::other`: serde_json hands back the writer's own error, where
+        // wrapping it made every failure `Other` (a full disk, EFBIG under a bundle's report).
+        serde_json::to_writer_pretty(writer, self).map_err(std::io::Error::from)
     }
 }
 

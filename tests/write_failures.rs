@@ -43,15 +43,41 @@ fn main() {
     let base = std::env::temp_dir().join(format!("heapscope-wfail-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
-    // 1. report.json cannot be written: a clear error, and no bundle directory is left.
+    // 1. report.json cannot be written: a clear error, and no bundle directory is left. With
+    //    100 owners more the report's JSON is over the 8 KiB the file's buffer holds, so the
+    //    write fails while the report is being written, not at the buffer's last flush.
+    let owners: Vec<heapscope::Owner> =
+        (0..100).map(|i| heapscope::Owner::named(format!("wfail_owner_{i:03}"))).collect();
+    let held: Vec<Vec<u8>> =
+        owners.iter().map(|o| o.in_scope(|| std::hint::black_box(vec![1u8; 100]))).collect();
+    let mut sized = Vec::new();
+    heapscope::report().write_json(&mut sized).unwrap();
+    assert!(sized.len() > 8 << 10, "the report is only {} bytes", sized.len());
     limit_file_size(64);
     let err = heapscope::capture(&CaptureOptions::new(&base)).unwrap_err();
-    assert!(matches!(err, heapscope::Error::Io { action: "write", .. }), "{err}");
+    // EFBIG's kind, as a write of the report's bytes gave before the report was streamed: the
+    // stream went through serde_json, and its error was wrapped as `Other`.
+    let kind = std::io::ErrorKind::FileTooLarge;
+    assert!(matches!(err, heapscope::Error::Io { action: "write", kind: k, .. } if k == kind), "{err:?}");
     assert!(err.to_string().contains("too large"), "{err}");
     let memory = base.join("diagnostics").join("memory");
     let bundles: Vec<_> = std::fs::read_dir(&memory).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(bundles, Vec::<std::path::PathBuf>::new());
     limit_file_size(NO_LIMIT);
+    drop(held);
+    owners.into_iter().for_each(|o| o.retire().unwrap());
+    // The same through the public writer: the writer's error comes back as it was.
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::StorageFull.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let full = heapscope::report().write_json(Full).unwrap_err();
+    assert_eq!(full.kind(), std::io::ErrorKind::StorageFull, "{full:?}");
 
     // 2. The heap profile cannot be written after report.json was: the report, manifest and
     //    README are there, complete; the manifest says why there is no profile.
