@@ -14,7 +14,9 @@ use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 static HASH_LABELS: AtomicBool = AtomicBool::new(false);
@@ -167,19 +169,17 @@ impl<T> Retained<T> {
     /// assert_eq!(page.live_bytes(), 600);
     /// # }
     /// ```
-    pub fn build_async(
+    ///
+    /// The label is read at the call: the future ([`BuildAsync`]) borrows nothing of it, so a
+    /// build labelled from a `format!`ed string can be spawned (`tokio::spawn` needs `'static`)
+    /// and the string dropped at once.
+    pub fn build_async<F: Future<Output = T>>(
         parent: Owner,
         label: impl AsRef<str>,
-        make: impl Future<Output = T>,
-    ) -> impl Future<Output = Retained<T>> {
-        let building =
-            Self::build_fallible_async(parent, label, async { Ok::<T, Infallible>(make.await) });
-        async move {
-            match building.await {
-                Ok(item) => item,
-                Err(never) => match never {},
-            }
-        }
+        make: F,
+    ) -> BuildAsync<F> {
+        let (owner, guard) = Self::register_for_async(parent, label.as_ref());
+        BuildAsync { make: make.in_owner(owner), guard, owner }
     }
 
     /// [`Retained::build_async`] for a computation that can fail, as
@@ -204,22 +204,20 @@ impl<T> Retained<T> {
     /// let failed = block_on(Retained::build_fallible_async(tools, "GET /docs", fetch));
     /// assert_eq!(failed.unwrap_err(), "connection refused");
     /// ```
-    pub fn build_fallible_async<E>(
+    pub fn build_fallible_async<E, F: Future<Output = std::result::Result<T, E>>>(
         parent: Owner,
         label: impl AsRef<str>,
-        make: impl Future<Output = std::result::Result<T, E>>,
-    ) -> impl Future<Output = std::result::Result<Retained<T>, E>> {
-        let owner = Owner::or_overflow(Self::register(parent, label.as_ref()));
-        // Made now, so that a future dropped before its first poll retires the owner too.
-        let guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
-        async move {
-            // The whole guard moves in (its field alone, `Copy`, would be copied and the guard
-            // dropped, retiring the owner, when this function returns).
-            let mut guard = guard;
-            let value = make.in_owner(owner).await?;
-            guard.0 = None;
-            Ok(Self::adopt(owner, value))
-        }
+        make: F,
+    ) -> BuildFallibleAsync<F> {
+        let (owner, guard) = Self::register_for_async(parent, label.as_ref());
+        BuildFallibleAsync { make: make.in_owner(owner), guard, owner }
+    }
+
+    /// The item's owner for an async build, with the guard that retires it: made at the call,
+    /// so that a future dropped before its first poll retires the owner too.
+    fn register_for_async(parent: Owner, label: &str) -> (Owner, RetireOnDrop) {
+        let owner = Owner::or_overflow(Self::register(parent, label));
+        (owner, RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow())))
     }
 
     /// Like [`Retained::build`], but reports a registry that is full or a stale parent.
@@ -430,7 +428,71 @@ impl<T> Drop for Retained<T> {
 }
 
 /// Retires its owner (if any) when dropped, also while unwinding.
+#[derive(Debug)]
 struct RetireOnDrop(Option<Owner>);
+
+pin_project_lite::pin_project! {
+    /// The future [`Retained::build_async`] returns: the item, once `F` is done.
+    ///
+    /// The item's owner is current in every poll of `F` and while `F` is dropped; dropped
+    /// unfinished (a cancelled tool call), it retires the item's owner. It holds the item's
+    /// owner, not the label, which was read at the call: it is `'static` and `Send` when `F`
+    /// is, whatever the label borrowed.
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled; dropped unfinished, the item is retired"]
+    pub struct BuildAsync<F> {
+        // Before `guard`: `F` is dropped (inside the item's owner) before the owner is retired.
+        #[pin]
+        make: crate::Owned<F>,
+        guard: RetireOnDrop,
+        owner: Owner,
+    }
+}
+
+impl<F: Future> Future for BuildAsync<F> {
+    type Output = Retained<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let value = std::task::ready!(this.make.poll(cx));
+        this.guard.0 = None;
+        Poll::Ready(Retained::adopt(*this.owner, value))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`Retained::build_fallible_async`] returns: the item once `F` gives `Ok`, or
+    /// `F`'s error, the item's owner then retired. Otherwise as [`BuildAsync`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled; dropped unfinished, the item is retired"]
+    pub struct BuildFallibleAsync<F> {
+        // Before `guard`: `F` is dropped (inside the item's owner) before the owner is retired.
+        #[pin]
+        make: crate::Owned<F>,
+        guard: RetireOnDrop,
+        owner: Owner,
+    }
+}
+
+impl<T, E, F: Future<Output = std::result::Result<T, E>>> Future for BuildFallibleAsync<F> {
+    type Output = std::result::Result<Retained<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match std::task::ready!(this.make.poll(cx)) {
+            Ok(value) => {
+                this.guard.0 = None;
+                Poll::Ready(Ok(Retained::adopt(*this.owner, value)))
+            }
+            Err(error) => {
+                // Retired now, as a failed `build_fallible` is: the error's bytes stay counted
+                // under the item's owner until the error is dropped.
+                drop(RetireOnDrop(this.guard.0.take()));
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
 
 impl Drop for RetireOnDrop {
     fn drop(&mut self) {

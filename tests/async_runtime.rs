@@ -463,3 +463,42 @@ fn a_cancelled_async_build_retires_its_item() {
     let stats = tools.stats();
     assert_eq!((stats.live_bytes, stats.total_bytes), (0, 1_001));
 }
+
+/// An async build's label is read when the build is made: the future borrows nothing of it, so
+/// builds labelled from a `format!`ed string are spawned (`tokio::spawn` needs `'static`) and
+/// the string dropped before they run. They did not compile ("`label` does not live long
+/// enough ... argument requires that `label` is borrowed for `'static`"): the returned
+/// `impl Future` captured the label's type. The fetch's 700 bytes are its item's; the failed
+/// call's 40-byte error was made under its item's owner, retired when the error came back.
+#[test]
+fn an_async_build_labelled_from_a_borrowed_string_can_be_spawned() {
+    let rt = runtime(2);
+    let tools = Owner::named("rt_label_tools");
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let label = format!("GET /docs/{}", 7);
+    let fetched = rt.spawn(heapscope::Retained::build_async(tools, &label, async move {
+        go_rx.await.unwrap();
+        black_box(vec![3u8; 700])
+    }));
+    let failed = rt.spawn(heapscope::Retained::build_fallible_async(tools, &label, async {
+        Err::<Vec<u8>, _>(black_box(vec![4u8; 40]))
+    }));
+    drop(label);
+    go_tx.send(()).unwrap();
+    let item = rt.block_on(fetched).unwrap();
+    let error = rt.block_on(failed).unwrap().unwrap_err();
+    assert_eq!((item.label().as_str(), item.live_bytes()), ("GET /docs/7", 700));
+    assert_eq!(tools.stats().live_bytes, 740, "the item's 700 and the error's 40");
+    let open: Vec<String> = heapscope::Snapshot::capture()
+        .owners
+        .into_iter()
+        .filter(|o| o.name.starts_with("rt_label_tools/") && !o.retired)
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(open, [item.owner().name()], "only the fetch's item is live");
+    drop(error);
+    assert_eq!(tools.stats().live_bytes, 700);
+    drop(item);
+    let stats = tools.stats();
+    assert_eq!((stats.live_bytes, stats.total_bytes), (0, 740));
+}

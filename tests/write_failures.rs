@@ -58,7 +58,10 @@ fn main() {
     // EFBIG's kind, as a write of the report's bytes gave before the report was streamed: the
     // stream went through serde_json, and its error was wrapped as `Other`.
     let kind = std::io::ErrorKind::FileTooLarge;
-    assert!(matches!(err, heapscope::Error::Io { action: "write", kind: k, .. } if k == kind), "{err:?}");
+    assert!(
+        matches!(err, heapscope::Error::Io { action: "write", kind: k, .. } if k == kind),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("too large"), "{err}");
     let memory = base.join("diagnostics").join("memory");
     let bundles: Vec<_> = std::fs::read_dir(&memory).unwrap().map(|e| e.unwrap().path()).collect();
