@@ -147,7 +147,7 @@ impl<T> Retained<T> {
 
     /// Like [`Retained::build`], for a value an async computation makes (a tool call that
     /// fetches a page, a subprocess read to its end): the item's owner is current in every
-    /// poll of `make`, on whichever thread polls it (see [`InOwner`](crate::InOwner)). The
+    /// poll of `make`, on whichever thread polls it (see [`InOwner`]). The
     /// item is registered when this is called; dropping the returned future before it
     /// finishes (a cancelled tool call) retires the item's owner, as a panic in `make` does.
     ///
