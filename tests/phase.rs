@@ -462,5 +462,19 @@ fn the_reports_phase_line_names_the_programs_owner_not_heapscopes_bookkeeping() 
     );
     let text = heapscope::report().to_string();
     let line = text.lines().find(|l| l.contains("phase_most_compaction")).unwrap();
-    assert!(line.ends_with("most: phase_most_history (peak +200 B)"), "{line}");
+    // Named: the history, or an owner that rose at least as much during the phase. Tests of
+    // other files' kinds run beside this one and allocate in root (CI once read "most: root
+    // (peak +224 B)"), which is a program's owner too; heapscope's own reading never is.
+    let most = line.split("most: ").nth(1).and_then(|m| m.split(" (").next()).unwrap();
+    assert_ne!(most, "heapscope.internal", "{line}");
+    let rise = |name: &str| {
+        let o = record.owners.iter().find(|o| o.name == name).unwrap();
+        o.peak_bytes - o.live_start_bytes
+    };
+    assert_eq!(rise("phase_most_history"), 200);
+    assert!(
+        most == "phase_most_history" && line.ends_with("most: phase_most_history (peak +200 B)")
+            || rise(most) >= 200,
+        "{line}"
+    );
 }

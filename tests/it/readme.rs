@@ -13,6 +13,13 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
+    /// An agent whose history (three turns) is charged to `history`.
+    fn new(history: Owner) -> Agent {
+        Agent {
+            history: history.in_scope(|| vec!["a".repeat(100), "b".repeat(100), "c".repeat(100)]),
+        }
+    }
+
     /// Handles one request and keeps nothing of it.
     fn handle(&mut self, request: String) {
         let reply = request.to_uppercase();
@@ -94,20 +101,19 @@ fn request(i: usize) -> String {
 #[test]
 fn in_tests() {
     let input = r#"{"role": "tool", "content": "42 matches"}"#;
-    let history = Owner::named("readme_in_tests_history");
-    let mut agent = Agent {
-        history: history.in_scope(|| vec!["a".repeat(100), "b".repeat(100), "c".repeat(100)]),
-    };
 
-    use heapscope::testing::{leak_check, Probe};
+    use heapscope::testing::{leak_check_under, Probe};
 
     let probe = Probe::start("parse"); // a fresh owner, entered on this thread
     let doc = parse(input);
     assert!(probe.stats().live_bytes < 64 * 1024);
 
+    let mine = heapscope::Owner::named("memory_test"); // this test's owners, under one parent
+    let history = mine.child("history");
+    let mut agent = Agent::new(history);
     heapscope::assert_owner_growth!(history, at_most = 4096, { agent.compact() });
 
-    let report = leak_check(5, 30, |i| agent.handle(request(i)));
+    let report = leak_check_under(mine, 5, 30, |i| agent.handle(request(i)));
     assert!(report.leaking().is_empty(), "{report}"); // names only the leaking owners
     drop(doc);
 }
