@@ -748,17 +748,12 @@ fn check(shared: &Shared, given: Option<u64>) -> Option<DumpOutcome> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         reserve_and_dump(shared, &limit, level, used)
     }));
-    let (outcome, mut first_panic) = match outcome {
+    let (outcome, first_panic) = match outcome {
         Ok(outcome) => (Some(outcome), None),
         Err(payload) => (None, Some(payload)),
     };
-    for callback in &shared.check_callbacks {
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(level)));
-        if let Err(payload) = ran {
-            first_panic.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first_panic {
+    let panicked = call_each(&shared.check_callbacks, |callback| callback(level));
+    if let Some(payload) = first_panic.or(panicked) {
         std::panic::resume_unwind(payload);
     }
     outcome
@@ -874,18 +869,26 @@ fn dump(
     // left the dump at the panicking callback, and the ones after it never ran.
     drop(internal);
     let _caller = caller.enter();
-    let mut panicked = None;
-    for callback in &shared.callbacks {
-        let ran =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(level, &report)));
-        if let Err(payload) = ran {
-            panicked.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = panicked {
+    if let Some(payload) = call_each(&shared.callbacks, |callback| callback(level, &report)) {
         std::panic::resume_unwind(payload);
     }
     DumpOutcome::Written { path, number, complete, bundle }
+}
+
+/// Calls `call` with each callback, every one of them even if some panic: the first panic's
+/// payload, to pass on once all have run.
+fn call_each<C>(
+    callbacks: &[C],
+    call: impl Fn(&C),
+) -> Option<Box<dyn std::any::Any + Send + 'static>> {
+    let mut first_panic = None;
+    for callback in callbacks {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(callback)));
+        if let Err(payload) = ran {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    first_panic
 }
 
 /// Phase 2's document: phase 1's trigger and the full report.
