@@ -110,11 +110,7 @@ impl<T> Retained<T> {
     /// ```
     pub fn build(parent: Owner, label: impl AsRef<str>, make: impl FnOnce() -> T) -> Retained<T> {
         // A fallback warns as `Owner::named`'s does: it once fell back without a word.
-        let owner = Owner::or_overflow(Self::register(parent, label.as_ref()));
-        match Self::build_under(owner, || Ok::<T, Infallible>(make())) {
-            Ok(item) => item,
-            Err(never) => match never {},
-        }
+        Self::build_infallible(Owner::or_overflow(Self::register(parent, label.as_ref())), make)
     }
 
     /// Like [`Retained::build`], for a value whose making can fail (a tool output parsed as
@@ -217,7 +213,7 @@ impl<T> Retained<T> {
     /// so that a future dropped before its first poll retires the owner too.
     fn register_for_async(parent: Owner, label: &str) -> (Owner, RetireOnDrop) {
         let owner = Owner::or_overflow(Self::register(parent, label));
-        (owner, RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow())))
+        (owner, RetireOnDrop::item(owner))
     }
 
     /// Like [`Retained::build`], but reports a registry that is full or a stale parent.
@@ -235,11 +231,7 @@ impl<T> Retained<T> {
         label: impl AsRef<str>,
         make: impl FnOnce() -> T,
     ) -> Result<Retained<T>> {
-        let owner = Self::register(parent, label.as_ref())?;
-        match Self::build_under(owner, || Ok::<T, Infallible>(make())) {
-            Ok(item) => Ok(item),
-            Err(never) => match never {},
-        }
+        Ok(Self::build_infallible(Self::register(parent, label.as_ref())?, make))
     }
 
     fn register(parent: Owner, label: &str) -> Result<Owner> {
@@ -266,10 +258,18 @@ impl<T> Retained<T> {
         // Retires the item's owner if `make` panics or fails: no `Retained` will, and each
         // such panic once kept an id registered for good (an agent whose tool calls panic
         // would fill the registry).
-        let mut guard = RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()));
+        let mut guard = RetireOnDrop::item(owner);
         let value = owner.in_scope(make)?;
         guard.0 = None;
         Ok(Self::adopt(owner, value))
+    }
+
+    /// [`build_under`](Self::build_under) of a closure that cannot fail.
+    fn build_infallible(owner: Owner, make: impl FnOnce() -> T) -> Retained<T> {
+        match Self::build_under(owner, || Ok::<T, Infallible>(make())) {
+            Ok(item) => item,
+            Err(never) => match never {},
+        }
     }
 
     /// The item of `value`, made under `owner`.
@@ -430,6 +430,14 @@ impl<T> Drop for Retained<T> {
 /// Retires its owner (if any) when dropped, also while unwinding.
 #[derive(Debug)]
 struct RetireOnDrop(Option<Owner>);
+
+impl RetireOnDrop {
+    /// The guard of an item being built under `owner`: none for the overflow owner, which is
+    /// never retired.
+    fn item(owner: Owner) -> RetireOnDrop {
+        RetireOnDrop(Some(owner).filter(|o| *o != Owner::overflow()))
+    }
+}
 
 pin_project_lite::pin_project! {
     /// The future [`Retained::build_async`] returns: the item, once `F` is done.
