@@ -259,6 +259,39 @@ pub(crate) fn publish_file(dir: &Path, name: &str, source: &Path) -> Result<Writ
     Ok(WrittenFile { name: name.to_owned(), bytes, sha256: format!("{:x}", hasher.finalize()) })
 }
 
+/// Moves the complete file `from` (ours, which nobody else writes) to `to`, a free name in a
+/// private directory of ours, as a 0600 file: renamed when both are on one file system,
+/// otherwise copied into a file created new (never following a link) and `from` removed.
+/// Never through memory: the kernel copies (`copy_file_range`), or a small buffer does.
+#[cfg(any(feature = "dhat", test))]
+pub(crate) fn move_private(from: &Path, to: &Path) -> Result<()> {
+    if let Err(e) = fs::rename(from, to) {
+        // Across file systems (EXDEV) or an unusual link; anything else fails the copy too.
+        let mut source = File::open(from).map_err(|_| io_error(from, "move", &e))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        }
+        let mut target = options.open(to).map_err(|e| io_error(to, "create", &e))?;
+        if let Err(e) = std::io::copy(&mut source, &mut target) {
+            let _ = fs::remove_file(to);
+            return Err(io_error(to, "write", &e));
+        }
+        let _ = fs::remove_file(from);
+    }
+    // A renamed file keeps the mode its writer gave it (dhat's is 0644).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(to, fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_error(to, "set permissions", &e))?;
+    }
+    Ok(())
+}
+
 /// Replaces `dir/name` (a file of ours in our private directory) atomically: temporary file,
 /// sync, rename over it, sync the directory.
 pub(crate) fn replace(dir: &Path, name: &std::ffi::OsStr, contents: &[u8]) -> Result<()> {
@@ -431,6 +464,67 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// Writes `contents` to `dir/name` as 0644, as dhat does with its profile.
+    fn plant_0644(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, contents).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+
+    /// A fresh directory name on another file system than `dir`'s (/dev/shm, a tmpfs), where
+    /// this machine has one: a move from there is a copy, as rename cannot cross.
+    fn elsewhere(dir: &Path) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let shm = Path::new("/dev/shm");
+        let other = fs::metadata(shm).ok()?.dev() != fs::metadata(dir).ok()?.dev();
+        let name = format!("heapscope-art-{}-{:x}", std::process::id(), nonce());
+        let found = other.then(|| shm.join(name)).filter(|d| private_dir(d).is_ok());
+        if found.is_none() {
+            eprintln!("no /dev/shm on another file system here: the copy is not tested");
+        }
+        found
+    }
+
+    #[test]
+    fn a_moved_file_is_0600_with_its_contents_and_gone_from_its_place() {
+        let contents: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let to_dir = scratch("moved-to");
+        private_dir(&to_dir).unwrap();
+        // One file system (a rename), then another (a copy).
+        let mut from_dirs = vec![scratch("moved-from")];
+        from_dirs.extend(elsewhere(&to_dir));
+        for (i, from_dir) in from_dirs.iter().enumerate() {
+            private_dir(from_dir).unwrap();
+            let from = plant_0644(from_dir, "dhat-heap.json", &contents);
+            let to = to_dir.join(format!("moved-{i}.json"));
+            move_private(&from, &to).unwrap();
+            assert_eq!(fs::read(&to).unwrap(), contents);
+            assert_eq!(mode(&to), 0o600);
+            assert!(!from.exists(), "the source is gone");
+            fs::remove_dir_all(from_dir).unwrap();
+        }
+        fs::remove_dir_all(&to_dir).unwrap();
+    }
+
+    #[test]
+    fn a_copy_onto_a_link_is_refused_and_keeps_its_source() {
+        let dir = scratch("move-link");
+        private_dir(&dir).unwrap();
+        let victim = plant_0644(&dir, "victim", b"precious");
+        let to = dir.join("profile.json");
+        std::os::unix::fs::symlink(&victim, &to).unwrap();
+        if let Some(from_dir) = elsewhere(&dir) {
+            let from = plant_0644(&from_dir, "dhat-heap.json", b"{}");
+            assert!(move_private(&from, &to).is_err());
+            assert_eq!(fs::read(&victim).unwrap(), b"precious");
+            assert_eq!(mode(&victim), 0o644, "the link was not followed to chmod");
+            assert_eq!(fs::read(&from).unwrap(), b"{}", "nothing lost");
+            fs::remove_dir_all(&from_dir).unwrap();
+        }
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

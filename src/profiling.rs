@@ -217,7 +217,7 @@ pub(crate) enum FileContents {
 pub(crate) fn take(scratch: &std::path::Path, pprof: bool) -> Taken {
     match status() {
         #[cfg(feature = "dhat")]
-        ProfilingStatus::Dhat => dhat_backend::take(),
+        ProfilingStatus::Dhat => dhat_backend::take(scratch),
         #[cfg(not(feature = "dhat"))]
         ProfilingStatus::Dhat => Taken::Unavailable {
             reason: "dhat is not compiled into this build".to_owned(),
@@ -562,7 +562,7 @@ mod dhat_backend {
     use super::{unavailable, Taken};
     use crate::error::Result;
     use parking_lot::Mutex;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     struct Session {
         profiler: dhat::Profiler,
@@ -621,7 +621,7 @@ mod dhat_backend {
     /// ```
     pub fn stop_dhat() -> bool {
         let Some(session) = SESSION.lock().take() else { return false };
-        finish(session);
+        finish(session, None);
         true
     }
 
@@ -639,7 +639,7 @@ mod dhat_backend {
         let before = dhat::HeapStats::get().total_blocks;
         drop(std::hint::black_box(Box::new([0u8; 64])));
         if dhat::HeapStats::get().total_blocks == before {
-            finish(Session { profiler, dir });
+            finish(Session { profiler, dir }, None);
             return Err(unavailable(
                 "dhat::Alloc is not this program's global allocator, so dhat sees no \
                  allocations"
@@ -651,17 +651,25 @@ mod dhat_backend {
         Ok(Session { profiler, dir })
     }
 
-    /// Drops the profiler (dhat writes its file then) and removes the scratch directory.
-    fn finish(session: Session) -> Option<Vec<u8>> {
+    /// Drops the profiler (dhat writes its file then) and removes the session's directory.
+    /// With `keep_in` (the bundle's scratch directory, from where the bundle links it), the
+    /// file is moved there first, 0600, and its new path returned. Moved, not read: it lists
+    /// every allocation site of the session, and until 2026-12-05 each capture read it whole
+    /// into memory and wrote a copy.
+    fn finish(session: Session, keep_in: Option<&Path>) -> Option<PathBuf> {
         let file = session.dir.join(FILE);
         drop(session.profiler);
-        let contents = std::fs::read(&file).ok();
+        let kept = keep_in.and_then(|to| {
+            let to = to.join(FILE);
+            crate::artifacts::move_private(&file, &to).ok().map(|()| to)
+        });
         let _ = std::fs::remove_file(&file);
         let _ = std::fs::remove_dir(&session.dir);
-        contents
+        kept
     }
 
-    pub(super) fn take() -> Taken {
+    /// Ends the session, keeps its file in `scratch` and starts the next session.
+    pub(super) fn take(scratch: &Path) -> Taken {
         let mut guard = SESSION.lock();
         let Some(session) = guard.take() else {
             return Taken::Unavailable {
@@ -670,21 +678,23 @@ mod dhat_backend {
             };
         };
         let dir = session.dir.clone();
-        let contents = finish(session);
+        let kept = finish(session, Some(scratch));
         let mut notes = Vec::new();
         match crate::artifacts::private_dir(&dir).and_then(|()| begin(dir)) {
             Ok(next) => *guard = Some(next),
             Err(e) => notes.push(format!("the next dhat session could not start: {e}")),
         }
-        match contents {
-            Some(json) => {
-                let files = vec![(FILE, super::FileContents::Bytes(json))];
+        match kept {
+            Some(path) => {
+                let files = vec![(FILE, super::FileContents::File(path))];
                 Taken::Files { backend: "dhat", files, notes }
             }
             None => Taken::Unavailable {
                 reason: "dhat did not write its profile (see its message on standard error)"
                     .to_owned(),
-                fix: "check that the temporary directory is writable".to_owned(),
+                fix: "check that the temporary directory and the bundle's directory are \
+                      writable and have room"
+                    .to_owned(),
             },
         }
     }

@@ -65,7 +65,19 @@ fn main() {
     assert!(profiling::start_dhat().is_err(), "one session at a time");
     let held = hold_for_dhat();
 
+    // Dropping dhat's profiler writes its file and symbolises every stack first, in the
+    // capture, so under heapscope.internal: shown for README's figures.
+    let internal = heapscope::Owner::internal();
+    let before = internal.stats();
     let bundle = heapscope::capture(&CaptureOptions::new(&base)).unwrap();
+    let after = internal.stats();
+    eprintln!(
+        "profiling_dhat: the capture allocated {} B in heapscope.internal, which went from {} \
+         to {} live bytes",
+        after.total_bytes - before.total_bytes,
+        before.live_bytes,
+        after.live_bytes
+    );
     match &bundle.manifest.heap_profile {
         HeapProfile::Written { backend, files, notes } => {
             assert_eq!(backend, "dhat");
@@ -74,6 +86,7 @@ fn main() {
         }
         other => panic!("expected a dhat profile, got {other:?}"),
     }
+    // dhat creates its file 0644 (in a private directory); the bundle's copy is 0600.
     let path = bundle.directory.join("dhat-heap.json");
     {
         use std::os::unix::fs::PermissionsExt;
@@ -83,6 +96,10 @@ fn main() {
     let data: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     check_viewer_fields(&data);
     assert_eq!(data["pid"], std::process::id());
+    eprintln!(
+        "profiling_dhat: dhat-heap.json has {} bytes",
+        std::fs::metadata(&path).unwrap().len()
+    );
 
     // The held block is there, at its requested size plus heapscope's 2-byte owner trailer,
     // with the function that allocated it in the frame table.
