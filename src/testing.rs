@@ -517,8 +517,10 @@ impl fmt::Display for LeakReport {
 ///
 /// - **leaking**: the least-squares slope is positive, the owner grew within each third of
 ///   the measured run (so one late cache fill is not a leak), *and* the lowest live bytes of
-///   each third are above those of the third before (so a buffer, queue or batch emptied
-///   periodically is not a leak, wherever the thirds' edges fall in its period);
+///   each third are above those of the third before, the last third's by at least a tenth of
+///   what the owner grew from the first sample to the last (so a buffer, queue, batch or
+///   compacted history emptied periodically is not a leak, wherever the thirds' edges fall in
+///   its period, even when the level it comes back to moves by a few bytes);
 /// - **transient peak**: not leaking, and its peak during the measured iterations exceeds
 ///   every sampled value;
 /// - **flat**: neither.
@@ -736,10 +738,24 @@ fn judge(name: String, ys: &[u64], peak_bytes: u64) -> OwnerTrend {
     // leak smaller per third than the swings of a buffer in the same owner when the edges land
     // on falling phases (the edge test fails; the floors would have seen it), and a leak that
     // grows less than once per third.
+    //
+    // The floors must also hold a real share of the growth the edges saw: at least a tenth of
+    // what the owner grew from the first sample to the last. A leak keeps what it grows (its
+    // floors rise by about two thirds of that), while a period aliased at the edges grows there
+    // by up to its whole swing and gives it back: an agent's history compacted every 20 turns
+    // (65 KB after compaction, up to 616 KB before the next), checked over 246 iterations, was
+    // read at the edges 0, 2, 4 and 6 turns after a compaction (65 416 -> 240 048 bytes) while
+    // its floors, only the summary's length changing, went 65 336 -> 65 338 -> 65 418: judged
+    // leaking at 59 bytes/iteration though it never grew (and so over 17 other counts of
+    // iterations between 241 and 259).
+    // Such floors rose by 0.3 % of the edges' growth at most; a steady leak's by 67 %.
     let floor = |a: usize, b: usize| ys.get(a..=b).and_then(|w| w.iter().copied().min());
+    let edges_grew_by =
+        ys.last().copied().unwrap_or(0).saturating_sub(ys.first().copied().unwrap_or(0));
     let floors_rose = matches!(
         (floor(0, first), floor(first, second), floor(second, steps)),
         (Some(x), Some(y), Some(z)) if x < y && y < z
+            && u128::from(z - x) * 10 >= u128::from(edges_grew_by)
     );
     let max_sampled = ys.iter().copied().max().unwrap_or(0);
     let trend = if slope > 0.0 && every_third_grew && floors_rose {
@@ -807,5 +823,22 @@ mod tests {
         // The same buffer on top of a leak of 10 per sample: the floors rise by 80 a third.
         let leak_and_buffer: Vec<u64> = (0..25u64).map(|i| 10 * i + 100 * (i % 7)).collect();
         assert_eq!(judge("lb".into(), &leak_and_buffer, 1000).trend, Trend::Leaking);
+    }
+
+    /// An agent's history compacted every 20 turns (29 000 bytes a turn on a 65 336-byte
+    /// floor), checked over 246 iterations: the edges 0, 82, 164, 246 fall 0, 2, 4 and 6 turns
+    /// after a compaction, so they rise by 58 000 bytes a third, and the floors, which only
+    /// the summary's length moves, rise by 2 and 80 bytes. It was judged leaking at 59
+    /// bytes/iteration; a leak of 300 bytes a turn on top of it still is.
+    #[test]
+    fn a_compacted_history_whose_floor_moves_by_a_few_bytes_is_not_leaking() {
+        let floor = |k: u64| 65_336 + [0, 2, 82][usize::from(k > 82) + usize::from(k > 164)];
+        let history: Vec<u64> = (0..247u64).map(|k| floor(k) + (k % 20) * 29_000).collect();
+        let peak = history.iter().max().unwrap() + 1;
+        let judged = judge("h".into(), &history, peak);
+        assert_eq!(judged.trend, Trend::TransientPeak, "{judged:?}");
+        let leaking: Vec<u64> = history.iter().zip(0..).map(|(y, k)| y + 300 * k).collect();
+        let peak = leaking.iter().max().unwrap() + 1;
+        assert_eq!(judge("hl".into(), &leaking, peak).trend, Trend::Leaking);
     }
 }
