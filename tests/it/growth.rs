@@ -107,3 +107,28 @@ fn the_asserted_block_is_a_block() {
     );
     assert!(!ran_past);
 }
+
+/// Another owner (another test's, when tests run in parallel) that grew more during the block
+/// than the checked one: its row came first, right under `total`, so the table's first owner
+/// was not the one that failed (an agent's test beside another test's 1000-turn loop read
+/// `t_loop/history +675146` above its own `history +60594`).
+#[test]
+fn the_failure_table_lists_the_checked_owners_subtree_first() {
+    let checked = Owner::named("growth_first_checked");
+    let child = checked.child("items");
+    let bystander = Owner::named("growth_first_bystander");
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        heapscope::assert_owner_growth!(checked, at_most = 0, {
+            let big = bystander.in_scope(|| black_box(vec![0u8; 100_000]));
+            let own = checked.in_scope(|| black_box(vec![0u8; 64]));
+            (big, own, child.in_scope(|| black_box(vec![0u8; 32])))
+        })
+    }));
+    let text = panic_text(failed.expect_err("a growth of 96 bytes passed a limit of 0"));
+    let rows = table_rows(&text);
+    let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).skip(1).take(2).collect();
+    assert_eq!(rows.first().map(|(n, _)| n.as_str()), Some("total"), "{text}");
+    assert_eq!(names, ["growth_first_checked", "growth_first_checked/items"], "{text}");
+    let row = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+    assert_eq!(row("growth_first_bystander"), Some((0, 100_000, 100_000)), "{text}");
+}
