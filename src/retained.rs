@@ -108,6 +108,25 @@ impl<T> Retained<T> {
     /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "page", || vec![0u8; 10]);
     /// assert_eq!(item.len(), 10);
     /// ```
+    ///
+    /// Only what `make` allocates is the item's: a value made before the call and moved into
+    /// the closure stays charged to the owner that made it. A tool result taken from a cache
+    /// as `let v = cache.get(key).clone(); Retained::build(tools, key, move || v)` made an item
+    /// of 0 bytes (its 28 317 bytes were the caller's owner's), and `transfer_to` then moved
+    /// nothing into the history. Make or clone the value inside the closure:
+    ///
+    /// ```
+    /// use heapscope::{Owner, Retained};
+    /// let tools = Owner::named("build_doc_tools");
+    /// let cached = vec![0u8; 4096];
+    /// let copied = Retained::build(tools, "cache hit", || cached.clone()); // the copy is the item's
+    /// let made_before = cached.clone();
+    /// let moved = Retained::build(tools, "cache hit", move || made_before); // made outside
+    /// if heapscope::is_tracking() {
+    ///     assert_eq!(copied.live_bytes(), 4096);
+    ///     assert_eq!(moved.live_bytes(), 0);
+    /// }
+    /// ```
     pub fn build(parent: Owner, label: impl AsRef<str>, make: impl FnOnce() -> T) -> Retained<T> {
         // A fallback warns as `Owner::named`'s does: it once fell back without a word.
         Self::build_infallible(Owner::or_overflow(Self::register(parent, label.as_ref())), make)

@@ -645,3 +645,26 @@ fn a_fallible_build_keeps_the_value_or_returns_the_error() {
     assert_eq!(live(parent), 0);
     parent.retire().unwrap();
 }
+
+/// `Retained::build`'s documented trap: only what the closure allocates is the item's. A
+/// value cloned outside and moved in stays its maker's (an agent's cached tool result made
+/// an item of 0 bytes, and `transfer_to` moved nothing into the history).
+#[test]
+fn a_value_made_outside_the_closure_is_not_the_items() {
+    let _g = serial();
+    let (tools, maker, history) = (
+        Owner::named("rt_outside_tools"),
+        Owner::named("rt_outside_maker"),
+        Owner::named("rt_outside_history"),
+    );
+    let cached = vec![0u8; 4096];
+    let copied = Retained::build(tools, "cache hit", || black_box(cached.clone()));
+    let made_before = maker.in_scope(|| black_box(cached.clone()));
+    let moved = Retained::build(tools, "cache hit", move || made_before);
+    assert_eq!((copied.live_bytes(), moved.live_bytes()), (4096, 0));
+    assert_eq!(live(maker), 4096);
+    moved.transfer_to(history).unwrap();
+    assert_eq!(live(history), 0);
+    drop((copied, moved));
+    assert_eq!((live(tools), live(maker)), (0, 0));
+}
