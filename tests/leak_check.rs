@@ -476,3 +476,19 @@ fn a_check_under_an_owner_judges_its_subtree_and_its_own_owner_only() {
         owner.retire().unwrap();
     }
 }
+
+/// A probe counts only what is allocated while its owner is current: code that enters an
+/// owner of its own allocates there (an agent's turns under a probe read 0 live bytes while
+/// the agent's history held 148 899). As `Probe`'s docs say, with their example's figures.
+#[test]
+fn a_probe_does_not_count_what_the_code_allocates_under_its_own_owners() {
+    let _g = serial();
+    let history = Owner::named("lc_probe_doc_history");
+    let probe = Probe::start("turn");
+    let turn = history.in_scope(|| black_box(String::from("user: hi")));
+    let stray = black_box(vec![0u8; 100]);
+    assert_eq!(probe.stats().live_bytes, 100);
+    assert_eq!(history.stats().live_bytes, 8);
+    drop((turn, stray, probe));
+    history.retire().unwrap();
+}
