@@ -6,7 +6,11 @@
 //!
 //! Without the `enabled` feature (or without the allocator installed) nothing is measured:
 //! the helpers run the code, print `heapscope: disabled, growth not checked` once to stderr,
-//! and [`Probe::is_active`] returns `false`. They never pass silently.
+//! and [`Probe::is_active`] returns `false`. They never pass silently. Their readings are
+//! then empty (no owner in a [`LeakReport`], zero bytes in a probe), so assertions on them
+//! belong under `if report.is_active()` (or [`is_tracking`](crate::is_tracking)), as in the
+//! examples here, so that a test also passes in a build without tracking (your `memprof`
+//! feature off).
 
 use crate::owner::{Owner, OwnerScope};
 use crate::snapshot::{OwnerKey, Snapshot};
@@ -144,9 +148,9 @@ fn warn_inactive() -> bool {
 ///
 /// let probe = Probe::start("parse");
 /// let v = vec![0u8; 1000];
-/// # #[cfg(feature = "enabled")] if probe.is_active() {
-/// assert_eq!(probe.stats().live_bytes, 1000);
-/// # }
+/// if probe.is_active() {
+///     assert_eq!(probe.stats().live_bytes, 1000);
+/// }
 /// # drop(v);
 /// ```
 #[derive(Debug)]
@@ -164,11 +168,11 @@ impl Probe {
     /// let outer = Probe::start("request");
     /// let inner = Probe::start("decode");
     /// let body = vec![0u8; 512];
-    /// # #[cfg(feature = "enabled")] if inner.is_active() {
-    /// assert_eq!(inner.stats().live_bytes, 512);
-    /// // Probes do not nest: the outer one does not count the inner one's bytes.
-    /// assert_eq!(outer.stats().live_bytes, 0);
-    /// # }
+    /// if inner.is_active() {
+    ///     assert_eq!(inner.stats().live_bytes, 512);
+    ///     // Probes do not nest: the outer one does not count the inner one's bytes.
+    ///     assert_eq!(outer.stats().live_bytes, 0);
+    /// }
     /// # drop((body, inner, outer));
     /// ```
     pub fn start(name: &str) -> Probe {
@@ -228,12 +232,12 @@ impl Drop for Probe {
 /// let cache = Owner::named("check_growth_doc");
 /// let v = check_growth(cache, 2048, || cache.in_scope(|| vec![0u8; 1024]), "fill");
 /// assert_eq!(v.len(), 1024);
-/// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
-/// let too_much = std::panic::catch_unwind(|| {
-///     check_growth(cache, 100, || cache.in_scope(|| vec![0u8; 1024]), "fill again")
-/// });
-/// assert!(too_much.is_err());
-/// # }
+/// if heapscope::is_tracking() {
+///     let too_much = std::panic::catch_unwind(|| {
+///         check_growth(cache, 100, || cache.in_scope(|| vec![0u8; 1024]), "fill again")
+///     });
+///     assert!(too_much.is_err());
+/// }
 /// ```
 pub fn check_growth<R>(owner: Owner, at_most: u64, body: impl FnOnce() -> R, at: &str) -> R {
     let check = GrowthCheck::start(owner, i128::from(at_most), at);
@@ -355,10 +359,10 @@ macro_rules! assert_owner_growth {
 ///     let buffer = scratch.in_scope(|| vec![0u8; 4096]); // freed every iteration
 ///     drop(buffer);
 /// });
-/// # #[cfg(feature = "enabled")] if report.is_active() {
-/// assert_eq!(report.owner("trend_table").map(|o| o.trend), Some(Trend::Flat));
-/// assert_eq!(report.owner("trend_scratch").map(|o| o.trend), Some(Trend::TransientPeak));
-/// # }
+/// if report.is_active() {
+///     assert_eq!(report.owner("trend_table").map(|o| o.trend), Some(Trend::Flat));
+///     assert_eq!(report.owner("trend_scratch").map(|o| o.trend), Some(Trend::TransientPeak));
+/// }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -383,13 +387,13 @@ pub enum Trend {
 /// let history = Owner::named("owner_trend_doc");
 /// let mut kept = Vec::with_capacity(16);
 /// let report = leak_check(2, 12, |_| kept.push(history.in_scope(|| vec![0u8; 1024])));
-/// # #[cfg(feature = "enabled")] if report.is_active() {
-/// let trend = report.owner("owner_trend_doc").expect("observed");
-/// assert_eq!(trend.trend, Trend::Leaking);
-/// assert_eq!(trend.start_live_bytes, 2 * 1024); // kept during warm-up
-/// assert_eq!(trend.end_live_bytes - trend.start_live_bytes, 12 * 1024);
-/// assert!((trend.bytes_per_iteration - 1024.0).abs() < 1.0);
-/// # }
+/// if report.is_active() {
+///     let trend = report.owner("owner_trend_doc").expect("observed");
+///     assert_eq!(trend.trend, Trend::Leaking);
+///     assert_eq!(trend.start_live_bytes, 2 * 1024); // kept during warm-up
+///     assert_eq!(trend.end_live_bytes - trend.start_live_bytes, 12 * 1024);
+///     assert!((trend.bytes_per_iteration - 1024.0).abs() < 1.0);
+/// }
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -441,9 +445,9 @@ impl LeakReport {
     ///     kept.push(index.in_scope(|| vec![0u8; 64]));
     /// });
     /// let names: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
-    /// # #[cfg(feature = "enabled")] if report.is_active() {
-    /// assert_eq!(names, ["leaking_log", "leaking_index"]);
-    /// # }
+    /// if report.is_active() {
+    ///     assert_eq!(names, ["leaking_log", "leaking_index"]);
+    /// }
     /// ```
     pub fn leaking(&self) -> Vec<&OwnerTrend> {
         self.owners.iter().filter(|o| o.trend == Trend::Leaking).collect()
@@ -464,9 +468,9 @@ impl LeakReport {
     /// for owner in report.all() {
     ///     println!("{}: {:?}", owner.name, owner.trend);
     /// }
-    /// # #[cfg(feature = "enabled")] if report.is_active() {
-    /// assert!(report.all().iter().any(|o| o.name == "all_doc" && o.trend == Trend::Flat));
-    /// # }
+    /// if report.is_active() {
+    ///     assert!(report.all().iter().any(|o| o.name == "all_doc" && o.trend == Trend::Flat));
+    /// }
     /// ```
     pub fn all(&self) -> &[OwnerTrend] {
         &self.owners
@@ -585,9 +589,9 @@ impl fmt::Display for LeakReport {
 /// let report = heapscope::testing::leak_check(2, 12, |i| {
 ///     kept.push(leak.in_scope(|| vec![i as u8; 256]));
 /// });
-/// # #[cfg(feature = "enabled")] if report.is_active() {
-/// assert_eq!(report.leaking()[0].name, "leak_doc");
-/// # }
+/// if report.is_active() {
+///     assert_eq!(report.leaking()[0].name, "leak_doc");
+/// }
 /// ```
 pub fn leak_check(warmup: usize, iterations: usize, body: impl FnMut(usize)) -> LeakReport {
     run_leak_check(None, warmup, iterations, body)
@@ -611,11 +615,11 @@ pub fn leak_check(warmup: usize, iterations: usize, body: impl FnMut(usize)) -> 
 ///     kept.push(history.in_scope(|| vec![0u8; 64]));
 ///     theirs.push(shared.in_scope(|| vec![0u8; 64]));
 /// });
-/// # #[cfg(feature = "enabled")] if report.is_active() {
-/// let names: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
-/// assert_eq!(names, ["under_doc", "under_doc/history"]);
-/// assert!(report.owner("under_doc_shared").is_none());
-/// # }
+/// if report.is_active() {
+///     let names: Vec<&str> = report.leaking().iter().map(|o| o.name.as_str()).collect();
+///     assert_eq!(names, ["under_doc", "under_doc/history"]);
+///     assert!(report.owner("under_doc_shared").is_none());
+/// }
 /// ```
 pub fn leak_check_under(
     owner: Owner,
