@@ -84,6 +84,29 @@ pub struct PhaseRecord {
 }
 
 impl PhaseRecord {
+    /// The entry of the owner with this full name: the first in [`PhaseRecord::owners`]'s
+    /// order when two share it (see there). `None` when the owner did not move during the
+    /// phase, in a record kept by [`recent_phases`] when it was not among the [`PHASE_OWNERS`]
+    /// listed, and without tracking (`owners` is then empty).
+    ///
+    /// ```
+    /// let history = heapscope::Owner::named("phase_owner_doc");
+    /// let turns = history.in_scope(|| vec![String::from("hello"); 100]);
+    /// let record = {
+    ///     let compaction = heapscope::phase("compaction");
+    ///     drop(history.in_scope(|| turns.clone())); // a transient deep copy
+    ///     compaction.finish()
+    /// };
+    /// if record.tracking {
+    ///     let h = record.owner("phase_owner_doc").expect("moved during the phase");
+    ///     assert_eq!(h.live_end_bytes, h.live_start_bytes);
+    ///     assert!(h.peak_bytes > h.live_start_bytes);
+    /// }
+    /// ```
+    pub fn owner(&self, name: &str) -> Option<&PhaseOwner> {
+        self.owners.iter().find(|o| o.name == name)
+    }
+
     /// The copy kept in the ring: the [`PHASE_OWNERS`] owners that moved most, in the
     /// record's order (stable, so ties keep that order too). The first, the largest peak
     /// rise, is always kept: the report names it for the phase (`most:`), even when more

@@ -478,3 +478,28 @@ fn the_reports_phase_line_names_the_programs_owner_not_heapscopes_bookkeeping() 
         "{line}"
     );
 }
+
+/// `PhaseRecord::owner` finds an owner's entry by full name, as `Snapshot::owner` and
+/// `LeakReport::owner` do (a test of a compaction wrote `record.owners.iter().find(…)`), and
+/// says `None` for an owner that did not move.
+#[test]
+fn a_record_finds_an_owner_by_name() {
+    let _g = serial();
+    let parent = Owner::named("phase_lookup");
+    let history = parent.child("history");
+    let idle = Owner::named("phase_lookup_idle");
+    let turns = history.in_scope(|| black_box(vec![0u8; 10_000]));
+    let record = {
+        let compaction = heapscope::phase("lookup");
+        drop(history.in_scope(|| black_box(turns.clone())));
+        compaction.finish()
+    };
+    let h = record.owner("phase_lookup/history").expect("history moved");
+    assert_eq!((h.live_start_bytes, h.live_end_bytes, h.peak_bytes), (10_000, 10_000, 20_000));
+    assert_eq!(record.owner("phase_lookup").map(|o| o.peak_bytes), Some(20_000));
+    assert!(record.owner("phase_lookup_idle").is_none());
+    drop(turns);
+    for o in [history, parent, idle] {
+        o.retire().unwrap();
+    }
+}
