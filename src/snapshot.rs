@@ -124,6 +124,12 @@ impl Snapshot {
     /// the failure table of [`assert_owner_growth!`](crate::assert_owner_growth), which take
     /// both readings in one process, follow owners by identity instead.
     ///
+    /// Against a baseline saved by an earlier run, items pair by chance: their names
+    /// (`parent/item#N`) number the items built in that process, so they change with what
+    /// else ran before (a test's five items were `history/item#1` to `#5` run alone and `#11`
+    /// to `#15` beside two other tests, and the diff listed five gone and five new). Compare the
+    /// owners your code names, whose figures include their items', and leave items out.
+    ///
     /// ```
     /// let base = heapscope::Snapshot::capture();
     /// let cache = heapscope::Owner::named("diff_doc_cache");
