@@ -211,7 +211,8 @@ impl Registry {
         depth
     }
 
-    fn is_ancestor(&self, ancestor: u16, mut id: u16) -> bool {
+    /// Whether `ancestor` is `id` or one of its ancestors.
+    pub(crate) fn is_ancestor(&self, ancestor: u16, mut id: u16) -> bool {
         for _ in 0..=MAX_DEPTH {
             if id == ancestor {
                 return true;

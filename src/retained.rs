@@ -622,6 +622,33 @@ pub fn overflow_items() -> u64 {
 /// # }
 /// ```
 pub fn top(n: usize) -> Vec<ItemInfo> {
+    ranked(n, None)
+}
+
+/// The `n` largest live retained items under `owner` (its descendants, and `owner` itself if
+/// it is an item), largest first (ties by owner name), as [`top`] lists them. [`top`] lists
+/// the whole process's: in tests running in parallel, other tests' items too. Empty when
+/// `owner` was retired and its id went to another owner.
+///
+/// ```
+/// use heapscope::{Owner, Retained};
+/// let mine = Owner::named("top_under_doc");
+/// let theirs = Owner::named("top_under_doc_other");
+/// let small = Retained::build(mine.child("history"), "small", || vec![0u8; 10]);
+/// let big = Retained::build(theirs, "big", || vec![0u8; 10_000]);
+/// let top = heapscope::retained::top_under(mine, 5);
+/// if heapscope::is_tracking() {
+///     assert_eq!(top.len(), 1);
+///     assert_eq!(top[0].label, "small");
+///     assert_eq!(top[0].parent, "top_under_doc/history");
+/// }
+/// ```
+pub fn top_under(owner: Owner, n: usize) -> Vec<ItemInfo> {
+    ranked(n, Some(owner))
+}
+
+/// [`top`], of the items under `under` when given.
+fn ranked(n: usize, under: Option<Owner>) -> Vec<ItemInfo> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     // Nothing measured (tracking compiled out, or heapscope's allocator not installed), nothing
@@ -637,6 +664,9 @@ pub fn top(n: usize) -> Vec<ItemInfo> {
     // items, and sorted them all: 1.5 MB above what heapscope held for `top(10)` with 4 000
     // items (`tests/diag_memory.rs`), the moment a caller looks at what is large.
     registry::with(|r| {
+        if under.is_some_and(|o| r.any_entry(o.id(), o.generation()).is_err()) {
+            return Vec::new();
+        }
         #[cfg(feature = "enabled")]
         let live = |id: u16| r.live_bytes(id);
         #[cfg(not(feature = "enabled"))]
@@ -646,6 +676,9 @@ pub fn top(n: usize) -> Vec<ItemInfo> {
         let mut best: BinaryHeap<(Reverse<u64>, &str, u16)> =
             BinaryHeap::with_capacity(n.min(registry::MAX_OWNERS).saturating_add(1));
         for (id, e, _) in r.live_items() {
+            if under.is_some_and(|o| !r.is_ancestor(o.id(), id)) {
+                continue;
+            }
             best.push((Reverse(live(id)), e.path.as_str(), id));
             if best.len() > n {
                 best.pop();

@@ -258,6 +258,43 @@ fn top_lists_items_largest_first_with_labels_types_and_parents() {
     assert!(retained::top(10).is_empty());
 }
 
+/// `top_under` lists the items of one subtree only (the owner's descendants at any depth, and
+/// the owner itself when it is an item), ranked as `top` ranks them; others' items, however
+/// large, are not listed.
+#[test]
+fn top_under_lists_the_items_of_one_subtree() {
+    let _g = serial();
+    let mine = Owner::named("ret_under_mine");
+    let history = mine.child("history");
+    let theirs = Owner::named("ret_under_theirs");
+    let turn = Retained::build(history, "turn", || black_box(vec![0u8; 700]));
+    let tool = Retained::build(mine, "tool", || black_box(vec![0u8; 300]));
+    let nested = Retained::build(turn.owner(), "attachment", || black_box(vec![0u8; 50]));
+    let other = Retained::build(theirs, "other", || black_box(vec![0u8; 90_000]));
+
+    let top = retained::top_under(mine, 10);
+    let listed: Vec<(&str, u64)> = top.iter().map(|i| (i.label.as_str(), i.live_bytes)).collect();
+    // The turn holds its attachment's 50 bytes too, as an owner's figures hold its children's.
+    assert_eq!(listed, [("turn", 750), ("tool", 300), ("attachment", 50)]);
+    assert_eq!(top[0].parent, "ret_under_mine/history");
+    let two = retained::top_under(mine, 2);
+    assert_eq!(two.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(), ["turn", "tool"]);
+    let below_turn = retained::top_under(turn.owner(), 10);
+    assert_eq!(
+        below_turn.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(),
+        ["turn", "attachment"]
+    );
+    assert_eq!(retained::top_under(theirs, 10).len(), 1);
+    assert!(retained::top_under(history.child("empty"), 10).is_empty());
+
+    // Moved away, an item is no longer under its old parent.
+    tool.transfer_to(theirs).unwrap();
+    let labels: Vec<String> = retained::top_under(mine, 10).into_iter().map(|i| i.label).collect();
+    assert_eq!(labels, ["turn", "attachment"]);
+    drop((nested, turn, tool, other));
+    assert!(retained::top_under(mine, 10).is_empty());
+}
+
 /// A build whose closure panics retires the item's owner: nothing else would (no `Retained`
 /// exists), and each such panic once kept an id registered for good.
 #[test]
