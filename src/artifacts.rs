@@ -340,6 +340,7 @@ pub(crate) fn replace_streamed(
 /// `String` or `Vec<u8>` as well as bytes.
 ///
 /// ```
+/// # heapscope::install!();
 /// let path = std::env::temp_dir().join(format!("heapscope-doc-{}.json", std::process::id()));
 /// heapscope::write_private(&path, b"{}")?;
 /// heapscope::write_private(&path, b"{\"again\": true}")?;

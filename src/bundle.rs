@@ -22,6 +22,7 @@ the files exist only on this machine, readable by this user alone.";
 /// Options for [`capture`].
 ///
 /// ```
+/// # heapscope::install!();
 /// let options = heapscope::CaptureOptions::new("/var/tmp/agent").max_bytes(64 << 20);
 /// # let _ = options;
 /// ```
@@ -69,6 +70,7 @@ impl CaptureOptions {
     /// the program's binary.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let options = heapscope::CaptureOptions::new("/var/tmp/agent").pprof(false);
     /// # let _ = options;
     /// ```

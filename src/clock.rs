@@ -38,6 +38,7 @@ pub(crate) fn unix_ms() -> u64 {
 /// as a suspend (forward) or an NTP correction would; tests only.
 ///
 /// ```
+/// # heapscope::install!();
 /// heapscope::__step_wall_clock_for_tests(0);
 /// ```
 #[doc(hidden)]

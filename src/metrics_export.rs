@@ -85,6 +85,7 @@ impl Report {
     /// them. What was published is remembered per process, not per recorder.
     ///
     /// ```
+    /// # heapscope::install!();
     /// heapscope::report().publish_metrics();
     /// ```
     pub fn publish_metrics(&self) {
@@ -97,6 +98,7 @@ impl Report {
     /// `cache/embeddings`), not for children made per call or per `Retained` item.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let cache = heapscope::Owner::named("cache");
     /// let http = cache.child("http");
     /// let body = http.in_scope(|| vec![0u8; 4096]);

@@ -129,6 +129,7 @@ impl PressureMonitorBuilder {
     /// use [`on_pressure_check`](Self::on_pressure_check).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{PressureMonitor, ReportOptions};
     /// let monitor = PressureMonitor::builder()
     ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-onp-{}", std::process::id())))
@@ -156,6 +157,7 @@ impl PressureMonitorBuilder {
     /// handled, as `on_pressure`'s are.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{PressureLevel, PressureMonitor, ReportOptions};
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
@@ -191,6 +193,7 @@ impl PressureMonitorBuilder {
     /// at the moment memory is scarcest.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{CaptureOptions, DumpOutcome, PressureMonitor, ReportOptions};
     /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
     /// let monitor = PressureMonitor::builder()
@@ -219,6 +222,7 @@ impl PressureMonitorBuilder {
     /// [`clock`](Self::clock).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use std::time::Duration;
     /// let monitor = heapscope::PressureMonitor::builder()
     ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-refresh-{}", std::process::id())))
@@ -577,6 +581,7 @@ impl PressureMonitor {
     /// measures pressure against the cgroup's limit or `MemTotal`; this one against 4 MiB.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let monitor = heapscope::PressureMonitor::builder()
     ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-report-{}", std::process::id())))
     ///     .manual()
@@ -594,6 +599,7 @@ impl PressureMonitor {
     /// The report options this monitor was built with (see [`report`](Self::report)).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let options = heapscope::ReportOptions::default().budget_bytes(4 << 20);
     /// let monitor = heapscope::PressureMonitor::builder()
     ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-options-{}", std::process::id())))
@@ -620,6 +626,7 @@ impl PressureMonitor {
     /// was found, and then the monitor does not dump (`start` says so on standard error).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let monitor = heapscope::PressureMonitor::builder()
     ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-limit-{}", std::process::id())))
     ///     .manual()
@@ -637,6 +644,7 @@ impl PressureMonitor {
     /// limit with its file, `"MemTotal"`), empty when none.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let monitor = heapscope::PressureMonitor::builder()
     ///     .directory(std::env::temp_dir().join(format!("heapscope-doc-source-{}", std::process::id())))
     ///     .manual()

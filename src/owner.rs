@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 /// [`stats`](Owner::stats) include its children's.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::Owner;
 ///
 /// let history = Owner::named("history");
@@ -61,6 +62,7 @@ impl Owner {
     /// allocate, so keep this off hot paths: [`owner!`](crate::owner!) caches it per call site.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let cache = heapscope::Owner::named("cache");
     /// assert_eq!(cache, heapscope::Owner::named(String::from("cache")));
     /// ```
@@ -75,6 +77,7 @@ impl Owner {
     /// `/` or a control character; [`Error::RegistryFull`](crate::Error::RegistryFull) when all 4096 owner ids are taken.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert!(heapscope::Owner::try_named("").is_err());
     /// assert!(heapscope::Owner::try_named("tool_results").is_ok());
     /// ```
@@ -103,6 +106,7 @@ impl Owner {
     /// something else is entered.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Owner::root().name(), "root");
     /// ```
     pub const fn root() -> Owner {
@@ -113,6 +117,7 @@ impl Owner {
     /// registered, handles of retired owners, and blocks the side table had no room for.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Owner::overflow().name(), "heapscope.overflow");
     /// ```
     pub const fn overflow() -> Owner {
@@ -122,6 +127,7 @@ impl Owner {
     /// heapscope's own bookkeeping (the registry and labels).
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Owner::internal().name(), "heapscope.internal");
     /// ```
     pub const fn internal() -> Owner {
@@ -132,6 +138,7 @@ impl Owner {
     /// feature).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let history = heapscope::Owner::named("history");
     /// history.in_scope(|| {
     /// #   #[cfg(feature = "enabled")]
@@ -177,6 +184,7 @@ impl Owner {
     /// which enters the owner for each poll only.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let tools = heapscope::Owner::named("tool_results");
     /// let output = {
     ///     let _scope = tools.enter();
@@ -213,6 +221,7 @@ impl Owner {
     /// Runs `f` with this owner current.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let cache = heapscope::Owner::named("cache");
     /// let v = cache.in_scope(|| vec![0u8; 100]);
     /// assert_eq!(v.len(), 100);
@@ -228,6 +237,7 @@ impl Owner {
     /// Falls back to the overflow owner like [`Owner::named`].
     ///
     /// ```
+    /// # heapscope::install!();
     /// let tools = heapscope::Owner::named("tool_results");
     /// let call = tools.child("call_42");
     /// assert_eq!(call.name(), "tool_results/call_42");
@@ -244,6 +254,7 @@ impl Owner {
     /// [`Error::TooDeep`](crate::Error::TooDeep) below the deepest level.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let a = heapscope::Owner::named("deep");
     /// let mut cur = a;
     /// for i in 0..6 { cur = cur.try_child(format!("l{i}")).unwrap(); }
@@ -269,6 +280,7 @@ impl Owner {
     /// reused. Retiring a retired owner again is `Ok` until its id is reused.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let call = heapscope::Owner::named("tools").child("call_1");
     /// call.retire().unwrap();
     /// assert!(heapscope::Owner::root().retire().is_err());
@@ -283,6 +295,7 @@ impl Owner {
     /// nothing), reused or not.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Owner::named("history").name(), "history");
     /// ```
     pub fn name(self) -> String {
@@ -295,6 +308,7 @@ impl Owner {
     /// The parent owner, or `None` for top-level owners (and stale handles).
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Owner::named("history").parent(), None);
     /// ```
     pub fn parent(self) -> Option<Owner> {
@@ -309,6 +323,7 @@ impl Owner {
     /// feature (see [`is_tracking`](crate::is_tracking)).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let history = heapscope::Owner::named("stats_doc");
     /// let v = history.in_scope(|| vec![0u8; 1000]);
     /// let stats = history.stats();
@@ -551,6 +566,7 @@ pub trait InOwner: Future + Sized {
     /// dropped (a task cancelled before it finished runs its destructors as itself).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{InOwner, Owner};
     ///
     /// let tools = Owner::named("tool_results");
@@ -569,6 +585,7 @@ impl<F: Future> InOwner for F {}
 /// [`Owner::named`] would (with the `enabled` feature or without).
 ///
 /// ```
+/// # heapscope::install!();
 /// let history = heapscope::owner!("history");
 /// assert_eq!(history, heapscope::Owner::named("history"));
 /// ```

@@ -40,6 +40,7 @@ static HOOK_OWNER: AtomicU64 = AtomicU64::new(0);
 /// those there too; later ones keep nothing.
 ///
 /// ```
+/// # heapscope::install!();
 /// heapscope::run_panic_hook_in(heapscope::owner!("panic_hook"));
 ///
 /// let tool = heapscope::Owner::named("tool_call");

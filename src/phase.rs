@@ -90,6 +90,7 @@ impl PhaseRecord {
     /// listed, and without tracking (`owners` is then empty).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let history = heapscope::Owner::named("phase_owner_doc");
     /// let turns = history.in_scope(|| vec![String::from("hello"); 100]);
     /// let record = {
@@ -426,6 +427,7 @@ impl Drop for PeakWindow {
 /// readings); owners' own figures are exact.
 ///
 /// ```
+/// # heapscope::install!();
 /// let history = heapscope::Owner::named("phase_doc_history");
 /// let turns = history.in_scope(|| vec![String::from("hello"); 1000]);
 /// let record = {
@@ -568,6 +570,7 @@ impl Drop for Phase {
 /// owners (see [`PhaseRecord::owners`]). The phase that finished first drops out first.
 ///
 /// ```
+/// # heapscope::install!();
 /// drop(heapscope::phase("startup"));
 /// assert_eq!(heapscope::recent_phases().last().unwrap().name, "startup");
 /// ```

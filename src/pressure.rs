@@ -40,6 +40,7 @@ impl std::fmt::Display for PressureLevel {
 /// limit: 55 of 100 bytes is at 0.55.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::Thresholds;
 /// let t = Thresholds::new(0.5, 0.8, 0.9).unwrap();
 /// assert!(Thresholds::new(0.9, 0.8, 0.95).is_err());
@@ -121,6 +122,7 @@ impl Thresholds {
     /// The `elevated` fraction.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Thresholds::default().elevated(), 0.70);
     /// ```
     pub fn elevated(&self) -> f64 {
@@ -130,6 +132,7 @@ impl Thresholds {
     /// The `high` fraction.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Thresholds::default().high(), 0.85);
     /// ```
     pub fn high(&self) -> f64 {
@@ -139,6 +142,7 @@ impl Thresholds {
     /// The `critical` fraction.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert_eq!(heapscope::Thresholds::default().critical(), 0.95);
     /// ```
     pub fn critical(&self) -> f64 {
@@ -150,6 +154,7 @@ impl Thresholds {
     /// counted to nine decimal places.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{PressureLevel, Thresholds};
     /// let t = Thresholds::default();
     /// assert_eq!(t.classify(69, Some(100)), PressureLevel::Normal);

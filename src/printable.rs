@@ -10,6 +10,7 @@ use std::borrow::Cow;
 /// kept; text with nothing to escape is returned as is.
 ///
 /// ```
+/// # heapscope::install!();
 /// assert_eq!(heapscope::escape_control("cat <<EOF\n\u{1b}[2J"), "cat <<EOF\\n\\u{1b}[2J");
 /// assert_eq!(heapscope::escape_control("tool \"ls\""), "tool \"ls\"");
 /// ```

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// jemalloc's default sampling interval (2^19 bytes), which [`activate`] uses.
 ///
 /// ```
+/// # heapscope::install!();
 /// assert_eq!(heapscope::profiling::DEFAULT_SAMPLE_INTERVAL, 512 * 1024);
 /// ```
 pub const DEFAULT_SAMPLE_INTERVAL: u64 = 1 << 19;
@@ -30,6 +31,7 @@ pub const DEFAULT_SAMPLE_INTERVAL: u64 = 1 << 19;
 /// profiling compiled in and enabled, sampling off until [`activate`].
 ///
 /// ```
+/// # heapscope::install!();
 /// assert!(heapscope::profiling::MALLOC_CONF.contains("prof_active:false"));
 /// ```
 pub const MALLOC_CONF: &str = "prof:true,prof_active:false";
@@ -37,6 +39,7 @@ pub const MALLOC_CONF: &str = "prof:true,prof_active:false";
 /// Where heap profiling stands in this process.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::profiling::{self, ProfilingStatus};
 /// let status = profiling::status();
 /// let usable = matches!(status, ProfilingStatus::Jemalloc { .. } | ProfilingStatus::Dhat);
@@ -73,6 +76,7 @@ pub enum ProfilingStatus {
 /// How [`activate_with`] samples.
 ///
 /// ```
+/// # heapscope::install!();
 /// let options = heapscope::profiling::ProfilingOptions::default().sample_interval(1 << 16);
 /// # let _ = options;
 /// ```
@@ -94,6 +98,7 @@ impl ProfilingOptions {
     /// jemalloc takes a backtrace for every sample.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::profiling::{activate_with, ProfilingOptions};
     /// // One sample per 64 KiB allocated on average: 8 times finer than the default.
     /// let fine = ProfilingOptions::default().sample_interval(64 * 1024);
@@ -111,6 +116,7 @@ impl ProfilingOptions {
 /// Which backend can take a profile now, or why none can.
 ///
 /// ```
+/// # heapscope::install!();
 /// match heapscope::profiling::status() {
 ///     heapscope::profiling::ProfilingStatus::Unavailable { reason, fix } => {
 ///         println!("no heap profiles: {reason} ({fix})")
@@ -147,6 +153,7 @@ pub fn status() -> ProfilingStatus {
 /// run in this process (see [`status`]).
 ///
 /// ```
+/// # heapscope::install!();
 /// if let Err(e) = heapscope::profiling::activate() {
 ///     eprintln!("{e}");
 /// }
@@ -166,6 +173,7 @@ pub fn activate() -> Result<()> {
 /// [`Error::ProfilingUnavailable`] as for [`activate`].
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::profiling::{activate_with, ProfilingOptions};
 /// let _ = activate_with(ProfilingOptions::default().sample_interval(1 << 18));
 /// # let _ = heapscope::profiling::deactivate();
@@ -188,6 +196,7 @@ pub fn activate_with(options: ProfilingOptions) -> Result<()> {
 /// [`Error::ProfilingUnavailable`] as for [`activate`].
 ///
 /// ```
+/// # heapscope::install!();
 /// let _ = heapscope::profiling::deactivate();
 /// ```
 pub fn deactivate() -> Result<()> {
@@ -592,6 +601,7 @@ mod dhat_backend {
     /// cannot be created.
     ///
     /// ```
+    /// # heapscope::install!();
     /// // With `Tracked<dhat::Alloc>` installed this starts a session; here it says why not.
     /// if let Err(e) = heapscope::profiling::start_dhat() {
     ///     eprintln!("{e}");
@@ -617,6 +627,7 @@ mod dhat_backend {
     /// whether one was running.
     ///
     /// ```
+    /// # heapscope::install!();
     /// assert!(!heapscope::profiling::stop_dhat());
     /// ```
     pub fn stop_dhat() -> bool {

@@ -22,6 +22,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// What a report reads and how it judges.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{ReportOptions, Thresholds};
 /// let options = ReportOptions::default()
 ///     .budget_bytes(2 << 30)
@@ -111,6 +112,7 @@ impl ReportOptions {
     /// budget is 0, [`Error::InvalidThresholds`] when the thresholds are out of order.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let options = heapscope::ReportOptions::from_env("MYAGENT_MEM_").unwrap();
     /// # let _ = options;
     /// ```
@@ -326,6 +328,7 @@ pub struct Report {
 /// A report with default options; see [`Report::capture_with`].
 ///
 /// ```
+/// # heapscope::install!();
 /// let report = heapscope::report();
 /// println!("{report}");
 /// assert_eq!(report.schema_version, heapscope::SCHEMA_VERSION);
@@ -338,6 +341,7 @@ impl Report {
     /// Reads everything. Never fails: what cannot be read is `None` with a warning.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let report = heapscope::Report::capture_with(&heapscope::ReportOptions::default());
     /// let json = report.to_json();
     /// let back: heapscope::Report = serde_json::from_str(&json).unwrap();
@@ -424,6 +428,7 @@ impl Report {
     /// The report as pretty JSON.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let json = heapscope::report().to_json();
     /// assert!(json.contains("\"schema_version\": 1"));
     /// ```
@@ -438,6 +443,7 @@ impl Report {
     /// The writer's I/O error, as the writer returned it (its kind too).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let mut out = Vec::new();
     /// heapscope::report().write_json(&mut out).unwrap();
     /// assert!(!out.is_empty());

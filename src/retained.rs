@@ -30,6 +30,7 @@ static OVERFLOW_ITEMS: AtomicU64 = AtomicU64::new(0);
 /// the text.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{Owner, Retained};
 /// // `LabelPolicy::Text`, the default: the label is kept as given.
 /// let item = Retained::build(Owner::named("uploads"), "report-q3.pdf", || vec![0u8; 64]);
@@ -47,6 +48,7 @@ pub enum LabelPolicy {
 /// Sets how items built from now on keep their labels (items already built keep theirs).
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::retained::{self, LabelPolicy};
 /// retained::set_label_policy(LabelPolicy::Hash);
 /// let item = heapscope::Retained::build(heapscope::Owner::named("tools"), "secret.txt", || 1u8);
@@ -64,6 +66,7 @@ fn fnv1a64(text: &str) -> u64 {
 /// A value whose allocations are attributed to an owner of its own, a child of `parent`.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{Owner, Retained};
 ///
 /// let tools = Owner::named("tool_results");
@@ -80,6 +83,7 @@ fn fnv1a64(text: &str) -> u64 {
 /// if it held the value itself:
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{Owner, Retained};
 ///
 /// #[derive(serde::Serialize)]
@@ -105,6 +109,7 @@ impl<T> Retained<T> {
     /// that [`Owner::named`] prints; [`Retained::try_build`] reports that instead.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "page", || vec![0u8; 10]);
     /// assert_eq!(item.len(), 10);
     /// ```
@@ -116,6 +121,7 @@ impl<T> Retained<T> {
     /// nothing into the history. Make or clone the value inside the closure:
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{Owner, Retained};
     /// let tools = Owner::named("build_doc_tools");
     /// let cached = vec![0u8; 4096];
@@ -141,6 +147,7 @@ impl<T> Retained<T> {
     /// `make`'s error.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{Owner, Retained};
     /// let tools = Owner::named("tool_results");
     /// let parsed = Retained::build_fallible(tools, "ls --json", || {
@@ -167,6 +174,7 @@ impl<T> Retained<T> {
     /// finishes (a cancelled tool call) retires the item's owner, as a panic in `make` does.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{Owner, Retained};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     let waker = std::task::Waker::noop();
@@ -204,6 +212,7 @@ impl<T> Retained<T> {
     /// `make`'s error.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{Owner, Retained};
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     let waker = std::task::Waker::noop();
@@ -242,6 +251,7 @@ impl<T> Retained<T> {
     /// [`Error::TooDeep`](crate::Error::TooDeep).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let item = heapscope::Retained::try_build(heapscope::Owner::named("cache"), "page", || 1).unwrap();
     /// assert_eq!(*item, 1);
     /// ```
@@ -309,6 +319,7 @@ impl<T> Retained<T> {
     /// The item's own owner (a child of its parent), to pass to code that enters owners.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "x", || 0);
     /// assert!(item.owner().name().starts_with("cache/item#"));
     /// ```
@@ -319,6 +330,7 @@ impl<T> Retained<T> {
     /// The label (or its hash, under [`LabelPolicy::Hash`]).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let item = heapscope::Retained::build(heapscope::Owner::named("cache"), "readme", || 0);
     /// assert_eq!(item.label(), "readme");
     /// ```
@@ -335,6 +347,7 @@ impl<T> Retained<T> {
     /// item's.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let mut log = heapscope::Retained::build(heapscope::Owner::named("logs"), "log", Vec::<String>::new);
     /// let line = { let _scope = log.enter(); String::from("appended") };
     /// log.with_mut(|v| v.push(line));
@@ -346,6 +359,7 @@ impl<T> Retained<T> {
     /// Runs `f` on the value with the item's owner current, so its growth is the item's.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let mut hist = heapscope::Retained::build(heapscope::Owner::named("h"), "turns", Vec::<u64>::new);
     /// hist.with_mut(|v| v.extend(0..100));
     /// assert_eq!(hist.len(), 100);
@@ -361,6 +375,7 @@ impl<T> Retained<T> {
     /// overflow owner's live bytes, every such item's together.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let item = heapscope::Retained::build(heapscope::Owner::named("c"), "v", || vec![0u8; 300]);
     /// # #[cfg(feature = "enabled")] if heapscope::is_tracking() {
     /// assert_eq!(item.live_bytes(), 300);
@@ -395,6 +410,7 @@ impl<T> Retained<T> {
     /// `heapscope.overflow`).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{Owner, Retained};
     /// let result = Retained::build(Owner::named("tool_results"), "ls", || "a b c".to_string());
     /// result.transfer_to(Owner::named("history")).unwrap();
@@ -414,6 +430,7 @@ impl<T> Retained<T> {
     /// they are freed.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let item = heapscope::Retained::build(heapscope::Owner::named("c"), "v", || vec![1, 2]);
     /// assert_eq!(item.into_inner(), vec![1, 2]);
     /// ```
@@ -560,6 +577,7 @@ impl<T: fmt::Debug> fmt::Debug for Retained<T> {
 /// One live retained item, as listed by [`top`].
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{Owner, Retained};
 /// let page = Retained::build(Owner::named("pages"), "index.html", || vec![0u8; 4096]);
 /// // Nothing tracked (the feature off, or no `install!`), `top` lists nothing.
@@ -597,6 +615,7 @@ pub struct ItemInfo {
 /// [`Retained::build`]). Their bytes are in `heapscope.overflow`'s figures.
 ///
 /// ```
+/// # heapscope::install!();
 /// assert_eq!(heapscope::retained::overflow_items(), 0);
 /// ```
 pub fn overflow_items() -> u64 {
@@ -613,6 +632,7 @@ pub fn overflow_items() -> u64 {
 /// nothing is largest.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{Owner, Retained};
 /// let a = Retained::build(Owner::named("top_doc"), "small", || vec![0u8; 10]);
 /// let b = Retained::build(Owner::named("top_doc"), "big", || vec![0u8; 10_000]);
@@ -631,6 +651,7 @@ pub fn top(n: usize) -> Vec<ItemInfo> {
 /// `owner` was retired and its id went to another owner.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{Owner, Retained};
 /// let mine = Owner::named("top_under_doc");
 /// let theirs = Owner::named("top_under_doc_other");

@@ -32,6 +32,7 @@ pub const DEFAULT_SIGNAL: i32 = 12;
 /// What one signal did.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::signal::{SignalOutcome, SignalTrigger, DEFAULT_SIGNAL};
 /// use std::{sync::mpsc, time::Duration};
 /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
@@ -79,6 +80,7 @@ type OnCapture = Box<dyn FnMut(SignalOutcome) + Send>;
 /// Settings for a [`SignalTrigger`]; from [`SignalTrigger::builder`].
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::signal::SignalTrigger;
 /// use std::time::Duration;
 /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
@@ -114,6 +116,7 @@ impl SignalTriggerBuilder {
     /// The signal to listen for (default SIGUSR2).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::SignalTrigger;
     /// let trigger = SignalTrigger::builder(Default::default())
     ///     .signal(signal_hook::consts::SIGUSR1)
@@ -132,6 +135,7 @@ impl SignalTriggerBuilder {
     /// signals sooner are ignored.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::{SignalOutcome, SignalTrigger, DEFAULT_SIGNAL};
     /// use std::{sync::mpsc, time::Duration};
     /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
@@ -162,6 +166,7 @@ impl SignalTriggerBuilder {
     /// later signals are refused ([`SignalOutcome::CapReached`]).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::SignalTrigger;
     /// let trigger = SignalTrigger::builder(Default::default()).max_bundles(3).start()?;
     /// trigger.stop();
@@ -181,6 +186,7 @@ impl SignalTriggerBuilder {
     /// on standard error and the trigger keeps listening.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::{SignalOutcome, SignalTrigger};
     /// let trigger = SignalTrigger::builder(Default::default())
     ///     .on_capture(|outcome| match outcome {
@@ -208,6 +214,7 @@ impl SignalTriggerBuilder {
     /// of 0.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::SignalTrigger;
     /// let refused = SignalTrigger::builder(Default::default()).signal(9).start();
     /// assert!(refused.is_err()); // SIGKILL cannot be handled
@@ -374,6 +381,7 @@ impl SignalTrigger {
     /// As [`SignalTriggerBuilder::start`].
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::{SignalTrigger, DEFAULT_SIGNAL};
     /// let dir = std::env::temp_dir().join(format!("heapscope-doc-{}", std::process::id()));
     /// // Kept alive for as long as the process should answer `kill -USR2 <pid>`.
@@ -390,6 +398,7 @@ impl SignalTrigger {
     /// A trigger to configure: signal, cooldown, cap and what to do with each outcome.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::{SignalOutcome, SignalTrigger};
     /// use std::time::Duration;
     /// let trigger = SignalTrigger::builder(heapscope::CaptureOptions::new("/var/tmp/agent"))
@@ -417,6 +426,7 @@ impl SignalTrigger {
     /// The signal this trigger listens for.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::{SignalTrigger, DEFAULT_SIGNAL};
     /// let trigger = SignalTrigger::builder(Default::default()).on_capture(|_| {}).start()?;
     /// assert_eq!(trigger.signal(), DEFAULT_SIGNAL);
@@ -433,6 +443,7 @@ impl SignalTrigger {
     /// is from then on ignored, not given its default action (ending the process).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::signal::SignalTrigger;
     /// let (sent, received) = std::sync::mpsc::channel();
     /// let trigger = SignalTrigger::builder(Default::default())

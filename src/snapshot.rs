@@ -24,6 +24,7 @@ pub struct OwnerEntry {
 /// serialise identically.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::Snapshot;
 ///
 /// let history = heapscope::Owner::named("history");
@@ -58,6 +59,7 @@ impl Snapshot {
     /// Reads every owner's counters.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let snap = heapscope::Snapshot::capture();
     /// assert!(snap.owners.iter().all(|o| o.stats.peak_bytes >= o.stats.live_bytes));
     /// ```
@@ -97,6 +99,7 @@ impl Snapshot {
     /// The entry of the owner with this full name.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let snap = heapscope::Snapshot::capture();
     /// # if snap.tracking {
     /// assert!(snap.owner("root").is_some());
@@ -131,6 +134,7 @@ impl Snapshot {
     /// owners your code names, whose figures include their items', and leave items out.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let base = heapscope::Snapshot::capture();
     /// let cache = heapscope::Owner::named("diff_doc_cache");
     /// let v = cache.in_scope(|| vec![0u8; 10_000]);

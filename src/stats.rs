@@ -86,6 +86,7 @@ pub(crate) fn owner_stats(owner: Owner) -> OwnerStats {
 /// watchdog, a panic hook). All zero without the `enabled` feature.
 ///
 /// ```
+/// # heapscope::install!();
 /// let before = heapscope::global_stats();
 /// let v = vec![0u8; 4096];
 /// let after = heapscope::global_stats();
@@ -114,8 +115,9 @@ pub fn global_stats() -> OwnerStats {
 /// counted; the answer is cached once `true`.
 ///
 /// ```
-/// // Without `install!()` in this doctest binary, nothing is counted.
-/// assert!(!heapscope::is_tracking());
+/// # heapscope::install!();
+/// // With `heapscope::install!()` in this binary: counted whenever tracking is compiled in.
+/// assert_eq!(heapscope::is_tracking(), cfg!(feature = "enabled"));
 /// ```
 pub fn is_tracking() -> bool {
     #[cfg(feature = "enabled")]

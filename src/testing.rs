@@ -131,6 +131,7 @@ fn warn_inactive() -> bool {
 /// shows what the code left unattributed.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{testing::Probe, Owner};
 /// let history = Owner::named("probe_doc_history");
 /// let probe = Probe::start("turn");
@@ -144,6 +145,7 @@ fn warn_inactive() -> bool {
 /// ```
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::testing::Probe;
 ///
 /// let probe = Probe::start("parse");
@@ -164,6 +166,7 @@ impl Probe {
     /// Registers `probe:<name>#<n>` (unique in the process) and enters it on this thread.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::testing::Probe;
     /// let outer = Probe::start("request");
     /// let inner = Probe::start("decode");
@@ -184,6 +187,7 @@ impl Probe {
     /// The probe's owner.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let p = heapscope::testing::Probe::start("x");
     /// assert!(p.owner().name().starts_with("probe:x#"));
     /// ```
@@ -194,6 +198,7 @@ impl Probe {
     /// The probe owner's numbers so far (including any children of it).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let p = heapscope::testing::Probe::start("x");
     /// assert_eq!(p.stats().live_bytes, 0);
     /// ```
@@ -204,6 +209,7 @@ impl Probe {
     /// Whether the probe measures anything (tracking compiled in and installed).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let p = heapscope::testing::Probe::start("x");
     /// assert_eq!(p.is_active(), heapscope::is_tracking());
     /// ```
@@ -228,6 +234,7 @@ impl Drop for Probe {
 /// a table of every owner that moved: the owner and its descendants first, then the others.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{testing::check_growth, Owner};
 /// let cache = Owner::named("check_growth_doc");
 /// let v = check_growth(cache, 2048, || cache.in_scope(|| vec![0u8; 1024]), "fill");
@@ -326,6 +333,7 @@ impl Drop for GrowthCheck<'_> {
 /// the same time. Give each test owners of its own.
 ///
 /// ```
+/// # heapscope::install!();
 /// let cache = heapscope::Owner::named("growth_doc");
 /// let v = heapscope::assert_owner_growth!(cache, at_most = 2048, {
 ///     cache.in_scope(|| vec![0u8; 1024])
@@ -349,6 +357,7 @@ macro_rules! assert_owner_growth {
 /// How an owner's retained bytes moved over the measured iterations of [`leak_check`].
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{testing::{leak_check, Trend}, Owner};
 /// let (table, scratch) = (Owner::named("trend_table"), Owner::named("trend_scratch"));
 /// let mut filled = Vec::new();
@@ -383,6 +392,7 @@ pub enum Trend {
 /// One owner in a [`LeakReport`].
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{testing::{leak_check, Trend}, Owner};
 /// let history = Owner::named("owner_trend_doc");
 /// let mut kept = Vec::with_capacity(16);
@@ -421,6 +431,7 @@ pub struct OwnerTrend {
 /// The result of [`leak_check`]. `Debug` and `Display` name only the leaking owners.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{testing::leak_check, Owner};
 /// let cache = Owner::named("leak_report_doc");
 /// let mut cached: Option<Vec<u8>> = None;
@@ -442,6 +453,7 @@ impl LeakReport {
     /// The owners judged leaking, largest bytes per iteration first.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::Owner;
     /// let (log, index) = (Owner::named("leaking_log"), Owner::named("leaking_index"));
     /// let mut kept = Vec::with_capacity(64);
@@ -462,6 +474,7 @@ impl LeakReport {
     /// first, then by name.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::{testing::{leak_check, Trend}, Owner};
     /// let config = Owner::named("all_doc");
     /// let mut loaded = Vec::new();
@@ -486,6 +499,7 @@ impl LeakReport {
     /// its name; see [`leak_check`]).
     ///
     /// ```
+    /// # heapscope::install!();
     /// use heapscope::Owner;
     /// let parser = Owner::named("owner_doc");
     /// let report = heapscope::testing::leak_check(2, 12, |_| {
@@ -502,6 +516,7 @@ impl LeakReport {
     /// Whether anything was measured (tracking compiled in and installed).
     ///
     /// ```
+    /// # heapscope::install!();
     /// let report = heapscope::testing::leak_check(1, 6, |_| {});
     /// assert_eq!(report.is_active(), heapscope::is_tracking());
     /// if !report.is_active() {
@@ -588,6 +603,7 @@ impl fmt::Display for LeakReport {
 /// seen in every third; the README's "In tests" lists what the verdict misses.
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::Owner;
 /// let leak = Owner::named("leak_doc");
 /// let mut kept = Vec::new();
@@ -610,6 +626,7 @@ pub fn leak_check(warmup: usize, iterations: usize, body: impl FnMut(usize)) -> 
 /// [`Retained::transfer_to`](crate::Retained::transfer_to) is, with its samples from before).
 ///
 /// ```
+/// # heapscope::install!();
 /// use heapscope::{testing::leak_check_under, Owner};
 /// // The tested code's owners, under a parent of this test's own.
 /// let mine = Owner::named("under_doc");

@@ -31,6 +31,7 @@ pub const MAX_WATCH: Duration = Duration::from_secs(3600);
 /// name); the others are summed into [`Sample::other_owners_bytes`]. The chart draws ten.
 ///
 /// ```
+/// # heapscope::install!();
 /// let t = heapscope::watch(std::time::Duration::ZERO, heapscope::MIN_INTERVAL).unwrap();
 /// assert!(t.samples[0].owners.len() <= heapscope::SAMPLE_OWNERS);
 /// ```
@@ -71,6 +72,7 @@ impl Sample {
     /// summed into `other_owners_bytes`, its own figure unknown.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let t = heapscope::watch(std::time::Duration::ZERO, heapscope::MIN_INTERVAL).unwrap();
     /// let s = &t.samples[0];
     /// if s.other_owners_bytes == 0 {
@@ -156,6 +158,7 @@ impl Timeline {
     /// time: the wall-clock difference is used then.
     ///
     /// ```
+    /// # heapscope::install!();
     /// use std::time::Duration;
     /// let sampler = heapscope::Sampler::start(Duration::from_millis(10), 100).unwrap();
     /// drop(heapscope::phase("phase_start_doc"));
@@ -419,6 +422,7 @@ fn check_interval(interval: Duration) -> Result<()> {
 /// 100 000 samples.
 ///
 /// ```
+/// # heapscope::install!();
 /// use std::time::Duration;
 /// let timeline = heapscope::watch(Duration::from_millis(50), Duration::from_millis(10)).unwrap();
 /// assert!(timeline.samples.len() >= 2);
@@ -477,6 +481,7 @@ struct Shared {
 /// handling is not disturbed, and its allocations are heapscope's own.
 ///
 /// ```
+/// # heapscope::install!();
 /// use std::time::Duration;
 /// let sampler = heapscope::Sampler::start(Duration::from_millis(10), 1000).unwrap();
 /// std::thread::sleep(Duration::from_millis(50));

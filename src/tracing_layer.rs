@@ -20,6 +20,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// [`Owner::named`] does.
 ///
 /// ```
+/// # heapscope::install!();
 /// use tracing_subscriber::layer::SubscriberExt;
 ///
 /// let subscriber = tracing_subscriber::registry().with(heapscope::OwnerLayer::new());
@@ -44,6 +45,7 @@ impl OwnerLayer {
     /// A layer reading the span field `field` instead.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let layer = heapscope::OwnerLayer::with_field("memory_owner");
     /// # let _ = layer;
     /// ```

@@ -3,6 +3,7 @@
 /// `bytes` as `"512 B"`, `"1.5 KiB"`, `"3.0 GiB"` (base 1024, one decimal).
 ///
 /// ```
+/// # heapscope::install!();
 /// assert_eq!(heapscope::format_bytes(1536), "1.5 KiB");
 /// assert_eq!(heapscope::format_bytes(512), "512 B");
 /// ```
@@ -29,6 +30,7 @@ pub fn format_bytes(bytes: u64) -> String {
 /// A message naming the text when it is not a number with one of those units, or overflows.
 ///
 /// ```
+/// # heapscope::install!();
 /// assert_eq!(heapscope::parse_bytes("256MiB"), Ok(256 << 20));
 /// assert_eq!(heapscope::parse_bytes("1.5 KiB"), Ok(1536));
 /// assert!(heapscope::parse_bytes("1.5GB").is_err());

@@ -64,6 +64,7 @@ impl<A> Tracked<A> {
     /// Wraps `inner`.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let alloc = heapscope::Tracked::new(std::alloc::System);
     /// # let _ = alloc;
     /// ```
@@ -74,6 +75,7 @@ impl<A> Tracked<A> {
     /// The wrapped allocator.
     ///
     /// ```
+    /// # heapscope::install!();
     /// let alloc = heapscope::Tracked::new(std::alloc::System);
     /// let _system: &std::alloc::System = alloc.inner();
     /// ```
@@ -102,6 +104,7 @@ impl Heapscope {
     /// `Tracked` over the default inner allocator, usable in a `static`.
     ///
     /// ```
+    /// # heapscope::install!();
     /// static ALLOC: heapscope::Heapscope = heapscope::Heapscope::new();
     /// ```
     pub const fn new() -> Self {

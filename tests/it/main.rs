@@ -21,6 +21,8 @@ mod async_owner;
 #[cfg(all(feature = "enabled", target_os = "linux", not(miri)))]
 mod binary_size;
 mod coherence;
+#[cfg(not(miri))]
+mod doc_examples;
 mod growth;
 mod layouts;
 mod model;
