@@ -95,8 +95,30 @@ fn unpublished_frees_of_many_owners_never_lift_the_process_peak() {
     drop(kept);
 }
 
+/// A transient under the 64 KiB publication threshold in a top-level owner: nothing is
+/// published and nothing reads while it lives, so only the allocation path's own record can
+/// lift the process peak, and it must lift it to exactly what was held. (Until this case, the
+/// process peak was never checked without a publication or a reading to lift it: with
+/// `record_peak` raising the process peak for children's records instead of top-level
+/// owners', every case here passed.)
+fn an_unpublished_transient_shows_in_the_process_peak_exactly() {
+    const SIZE: u64 = 60_000;
+    let owner = Owner::named("global_small_transient");
+    let g0 = heapscope::global_stats();
+    // The process has held far less than this so far (it runs first), so the transient is a
+    // new peak.
+    assert!(g0.peak_bytes < g0.live_bytes + SIZE, "peaked before: {g0:?}");
+    drop(owner.in_scope(|| black_box(Vec::<u8>::with_capacity(SIZE as usize))));
+    let g1 = heapscope::global_stats();
+    assert_eq!(g1.live_bytes, g0.live_bytes, "{g0:?} -> {g1:?}");
+    assert_eq!(g1.peak_bytes, g0.live_bytes + SIZE, "{g0:?} -> {g1:?}");
+}
+
 fn main() {
     assert!(heapscope::is_tracking());
+    // First: the process peak is lifetime, and every later case holds more.
+    an_unpublished_transient_shows_in_the_process_peak_exactly();
+    println!("test an_unpublished_transient_shows_in_the_process_peak_exactly ... ok");
     the_process_totals_move_by_exactly_what_was_allocated();
     println!("test the_process_totals_move_by_exactly_what_was_allocated ... ok");
     // Before the transient: the process peak is lifetime, and 50 MiB would hide this one.
@@ -104,5 +126,5 @@ fn main() {
     println!("test unpublished_frees_of_many_owners_never_lift_the_process_peak ... ok");
     a_transient_shows_in_the_process_peak();
     println!("test a_transient_shows_in_the_process_peak ... ok");
-    println!("global_stats: 3 passed, 0 failed");
+    println!("global_stats: 4 passed, 0 failed");
 }
