@@ -1595,6 +1595,50 @@ mod tests {
         .unwrap();
     }
 
+    /// A thread without a slot of its own (past 256 threads, past its exit, every thread off
+    /// Unix) counts in the shared slot and publishes each call at every level at once: a
+    /// child's allocation reaches its own and its parent's published totals and peaks, and the
+    /// process's peak, before the call returns. `tests/thread_slots.rs` reaches this path
+    /// with 300 threads but asserts no peak or level (their documented error is 299 × 64 KiB
+    /// there), and passed with `publish_directly` a no-op, stopping at the first level
+    /// (`id == PROCESS` inverted), or raising the process peak on frees (`delta > 0` as `<`).
+    #[test]
+    fn a_thread_without_a_slot_publishes_every_call_at_every_level() {
+        const TOP: u16 = (MAX_OWNERS - 8) as u16;
+        const ITEM: u16 = (MAX_OWNERS - 7) as u16;
+        // Far above anything the other tests of this binary count (none allocate for real).
+        const HUGE: usize = 1 << 40;
+        let level =
+            |id: u16| plus_pending(id as usize, masked!(OWNERS, id as usize).flushed.load(SeqCst));
+        masked!(PARENTS, ITEM as usize).store(TOP, Relaxed);
+        let tag = ITEM | CHILD_BIT;
+        std::thread::spawn(move || {
+            // As after the thread's exit: counted in the shared slot.
+            STATE.with(|s| s.slot.set(SHARED));
+            charge(tag, 1000);
+            assert_eq!((level(ITEM), level(TOP)), (1000, 1000));
+            assert_eq!((read_peak(ITEM), read_peak(TOP)), (1000, 1000));
+            credit(tag, 400);
+            charge(TOP, 50);
+            assert_eq!((level(ITEM), level(TOP)), (600, 650));
+            assert_eq!((read_peak(ITEM), read_peak(TOP)), (1000, 1000));
+            credit(tag, 600);
+            credit(TOP, 50);
+            assert_eq!((level(ITEM), level(TOP)), (0, 0));
+            let item = Raw { alloc_bytes: 1000, alloc_blocks: 1, free_bytes: 1000, free_blocks: 2 };
+            assert_eq!(read_own(ITEM), item);
+            let top = Raw { alloc_bytes: 50, alloc_blocks: 1, free_bytes: 50, free_blocks: 1 };
+            assert_eq!(read_own(TOP), top);
+            // The process's peak rises with an allocation, not with a free.
+            charge(TOP, HUGE);
+            let peak = read_peak(PROCESS);
+            credit(TOP, HUGE);
+            assert!(peak >= HUGE as u64, "process peak {peak} below {HUGE}");
+        })
+        .join()
+        .unwrap();
+    }
+
     /// The trap's pending bytes are shared by every thread without a slot (past 256 threads,
     /// past a thread's exit, every thread off Unix). Next to a block of more than 2 GiB on
     /// another such thread they pass a child's `i32` limits, and a child's allocation or free
