@@ -143,3 +143,28 @@ fn ids_reused_by_the_other_kind_of_owner_keep_exact_peaks() {
     assert_eq!(parent.stats().live_bytes, 0);
     parent.retire().unwrap();
 }
+
+#[test]
+fn a_peak_reached_on_one_thread_and_ended_by_frees_on_another_is_recorded() {
+    // This thread's slot gets its floor below zero for the owner (a block allocated and
+    // freed here), so its frees of it below stay on the fast path and record nothing. The
+    // peak must then come from the other thread's records as it allocates: at its first
+    // block (the owner below its earlier peak of 10 000) the slot sets its headroom to the
+    // room left below that peak, and its second block passes it and records 13 000. Nothing
+    // reads the owner in between. Passed with the record made on another owner's counters
+    // (`raise_peak`'s `owner & ID_MASK` as `|` or `^`: the peak stayed 10 000).
+    let _g = serial();
+    let o = Owner::named("peak_other_thread_frees");
+    drop(o.in_scope(|| black_box(vec![0u8; 10_000])));
+    let blocks = std::thread::spawn(move || {
+        let a = o.in_scope(|| black_box(vec![0u8; 1000]));
+        let b = o.in_scope(|| black_box(vec![0u8; 12_000]));
+        (a, b)
+    })
+    .join()
+    .unwrap();
+    drop(blocks);
+    let s = o.stats();
+    assert_eq!((s.live_bytes, s.total_bytes, s.peak_bytes), (0, 23_000, 13_000));
+    o.retire().unwrap();
+}
