@@ -263,6 +263,34 @@ mod tests {
         );
     }
 
+    /// A probe window that starts at a level's last slot goes on at its first. No other test
+    /// filled a window there, and the index mask written as `^` instead of `&` (probing the
+    /// window backwards, the same way on insertion and removal) passed them all, though it
+    /// indexes past the end of the level, a panic on the allocation path, as soon as a window
+    /// wraps.
+    #[test]
+    fn a_probe_window_wraps_around_the_end_of_a_level() {
+        const N: usize = 1 << 8;
+        let level: Box<Level<N>> = Box::new(Level::new());
+        // Three addresses whose home is the last slot (one in 256 addresses is).
+        let homed_last: Vec<usize> = (0..)
+            .map(|i| BASE + 0x6000_0000 + i * 8)
+            .filter(|&addr| Level::<N>::home(addr) == N - 1)
+            .take(3)
+            .collect();
+        for (owner, &addr) in homed_last.iter().enumerate() {
+            assert!(level.insert(addr, (addr as u64) << 16 | owner as u64), "refused {addr:#x}");
+        }
+        // The last slot, then the first two.
+        let held = |slot: usize| level.probe(slot, 0).load(Relaxed) >> 16;
+        let addrs: Vec<u64> = homed_last.iter().map(|&addr| addr as u64).collect();
+        assert_eq!(vec![held(N - 1), held(0), held(1)], addrs);
+        for (owner, &addr) in homed_last.iter().enumerate().rev() {
+            assert_eq!(level.remove(addr, addr as u64), Some(owner as u16));
+        }
+        assert!((0..N).all(|slot| level.probe(slot, 0).load(Relaxed) <= TOMBSTONE));
+    }
+
     #[test]
     fn large_blocks_go_to_the_hashed_levels_where_the_direct_map_has_no_leaf() {
         use direct_map::{leaves_used, LEAVES, POOL_TESTS, REGION_BYTES};
