@@ -291,6 +291,38 @@ mod tests {
         assert!((0..N).all(|slot| level.probe(slot, 0).load(Relaxed) <= TOMBSTONE));
     }
 
+    /// Entries go to the next level when a window of the ones before is full, and are found
+    /// there. Addresses with one home in the third level have one in the first two too, so
+    /// 194 of them fill a window of each and put the last two in the fourth (under Miri, 65
+    /// sharing a home in the first level reach the second); each level holds an entry once.
+    /// No other test filled a window of the first level, and the deeper levels were never
+    /// reached: `insert_deeper` returning `true` or `false`, `remove_deeper` returning `None`,
+    /// and each `||` of `insert_deeper` as `&&` (an entry put in two levels) all passed.
+    #[test]
+    fn crowded_windows_spill_into_the_deeper_levels() {
+        const HOMES: usize = if cfg!(miri) { 1 << (14 - SHRINK) } else { 1 << (18 - SHRINK) };
+        let count = if cfg!(miri) { PROBE_LIMIT + 1 } else { 3 * PROBE_LIMIT + 2 };
+        let base = BASE + 0x7000_0000;
+        let target = Level::<HOMES>::home(base);
+        let crowd: Vec<usize> = (0..)
+            .map(|i| base + i * 8)
+            .filter(|&addr| Level::<HOMES>::home(addr) == target)
+            .take(count)
+            .collect();
+        for (owner, &addr) in crowd.iter().enumerate() {
+            assert!(insert(addr, owner as u16, 16), "refused entry {owner}");
+        }
+        for (owner, &addr) in crowd.iter().enumerate() {
+            assert_eq!(remove(addr, 16), Some(owner as u16), "entry {owner}");
+        }
+        for &addr in &crowd {
+            let key = addr as u64;
+            let left = [L0.remove(addr, key), L1.remove(addr, key), L2.remove(addr, key)];
+            assert_eq!(left, [None; 3], "{addr:#x} left in a level");
+            assert_eq!((L3.remove(addr, key), L4.remove(addr, key)), (None, None));
+        }
+    }
+
     #[test]
     fn large_blocks_go_to_the_hashed_levels_where_the_direct_map_has_no_leaf() {
         use direct_map::{leaves_used, LEAVES, POOL_TESTS, REGION_BYTES};
