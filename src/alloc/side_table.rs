@@ -291,24 +291,33 @@ mod tests {
         assert!((0..N).all(|slot| level.probe(slot, 0).load(Relaxed) <= TOMBSTONE));
     }
 
-    /// Entries go to the next level when a window of the ones before is full, and are found
-    /// there. Addresses with one home in the third level have one in the first two too, so
-    /// 194 of them fill a window of each and put the last two in the fourth (under Miri, 65
-    /// sharing a home in the first level reach the second); each level holds an entry once.
-    /// No other test filled a window of the first level, and the deeper levels were never
-    /// reached: `insert_deeper` returning `true` or `false`, `remove_deeper` returning `None`,
-    /// and each `||` of `insert_deeper` as `&&` (an entry put in two levels) all passed.
-    #[test]
-    fn crowded_windows_spill_into_the_deeper_levels() {
-        const HOMES: usize = if cfg!(miri) { 1 << (14 - SHRINK) } else { 1 << (18 - SHRINK) };
-        let count = if cfg!(miri) { PROBE_LIMIT + 1 } else { 3 * PROBE_LIMIT + 2 };
-        let base = BASE + 0x7000_0000;
+    /// `count` addresses from `base` up that share one home in a level of `HOMES` slots.
+    #[allow(clippy::arithmetic_side_effects, reason = "a test's search, far below overflow")]
+    fn sharing_a_home<const HOMES: usize>(base: usize, count: usize) -> Vec<usize> {
         let target = Level::<HOMES>::home(base);
-        let crowd: Vec<usize> = (0..)
+        (0..)
             .map(|i| base + i * 8)
             .filter(|&addr| Level::<HOMES>::home(addr) == target)
             .take(count)
-            .collect();
+            .collect()
+    }
+
+    /// Entries go to the next level when a window of the ones before is full, and are found
+    /// there. Addresses with one home in the third level have one in the first two too, so
+    /// 194 of them fill a window of each and put the last two in the fourth (under Miri or a
+    /// sanitizer, where finding them takes long, 65 sharing a home in the first level reach
+    /// the second); each level holds an entry once. No other test filled a window of the
+    /// first level, and the deeper levels were never reached: `insert_deeper` returning
+    /// `true` or `false`, `remove_deeper` returning `None`, and each `||` of `insert_deeper`
+    /// as `&&` (an entry put in two levels) all passed.
+    #[test]
+    fn crowded_windows_spill_into_the_deeper_levels() {
+        let base = BASE + 0x7000_0000;
+        let crowd = if cfg!(miri) || std::env::var_os("HEAPSCOPE_SANITIZER").is_some() {
+            sharing_a_home::<{ 1 << (14 - SHRINK) }>(base, PROBE_LIMIT + 1)
+        } else {
+            sharing_a_home::<{ 1 << (18 - SHRINK) }>(base, 3 * PROBE_LIMIT + 2)
+        };
         for (owner, &addr) in crowd.iter().enumerate() {
             assert!(insert(addr, owner as u16, 16), "refused entry {owner}");
         }
