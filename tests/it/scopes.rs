@@ -306,6 +306,23 @@ fn two_scopes_of_one_owner_dropped_outer_first_end_where_they_started() {
     }
 }
 
+/// The reserved owners are entered as themselves, inside a user owner's scope too, and each
+/// scope gives the thread back the owner before it. Only the process itself (no handle to it
+/// is public) is entered as the overflow owner: with that test inverted (`self.id ==
+/// PROCESS`), entering root, the overflow or the internal owner entered the overflow owner,
+/// and every other test passed.
+#[test]
+fn the_reserved_owners_are_entered_as_themselves() {
+    let a = Owner::named("sc_reserved_around");
+    a.in_scope(|| {
+        for reserved in [Owner::root(), Owner::internal(), Owner::overflow()] {
+            reserved.in_scope(|| assert_eq!(Owner::current(), reserved, "{}", reserved.name()));
+            assert_eq!(Owner::current(), a);
+        }
+    });
+    assert_eq!(Owner::current(), Owner::root());
+}
+
 /// Inside a scope that outlived its owner's retirement, `Owner::current()` is the retired
 /// owner's handle (its name and stats), and entering it enters the overflow owner as for any
 /// retired handle. It once matched no owner ("heapscope.stale", zero stats), and entering it
