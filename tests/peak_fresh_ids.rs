@@ -29,9 +29,17 @@ fn nums(o: Owner) -> (u64, u64, u64) {
     (s.live_bytes, s.total_bytes, s.peak_bytes)
 }
 
-/// Runs `f` on a new thread and waits for it.
-fn on_new_thread(f: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(f).join().unwrap();
+/// On a new thread (which takes a fresh slot), allocates `first` then `second` bytes under
+/// `owner`, frees the second block, then the first, and waits for it.
+fn grow_then_free_on_new_thread(owner: Owner, first: usize, second: usize) {
+    std::thread::spawn(move || {
+        let a = owner.in_scope(|| black_box(vec![0u8; first]));
+        let b = owner.in_scope(|| black_box(vec![0u8; second]));
+        drop(b);
+        drop(a);
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]
@@ -45,22 +53,12 @@ fn peaks_on_thread_slots_taken_after_registration() {
 
     // A top-level owner growing at its peak (1000, then 2000 more without looking), then
     // freeing: the first free records the 3000.
-    on_new_thread(move || {
-        let a = top.in_scope(|| black_box(vec![0u8; 1000]));
-        let b = top.in_scope(|| black_box(vec![0u8; 2000]));
-        drop(b);
-        drop(a);
-    });
+    grow_then_free_on_new_thread(top, 1000, 2000);
     assert_eq!(nums(top), (0, 3000, 3000), "top-level");
 
     // The same for a child, whose limits are kept apart from a top-level owner's: its own
     // peak and its parent's.
-    on_new_thread(move || {
-        let a = item.in_scope(|| black_box(vec![0u8; 1000]));
-        let b = item.in_scope(|| black_box(vec![0u8; 2000]));
-        drop(b);
-        drop(a);
-    });
+    grow_then_free_on_new_thread(item, 1000, 2000);
     assert_eq!(nums(item), (0, 3000, 3000), "child");
     assert_eq!(nums(parent), (0, 3000, 3000), "parent");
 
@@ -70,12 +68,7 @@ fn peaks_on_thread_slots_taken_after_registration() {
     // new thread allocated and freed stay in the parent's level for good, and a later
     // 2000-byte block alone lifts the parent's peak to 2300 (or 1800 the other way).
     drop(below.in_scope(|| black_box(vec![0u8; 1000])));
-    on_new_thread(move || {
-        let a = below.in_scope(|| black_box(vec![0u8; 100]));
-        let b = below.in_scope(|| black_box(vec![0u8; 200]));
-        drop(b);
-        drop(a);
-    });
+    grow_then_free_on_new_thread(below, 100, 200);
     drop(below_parent.in_scope(|| black_box(vec![0u8; 2000])));
     assert_eq!(nums(below), (0, 1300, 1000), "child below its peak");
     assert_eq!(nums(below_parent), (0, 3300, 2000), "its parent");
